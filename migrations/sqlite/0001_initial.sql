@@ -1,0 +1,160 @@
+-- Timestamps are Unix seconds (UTC) in both backends, so that comparisons and
+-- arithmetic are the same SQL everywhere. Flags are 0/1 integers for the same reason.
+
+CREATE TABLE coaches (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    phone TEXT,
+    role TEXT NOT NULL DEFAULT 'coach' CHECK (role IN ('coach', 'admin')),
+    password_hash TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE clients (
+    id INTEGER PRIMARY KEY,
+    external_id TEXT NOT NULL UNIQUE,
+    first_name TEXT NOT NULL,
+    preferred_name TEXT,
+    email TEXT,
+    phone TEXT,
+    preferred_channel TEXT NOT NULL CHECK (preferred_channel IN ('email', 'sms')),
+    language TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    coach_id INTEGER NOT NULL REFERENCES coaches (id),
+    consent_email INTEGER NOT NULL DEFAULT 0,
+    consent_sms INTEGER NOT NULL DEFAULT 0,
+    discreet INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'paused', 'hold', 'discharged')),
+    opted_out_email_at INTEGER,
+    opted_out_sms_at INTEGER,
+    -- NULL until the first engagement event; quiet time then counts from created_at.
+    last_engaged_at INTEGER,
+    -- The earliest time detection needs to look at this client again; NULL while
+    -- nothing can change without an outside event (an open message, a paused client,
+    -- a finished episode). Keeps detection proportional to the work that is due.
+    next_detect_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX clients_last_engaged_at ON clients (last_engaged_at);
+CREATE INDEX clients_next_detect_at ON clients (next_detect_at) WHERE next_detect_at IS NOT NULL;
+CREATE INDEX clients_coach_id ON clients (coach_id);
+CREATE INDEX clients_phone ON clients (phone);
+
+CREATE TABLE engagement_events (
+    id INTEGER PRIMARY KEY,
+    client_id INTEGER NOT NULL REFERENCES clients (id),
+    kind TEXT NOT NULL,
+    occurred_at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    note TEXT,
+    recorded_at INTEGER NOT NULL,
+    UNIQUE (client_id, kind, occurred_at)
+);
+
+CREATE TABLE episodes (
+    id INTEGER PRIMARY KEY,
+    client_id INTEGER NOT NULL REFERENCES clients (id),
+    started_at INTEGER NOT NULL,
+    -- The highest cadence step drafted in this episode.
+    step INTEGER NOT NULL DEFAULT 0,
+    closed_at INTEGER,
+    close_reason TEXT
+);
+CREATE UNIQUE INDEX episodes_one_open_per_client ON episodes (client_id) WHERE closed_at IS NULL;
+
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    client_id INTEGER NOT NULL REFERENCES clients (id),
+    coach_id INTEGER NOT NULL REFERENCES coaches (id),
+    episode_id INTEGER NOT NULL REFERENCES episodes (id),
+    step INTEGER NOT NULL,
+    channel TEXT NOT NULL CHECK (channel IN ('email', 'sms')),
+    recipient TEXT NOT NULL,
+    subject TEXT,
+    body TEXT NOT NULL,
+    html TEXT,
+    template TEXT NOT NULL,
+    template_hash TEXT NOT NULL,
+    lint TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    approved_at INTEGER,
+    approved_by INTEGER REFERENCES coaches (id),
+    rejected_at INTEGER,
+    reject_reason TEXT,
+    sent_at INTEGER,
+    -- When the message stopped counting as open: sent, rejected, expired, failed, cancelled.
+    settled_at INTEGER,
+    cancel_reason TEXT,
+    edited INTEGER NOT NULL DEFAULT 0,
+    original_subject TEXT,
+    original_body TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    lease_until INTEGER,
+    -- RFC 5322 Message-ID, created with the draft and reused on every attempt.
+    email_message_id TEXT,
+    provider_message_id TEXT,
+    delivery_status TEXT,
+    last_error TEXT,
+    UNIQUE (episode_id, step)
+);
+CREATE INDEX messages_due ON messages (next_attempt_at) WHERE status = 'approved';
+CREATE INDEX messages_sending ON messages (lease_until) WHERE status = 'sending';
+CREATE INDEX messages_client_status ON messages (client_id, status);
+CREATE INDEX messages_status_created ON messages (status, created_at);
+
+-- One row per attempt, written when the attempt starts and completed once with
+-- its outcome; never changed after that.
+CREATE TABLE send_log (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id),
+    attempt INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    outcome TEXT CHECK (outcome IN ('sent', 'retry', 'failed', 'in_doubt')),
+    provider_id TEXT,
+    code TEXT,
+    error TEXT,
+    UNIQUE (message_id, attempt)
+);
+CREATE INDEX send_log_started_at ON send_log (started_at);
+
+CREATE TABLE inbound (
+    id INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    from_addr TEXT NOT NULL,
+    to_addr TEXT,
+    body TEXT NOT NULL,
+    client_id INTEGER REFERENCES clients (id),
+    classification TEXT NOT NULL
+        CHECK (classification IN ('reply', 'opt_out', 'opt_in', 'help', 'crisis')),
+    provider_id TEXT UNIQUE,
+    handled_at INTEGER
+);
+CREATE INDEX inbound_client_id ON inbound (client_id);
+
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor_coach_id INTEGER REFERENCES coaches (id),
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    client_id INTEGER REFERENCES clients (id),
+    message_id INTEGER REFERENCES messages (id),
+    detail TEXT
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+
+-- Small facts the process must remember between runs (the cadence fingerprint).
+CREATE TABLE app_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -1,0 +1,489 @@
+//! The command line. Each command loads the settings, builds the context and
+//! calls the same library function that the scheduler and the web use.
+//! Exit codes: 0 success, 1 a problem to fix (the message says what), 2 usage.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::config::Settings;
+use crate::context::AppContext;
+use crate::domain::{EmailAddress, MessageStatus, PhoneNumber, Role};
+use crate::import::{ImportOptions, ImportReport};
+use crate::store::{coaches, messages, send_log};
+use crate::{auth, demo, detect, dispatch, drafts, import, serve};
+
+#[derive(Debug, Parser)]
+#[command(name = "reengage", version, about = "Warm check-ins for clients who have gone quiet, approved by their coach.")]
+pub struct Cli {
+    /// A TOML file layered over the built-in config/default.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Overrides database.url.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: migrations, scheduled jobs and the web server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create a fresh demo under data/demo, draft check-ins, then serve.
+    Demo(DemoArgs),
+    /// Import clients or engagement events from CSV.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Run detection once and print what it did.
+    Detect {
+        /// The time to detect at (RFC 3339); default now.
+        #[arg(long, value_parser = parse_now)]
+        now: Option<DateTime<Utc>>,
+        /// Print what would happen and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send everything due once and print the outcomes.
+    Dispatch {
+        /// The time to dispatch at (RFC 3339); default now.
+        #[arg(long, value_parser = parse_now)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// List, approve or reject drafts.
+    #[command(subcommand)]
+    Drafts(DraftsCommand),
+    /// Manage coaches.
+    #[command(subcommand)]
+    Coaches(CoachesCommand),
+    /// Read the send log.
+    #[command(subcommand)]
+    Sends(SendsCommand),
+    /// Check the templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many synthetic clients to create.
+    #[arg(long, default_value_t = 200)]
+    pub clients: u32,
+    /// Where the demo's web server listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Set everything up and print the summary, but do not serve.
+    #[arg(long, hide = true)]
+    pub no_serve: bool,
+    /// The demo's folder (deleted and recreated).
+    #[arg(long, default_value = "data/demo", hide = true)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// clients.csv: external_id,first_name,preferred_name,email,phone,preferred_channel,
+    /// language,timezone,coach_email,consent_email,consent_sms,discreet,status
+    Clients {
+        file: PathBuf,
+        /// Import the good rows and report the bad ones.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// events.csv: external_id,kind,occurred_at,note
+    Events {
+        file: PathBuf,
+        /// Import the good rows and report the bad ones.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DraftsCommand {
+    /// List messages (all statuses unless --status).
+    List {
+        #[arg(long, value_parser = parse_status)]
+        status: Option<MessageStatus>,
+        /// Only this coach's clients.
+        #[arg(long, value_name = "EMAIL")]
+        coach: Option<String>,
+        /// Print the message JSON of DESIGN.md.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve drafts as this coach.
+    Approve {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[arg(long, value_name = "EMAIL")]
+        coach: String,
+    },
+    /// Reject a draft as this coach.
+    Reject {
+        id: i64,
+        #[arg(long, value_name = "EMAIL")]
+        coach: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CoachesCommand {
+    /// Add a coach.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "coach", value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        phone: Option<String>,
+        /// Read a login password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SendsCommand {
+    /// Print the send log, one row per attempt.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Render every template for a sample client and a sample discreet client.
+    Check,
+}
+
+fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time like 2026-03-01T14:00:00Z: {e}"))
+}
+
+fn parse_status(s: &str) -> Result<MessageStatus, String> {
+    s.parse().map_err(|_| {
+        format!("`{s}` is not a status: pending, approved, sending, sent, delivered, undelivered, failed, in_doubt, rejected, expired, cancelled")
+    })
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|_| format!("`{s}` is not a role: coach or admin"))
+}
+
+/// Logs go to stderr; `RUST_LOG` sets the level (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints to stdout. A reader that went away (`reengage drafts list | head`) is
+/// not an error worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            esay!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn context(cli: &Cli) -> anyhow::Result<AppContext> {
+    let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
+    AppContext::build(settings).await
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Demo(args) = &cli.command {
+        return demo::run(cli.config.as_deref(), args).await.map(|()| ExitCode::SUCCESS);
+    }
+    let ctx = context(&cli).await?;
+    let code = match cli.command {
+        Command::Serve => {
+            serve::serve(ctx.clone()).await?;
+            ExitCode::SUCCESS
+        }
+        Command::Migrate => {
+            say!("migrations applied");
+            ExitCode::SUCCESS
+        }
+        Command::Demo(_) => unreachable!("handled above"),
+        Command::Import(command) => import_command(&ctx, command).await?,
+        Command::Detect { now, dry_run } => {
+            let now = now.unwrap_or_else(|| ctx.clock.now());
+            let summary = if dry_run {
+                detect::preview(&ctx, now).await?
+            } else {
+                detect::run(&ctx, now).await?
+            };
+            say!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Command::Dispatch { now } => {
+            let now = now.unwrap_or_else(|| ctx.clock.now());
+            let summary = dispatch::run_once(&ctx, now).await?;
+            say!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Command::Drafts(command) => drafts_command(&ctx, command).await?,
+        Command::Coaches(CoachesCommand::Add {
+            email,
+            name,
+            role,
+            phone,
+            password_stdin,
+        }) => add_coach(&ctx, &email, &name, role, phone.as_deref(), password_stdin).await?,
+        Command::Sends(SendsCommand::List { json }) => {
+            let mut conn = ctx.store.conn().await?;
+            let entries = send_log::list(&mut conn, None).await?;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                say!(
+                    "{:>6} {:>7} {:>7} {:<5} {:<8} {:<20} {:<28} ERROR",
+                    "ID", "MESSAGE", "ATTEMPT", "CHAN", "OUTCOME", "STARTED", "TO"
+                );
+                for e in entries {
+                    say!(
+                        "{:>6} {:>7} {:>7} {:<5} {:<8} {:<20} {:<28} {}",
+                        e.id,
+                        e.message_id,
+                        e.attempt,
+                        e.channel,
+                        e.outcome.as_deref().unwrap_or("started"),
+                        e.started_at.format("%Y-%m-%d %H:%M:%S"),
+                        e.recipient,
+                        [e.code.as_deref(), e.error.as_deref()]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Templates(TemplatesCommand::Check) => check_templates(&ctx),
+    };
+    Ok(code)
+}
+
+async fn import_command(ctx: &AppContext, command: ImportCommand) -> anyhow::Result<ExitCode> {
+    let (file, skip_invalid, is_clients) = match command {
+        ImportCommand::Clients { file, skip_invalid } => (file, skip_invalid, true),
+        ImportCommand::Events { file, skip_invalid } => (file, skip_invalid, false),
+    };
+    let input = std::fs::File::open(&file)
+        .with_context(|| format!("Failed to open {}", file.display()))?;
+    let input = std::io::BufReader::with_capacity(1 << 16, input);
+    let options = ImportOptions { skip_invalid };
+    let now = ctx.clock.now();
+    let report = if is_clients {
+        import::clients(ctx, input, options, now).await?
+    } else {
+        import::events(ctx, input, options, now).await?
+    };
+    Ok(print_import(&file, &report))
+}
+
+fn print_import(file: &std::path::Path, report: &ImportReport) -> ExitCode {
+    for error in &report.errors {
+        esay!("{}: {error}", file.display());
+    }
+    if report.committed {
+        say!("{}: {report}", file.display());
+        ExitCode::SUCCESS
+    } else {
+        esay!("{}: {report}", file.display());
+        ExitCode::FAILURE
+    }
+}
+
+async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Result<ExitCode> {
+    let now = ctx.clock.now();
+    match command {
+        DraftsCommand::List { status, coach, json } => {
+            let coach_id = match coach {
+                Some(email) => match drafts::acting_coach(ctx, &email).await? {
+                    Ok(c) => Some(c.id),
+                    Err(e) => {
+                        esay!("error: {e}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                },
+                None => None,
+            };
+            let mut conn = ctx.store.conn().await?;
+            let list = messages::list(&mut conn, status, coach_id).await?;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                say!("no messages");
+            } else {
+                say!(
+                    "{:>6} {:<9} {:<5} {:>4} {:<14} {:<24} {:<16} BODY",
+                    "ID", "STATUS", "CHAN", "STEP", "CLIENT", "COACH", "CREATED"
+                );
+                for m in list {
+                    let preview: String = m.body.replace('\n', " ").chars().take(60).collect();
+                    say!(
+                        "{:>6} {:<9} {:<5} {:>4} {:<14} {:<24} {:<16} {preview}",
+                        m.id,
+                        m.status,
+                        m.channel,
+                        m.step,
+                        m.client_external_id,
+                        m.coach_email,
+                        m.created_at.format("%Y-%m-%d %H:%M"),
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DraftsCommand::Approve { ids, coach } => {
+            let coach = match drafts::acting_coach(ctx, &coach).await? {
+                Ok(c) => c,
+                Err(e) => {
+                    esay!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let mut failed = false;
+            for id in ids {
+                match drafts::approve(ctx, &coach, id, now).await? {
+                    Ok(()) => say!("draft {id}: approved"),
+                    Err(e) => {
+                        failed = true;
+                        esay!("draft {id}: not approved: {e}");
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        DraftsCommand::Reject { id, coach, reason } => {
+            let coach = match drafts::acting_coach(ctx, &coach).await? {
+                Ok(c) => c,
+                Err(e) => {
+                    esay!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            match drafts::reject(ctx, &coach, id, reason.as_deref(), now).await? {
+                Ok(()) => {
+                    say!("draft {id}: rejected");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    esay!("draft {id}: not rejected: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn add_coach(
+    ctx: &AppContext,
+    email: &str,
+    name: &str,
+    role: Role,
+    phone: Option<&str>,
+    password_stdin: bool,
+) -> anyhow::Result<ExitCode> {
+    let email = EmailAddress::parse(email)?;
+    if name.trim().is_empty() {
+        anyhow::bail!("--name must not be empty");
+    }
+    let phone = phone
+        .map(|p| PhoneNumber::parse(p, Some(ctx.settings.phone_region())))
+        .transpose()?;
+    let password_hash = if password_stdin {
+        let mut password = String::new();
+        std::io::stdin()
+            .read_to_string(&mut password)
+            .context("Failed to read the password from standard input")?;
+        let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
+        Some(auth::hash_password(&password)?)
+    } else {
+        None
+    };
+    let mut conn = ctx.store.conn().await?;
+    let added = coaches::insert(
+        &mut conn,
+        &coaches::NewCoach {
+            email: email.as_str(),
+            name: name.trim(),
+            phone: phone.as_ref().map(|p| p.as_str()),
+            role,
+            password_hash: password_hash.as_deref(),
+        },
+        ctx.clock.now(),
+    )
+    .await?;
+    match added {
+        Some(id) => {
+            say!("coach {id} added: {email} ({role})");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            esay!("error: a coach with the email {email} already exists");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Renders every template in every language for a regular and a discreet sample
+/// client. Exit 1 if any fails.
+fn check_templates(ctx: &AppContext) -> ExitCode {
+    let mut failed = false;
+    for (language, template) in ctx.composer.templates() {
+        for discreet in [false, true] {
+            for channel in [crate::domain::Channel::Sms, crate::domain::Channel::Email] {
+                let vars = demo::sample_vars(&ctx.settings, discreet);
+                let who = if discreet { "discreet" } else { "regular" };
+                match ctx.composer.render(&template, &language, channel, &vars) {
+                    Ok(rendered) if channel == crate::domain::Channel::Sms => {
+                        let count = crate::compose::segments::count(&rendered.body);
+                        say!(
+                            "ok   {language}/{template}.sms ({who}): {} characters, {} segment(s), {:?}",
+                            count.units, count.segments, count.encoding
+                        );
+                    }
+                    Ok(_) => say!("ok   {language}/{template}.email ({who})"),
+                    Err(e) => {
+                        failed = true;
+                        say!("FAIL {e} ({who})");
+                    }
+                }
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}

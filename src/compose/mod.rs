@@ -1,0 +1,343 @@
+//! Drafts from templates. Handlebars runs in strict mode, so a missing variable
+//! is an error that names the template, never a message with a hole in it.
+//!
+//! The default templates are compiled into the binary; files in `templates.dir`
+//! replace them one by one. Layout: `LANG/NAME.sms.hbs`, `LANG/NAME.email.hbs`
+//! (subject, a line `---`, then the plain-text body), `LANG/NAME.email.html.hbs`,
+//! and shared partials in `partials/NAME.hbs`.
+//!
+//! The tone and privacy guardrails land beside this module (see the guardrails issue).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::Context as _;
+use handlebars::Handlebars;
+use rust_embed::RustEmbed;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::Channel;
+
+pub mod segments;
+
+#[derive(RustEmbed)]
+#[folder = "templates/"]
+#[include = "*.hbs"]
+struct BuiltInTemplates;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("template {name} is missing")]
+    Missing { name: String },
+    #[error("template {name} failed to render: {reason}")]
+    Render { name: String, reason: String },
+    #[error("template {name} needs a line `---` between the subject and the body")]
+    NoSubject { name: String },
+    #[error("template {name} rendered an empty {part}")]
+    Empty { name: String, part: &'static str },
+}
+
+/// What templates can use: `{{client.name}}`, `{{coach.first_name}}`, …
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateVars {
+    pub client: ClientVars,
+    pub coach: CoachVars,
+    pub agency: AgencyVars,
+    pub unsubscribe_url: String,
+    pub discreet: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientVars {
+    /// The preferred name, falling back to the first name.
+    pub name: String,
+    pub first_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CoachVars {
+    pub first_name: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgencyVars {
+    pub name: String,
+}
+
+/// A rendered draft, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+    /// `LANG/NAME`, as stored on the message.
+    pub template: String,
+    /// A short hash of the template sources used, so that a message can be traced
+    /// to the exact wording it came from.
+    pub template_hash: String,
+}
+
+pub struct Composer {
+    /// Plain text: no escaping.
+    text: Handlebars<'static>,
+    /// HTML: everything escaped.
+    html: Handlebars<'static>,
+    sources: BTreeMap<String, String>,
+}
+
+impl Composer {
+    /// Loads the built-in templates, then the overrides in `dir` if it exists.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let mut sources = BTreeMap::new();
+        for path in BuiltInTemplates::iter() {
+            let file = BuiltInTemplates::get(&path).context("built-in template vanished")?;
+            let text = String::from_utf8(file.data.into_owned())
+                .with_context(|| format!("built-in template {path} is not UTF-8"))?;
+            sources.insert(path.trim_end_matches(".hbs").to_owned(), text);
+        }
+        if dir.is_dir() {
+            for (name, text) in read_overrides(dir)? {
+                sources.insert(name, text);
+            }
+        }
+        let mut text = Handlebars::new();
+        text.set_strict_mode(true);
+        text.register_escape_fn(handlebars::no_escape);
+        let mut html = Handlebars::new();
+        html.set_strict_mode(true);
+        html.register_escape_fn(handlebars::html_escape);
+        for (name, source) in &sources {
+            let (registry, key) = match name.strip_prefix("partials/") {
+                Some(partial) => {
+                    text.register_partial(partial, source)
+                        .with_context(|| format!("template {name} does not parse"))?;
+                    html.register_partial(partial, source)
+                        .with_context(|| format!("template {name} does not parse"))?;
+                    continue;
+                }
+                None if name.ends_with(".html") => (&mut html, name),
+                None => (&mut text, name),
+            };
+            registry
+                .register_template_string(key, source)
+                .with_context(|| format!("template {name} does not parse"))?;
+        }
+        Ok(Self {
+            text,
+            html,
+            sources,
+        })
+    }
+
+    /// The languages that have templates (the folders other than `partials`).
+    pub fn languages(&self) -> BTreeSet<String> {
+        self.sources
+            .keys()
+            .filter(|k| !k.starts_with("partials/"))
+            .filter_map(|k| k.split_once('/').map(|(lang, _)| lang.to_owned()))
+            .collect()
+    }
+
+    /// Every (language, template) pair that has at least one file.
+    pub fn templates(&self) -> BTreeSet<(String, String)> {
+        self.sources
+            .keys()
+            .filter(|k| !k.starts_with("partials/"))
+            .filter_map(|k| {
+                let (lang, file) = k.split_once('/')?;
+                let name = file.split('.').next()?;
+                Some((lang.to_owned(), name.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Checks that `template` exists for both channels in every language.
+    pub fn check_complete(&self, template: &str) -> Result<(), ComposeError> {
+        for lang in self.languages() {
+            for suffix in ["sms", "email", "email.html"] {
+                let name = format!("{lang}/{template}.{suffix}");
+                if !self.sources.contains_key(&name) {
+                    return Err(ComposeError::Missing { name });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders `template` in `language` for `channel`.
+    pub fn render(
+        &self,
+        template: &str,
+        language: &str,
+        channel: Channel,
+        vars: &TemplateVars,
+    ) -> Result<Rendered, ComposeError> {
+        let base = format!("{language}/{template}");
+        match channel {
+            Channel::Sms => {
+                let name = format!("{base}.sms");
+                let body = self.render_one(&self.text, &name, vars)?;
+                Ok(Rendered {
+                    subject: None,
+                    body: non_empty(body.trim().to_owned(), &name, "body")?,
+                    html: None,
+                    template: base,
+                    template_hash: self.hash(&[&name]),
+                })
+            }
+            Channel::Email => {
+                let name = format!("{base}.email");
+                let html_name = format!("{base}.email.html");
+                let text = self.render_one(&self.text, &name, vars)?;
+                let (subject, body) = split_subject(&text)
+                    .ok_or_else(|| ComposeError::NoSubject { name: name.clone() })?;
+                let html = self.render_one(&self.html, &html_name, vars)?;
+                Ok(Rendered {
+                    subject: Some(non_empty(subject, &name, "subject")?),
+                    body: non_empty(body, &name, "body")?,
+                    html: Some(non_empty(html.trim().to_owned(), &html_name, "body")?),
+                    template: base,
+                    template_hash: self.hash(&[&name, &html_name]),
+                })
+            }
+        }
+    }
+
+    fn render_one(
+        &self,
+        registry: &Handlebars<'static>,
+        name: &str,
+        vars: &TemplateVars,
+    ) -> Result<String, ComposeError> {
+        if !registry.has_template(name) {
+            return Err(ComposeError::Missing {
+                name: name.to_owned(),
+            });
+        }
+        registry
+            .render(name, vars)
+            .map_err(|e| ComposeError::Render {
+                name: name.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn hash(&self, names: &[&str]) -> String {
+        let mut hasher = Sha256::new();
+        for name in names {
+            hasher.update(name.as_bytes());
+            hasher.update(self.sources.get(*name).map(String::as_str).unwrap_or_default());
+        }
+        hex::encode(&hasher.finalize()[..8])
+    }
+}
+
+fn non_empty(text: String, name: &str, part: &'static str) -> Result<String, ComposeError> {
+    if text.trim().is_empty() {
+        Err(ComposeError::Empty {
+            name: name.to_owned(),
+            part,
+        })
+    } else {
+        Ok(text)
+    }
+}
+
+/// Splits "subject\n---\nbody" into its two parts.
+fn split_subject(text: &str) -> Option<(String, String)> {
+    let mut subject = Vec::new();
+    let mut lines = text.lines();
+    for line in lines.by_ref() {
+        if line.trim() == "---" {
+            let body = lines.collect::<Vec<_>>().join("\n");
+            return Some((subject.join(" ").trim().to_owned(), body.trim().to_owned()));
+        }
+        subject.push(line.trim());
+    }
+    None
+}
+
+/// Reads `dir/LANG/*.hbs` and `dir/partials/*.hbs`, named as the built-ins are.
+fn read_overrides(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    let folders = std::fs::read_dir(dir)
+        .with_context(|| format!("Failed to read the templates folder {}", dir.display()))?;
+    for folder in folders {
+        let folder = folder?;
+        if !folder.file_type()?.is_dir() {
+            continue;
+        }
+        let folder_name = folder.file_name().to_string_lossy().into_owned();
+        for file in std::fs::read_dir(folder.path())? {
+            let file = file?;
+            let file_name = file.file_name().to_string_lossy().into_owned();
+            let Some(stem) = file_name.strip_suffix(".hbs") else {
+                continue;
+            };
+            let text = std::fs::read_to_string(file.path())
+                .with_context(|| format!("Failed to read template {}", file.path().display()))?;
+            found.push((format!("{folder_name}/{stem}"), text));
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> TemplateVars {
+        TemplateVars {
+            client: ClientVars {
+                name: "Sam".into(),
+                first_name: "Samantha".into(),
+            },
+            coach: CoachVars {
+                first_name: "Rosa".into(),
+                name: "Rosa Diaz".into(),
+            },
+            agency: AgencyVars {
+                name: "Riverside".into(),
+            },
+            unsubscribe_url: "http://127.0.0.1/unsubscribe/x".into(),
+            discreet: false,
+        }
+    }
+
+    #[test]
+    fn an_override_replaces_one_file_and_a_missing_variable_names_the_template() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("en")).unwrap();
+        std::fs::write(
+            dir.path().join("en/checkin-1.sms.hbs"),
+            "Hi {{client.nickname}}",
+        )
+        .unwrap();
+        let composer = Composer::load(dir.path()).unwrap();
+        let err = composer
+            .render("checkin-1", "en", Channel::Sms, &vars())
+            .unwrap_err();
+        assert!(err.to_string().contains("en/checkin-1.sms"), "{err}");
+        // The email templates were not overridden and still render.
+        let email = composer
+            .render("checkin-1", "en", Channel::Email, &vars())
+            .unwrap();
+        assert!(email.body.contains("Sam"));
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_not() {
+        let composer = Composer::load(Path::new("/nonexistent")).unwrap();
+        let mut v = vars();
+        v.client.name = "<Sam & Co>".into();
+        let email = composer
+            .render("checkin-1", "en", Channel::Email, &v)
+            .unwrap();
+        assert!(email.body.contains("<Sam & Co>"));
+        let html = email.html.unwrap();
+        assert!(html.contains("&lt;Sam &amp; Co&gt;"), "{html}");
+        assert!(!html.contains("<Sam"));
+    }
+}

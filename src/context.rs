@@ -1,0 +1,58 @@
+//! What every job and request needs, built once from the settings.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::channels::Channels;
+use crate::clock::Clock;
+use crate::compose::Composer;
+use crate::config::Settings;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppContext {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub composer: Arc<Composer>,
+    pub channels: Channels,
+    pub clock: Clock,
+    /// Cancelled on SIGTERM or Ctrl-C: jobs finish what is in flight and claim nothing new.
+    pub shutdown: CancellationToken,
+}
+
+impl AppContext {
+    /// Connects to the database, applies migrations, loads the templates and checks
+    /// that every cadence step has them in every language and for both channels.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let composer = Composer::load(&settings.templates.dir)?;
+        for step in &settings.detection.cadence {
+            composer
+                .check_complete(&step.template)
+                .with_context(|| "config key `detection.cadence` names a template that is incomplete")?;
+        }
+        if !composer.languages().contains(&settings.defaults.language) {
+            anyhow::bail!(
+                "config key `defaults.language`: there are no templates for `{}`",
+                settings.defaults.language
+            );
+        }
+        let channels = Channels::from_settings(&settings)?;
+        let store = Store::connect(settings.database.url.expose_secret()).await?;
+        store.migrate().await?;
+        let clock = Clock::System;
+        store
+            .sync_cadence(&settings.cadence_fingerprint(), clock.now())
+            .await?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            composer: Arc::new(composer),
+            channels,
+            clock,
+            shutdown: CancellationToken::new(),
+        })
+    }
+}

@@ -1,0 +1,407 @@
+//! The detection job: who has gone quiet, which cadence step is due, and who is
+//! left out and why.
+//!
+//! Detection reads only clients whose `next_detect_at` has come, so a run costs
+//! what is due, not the size of the caseload. Each look ends by setting that
+//! time again: when the next step could be due, or `NULL` while only an outside
+//! event (a settled message, an engagement, a changed client) can change things.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::channels::email::new_message_id;
+use crate::compose::{AgencyVars, ClientVars, CoachVars, TemplateVars};
+use crate::config::CadenceStep;
+use crate::context::AppContext;
+use crate::domain::{Channel, ClientStatus};
+use crate::store::clients::{self, DetectionCandidate};
+use crate::store::episodes::{self, CloseReason};
+use crate::store::messages::{self, NewDraft};
+use crate::store::{from_ts, ts};
+
+const PAGE: i64 = 500;
+
+/// Why a client who may be quiet got no draft.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, strum::AsRefStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum SkipReason {
+    Paused,
+    Hold,
+    Discharged,
+    /// An unsent message is already open for the client.
+    OpenMessage,
+    /// No channel is both consented to and not opted out of.
+    NoChannel,
+    /// The chosen channel has no address or number.
+    NoContact,
+    /// The template failed to render; the error is logged with its name.
+    TemplateError,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DetectSummary {
+    pub dry_run: bool,
+    /// Clients looked at.
+    pub evaluated: u64,
+    pub drafted: u64,
+    /// Looked at, but the next step is not due yet.
+    pub not_yet_due: u64,
+    /// Episodes closed because their last step was settled.
+    pub finished_episodes: u64,
+    /// Pending drafts no coach acted on in time.
+    pub expired: u64,
+    pub skipped: BTreeMap<SkipReason, u64>,
+}
+
+impl fmt::Display for DetectSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}evaluated {}, drafted {}, not yet due {}, episodes finished {}, drafts expired {}",
+            if self.dry_run { "dry run (nothing changed): " } else { "" },
+            self.evaluated,
+            self.drafted,
+            self.not_yet_due,
+            self.finished_episodes,
+            self.expired
+        )?;
+        let skipped: u64 = self.skipped.values().sum();
+        write!(f, ", skipped {skipped}")?;
+        if skipped > 0 {
+            let parts: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(reason, n)| format!("{}: {n}", reason.as_ref()))
+                .collect();
+            write!(f, " ({})", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// What detection decides for one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    Skip(SkipReason),
+    /// Nothing is due; look again at this time.
+    Wait(DateTime<Utc>),
+    /// Draft cadence step `step` (1-based) on `channel`.
+    Draft { step: usize, channel: Channel },
+    /// The last step is settled: the episode ends (`max_steps`).
+    Finish,
+}
+
+/// Runs detection at `now`: expires stale drafts, then drafts every due step.
+/// Running it again at the same `now` changes nothing.
+pub async fn run(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<DetectSummary> {
+    evaluate(ctx, now, false).await
+}
+
+/// What [`run`] would do at `now`, changing nothing.
+pub async fn preview(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<DetectSummary> {
+    evaluate(ctx, now, true).await
+}
+
+async fn evaluate(ctx: &AppContext, now: DateTime<Utc>, dry_run: bool) -> anyhow::Result<DetectSummary> {
+    let mut summary = DetectSummary {
+        dry_run,
+        ..Default::default()
+    };
+    let cadence = &ctx.settings.detection.cadence;
+    let expiry_cutoff = now - Duration::hours(i64::from(ctx.settings.detection.draft_expiry_hours));
+    {
+        let mut conn = ctx.store.conn().await?;
+        if dry_run {
+            summary.expired = messages::count_expirable(&mut conn, expiry_cutoff).await? as u64;
+        } else {
+            let mut tx = ctx.store.begin().await?;
+            let clients_touched = messages::expire_pending(&mut tx, expiry_cutoff, now).await?;
+            summary.expired = clients_touched.len() as u64;
+            for client_id in clients_touched {
+                clients::set_next_detect(&mut tx, client_id, Some(now)).await?;
+            }
+            tx.commit().await?;
+        }
+    }
+
+    let mut after = None;
+    loop {
+        let page = {
+            let mut conn = ctx.store.conn().await?;
+            clients::due_for_detection(&mut conn, now, after, PAGE).await?
+        };
+        let Some(last) = page.last() else { break };
+        after = Some((last.client.next_detect_at.unwrap_or_default(), last.client.id));
+        let mut tx = (!dry_run).then_some(ctx.store.begin().await?);
+        for candidate in &page {
+            summary.evaluated += 1;
+            let mut decision = decide(candidate, cadence, now);
+            if let Decision::Draft { step, channel } = decision {
+                if dry_run {
+                    summary.drafted += 1;
+                    continue;
+                }
+                let tx = tx.as_mut().expect("a transaction outside dry runs");
+                match draft(ctx, tx, candidate, &cadence[step - 1], step, channel, now).await? {
+                    Ok(()) => summary.drafted += 1,
+                    Err(e) => {
+                        tracing::error!(client = candidate.client.id, error = %e, "draft not created");
+                        decision = Decision::Skip(SkipReason::TemplateError);
+                    }
+                }
+            }
+            match decision {
+                Decision::Draft { .. } => {}
+                Decision::Skip(reason) => *summary.skipped.entry(reason).or_default() += 1,
+                Decision::Wait(_) => summary.not_yet_due += 1,
+                Decision::Finish => summary.finished_episodes += 1,
+            }
+            if let Some(tx) = tx.as_mut() {
+                settle(tx, candidate, &decision, now).await?;
+            }
+        }
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
+    }
+    Ok(summary)
+}
+
+fn decide(candidate: &DetectionCandidate, cadence: &[CadenceStep], now: DateTime<Utc>) -> Decision {
+    let client = &candidate.client;
+    match client.status() {
+        Some(ClientStatus::Active) => {}
+        Some(ClientStatus::Paused) | None => return Decision::Skip(SkipReason::Paused),
+        Some(ClientStatus::Hold) => return Decision::Skip(SkipReason::Hold),
+        Some(ClientStatus::Discharged) => return Decision::Skip(SkipReason::Discharged),
+    }
+    if candidate.open_messages > 0 {
+        return Decision::Skip(SkipReason::OpenMessage);
+    }
+    let quiet_since = client.quiet_since();
+    let days = |step: &CadenceStep| Duration::days(i64::from(step.after_days));
+    let (step, due) = match candidate.episode_step {
+        // No open episode: the first step, however long the client has been quiet.
+        None => (1, quiet_since + days(&cadence[0])),
+        Some(drafted) => {
+            let drafted = drafted.max(0) as usize;
+            if drafted >= cadence.len() {
+                return Decision::Finish;
+            }
+            let next = &cadence[drafted];
+            let gap = match drafted {
+                0 => Duration::zero(),
+                k => days(next) - days(&cadence[k - 1]),
+            };
+            let settled = candidate.step_settled_at.map(from_ts).unwrap_or(now);
+            (drafted + 1, (quiet_since + days(next)).max(settled + gap))
+        }
+    };
+    if due > now {
+        return Decision::Wait(due);
+    }
+    let Some(channel) = client.choose_channel() else {
+        return Decision::Skip(SkipReason::NoChannel);
+    };
+    if client.contact(channel).is_none() {
+        return Decision::Skip(SkipReason::NoContact);
+    }
+    Decision::Draft { step, channel }
+}
+
+/// Renders and stores the draft, opening the episode if this is its first step.
+/// The inner error is a template failure, which skips this client only.
+async fn draft(
+    ctx: &AppContext,
+    conn: &mut sqlx::AnyConnection,
+    candidate: &DetectionCandidate,
+    step: &CadenceStep,
+    step_number: usize,
+    channel: Channel,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), crate::compose::ComposeError>> {
+    let client = &candidate.client;
+    let settings = &ctx.settings;
+    let coach_first_name = candidate
+        .coach_name
+        .split_whitespace()
+        .next()
+        .unwrap_or(&candidate.coach_name);
+    let vars = TemplateVars {
+        client: ClientVars {
+            name: client.greeting_name().to_owned(),
+            first_name: client.first_name.clone(),
+        },
+        coach: CoachVars {
+            first_name: coach_first_name.to_owned(),
+            name: candidate.coach_name.clone(),
+        },
+        agency: AgencyVars {
+            name: settings.agency.name.clone(),
+        },
+        // The signed unsubscribe link arrives with the unsubscribe route.
+        unsubscribe_url: format!(
+            "{}/unsubscribe",
+            settings.http.public_url.as_str().trim_end_matches('/')
+        ),
+        discreet: client.discreet != 0,
+    };
+    let rendered = match ctx
+        .composer
+        .render(&step.template, &client.language, channel, &vars)
+    {
+        Ok(rendered) => rendered,
+        Err(e) => return Ok(Err(e)),
+    };
+    let episode_id = match candidate.episode_id {
+        Some(id) => id,
+        None => episodes::open(conn, client.id, now).await?,
+    };
+    let message_id = (channel == Channel::Email).then(|| new_message_id(&settings.email.from));
+    messages::insert_draft(
+        conn,
+        &NewDraft {
+            client_id: client.id,
+            coach_id: client.coach_id,
+            episode_id,
+            step: step_number as i64,
+            channel,
+            recipient: client.contact(channel).unwrap_or_default(),
+            subject: rendered.subject.as_deref(),
+            body: &rendered.body,
+            html: rendered.html.as_deref(),
+            template: &rendered.template,
+            template_hash: &rendered.template_hash,
+            email_message_id: message_id.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    episodes::advance(conn, episode_id, step_number as i64).await?;
+    Ok(Ok(()))
+}
+
+/// Records the decision's consequences and when to look at the client again.
+async fn settle(
+    conn: &mut sqlx::AnyConnection,
+    candidate: &DetectionCandidate,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let client_id = candidate.client.id;
+    let next = match decision {
+        // Left as it is, so the next run tries again once the template is fixed.
+        Decision::Skip(SkipReason::TemplateError) => return Ok(()),
+        Decision::Wait(at) => Some(*at),
+        Decision::Finish => {
+            episodes::close_open(conn, client_id, CloseReason::MaxSteps, now).await?;
+            None
+        }
+        Decision::Skip(SkipReason::NoChannel) => {
+            episodes::close_open(conn, client_id, CloseReason::OptedOut, now).await?;
+            None
+        }
+        Decision::Skip(_) | Decision::Draft { .. } => None,
+    };
+    if candidate.client.next_detect_at != next.map(ts) {
+        clients::set_next_detect(conn, client_id, next).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::clients::ClientRow;
+
+    fn cadence() -> Vec<CadenceStep> {
+        [(7, "checkin-1"), (14, "checkin-2"), (30, "checkin-3")]
+            .into_iter()
+            .map(|(after_days, t)| CadenceStep {
+                after_days,
+                template: t.into(),
+            })
+            .collect()
+    }
+
+    fn candidate(quiet_days: i64, now: DateTime<Utc>) -> DetectionCandidate {
+        DetectionCandidate {
+            client: ClientRow {
+                id: 1,
+                external_id: "c1".into(),
+                first_name: "Sam".into(),
+                preferred_name: None,
+                email: Some("sam@example.org".into()),
+                phone: Some("+14155552671".into()),
+                preferred_channel: "sms".into(),
+                language: "en".into(),
+                timezone: "America/New_York".into(),
+                coach_id: 1,
+                consent_email: 1,
+                consent_sms: 1,
+                discreet: 0,
+                status: "active".into(),
+                opted_out_email_at: None,
+                opted_out_sms_at: None,
+                last_engaged_at: Some(ts(now - Duration::days(quiet_days))),
+                next_detect_at: Some(ts(now)),
+                created_at: 0,
+            },
+            coach_name: "Rosa Diaz".into(),
+            episode_id: None,
+            episode_step: None,
+            step_settled_at: None,
+            open_messages: 0,
+        }
+    }
+
+    #[test]
+    fn a_long_silence_still_starts_with_the_gentlest_step() {
+        let now = Utc::now();
+        let c = candidate(60, now);
+        assert_eq!(
+            decide(&c, &cadence(), now),
+            Decision::Draft {
+                step: 1,
+                channel: Channel::Sms
+            }
+        );
+    }
+
+    #[test]
+    fn the_next_step_waits_for_the_gap_after_the_last_one_settled() {
+        let now = Utc::now();
+        let mut c = candidate(20, now);
+        c.episode_id = Some(1);
+        c.episode_step = Some(1);
+        // Step 1 was sent 3 days ago; step 2 needs 7 days after it.
+        c.step_settled_at = Some(ts(now - Duration::days(3)));
+        assert_eq!(
+            decide(&c, &cadence(), now),
+            Decision::Wait(from_ts(ts(now - Duration::days(3))) + Duration::days(7))
+        );
+    }
+
+    #[test]
+    fn an_opted_out_preferred_channel_falls_back_to_the_other() {
+        let now = Utc::now();
+        let mut c = candidate(8, now);
+        c.client.opted_out_sms_at = Some(0);
+        assert_eq!(
+            decide(&c, &cadence(), now),
+            Decision::Draft {
+                step: 1,
+                channel: Channel::Email
+            }
+        );
+        c.client.consent_email = 0;
+        assert_eq!(
+            decide(&c, &cadence(), now),
+            Decision::Skip(SkipReason::NoChannel)
+        );
+    }
+}

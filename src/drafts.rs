@@ -1,0 +1,125 @@
+//! What a coach does with drafts: approve or reject them. The CLI uses these now;
+//! the web UI and the API call the same functions. A coach acts only on their own
+//! clients' drafts, an admin on anyone's, and every action is audited.
+
+use chrono::{DateTime, Utc};
+
+use crate::context::AppContext;
+use crate::store::audit::{self, Actor};
+use crate::store::coaches::{self, CoachRow};
+use crate::store::messages::{self, MessageView};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ActionError {
+    #[error("no active coach has the email {0}")]
+    UnknownCoach(String),
+    #[error("draft {0} does not exist")]
+    NotFound(i64),
+    #[error("draft {id} is for a client of another coach; {coach} cannot act on it")]
+    NotYours { id: i64, coach: String },
+    #[error("draft {id} is {status}, not pending")]
+    NotPending { id: i64, status: String },
+}
+
+/// Finds the acting coach by email; inactive coaches cannot act.
+pub async fn acting_coach(ctx: &AppContext, email: &str) -> anyhow::Result<Result<CoachRow, ActionError>> {
+    let mut conn = ctx.store.conn().await?;
+    Ok(match coaches::by_email(&mut conn, email).await? {
+        Some(coach) if coach.active != 0 => Ok(coach),
+        _ => Err(ActionError::UnknownCoach(email.to_owned())),
+    })
+}
+
+/// The draft, if `coach` may see it.
+async fn visible_draft(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+) -> anyhow::Result<Result<MessageView, ActionError>> {
+    let mut conn = ctx.store.conn().await?;
+    Ok(match messages::view(&mut conn, id).await? {
+        None => Err(ActionError::NotFound(id)),
+        Some(m) if !coach.is_admin() && m.client_coach_id != coach.id => Err(ActionError::NotYours {
+            id,
+            coach: coach.email.clone(),
+        }),
+        Some(m) => Ok(m),
+    })
+}
+
+/// Approves a pending draft: it becomes due for sending at once.
+pub async fn approve(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), ActionError>> {
+    let draft = match visible_draft(ctx, coach, id).await? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut tx = ctx.store.begin().await?;
+    if !messages::approve(&mut tx, id, coach.id, now).await? {
+        return Ok(Err(ActionError::NotPending {
+            id,
+            status: draft.status,
+        }));
+    }
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: Actor::Coach {
+                id: coach.id,
+                email: &coach.email,
+            },
+            action: "approve",
+            client_id: Some(draft.client_id),
+            message_id: Some(id),
+            detail: None,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Rejects a pending draft. The cadence step counts as settled, so the next
+/// step still comes; a coach who wants no more puts the client on hold.
+pub async fn reject(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), ActionError>> {
+    let draft = match visible_draft(ctx, coach, id).await? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut tx = ctx.store.begin().await?;
+    if !messages::reject(&mut tx, id, reason, now).await? {
+        return Ok(Err(ActionError::NotPending {
+            id,
+            status: draft.status,
+        }));
+    }
+    crate::store::clients::set_next_detect(&mut tx, draft.client_id, Some(now)).await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: Actor::Coach {
+                id: coach.id,
+                email: &coach.email,
+            },
+            action: "reject",
+            client_id: Some(draft.client_id),
+            message_id: Some(id),
+            detail: reason.map(str::to_owned),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}

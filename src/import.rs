@@ -1,0 +1,578 @@
+//! CSV import of clients and engagement events, as DESIGN.md specifies.
+//!
+//! The file streams through one transaction: each row is checked and written in
+//! turn, so memory does not grow with the file. If any row is bad the
+//! transaction is rolled back and nothing is imported, unless `skip_invalid`
+//! asks for the good rows to be kept. Every bad row is reported as
+//! `line N: reason`. Re-importing a file changes nothing: clients are matched by
+//! `external_id` and events are unique on (client, kind, time).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+use crate::clock::local_to_utc;
+use crate::context::AppContext;
+use crate::domain::{Channel, ClientStatus, EmailAddress, EventKind, PhoneNumber};
+use crate::store::audit::{self, Actor};
+use crate::store::clients::{self, ClientFields};
+use crate::store::episodes::{self, CloseReason};
+use crate::store::events::{self, EventOutcome, NewEvent};
+use crate::store::{coaches, messages};
+
+pub const CLIENT_COLUMNS: &[&str] = &[
+    "external_id",
+    "first_name",
+    "preferred_name",
+    "email",
+    "phone",
+    "preferred_channel",
+    "language",
+    "timezone",
+    "coach_email",
+    "consent_email",
+    "consent_sms",
+    "discreet",
+    "status",
+];
+const CLIENT_REQUIRED: &[&str] = &["external_id", "first_name", "coach_email"];
+pub const EVENT_COLUMNS: &[&str] = &["external_id", "kind", "occurred_at", "note"];
+const EVENT_REQUIRED: &[&str] = &["external_id", "kind", "occurred_at"];
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Import the good rows even if some are bad.
+    pub skip_invalid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ImportReport {
+    /// Data rows read (not counting the header).
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Events whose client re-engaged: their open episode closed.
+    pub re_engaged: u64,
+    pub errors: Vec<RowError>,
+    /// Whether the good rows were written.
+    pub committed: bool,
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.committed {
+            return write!(
+                f,
+                "nothing imported: {} of {} rows are bad (fix them, or use --skip-invalid to import the rest)",
+                self.errors.len(),
+                self.rows
+            );
+        }
+        write!(
+            f,
+            "{} rows: {} new, {} updated, {} unchanged",
+            self.rows, self.created, self.updated, self.unchanged
+        )?;
+        if self.re_engaged > 0 {
+            write!(f, ", {} clients back in touch", self.re_engaged)?;
+        }
+        if !self.errors.is_empty() {
+            write!(f, ", {} bad rows skipped", self.errors.len())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ClientCsvRow {
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    preferred_name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    preferred_channel: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    coach_email: Option<String>,
+    #[serde(default)]
+    consent_email: Option<String>,
+    #[serde(default)]
+    consent_sms: Option<String>,
+    #[serde(default)]
+    discreet: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventCsvRow {
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    occurred_at: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Walks the CSV, calling `row` for each record with its line number. Problems
+/// with the file's shape become row errors; a bad header stops the walk.
+async fn walk<R: Read, T: for<'de> Deserialize<'de>>(
+    input: R,
+    known: &[&str],
+    required: &[&str],
+    report: &mut ImportReport,
+    mut row: impl AsyncFnMut(u64, T, &mut ImportReport) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            report.errors.push(RowError {
+                line: 1,
+                reason: format!("cannot read the header: {e}"),
+            });
+            return Ok(());
+        }
+    };
+    if let Some(problem) = header_problem(&headers, known, required) {
+        report.errors.push(RowError {
+            line: 1,
+            reason: problem,
+        });
+        return Ok(());
+    }
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                report.rows += 1;
+                let line = record.position().map_or(line, |p| p.line());
+                match record.deserialize::<T>(Some(&headers)) {
+                    Ok(parsed) => row(line, parsed, report).await?,
+                    Err(e) => report.errors.push(RowError {
+                        line,
+                        reason: format!("cannot read the row: {e}"),
+                    }),
+                }
+            }
+            Err(e) => {
+                report.rows += 1;
+                let line = e.position().map_or(line, |p| p.line());
+                let reason = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!("has {len} fields, but the header has {expected_len}"),
+                    csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
+                    _ => e.to_string(),
+                };
+                report.errors.push(RowError { line, reason });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn header_problem(headers: &csv::StringRecord, known: &[&str], required: &[&str]) -> Option<String> {
+    let mut problems = Vec::new();
+    let unknown: Vec<&str> = headers.iter().filter(|h| !known.contains(h)).collect();
+    if !unknown.is_empty() {
+        problems.push(format!("unknown column(s) {}", unknown.join(", ")));
+    }
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|r| !headers.iter().any(|h| h == *r))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!("missing column(s) {}", missing.join(", ")));
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if headers.iter().skip(i + 1).any(|other| other == h) {
+            problems.push(format!("column {h} appears twice"));
+        }
+    }
+    (!problems.is_empty()).then(|| {
+        format!(
+            "bad header: {}; expected the columns {}",
+            problems.join("; "),
+            known.join(",")
+        )
+    })
+}
+
+fn present(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn flag(name: &str, value: &Option<String>, reasons: &mut Vec<String>) -> bool {
+    match present(value).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("no") | Some("false") => false,
+        Some("yes") | Some("true") => true,
+        Some(other) => {
+            reasons.push(format!("{name} `{other}` is not yes, no, true or false"));
+            false
+        }
+    }
+}
+
+/// Imports `clients.csv`. Clients are matched on `external_id`: new ones are
+/// added, changed ones updated, identical ones left alone.
+pub async fn clients(
+    ctx: &AppContext,
+    input: impl Read,
+    options: ImportOptions,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ImportReport> {
+    let settings = &ctx.settings;
+    let languages = ctx.composer.languages();
+    let region = settings.phone_region();
+    let first_step = first_step_after(ctx);
+    let mut tx = ctx.store.begin().await?;
+    let coaches_by_email: HashMap<String, i64> = coaches::all_active(&mut tx)
+        .await?
+        .into_iter()
+        .map(|c| (c.email.to_lowercase(), c.id))
+        .collect();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut report = ImportReport::default();
+
+    walk(
+        input,
+        CLIENT_COLUMNS,
+        CLIENT_REQUIRED,
+        &mut report,
+        async |line, row: ClientCsvRow, report: &mut ImportReport| {
+            let mut reasons = Vec::new();
+            let external_id = present(&row.external_id).map(str::to_owned);
+            match &external_id {
+                None => reasons.push("external_id is empty".to_owned()),
+                Some(id) => {
+                    if let Some(first) = seen.get(id) {
+                        reasons.push(format!("external_id {id} already appears on line {first}"));
+                    } else {
+                        seen.insert(id.clone(), line);
+                    }
+                }
+            }
+            let first_name = present(&row.first_name).map(str::to_owned);
+            if first_name.is_none() {
+                reasons.push("first_name is empty".to_owned());
+            }
+            let coach_id = match present(&row.coach_email) {
+                None => {
+                    reasons.push("coach_email is empty".to_owned());
+                    None
+                }
+                Some(email) => {
+                    let id = coaches_by_email.get(&email.to_lowercase()).copied();
+                    if id.is_none() {
+                        reasons.push(format!("no active coach has the email {email}"));
+                    }
+                    id
+                }
+            };
+            let email = present(&row.email).and_then(|e| match EmailAddress::parse(e) {
+                Ok(e) => Some(e),
+                Err(err) => {
+                    reasons.push(format!("email: {err}"));
+                    None
+                }
+            });
+            let phone = present(&row.phone).and_then(|p| match PhoneNumber::parse(p, Some(region)) {
+                Ok(p) => Some(p),
+                Err(err) => {
+                    reasons.push(format!("phone: {err}"));
+                    None
+                }
+            });
+            let preferred_channel = match present(&row.preferred_channel) {
+                None if phone.is_some() || present(&row.phone).is_some() => Channel::Sms,
+                None => Channel::Email,
+                Some(c) => Channel::from_str(&c.to_ascii_lowercase()).unwrap_or_else(|_| {
+                    reasons.push(format!("preferred_channel `{c}` is not email or sms"));
+                    Channel::Email
+                }),
+            };
+            let has_contact = match preferred_channel {
+                Channel::Email => present(&row.email).is_some(),
+                Channel::Sms => present(&row.phone).is_some(),
+            };
+            if !has_contact {
+                reasons.push(format!(
+                    "preferred channel {preferred_channel} needs {}",
+                    match preferred_channel {
+                        Channel::Email => "an email",
+                        Channel::Sms => "a phone",
+                    }
+                ));
+            }
+            let language = present(&row.language)
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_else(|| settings.defaults.language.clone());
+            if !languages.contains(&language) {
+                reasons.push(format!(
+                    "language `{language}` has no templates (available: {})",
+                    languages.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let timezone = match present(&row.timezone) {
+                None => settings.defaults.timezone,
+                Some(tz) => Tz::from_str(tz).unwrap_or_else(|_| {
+                    reasons.push(format!("timezone `{tz}` is not an IANA timezone like America/Chicago"));
+                    settings.defaults.timezone
+                }),
+            };
+            let consent_email = flag("consent_email", &row.consent_email, &mut reasons);
+            let consent_sms = flag("consent_sms", &row.consent_sms, &mut reasons);
+            let discreet = flag("discreet", &row.discreet, &mut reasons);
+            let status = match present(&row.status) {
+                None => ClientStatus::Active,
+                Some(s) => ClientStatus::from_str(&s.to_ascii_lowercase()).unwrap_or_else(|_| {
+                    reasons.push(format!("status `{s}` is not active, paused, hold or discharged"));
+                    ClientStatus::Active
+                }),
+            };
+            let (Some(external_id), Some(first_name), Some(coach_id), true) =
+                (external_id, first_name, coach_id, reasons.is_empty())
+            else {
+                report.errors.push(RowError {
+                    line,
+                    reason: reasons.join("; "),
+                });
+                return Ok(());
+            };
+            let fields = ClientFields {
+                external_id,
+                first_name,
+                preferred_name: present(&row.preferred_name).map(str::to_owned),
+                email,
+                phone,
+                preferred_channel,
+                language,
+                timezone,
+                coach_id,
+                consent_email,
+                consent_sms,
+                discreet,
+                status,
+            };
+            upsert_client(&mut tx, &fields, first_step, now, report).await
+        },
+    )
+    .await?;
+    finish(tx, options, report, "import_clients", now).await
+}
+
+async fn upsert_client(
+    conn: &mut AnyConnection,
+    fields: &ClientFields,
+    first_step: Duration,
+    now: DateTime<Utc>,
+    report: &mut ImportReport,
+) -> anyhow::Result<()> {
+    match clients::by_external_id(conn, &fields.external_id).await? {
+        None => {
+            clients::insert(conn, fields, now + first_step, now).await?;
+            report.created += 1;
+        }
+        Some(existing) if fields.matches(&existing) => report.unchanged += 1,
+        Some(existing) => {
+            clients::update(conn, existing.id, fields, now).await?;
+            let close_reason = match fields.status {
+                ClientStatus::Active => None,
+                ClientStatus::Paused => Some(CloseReason::Paused),
+                ClientStatus::Hold => Some(CloseReason::Hold),
+                ClientStatus::Discharged => Some(CloseReason::Discharged),
+            };
+            if let Some(reason) = close_reason.filter(|_| existing.status != fields.status.as_ref()) {
+                episodes::close_open(conn, existing.id, reason, now).await?;
+                messages::cancel_unsent(conn, existing.id, reason.as_ref(), now).await?;
+            }
+            report.updated += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Imports `events.csv`. Each event's client must exist already.
+pub async fn events(
+    ctx: &AppContext,
+    input: impl Read,
+    options: ImportOptions,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ImportReport> {
+    let first_step = first_step_after(ctx);
+    let mut tx = ctx.store.begin().await?;
+    let mut report = ImportReport::default();
+    walk(
+        input,
+        EVENT_COLUMNS,
+        EVENT_REQUIRED,
+        &mut report,
+        async |line, row: EventCsvRow, report: &mut ImportReport| {
+            let mut reasons = Vec::new();
+            let kind = match present(&row.kind) {
+                None => {
+                    reasons.push("kind is empty".to_owned());
+                    None
+                }
+                Some(k) => EventKind::from_str(&k.to_ascii_lowercase())
+                    .map_err(|_| {
+                        reasons.push(format!(
+                            "kind `{k}` is not one of check_in, session_attended, coach_contact, \
+                             message_reply, session_missed"
+                        ))
+                    })
+                    .ok(),
+            };
+            let client = match present(&row.external_id) {
+                None => {
+                    reasons.push("external_id is empty".to_owned());
+                    None
+                }
+                Some(id) => {
+                    let found = clients::by_external_id(&mut tx, id).await?;
+                    if found.is_none() {
+                        reasons.push(format!("no client has the external_id {id}"));
+                    }
+                    found
+                }
+            };
+            let tz = client
+                .as_ref()
+                .and_then(|c| Tz::from_str(&c.timezone).ok())
+                .unwrap_or(ctx.settings.defaults.timezone);
+            let occurred_at = match present(&row.occurred_at) {
+                None => {
+                    reasons.push("occurred_at is empty".to_owned());
+                    None
+                }
+                Some(text) => match parse_occurred_at(text, tz) {
+                    Some(at) if at > now + Duration::minutes(5) => {
+                        reasons.push(format!("occurred_at {text} is in the future"));
+                        None
+                    }
+                    Some(at) => Some(at),
+                    None => {
+                        reasons.push(format!(
+                            "occurred_at `{text}` is neither RFC 3339 (2026-03-01T14:30:00Z) nor a date (2026-03-01)"
+                        ));
+                        None
+                    }
+                },
+            };
+            let (Some(kind), Some(client), Some(occurred_at), true) =
+                (kind, client, occurred_at, reasons.is_empty())
+            else {
+                report.errors.push(RowError {
+                    line,
+                    reason: reasons.join("; "),
+                });
+                return Ok(());
+            };
+            let event = NewEvent {
+                kind,
+                occurred_at,
+                source: "csv",
+                note: present(&row.note),
+            };
+            match events::record(&mut tx, &client, &event, first_step, now).await? {
+                EventOutcome::Duplicate => report.unchanged += 1,
+                EventOutcome::Recorded => report.created += 1,
+                EventOutcome::ReEngaged => {
+                    report.created += 1;
+                    report.re_engaged += 1;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    finish(tx, options, report, "import_events", now).await
+}
+
+/// RFC 3339, or a bare date meaning midnight in the client's timezone.
+fn parse_occurred_at(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(local_to_utc(tz, date.and_hms_opt(0, 0, 0)?))
+}
+
+fn first_step_after(ctx: &AppContext) -> Duration {
+    Duration::days(i64::from(ctx.settings.detection.cadence[0].after_days))
+}
+
+/// Commits the good rows, or rolls everything back if there were bad rows and
+/// the caller did not ask to skip them.
+async fn finish(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    options: ImportOptions,
+    mut report: ImportReport,
+    action: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ImportReport> {
+    let header_bad = report.errors.first().is_some_and(|e| e.line == 1);
+    if header_bad || (!report.errors.is_empty() && !options.skip_invalid) {
+        tx.rollback().await?;
+        report.committed = false;
+        return Ok(report);
+    }
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: Actor::System("cli"),
+            action,
+            client_id: None,
+            message_id: None,
+            detail: Some(format!(
+                "{} rows, {} new, {} updated, {} unchanged, {} bad",
+                report.rows,
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.errors.len()
+            )),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    report.committed = true;
+    Ok(report)
+}

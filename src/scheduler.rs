@@ -1,0 +1,96 @@
+//! The cron jobs of `serve`. Each tick only calls the job function with the
+//! clock's `now`; all state is in the database. A tick that arrives while the
+//! previous run of the same job is still going is skipped, not queued.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::Mutex;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::context::AppContext;
+use crate::{detect, dispatch};
+
+/// The running jobs. [`Scheduler::stop`] waits for a run in flight to finish.
+pub struct Scheduler {
+    inner: JobScheduler,
+    gates: Vec<Arc<Mutex<()>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum JobKind {
+    Detect,
+    Dispatch,
+}
+
+impl JobKind {
+    fn name(self) -> &'static str {
+        match self {
+            JobKind::Detect => "detect",
+            JobKind::Dispatch => "dispatch",
+        }
+    }
+
+    async fn run(self, ctx: &AppContext) {
+        let now = ctx.clock.now();
+        let started = std::time::Instant::now();
+        let result = match self {
+            JobKind::Detect => detect::run(ctx, now).await.map(|s| s.to_string()),
+            JobKind::Dispatch => dispatch::run_once(ctx, now).await.map(|s| s.to_string()),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(summary) => tracing::info!(job = self.name(), seconds, "{summary}"),
+            Err(e) => tracing::error!(job = self.name(), seconds, error = format!("{e:#}"), "job failed"),
+        }
+    }
+}
+
+impl Scheduler {
+    /// Starts the jobs of `[schedule]`; an empty cron string leaves a job out.
+    pub async fn start(ctx: AppContext) -> anyhow::Result<Self> {
+        let inner = JobScheduler::new().await.context("Failed to create the scheduler")?;
+        let mut gates = Vec::new();
+        let schedule = &ctx.settings.schedule;
+        for (kind, cron) in [
+            (JobKind::Detect, schedule.detect.clone()),
+            (JobKind::Dispatch, schedule.dispatch.clone()),
+        ] {
+            if cron.is_empty() {
+                tracing::info!(job = kind.name(), "disabled by an empty schedule");
+                continue;
+            }
+            let gate = Arc::new(Mutex::new(()));
+            gates.push(gate.clone());
+            let ctx = ctx.clone();
+            let job = Job::new_async(cron.as_str(), move |_id, _scheduler| {
+                let ctx = ctx.clone();
+                let gate = gate.clone();
+                Box::pin(async move {
+                    let Ok(_running) = gate.try_lock() else {
+                        tracing::warn!(job = kind.name(), "previous run still going; tick skipped");
+                        return;
+                    };
+                    if ctx.shutdown.is_cancelled() {
+                        return;
+                    }
+                    kind.run(&ctx).await;
+                })
+            })
+            .with_context(|| format!("config key `schedule.{}`: not a valid cron string", kind.name()))?;
+            inner.add(job).await.context("Failed to add a job")?;
+        }
+        inner.start().await.context("Failed to start the scheduler")?;
+        Ok(Self { inner, gates })
+    }
+
+    /// Stops ticking, then waits for runs in flight to finish.
+    pub async fn stop(mut self) {
+        if let Err(e) = self.inner.shutdown().await {
+            tracing::warn!(error = %e, "scheduler did not shut down cleanly");
+        }
+        for gate in &self.gates {
+            let _finished = gate.lock().await;
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Clients and the facts detection and dispatch read about them.
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+use super::{from_opt_ts, from_ts, ts};
+use crate::domain::{Channel, ClientStatus, EmailAddress, PhoneNumber};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientRow {
+    pub id: i64,
+    pub external_id: String,
+    pub first_name: String,
+    pub preferred_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub preferred_channel: String,
+    pub language: String,
+    pub timezone: String,
+    pub coach_id: i64,
+    pub consent_email: i64,
+    pub consent_sms: i64,
+    pub discreet: i64,
+    pub status: String,
+    pub opted_out_email_at: Option<i64>,
+    pub opted_out_sms_at: Option<i64>,
+    pub last_engaged_at: Option<i64>,
+    pub next_detect_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl ClientRow {
+    /// The name to greet the client by.
+    pub fn greeting_name(&self) -> &str {
+        self.preferred_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.first_name)
+    }
+
+    pub fn status(&self) -> Option<ClientStatus> {
+        self.status.parse().ok()
+    }
+
+    /// Quiet time counts from the last engagement, or from when the client was
+    /// added if there has been none yet.
+    pub fn quiet_since(&self) -> DateTime<Utc> {
+        from_ts(self.last_engaged_at.unwrap_or(self.created_at))
+    }
+
+    pub fn opted_out_at(&self, channel: Channel) -> Option<DateTime<Utc>> {
+        from_opt_ts(match channel {
+            Channel::Email => self.opted_out_email_at,
+            Channel::Sms => self.opted_out_sms_at,
+        })
+    }
+
+    /// Consented to and not opted out of.
+    pub fn may_contact_by(&self, channel: Channel) -> bool {
+        let consent = match channel {
+            Channel::Email => self.consent_email,
+            Channel::Sms => self.consent_sms,
+        };
+        consent != 0 && self.opted_out_at(channel).is_none()
+    }
+
+    pub fn contact(&self, channel: Channel) -> Option<&str> {
+        match channel {
+            Channel::Email => self.email.as_deref(),
+            Channel::Sms => self.phone.as_deref(),
+        }
+        .filter(|c| !c.is_empty())
+    }
+
+    /// The preferred channel if it may be used, otherwise the other one if that
+    /// may be used.
+    pub fn choose_channel(&self) -> Option<Channel> {
+        let preferred = self.preferred_channel.parse().unwrap_or(Channel::Email);
+        [preferred, preferred.other()]
+            .into_iter()
+            .find(|c| self.may_contact_by(*c))
+    }
+}
+
+/// A client's fields as the agency gives them (CSV row or API body), validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientFields {
+    pub external_id: String,
+    pub first_name: String,
+    pub preferred_name: Option<String>,
+    pub email: Option<EmailAddress>,
+    pub phone: Option<PhoneNumber>,
+    pub preferred_channel: Channel,
+    pub language: String,
+    pub timezone: chrono_tz::Tz,
+    pub coach_id: i64,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+    pub discreet: bool,
+    pub status: ClientStatus,
+}
+
+impl ClientFields {
+    /// Whether `row` already holds exactly these fields.
+    pub fn matches(&self, row: &ClientRow) -> bool {
+        row.first_name == self.first_name
+            && row.preferred_name == self.preferred_name
+            && row.email.as_deref() == self.email.as_ref().map(|e| e.as_str())
+            && row.phone.as_deref() == self.phone.as_ref().map(|p| p.as_str())
+            && row.preferred_channel == self.preferred_channel.as_ref()
+            && row.language == self.language
+            && row.timezone == self.timezone.name()
+            && row.coach_id == self.coach_id
+            && (row.consent_email != 0) == self.consent_email
+            && (row.consent_sms != 0) == self.consent_sms
+            && (row.discreet != 0) == self.discreet
+            && row.status == self.status.as_ref()
+    }
+}
+
+pub async fn by_external_id(
+    conn: &mut AnyConnection,
+    external_id: &str,
+) -> anyhow::Result<Option<ClientRow>> {
+    Ok(sqlx::query_as("SELECT * FROM clients WHERE external_id = $1")
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<ClientRow>> {
+    Ok(sqlx::query_as("SELECT * FROM clients WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Adds a client; quiet time counts from `now` until an engagement event arrives.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    fields: &ClientFields,
+    next_detect_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO clients (external_id, first_name, preferred_name, email, phone, \
+         preferred_channel, language, timezone, coach_id, consent_email, consent_sms, discreet, \
+         status, next_detect_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+         RETURNING id",
+    )
+    .bind(&fields.external_id)
+    .bind(&fields.first_name)
+    .bind(&fields.preferred_name)
+    .bind(fields.email.as_ref().map(|e| e.as_str()))
+    .bind(fields.phone.as_ref().map(|p| p.as_str()))
+    .bind(fields.preferred_channel.as_ref())
+    .bind(&fields.language)
+    .bind(fields.timezone.name())
+    .bind(fields.coach_id)
+    .bind(i64::from(fields.consent_email))
+    .bind(i64::from(fields.consent_sms))
+    .bind(i64::from(fields.discreet))
+    .bind(fields.status.as_ref())
+    .bind(ts(next_detect_at))
+    .bind(ts(now))
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Replaces a client's agency-given fields and asks detection to look again now,
+/// since consent, contact or status may have changed what is due.
+pub async fn update(
+    conn: &mut AnyConnection,
+    id: i64,
+    fields: &ClientFields,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE clients SET first_name = $2, preferred_name = $3, email = $4, phone = $5, \
+         preferred_channel = $6, language = $7, timezone = $8, coach_id = $9, consent_email = $10, \
+         consent_sms = $11, discreet = $12, status = $13, next_detect_at = $14, updated_at = $14 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&fields.first_name)
+    .bind(&fields.preferred_name)
+    .bind(fields.email.as_ref().map(|e| e.as_str()))
+    .bind(fields.phone.as_ref().map(|p| p.as_str()))
+    .bind(fields.preferred_channel.as_ref())
+    .bind(&fields.language)
+    .bind(fields.timezone.name())
+    .bind(fields.coach_id)
+    .bind(i64::from(fields.consent_email))
+    .bind(i64::from(fields.consent_sms))
+    .bind(i64::from(fields.discreet))
+    .bind(fields.status.as_ref())
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that the client opted out of `channel`. The first opt-out time is kept
+/// as evidence; repeating it changes nothing.
+pub async fn record_opt_out(
+    conn: &mut AnyConnection,
+    id: i64,
+    channel: Channel,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let sql = match channel {
+        Channel::Email => {
+            "UPDATE clients SET opted_out_email_at = COALESCE(opted_out_email_at, $2), \
+             next_detect_at = $2, updated_at = $2 WHERE id = $1"
+        }
+        Channel::Sms => {
+            "UPDATE clients SET opted_out_sms_at = COALESCE(opted_out_sms_at, $2), \
+             next_detect_at = $2, updated_at = $2 WHERE id = $1"
+        }
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .bind(ts(at))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets when detection should next look at the client (`None`: not until
+/// something outside detection changes).
+pub async fn set_next_detect(
+    conn: &mut AnyConnection,
+    id: i64,
+    at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE clients SET next_detect_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at.map(ts))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A client due for a look by detection, with what detection needs to decide.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DetectionCandidate {
+    #[sqlx(flatten)]
+    pub client: ClientRow,
+    pub coach_name: String,
+    pub episode_id: Option<i64>,
+    pub episode_step: Option<i64>,
+    /// When the episode's latest step was settled (sent, rejected, expired, failed).
+    pub step_settled_at: Option<i64>,
+    /// Messages of this client that are not yet settled.
+    pub open_messages: i64,
+}
+
+/// The next page of clients whose `next_detect_at` has come, in
+/// (`next_detect_at`, `id`) order after `after`. Keyset paging keeps each page an
+/// index range scan, and lets a dry run walk the set without changing it.
+pub async fn due_for_detection(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    after: Option<(i64, i64)>,
+    limit: i64,
+) -> anyhow::Result<Vec<DetectionCandidate>> {
+    let (after_at, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+    Ok(sqlx::query_as(
+        "SELECT c.*, co.name AS coach_name, e.id AS episode_id, e.step AS episode_step, \
+           (SELECT m.settled_at FROM messages m WHERE m.episode_id = e.id AND m.step = e.step) \
+             AS step_settled_at, \
+           (SELECT COUNT(*) FROM messages m WHERE m.client_id = c.id \
+              AND m.status IN ('pending', 'approved', 'sending', 'in_doubt')) AS open_messages \
+         FROM clients c \
+         JOIN coaches co ON co.id = c.coach_id \
+         LEFT JOIN episodes e ON e.client_id = c.id AND e.closed_at IS NULL \
+         WHERE c.next_detect_at <= $1 \
+           AND (c.next_detect_at > $2 OR (c.next_detect_at = $2 AND c.id > $3)) \
+         ORDER BY c.next_detect_at, c.id \
+         LIMIT $4",
+    )
+        .bind(ts(now))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}

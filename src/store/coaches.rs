@@ -1,0 +1,84 @@
+//! Coaches: the people who approve drafts.
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+use super::ts;
+use crate::domain::Role;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CoachRow {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub role: String,
+    pub active: i64,
+}
+
+impl CoachRow {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin.as_ref()
+    }
+
+    /// The first word of the name, for a warm sign-off.
+    pub fn first_name(&self) -> &str {
+        self.name.split_whitespace().next().unwrap_or(&self.name)
+    }
+}
+
+pub struct NewCoach<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub phone: Option<&'a str>,
+    pub role: Role,
+    pub password_hash: Option<&'a str>,
+}
+
+/// Adds a coach. Returns `None` when a coach with that email already exists.
+pub async fn insert(
+    conn: &mut AnyConnection,
+    coach: &NewCoach<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<i64>> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO coaches (email, name, phone, role, password_hash, active, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (email) DO NOTHING RETURNING id",
+    )
+    .bind(coach.email)
+    .bind(coach.name)
+    .bind(coach.phone)
+    .bind(coach.role.as_ref())
+    .bind(coach.password_hash)
+    .bind(ts(now))
+    .fetch_optional(conn)
+    .await?;
+    Ok(id)
+}
+
+pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<CoachRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, email, name, phone, role, active FROM coaches WHERE lower(email) = lower($1)",
+    )
+    .bind(email)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<CoachRow>> {
+    Ok(
+        sqlx::query_as("SELECT id, email, name, phone, role, active FROM coaches WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Every active coach, for lookups during an import.
+pub async fn all_active(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, email, name, phone, role, active FROM coaches WHERE active = 1 ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,0 +1,393 @@
+//! Messages: one row from draft to send. Every state change is a single guarded
+//! `UPDATE … WHERE status = …`, so two actors racing on one message cannot both win.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::{from_opt_ts, from_ts, ts};
+use crate::domain::{Channel, MessageStatus};
+
+/// The statuses of a message that has not settled yet.
+pub const OPEN_STATUSES: &str = "('pending', 'approved', 'sending', 'in_doubt')";
+
+pub struct NewDraft<'a> {
+    pub client_id: i64,
+    pub coach_id: i64,
+    pub episode_id: i64,
+    pub step: i64,
+    pub channel: Channel,
+    pub recipient: &'a str,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+    pub html: Option<&'a str>,
+    pub template: &'a str,
+    pub template_hash: &'a str,
+    pub email_message_id: Option<&'a str>,
+}
+
+/// Stores a pending draft. Returns `None` if this episode already has a draft
+/// for this step, which keeps detection idempotent even if two runs overlap.
+pub async fn insert_draft(
+    conn: &mut AnyConnection,
+    draft: &NewDraft<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO messages (client_id, coach_id, episode_id, step, channel, recipient, subject, \
+         body, html, template, template_hash, email_message_id, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13) \
+         ON CONFLICT (episode_id, step) DO NOTHING RETURNING id",
+    )
+    .bind(draft.client_id)
+    .bind(draft.coach_id)
+    .bind(draft.episode_id)
+    .bind(draft.step)
+    .bind(draft.channel.as_ref())
+    .bind(draft.recipient)
+    .bind(draft.subject)
+    .bind(draft.body)
+    .bind(draft.html)
+    .bind(draft.template)
+    .bind(draft.template_hash)
+    .bind(draft.email_message_id)
+    .bind(ts(now))
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A message as people and scripts see it (the message JSON of DESIGN.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub client_external_id: String,
+    pub client_id: i64,
+    #[serde(skip)]
+    pub client_coach_id: i64,
+    pub coach_email: String,
+    pub channel: String,
+    pub to: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub step: i64,
+    pub template: String,
+    pub status: String,
+    pub lint: serde_json::Value,
+    pub edited: bool,
+    pub created_at: DateTime<Utc>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub provider_message_id: Option<String>,
+    pub delivery_status: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageViewRow {
+    id: i64,
+    client_external_id: String,
+    client_id: i64,
+    client_coach_id: i64,
+    coach_email: String,
+    channel: String,
+    recipient: String,
+    subject: Option<String>,
+    body: String,
+    step: i64,
+    template: String,
+    status: String,
+    lint: String,
+    edited: i64,
+    created_at: i64,
+    approved_at: Option<i64>,
+    approved_by: Option<String>,
+    sent_at: Option<i64>,
+    provider_message_id: Option<String>,
+    delivery_status: Option<String>,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+impl From<MessageViewRow> for MessageView {
+    fn from(r: MessageViewRow) -> Self {
+        Self {
+            id: r.id,
+            client_external_id: r.client_external_id,
+            client_id: r.client_id,
+            client_coach_id: r.client_coach_id,
+            coach_email: r.coach_email,
+            channel: r.channel,
+            to: r.recipient,
+            subject: r.subject,
+            body: r.body,
+            step: r.step,
+            template: r.template,
+            status: r.status,
+            lint: serde_json::from_str(&r.lint).unwrap_or(serde_json::Value::Array(vec![])),
+            edited: r.edited != 0,
+            created_at: from_ts(r.created_at),
+            approved_at: from_opt_ts(r.approved_at),
+            approved_by: r.approved_by,
+            sent_at: from_opt_ts(r.sent_at),
+            provider_message_id: r.provider_message_id,
+            delivery_status: r.delivery_status,
+            attempts: r.attempts,
+            last_error: r.last_error,
+        }
+    }
+}
+
+const VIEW_SELECT: &str = "SELECT m.id, c.external_id AS client_external_id, c.id AS client_id, \
+    c.coach_id AS client_coach_id, co.email AS coach_email, m.channel, m.recipient, m.subject, \
+    m.body, m.step, m.template, m.status, m.lint, m.edited, m.created_at, m.approved_at, \
+    ap.email AS approved_by, m.sent_at, m.provider_message_id, m.delivery_status, m.attempts, \
+    m.last_error \
+    FROM messages m \
+    JOIN clients c ON c.id = m.client_id \
+    JOIN coaches co ON co.id = c.coach_id \
+    LEFT JOIN coaches ap ON ap.id = m.approved_by";
+
+/// Messages, oldest first, optionally only one status and only one coach's clients.
+pub async fn list(
+    conn: &mut AnyConnection,
+    status: Option<MessageStatus>,
+    coach_id: Option<i64>,
+) -> anyhow::Result<Vec<MessageView>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{VIEW_SELECT} WHERE ($1 IS NULL OR m.status = $1) AND ($2 IS NULL OR c.coach_id = $2) \
+         ORDER BY m.created_at, m.id"
+    ));
+    let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
+        .bind(status.map(|s| s.as_ref().to_owned()))
+        .bind(coach_id)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(MessageView::from).collect())
+}
+
+pub async fn view(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<MessageView>> {
+    let sql = sqlx::AssertSqlSafe(format!("{VIEW_SELECT} WHERE m.id = $1"));
+    let row: Option<MessageViewRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
+    Ok(row.map(MessageView::from))
+}
+
+/// pending → approved, due at once. `false` if the message was not pending.
+pub async fn approve(
+    conn: &mut AnyConnection,
+    id: i64,
+    coach_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'approved', approved_at = $2, approved_by = $3, \
+         next_attempt_at = $2 WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(ts(now))
+    .bind(coach_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// pending → rejected; the step counts as settled. `false` if it was not pending.
+pub async fn reject(
+    conn: &mut AnyConnection,
+    id: i64,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'rejected', rejected_at = $2, settled_at = $2, \
+         reject_reason = $3 WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(ts(now))
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// pending drafts created at or before `cutoff` → expired. Returns their clients.
+pub async fn expire_pending(
+    conn: &mut AnyConnection,
+    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE messages SET status = 'expired', settled_at = $2 \
+         WHERE status = 'pending' AND created_at <= $1 RETURNING client_id",
+    )
+    .bind(ts(cutoff))
+    .bind(ts(now))
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Counts the pending drafts that `expire_pending` would expire.
+pub async fn count_expirable(
+    conn: &mut AnyConnection,
+    cutoff: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE status = 'pending' AND created_at <= $1",
+    )
+    .bind(ts(cutoff))
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Cancels the client's messages that no one has started sending (pending and
+/// approved). Messages in flight or in doubt are left to dispatch.
+pub async fn cancel_unsent(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'cancelled', cancel_reason = $2, settled_at = $3 \
+         WHERE client_id = $1 AND status IN ('pending', 'approved')",
+    )
+    .bind(client_id)
+    .bind(reason)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// What dispatch needs of a claimed message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedMessage {
+    pub id: i64,
+    pub client_id: i64,
+    pub coach_id: i64,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+    pub email_message_id: Option<String>,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// Claims up to `limit` due approved messages for this dispatcher until
+/// `lease_until`. The outer `status = 'approved'` is checked again by PostgreSQL
+/// after it waits on a row lock, so two dispatchers never claim the same message.
+pub async fn claim_due(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<ClaimedMessage>> {
+    Ok(sqlx::query_as(
+        "UPDATE messages SET status = 'sending', lease_until = $2 \
+         WHERE status = 'approved' AND id IN ( \
+           SELECT id FROM messages WHERE status = 'approved' AND next_attempt_at <= $1 \
+           ORDER BY next_attempt_at, id LIMIT $3) \
+         RETURNING id, client_id, coach_id, channel, recipient, subject, body, html, \
+           email_message_id, attempts, created_at",
+    )
+    .bind(ts(now))
+    .bind(ts(lease_until))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Finds claims whose lease ran out (a dispatcher died). An attempt that had
+/// started may have reached the provider, so that message becomes `in_doubt`;
+/// one that never started goes back to `approved`.
+pub async fn recover_expired_leases(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(u64, u64)> {
+    sqlx::query(
+        "UPDATE send_log SET outcome = 'in_doubt', finished_at = $1, \
+         error = 'the sending process stopped during this attempt' \
+         WHERE outcome IS NULL AND message_id IN ( \
+           SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1)",
+    )
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await?;
+    let in_doubt = sqlx::query(
+        "UPDATE messages SET status = 'in_doubt', lease_until = NULL, \
+         last_error = 'the sending process stopped during an attempt' \
+         WHERE status = 'sending' AND lease_until < $1 AND EXISTS ( \
+           SELECT 1 FROM send_log l WHERE l.message_id = messages.id \
+             AND l.attempt = messages.attempts AND l.outcome = 'in_doubt')",
+    )
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let released = sqlx::query(
+        "UPDATE messages SET status = 'approved', lease_until = NULL \
+         WHERE status = 'sending' AND lease_until < $1",
+    )
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok((in_doubt, released))
+}
+
+/// sending → approved, due at `at` (quiet hours, caps, or shutdown).
+pub async fn release(
+    conn: &mut AnyConnection,
+    id: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'approved', lease_until = NULL, next_attempt_at = $2 \
+         WHERE id = $1 AND status = 'sending'",
+    )
+    .bind(id)
+    .bind(ts(at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// sending → cancelled, when the client is no longer one to message.
+pub async fn cancel_claimed(
+    conn: &mut AnyConnection,
+    id: i64,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE messages SET status = 'cancelled', cancel_reason = $2, settled_at = $3, \
+         lease_until = NULL WHERE id = $1 AND status = 'sending'",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Start times of the client's attempts since `since` that went out or may have.
+pub async fn recent_send_times(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Vec<DateTime<Utc>>> {
+    let times: Vec<i64> = sqlx::query_scalar(
+        "SELECT l.started_at FROM send_log l JOIN messages m ON m.id = l.message_id \
+         WHERE m.client_id = $1 AND l.started_at >= $2 AND l.outcome IN ('sent', 'in_doubt') \
+         ORDER BY l.started_at",
+    )
+    .bind(client_id)
+    .bind(ts(since))
+    .fetch_all(conn)
+    .await?;
+    Ok(times.into_iter().map(from_ts).collect())
+}

@@ -1,0 +1,180 @@
+//! All SQL lives here. One implementation over sqlx's `Any` driver serves both
+//! SQLite and PostgreSQL: the statements are portable (`$N` parameters, `ON
+//! CONFLICT`, `RETURNING`, partial indexes, Unix-second timestamps and 0/1 flags
+//! in both). The only dialect split is the migration folder and the SQLite
+//! connection pragmas in [`Store::connect`].
+//!
+//! Functions take `&mut AnyConnection` so that the same code runs inside a
+//! transaction (`&mut *tx`) or on a pooled connection.
+
+pub mod audit;
+pub mod clients;
+pub mod coaches;
+pub mod episodes;
+pub mod events;
+pub mod messages;
+pub mod send_log;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Connection, Executor};
+
+pub use sqlx::Transaction;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Unix seconds, the one timestamp representation in the database.
+pub fn ts(at: DateTime<Utc>) -> i64 {
+    at.timestamp()
+}
+
+pub fn from_ts(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+pub fn from_opt_ts(secs: Option<i64>) -> Option<DateTime<Utc>> {
+    secs.map(from_ts)
+}
+
+impl Store {
+    /// Opens a pool for `url` (`sqlite:…` or `postgres://…`). A SQLite file and its
+    /// folder are created when missing, and every SQLite connection runs in WAL mode.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            (Backend::Sqlite, sqlite_url(url)?)
+        } else {
+            (Backend::Postgres, url.to_owned())
+        };
+        let options: AnyConnectOptions = url
+            .parse()
+            .context("Failed to read the database URL")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 10,
+            })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .context("Failed to connect to the database")?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("Failed to apply database migrations")
+    }
+
+    pub async fn begin(&self) -> anyhow::Result<Transaction<'static, sqlx::Any>> {
+        self.pool
+            .begin()
+            .await
+            .context("Failed to begin a database transaction")
+    }
+
+    pub async fn conn(&self) -> anyhow::Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        self.pool
+            .acquire()
+            .await
+            .context("Failed to get a database connection")
+    }
+
+    /// Answers whether the database is reachable, for `/healthz`.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        conn.ping().await.context("The database did not answer")
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Keeps `clients.next_detect_at` honest when the cadence changes: those times
+    /// were computed from the cadence, so a changed cadence makes every active client
+    /// due for one fresh look. The first fingerprint is simply recorded.
+    pub async fn sync_cadence(&self, fingerprint: &str, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let mut tx = self.begin().await?;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT value FROM app_state WHERE key = 'cadence'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        match stored {
+            Some(ref s) if s == fingerprint => return Ok(()),
+            Some(_) => {
+                sqlx::query("UPDATE clients SET next_detect_at = $1 WHERE status = 'active'")
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE app_state SET value = $1 WHERE key = 'cadence'")
+                    .bind(fingerprint)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("INSERT INTO app_state (key, value) VALUES ('cadence', $1)")
+                    .bind(fingerprint)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await.context("Failed to record the cadence")
+    }
+}
+
+/// Adds `mode=rwc` (create if missing) to a SQLite URL and creates its folder.
+fn sqlite_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!("database.url: give SQLite a file path, like sqlite://data/reengage.db");
+    }
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("Failed to create the database folder {}", parent.display()))?;
+    }
+    Ok(if rest.contains('?') {
+        format!("sqlite://{rest}")
+    } else {
+        format!("sqlite://{rest}?mode=rwc")
+    })
+}

@@ -1,0 +1,181 @@
+//! The send log: one row per attempt, written as the attempt starts and completed
+//! once with its outcome. The app never changes a completed row.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::{Store, from_opt_ts, from_ts, ts};
+use crate::domain::SendOutcome;
+
+/// Counts the attempt on the message and writes its `started` row, together, so
+/// that a crash can never leave one without the other. Returns the attempt number,
+/// or `None` if the message is no longer claimed.
+pub async fn start_attempt(
+    store: &Store,
+    message_id: i64,
+    channel: &str,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<i64>> {
+    let mut tx = store.begin().await?;
+    let attempt: Option<i64> = sqlx::query_scalar(
+        "UPDATE messages SET attempts = attempts + 1 WHERE id = $1 AND status = 'sending' \
+         RETURNING attempts",
+    )
+    .bind(message_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(attempt) = attempt else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "INSERT INTO send_log (message_id, attempt, channel, recipient, started_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(message_id)
+    .bind(attempt)
+    .bind(channel)
+    .bind(recipient)
+    .bind(ts(now))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(attempt))
+}
+
+/// How an attempt ended, and what the message becomes.
+pub struct Finish<'a> {
+    pub outcome: SendOutcome,
+    pub provider_id: Option<&'a str>,
+    pub code: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// For a retry: when to try again. For a retry out of attempts, `None`
+    /// (the message fails).
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// Completes the attempt's row and moves the message on, in one transaction.
+/// A `retry` with no `retry_at` left becomes `failed`. Returns the message's new status.
+pub async fn finish_attempt(
+    store: &Store,
+    message_id: i64,
+    attempt: i64,
+    finish: &Finish<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<&'static str> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "UPDATE send_log SET finished_at = $3, outcome = $4, provider_id = $5, code = $6, \
+         error = $7 WHERE message_id = $1 AND attempt = $2 AND outcome IS NULL",
+    )
+    .bind(message_id)
+    .bind(attempt)
+    .bind(ts(now))
+    .bind(finish.outcome.as_ref())
+    .bind(finish.provider_id)
+    .bind(finish.code)
+    .bind(finish.error)
+    .execute(&mut *tx)
+    .await?;
+    let (status, settled, sent) = match (finish.outcome, finish.retry_at) {
+        (SendOutcome::Sent, _) => ("sent", Some(now), Some(now)),
+        (SendOutcome::Retry, Some(_)) => ("approved", None, None),
+        (SendOutcome::Retry, None) | (SendOutcome::Failed, _) => ("failed", Some(now), None),
+        (SendOutcome::InDoubt, _) => ("in_doubt", None, None),
+    };
+    sqlx::query(
+        "UPDATE messages SET status = $2, lease_until = NULL, settled_at = $3, sent_at = $4, \
+         next_attempt_at = $5, provider_message_id = COALESCE($6, provider_message_id), \
+         last_error = $7 WHERE id = $1",
+    )
+    .bind(message_id)
+    .bind(status)
+    .bind(settled.map(ts))
+    .bind(sent.map(ts))
+    .bind(finish.retry_at.map(ts))
+    .bind(finish.provider_id)
+    .bind(finish.error)
+    .execute(&mut *tx)
+    .await?;
+    if settled.is_some() {
+        // The step is settled: let detection work out when the next one is due.
+        sqlx::query(
+            "UPDATE clients SET next_detect_at = $2 \
+             WHERE id = (SELECT client_id FROM messages WHERE id = $1)",
+        )
+        .bind(message_id)
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(status)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SendLogEntry {
+    pub id: i64,
+    pub message_id: i64,
+    pub attempt: i64,
+    pub channel: String,
+    pub recipient: String,
+    pub client_external_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub provider_id: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SendLogRow {
+    id: i64,
+    message_id: i64,
+    attempt: i64,
+    channel: String,
+    recipient: String,
+    client_external_id: String,
+    started_at: i64,
+    finished_at: Option<i64>,
+    outcome: Option<String>,
+    provider_id: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+}
+
+/// The send log in order, optionally for one coach's clients only.
+pub async fn list(
+    conn: &mut AnyConnection,
+    coach_id: Option<i64>,
+) -> anyhow::Result<Vec<SendLogEntry>> {
+    let rows: Vec<SendLogRow> = sqlx::query_as(
+        "SELECT l.id, l.message_id, l.attempt, l.channel, l.recipient, \
+           c.external_id AS client_external_id, l.started_at, l.finished_at, l.outcome, \
+           l.provider_id, l.code, l.error \
+         FROM send_log l JOIN messages m ON m.id = l.message_id \
+         JOIN clients c ON c.id = m.client_id \
+         WHERE ($1 IS NULL OR c.coach_id = $1) ORDER BY l.id",
+    )
+    .bind(coach_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SendLogEntry {
+            id: r.id,
+            message_id: r.message_id,
+            attempt: r.attempt,
+            channel: r.channel,
+            recipient: r.recipient,
+            client_external_id: r.client_external_id,
+            started_at: from_ts(r.started_at),
+            finished_at: from_opt_ts(r.finished_at),
+            outcome: r.outcome,
+            provider_id: r.provider_id,
+            code: r.code,
+            error: r.error,
+        })
+        .collect())
+}
