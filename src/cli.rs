@@ -209,7 +209,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match execute(cli).await {
         Ok(code) => code,
         Err(e) => {
-            esay!("error: {e:#}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -315,13 +315,13 @@ async fn import_command(ctx: &AppContext, command: ImportCommand) -> anyhow::Res
 
 fn print_import(file: &std::path::Path, report: &ImportReport) -> ExitCode {
     for error in &report.errors {
-        esay!("{}: {error}", file.display());
+        eprintln!("{}: {error}", file.display());
     }
     if report.committed {
         say!("{}: {report}", file.display());
         ExitCode::SUCCESS
     } else {
-        esay!("{}: {report}", file.display());
+        eprintln!("{}: {report}", file.display());
         ExitCode::FAILURE
     }
 }
@@ -334,7 +334,7 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                 Some(email) => match drafts::acting_coach(ctx, &email).await? {
                     Ok(c) => Some(c.id),
                     Err(e) => {
-                        esay!("error: {e}");
+                        eprintln!("error: {e}");
                         return Ok(ExitCode::FAILURE);
                     }
                 },
@@ -371,7 +371,7 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             let coach = match drafts::acting_coach(ctx, &coach).await? {
                 Ok(c) => c,
                 Err(e) => {
-                    esay!("error: {e}");
+                    eprintln!("error: {e}");
                     return Ok(ExitCode::FAILURE);
                 }
             };
@@ -381,7 +381,7 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                     Ok(()) => say!("draft {id}: approved"),
                     Err(e) => {
                         failed = true;
-                        esay!("draft {id}: not approved: {e}");
+                        eprintln!("draft {id}: not approved: {e}");
                     }
                 }
             }
@@ -391,7 +391,7 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             let coach = match drafts::acting_coach(ctx, &coach).await? {
                 Ok(c) => c,
                 Err(e) => {
-                    esay!("error: {e}");
+                    eprintln!("error: {e}");
                     return Ok(ExitCode::FAILURE);
                 }
             };
@@ -401,7 +401,7 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    esay!("draft {id}: not rejected: {e}");
+                    eprintln!("draft {id}: not rejected: {e}");
                     Ok(ExitCode::FAILURE)
                 }
             }
@@ -453,7 +453,7 @@ async fn add_coach(
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            esay!("error: a coach with the email {email} already exists");
+            eprintln!("error: a coach with the email {email} already exists");
             Ok(ExitCode::FAILURE)
         }
     }
