@@ -38,8 +38,14 @@ mod tests {
     fn a_hash_verifies_only_its_own_password() {
         let hash = hash_password(&SecretString::from("correct horse battery")).unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(&SecretString::from("correct horse battery"), &hash));
-        assert!(!verify_password(&SecretString::from("correct horse battery!"), &hash));
+        assert!(verify_password(
+            &SecretString::from("correct horse battery"),
+            &hash
+        ));
+        assert!(!verify_password(
+            &SecretString::from("correct horse battery!"),
+            &hash
+        ));
         assert!(hash_password(&SecretString::from("short")).is_err());
     }
 }

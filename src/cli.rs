@@ -20,7 +20,11 @@ use crate::store::{coaches, messages, send_log};
 use crate::{auth, demo, detect, dispatch, drafts, import, serve};
 
 #[derive(Debug, Parser)]
-#[command(name = "reengage", version, about = "Warm check-ins for clients who have gone quiet, approved by their coach.")]
+#[command(
+    name = "reengage",
+    version,
+    about = "Warm check-ins for clients who have gone quiet, approved by their coach."
+)]
 pub struct Cli {
     /// A TOML file layered over the built-in config/default.toml.
     #[arg(long, global = true, value_name = "FILE")]
@@ -183,7 +187,8 @@ fn parse_status(s: &str) -> Result<MessageStatus, String> {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse().map_err(|_| format!("`{s}` is not a role: coach or admin"))
+    s.parse()
+        .map_err(|_| format!("`{s}` is not a role: coach or admin"))
 }
 
 /// Logs go to stderr; `RUST_LOG` sets the level (default `info`).
@@ -222,7 +227,9 @@ async fn context(cli: &Cli) -> anyhow::Result<AppContext> {
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Demo(args) = &cli.command {
-        return demo::run(cli.config.as_deref(), args).await.map(|()| ExitCode::SUCCESS);
+        return demo::run(cli.config.as_deref(), args)
+            .await
+            .map(|()| ExitCode::SUCCESS);
     }
     let ctx = context(&cli).await?;
     let code = match cli.command {
@@ -268,7 +275,13 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 say!(
                     "{:>6} {:>7} {:>7} {:<5} {:<8} {:<20} {:<28} ERROR",
-                    "ID", "MESSAGE", "ATTEMPT", "CHAN", "OUTCOME", "STARTED", "TO"
+                    "ID",
+                    "MESSAGE",
+                    "ATTEMPT",
+                    "CHAN",
+                    "OUTCOME",
+                    "STARTED",
+                    "TO"
                 );
                 for e in entries {
                     say!(
@@ -300,8 +313,8 @@ async fn import_command(ctx: &AppContext, command: ImportCommand) -> anyhow::Res
         ImportCommand::Clients { file, skip_invalid } => (file, skip_invalid, true),
         ImportCommand::Events { file, skip_invalid } => (file, skip_invalid, false),
     };
-    let input = std::fs::File::open(&file)
-        .with_context(|| format!("Failed to open {}", file.display()))?;
+    let input =
+        std::fs::File::open(&file).with_context(|| format!("Failed to open {}", file.display()))?;
     let input = std::io::BufReader::with_capacity(1 << 16, input);
     let options = ImportOptions { skip_invalid };
     let now = ctx.clock.now();
@@ -329,7 +342,11 @@ fn print_import(file: &std::path::Path, report: &ImportReport) -> ExitCode {
 async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Result<ExitCode> {
     let now = ctx.clock.now();
     match command {
-        DraftsCommand::List { status, coach, json } => {
+        DraftsCommand::List {
+            status,
+            coach,
+            json,
+        } => {
             let coach_id = match coach {
                 Some(email) => match drafts::acting_coach(ctx, &email).await? {
                     Ok(c) => Some(c.id),
@@ -349,7 +366,13 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             } else {
                 say!(
                     "{:>6} {:<9} {:<5} {:>4} {:<14} {:<24} {:<16} BODY",
-                    "ID", "STATUS", "CHAN", "STEP", "CLIENT", "COACH", "CREATED"
+                    "ID",
+                    "STATUS",
+                    "CHAN",
+                    "STEP",
+                    "CLIENT",
+                    "COACH",
+                    "CREATED"
                 );
                 for m in list {
                     let preview: String = m.body.replace('\n', " ").chars().take(60).collect();
@@ -385,7 +408,11 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                     }
                 }
             }
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         DraftsCommand::Reject { id, coach, reason } => {
             let coach = match drafts::acting_coach(ctx, &coach).await? {
@@ -473,7 +500,9 @@ fn check_templates(ctx: &AppContext) -> ExitCode {
                         let count = crate::compose::segments::count(&rendered.body);
                         say!(
                             "ok   {language}/{template}.sms ({who}): {} characters, {} segment(s), {:?}",
-                            count.units, count.segments, count.encoding
+                            count.units,
+                            count.segments,
+                            count.encoding
                         );
                     }
                     Ok(_) => say!("ok   {language}/{template}.email ({who})"),
@@ -485,5 +514,9 @@ fn check_templates(ctx: &AppContext) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

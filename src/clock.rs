@@ -48,6 +48,9 @@ mod tests {
             .and_hms_opt(2, 30, 0)
             .unwrap();
         // 02:30 does not exist that night; 03:00 EDT is 07:00 UTC.
-        assert_eq!(local_to_utc(tz, local).to_rfc3339(), "2026-03-08T07:00:00+00:00");
+        assert_eq!(
+            local_to_utc(tz, local).to_rfc3339(),
+            "2026-03-08T07:00:00+00:00"
+        );
     }
 }

@@ -220,7 +220,10 @@ impl Settings {
                 "the first step's after_days must be at least 1",
             ));
         }
-        if cadence.windows(2).any(|w| w[1].after_days <= w[0].after_days) {
+        if cadence
+            .windows(2)
+            .any(|w| w[1].after_days <= w[0].after_days)
+        {
             return Err(ConfigError::new(
                 "detection.cadence",
                 "steps must be in strictly increasing order of after_days",
@@ -281,5 +284,7 @@ pub fn check_cron(cron: &str) -> Result<(), String> {
         .build()
         .parse(cron)
         .map(|_| ())
-        .map_err(|e| format!("`{cron}` is not a 6-field cron string (sec min hour day month weekday): {e}"))
+        .map_err(|e| {
+            format!("`{cron}` is not a 6-field cron string (sec min hour day month weekday): {e}")
+        })
 }

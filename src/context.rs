@@ -29,9 +29,9 @@ impl AppContext {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let composer = Composer::load(&settings.templates.dir)?;
         for step in &settings.detection.cadence {
-            composer
-                .check_complete(&step.template)
-                .with_context(|| "config key `detection.cadence` names a template that is incomplete")?;
+            composer.check_complete(&step.template).with_context(
+                || "config key `detection.cadence` names a template that is incomplete",
+            )?;
         }
         if !composer.languages().contains(&settings.defaults.language) {
             anyhow::bail!(

@@ -120,7 +120,11 @@ fn history(i: u32) -> History {
 }
 
 /// Writes the demo's clients.csv and events.csv and returns their paths.
-fn write_csv(dir: &Path, count: u32, now: DateTime<Utc>) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+fn write_csv(
+    dir: &Path,
+    count: u32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let mut clients_csv = import::CLIENT_COLUMNS.join(",");
     clients_csv.push('\n');
     let mut events_csv = import::EVENT_COLUMNS.join(",");
@@ -128,7 +132,11 @@ fn write_csv(dir: &Path, count: u32, now: DateTime<Utc>) -> anyhow::Result<(std:
     for i in 0..count {
         let h = history(i);
         let first = FIRST_NAMES[i as usize % FIRST_NAMES.len()];
-        let preferred = if i % 7 == 0 { first.chars().take(3).collect() } else { String::new() };
+        let preferred = if i % 7 == 0 {
+            first.chars().take(3).collect()
+        } else {
+            String::new()
+        };
         let coach = COACHES[i as usize % 2].email;
         let language = if i % 4 == 3 { "es" } else { "en" };
         let tz = TIMEZONES[i as usize % TIMEZONES.len()];
@@ -152,7 +160,11 @@ fn write_csv(dir: &Path, count: u32, now: DateTime<Utc>) -> anyhow::Result<(std:
             writeln!(events_csv, "demo-{i:05},check_in,{},", at.to_rfc3339())?;
             let missed = at + Duration::days(1);
             if i % 4 == 1 && missed < now {
-                writeln!(events_csv, "demo-{i:05},session_missed,{},", missed.to_rfc3339())?;
+                writeln!(
+                    events_csv,
+                    "demo-{i:05},session_missed,{},",
+                    missed.to_rfc3339()
+                )?;
             }
         }
     }
@@ -223,7 +235,9 @@ pub async fn run(_config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> 
         let mut conn = ctx.store.conn().await?;
         for i in 0..args.clients {
             for channel in history(i).opted_out {
-                if let Some(client) = clients::by_external_id(&mut conn, &format!("demo-{i:05}")).await? {
+                if let Some(client) =
+                    clients::by_external_id(&mut conn, &format!("demo-{i:05}")).await?
+                {
                     clients::record_opt_out(&mut conn, client.id, *channel, now).await?;
                 }
             }
@@ -270,8 +284,14 @@ async fn print_welcome(
     println!();
     println!("Demo logins (password `{DEMO_PASSWORD}`):");
     for coach in &COACHES {
-        let mine = pending.iter().filter(|m| m.coach_email == coach.email).count();
-        println!("  {:<20} {:<12} {:<6} {mine} drafts", coach.email, coach.name, coach.role);
+        let mine = pending
+            .iter()
+            .filter(|m| m.coach_email == coach.email)
+            .count();
+        println!(
+            "  {:<20} {:<12} {:<6} {mine} drafts",
+            coach.email, coach.name, coach.role
+        );
     }
     let first_ids: Vec<String> = pending
         .iter()

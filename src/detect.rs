@@ -62,7 +62,11 @@ impl fmt::Display for DetectSummary {
         write!(
             f,
             "{}evaluated {}, drafted {}, not yet due {}, episodes finished {}, drafts expired {}",
-            if self.dry_run { "dry run (nothing changed): " } else { "" },
+            if self.dry_run {
+                "dry run (nothing changed): "
+            } else {
+                ""
+            },
             self.evaluated,
             self.drafted,
             self.not_yet_due,
@@ -90,7 +94,10 @@ enum Decision {
     /// Nothing is due; look again at this time.
     Wait(DateTime<Utc>),
     /// Draft cadence step `step` (1-based) on `channel`.
-    Draft { step: usize, channel: Channel },
+    Draft {
+        step: usize,
+        channel: Channel,
+    },
     /// The last step is settled: the episode ends (`max_steps`).
     Finish,
 }
@@ -106,7 +113,11 @@ pub async fn preview(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<Det
     evaluate(ctx, now, true).await
 }
 
-async fn evaluate(ctx: &AppContext, now: DateTime<Utc>, dry_run: bool) -> anyhow::Result<DetectSummary> {
+async fn evaluate(
+    ctx: &AppContext,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> anyhow::Result<DetectSummary> {
     let mut summary = DetectSummary {
         dry_run,
         ..Default::default()
@@ -135,7 +146,10 @@ async fn evaluate(ctx: &AppContext, now: DateTime<Utc>, dry_run: bool) -> anyhow
             clients::due_for_detection(&mut conn, now, after, PAGE).await?
         };
         let Some(last) = page.last() else { break };
-        after = Some((last.client.next_detect_at.unwrap_or_default(), last.client.id));
+        after = Some((
+            last.client.next_detect_at.unwrap_or_default(),
+            last.client.id,
+        ));
         let mut tx = (!dry_run).then_some(ctx.store.begin().await?);
         for candidate in &page {
             summary.evaluated += 1;

@@ -21,17 +21,17 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     /// Reads an international number, or a national one in `region`.
-    pub fn parse(input: &str, region: Option<phonenumber::country::Id>) -> Result<Self, DomainError> {
+    pub fn parse(
+        input: &str,
+        region: Option<phonenumber::country::Id>,
+    ) -> Result<Self, DomainError> {
         let number = phonenumber::parse(region, input.trim())
             .map_err(|_| DomainError::Phone(input.to_owned()))?;
         if !phonenumber::is_valid(&number) {
             return Err(DomainError::Phone(input.to_owned()));
         }
         Ok(Self(
-            number
-                .format()
-                .mode(phonenumber::Mode::E164)
-                .to_string(),
+            number.format().mode(phonenumber::Mode::E164).to_string(),
         ))
     }
 

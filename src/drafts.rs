@@ -22,7 +22,10 @@ pub enum ActionError {
 }
 
 /// Finds the acting coach by email; inactive coaches cannot act.
-pub async fn acting_coach(ctx: &AppContext, email: &str) -> anyhow::Result<Result<CoachRow, ActionError>> {
+pub async fn acting_coach(
+    ctx: &AppContext,
+    email: &str,
+) -> anyhow::Result<Result<CoachRow, ActionError>> {
     let mut conn = ctx.store.conn().await?;
     Ok(match coaches::by_email(&mut conn, email).await? {
         Some(coach) if coach.active != 0 => Ok(coach),
@@ -39,10 +42,12 @@ async fn visible_draft(
     let mut conn = ctx.store.conn().await?;
     Ok(match messages::view(&mut conn, id).await? {
         None => Err(ActionError::NotFound(id)),
-        Some(m) if !coach.is_admin() && m.client_coach_id != coach.id => Err(ActionError::NotYours {
-            id,
-            coach: coach.email.clone(),
-        }),
+        Some(m) if !coach.is_admin() && m.client_coach_id != coach.id => {
+            Err(ActionError::NotYours {
+                id,
+                coach: coach.email.clone(),
+            })
+        }
         Some(m) => Ok(m),
     })
 }

@@ -206,7 +206,11 @@ async fn walk<R: Read, T: for<'de> Deserialize<'de>>(
     Ok(())
 }
 
-fn header_problem(headers: &csv::StringRecord, known: &[&str], required: &[&str]) -> Option<String> {
+fn header_problem(
+    headers: &csv::StringRecord,
+    known: &[&str],
+    required: &[&str],
+) -> Option<String> {
     let mut problems = Vec::new();
     let unknown: Vec<&str> = headers.iter().filter(|h| !known.contains(h)).collect();
     if !unknown.is_empty() {
@@ -312,13 +316,14 @@ pub async fn clients(
                     None
                 }
             });
-            let phone = present(&row.phone).and_then(|p| match PhoneNumber::parse(p, Some(region)) {
-                Ok(p) => Some(p),
-                Err(err) => {
-                    reasons.push(format!("phone: {err}"));
-                    None
-                }
-            });
+            let phone =
+                present(&row.phone).and_then(|p| match PhoneNumber::parse(p, Some(region)) {
+                    Ok(p) => Some(p),
+                    Err(err) => {
+                        reasons.push(format!("phone: {err}"));
+                        None
+                    }
+                });
             let preferred_channel = match present(&row.preferred_channel) {
                 None if phone.is_some() || present(&row.phone).is_some() => Channel::Sms,
                 None => Channel::Email,
@@ -352,7 +357,9 @@ pub async fn clients(
             let timezone = match present(&row.timezone) {
                 None => settings.defaults.timezone,
                 Some(tz) => Tz::from_str(tz).unwrap_or_else(|_| {
-                    reasons.push(format!("timezone `{tz}` is not an IANA timezone like America/Chicago"));
+                    reasons.push(format!(
+                        "timezone `{tz}` is not an IANA timezone like America/Chicago"
+                    ));
                     settings.defaults.timezone
                 }),
             };
@@ -362,7 +369,9 @@ pub async fn clients(
             let status = match present(&row.status) {
                 None => ClientStatus::Active,
                 Some(s) => ClientStatus::from_str(&s.to_ascii_lowercase()).unwrap_or_else(|_| {
-                    reasons.push(format!("status `{s}` is not active, paused, hold or discharged"));
+                    reasons.push(format!(
+                        "status `{s}` is not active, paused, hold or discharged"
+                    ));
                     ClientStatus::Active
                 }),
             };
@@ -418,7 +427,8 @@ async fn upsert_client(
                 ClientStatus::Hold => Some(CloseReason::Hold),
                 ClientStatus::Discharged => Some(CloseReason::Discharged),
             };
-            if let Some(reason) = close_reason.filter(|_| existing.status != fields.status.as_ref()) {
+            if let Some(reason) = close_reason.filter(|_| existing.status != fields.status.as_ref())
+            {
                 episodes::close_open(conn, existing.id, reason, now).await?;
                 messages::cancel_unsent(conn, existing.id, reason.as_ref(), now).await?;
             }

@@ -41,7 +41,12 @@ impl JobKind {
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(summary) => tracing::info!(job = self.name(), seconds, "{summary}"),
-            Err(e) => tracing::error!(job = self.name(), seconds, error = format!("{e:#}"), "job failed"),
+            Err(e) => tracing::error!(
+                job = self.name(),
+                seconds,
+                error = format!("{e:#}"),
+                "job failed"
+            ),
         }
     }
 }
@@ -49,7 +54,9 @@ impl JobKind {
 impl Scheduler {
     /// Starts the jobs of `[schedule]`; an empty cron string leaves a job out.
     pub async fn start(ctx: AppContext) -> anyhow::Result<Self> {
-        let inner = JobScheduler::new().await.context("Failed to create the scheduler")?;
+        let inner = JobScheduler::new()
+            .await
+            .context("Failed to create the scheduler")?;
         let mut gates = Vec::new();
         let schedule = &ctx.settings.schedule;
         for (kind, cron) in [
@@ -77,10 +84,18 @@ impl Scheduler {
                     kind.run(&ctx).await;
                 })
             })
-            .with_context(|| format!("config key `schedule.{}`: not a valid cron string", kind.name()))?;
+            .with_context(|| {
+                format!(
+                    "config key `schedule.{}`: not a valid cron string",
+                    kind.name()
+                )
+            })?;
             inner.add(job).await.context("Failed to add a job")?;
         }
-        inner.start().await.context("Failed to start the scheduler")?;
+        inner
+            .start()
+            .await
+            .context("Failed to start the scheduler")?;
         Ok(Self { inner, gates })
     }
 

@@ -9,7 +9,9 @@ use axum::routing::get;
 use crate::context::AppContext;
 
 pub fn router(ctx: AppContext) -> Router {
-    Router::new().route("/healthz", get(healthz)).with_state(ctx)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(ctx)
 }
 
 /// 200 when the database answers, 503 when it does not.

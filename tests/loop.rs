@@ -95,7 +95,11 @@ async fn approved_messages_reach_the_outbox_and_the_send_log_once(app: TestApp) 
         serde_json::from_slice(&app.outbox_file(&format!("{}.json", sms.id))).unwrap();
     assert_eq!(sms_file["to"], "+12015550111");
     assert_eq!(sms_file["body"], sms.body.as_str());
-    assert!(sms.body.starts_with("Hi Jordan, it's Rosa."), "{}", sms.body);
+    assert!(
+        sms.body.starts_with("Hi Jordan, it's Rosa."),
+        "{}",
+        sms.body
+    );
     assert!(sms.body.contains("Reply STOP to opt out"));
 
     let eml = app.outbox_file(&format!("{}.eml", mail.id));
@@ -104,11 +108,17 @@ async fn approved_messages_reach_the_outbox_and_the_send_log_once(app: TestApp) 
         .expect("the .eml parses");
     assert_eq!(parsed.subject(), Some("Thinking of you, Maria"));
     assert_eq!(
-        parsed.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        parsed
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
         Some("maria@example.org")
     );
     assert_eq!(
-        parsed.reply_to().and_then(|a| a.first()).and_then(|a| a.address()),
+        parsed
+            .reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
         Some(COACH)
     );
     let text = parsed.body_text(0).expect("a plain-text part");
@@ -131,7 +141,10 @@ async fn approved_messages_reach_the_outbox_and_the_send_log_once(app: TestApp) 
     }
     assert_eq!(app.message(sms.id).await.status, "sent");
     assert_eq!(app.message(mail.id).await.status, "sent");
-    assert_eq!(app.message(draft_for("c-left-pending").id).await.status, "pending");
+    assert_eq!(
+        app.message(draft_for("c-left-pending").id).await.status,
+        "pending"
+    );
 
     // Nothing goes twice.
     let again = app.dispatch(now + Duration::hours(1)).await;
@@ -166,7 +179,11 @@ async fn detecting_twice_or_reimporting_changes_nothing(app: TestApp) {
 
     let clients_again = app.import_clients(&csv, now).await;
     assert_eq!(
-        (clients_again.created, clients_again.updated, clients_again.unchanged),
+        (
+            clients_again.created,
+            clients_again.updated,
+            clients_again.unchanged
+        ),
         (0, 0, 2)
     );
     let events_again = app.import_events(events, now).await;
@@ -179,9 +196,15 @@ async fn detecting_twice_or_reimporting_changes_nothing(app: TestApp) {
         .into_iter()
         .map(|m| (m.id, m.status, m.body))
         .collect();
-    let before: Vec<(i64, String, String)> = first.into_iter().map(|m| (m.id, m.status, m.body)).collect();
+    let before: Vec<(i64, String, String)> = first
+        .into_iter()
+        .map(|m| (m.id, m.status, m.body))
+        .collect();
     assert_eq!(after, before);
-    let spanish = after.iter().find(|m| m.2.starts_with("Hola")).expect("a Spanish draft");
+    let spanish = after
+        .iter()
+        .find(|m| m.2.starts_with("Hola"))
+        .expect("a Spanish draft");
     assert!(spanish.2.contains("Luis"));
 }
 
@@ -207,7 +230,10 @@ async fn a_client_who_checks_in_after_a_draft_gets_nothing(app: TestApp) {
     app.detect(now).await;
     let drafts = app.pending().await;
     assert_eq!(drafts.len(), 2);
-    let approved = drafts.iter().find(|m| m.client_external_id == "approved-one").unwrap();
+    let approved = drafts
+        .iter()
+        .find(|m| m.client_external_id == "approved-one")
+        .unwrap();
     app.approve(approved.id, COACH, now).await.unwrap();
 
     // Both check in before anything is sent (the approved one during quiet hours).
@@ -221,7 +247,11 @@ async fn a_client_who_checks_in_after_a_draft_gets_nothing(app: TestApp) {
         .await;
     assert_eq!(report.re_engaged, 2);
     for m in app.messages(None).await {
-        assert_eq!(m.status, "cancelled", "message {} for {}", m.id, m.client_external_id);
+        assert_eq!(
+            m.status, "cancelled",
+            "message {} for {}",
+            m.id, m.client_external_id
+        );
     }
     let dispatched = app.dispatch(now + Duration::hours(3)).await;
     assert_eq!(dispatched.sent, 0);
@@ -259,7 +289,10 @@ async fn opt_outs_move_the_draft_to_email_or_leave_the_client_out(app: TestApp) 
             ("sms-opted-out", &[Channel::Sms][..]),
             ("both-opted-out", &[Channel::Sms, Channel::Email][..]),
         ] {
-            let client = clients::by_external_id(&mut conn, id).await.unwrap().unwrap();
+            let client = clients::by_external_id(&mut conn, id)
+                .await
+                .unwrap()
+                .unwrap();
             for channel in channels {
                 clients::record_opt_out(&mut conn, client.id, *channel, now - Duration::days(1))
                     .await
@@ -269,11 +302,18 @@ async fn opt_outs_move_the_draft_to_email_or_leave_the_client_out(app: TestApp) 
     }
     let summary = app.detect(now).await;
     assert_eq!(summary.drafted, 2, "{summary}");
-    assert_eq!(summary.skipped.get(&SkipReason::NoChannel), Some(&1), "{summary}");
+    assert_eq!(
+        summary.skipped.get(&SkipReason::NoChannel),
+        Some(&1),
+        "{summary}"
+    );
     let drafts = app.pending().await;
     let by_client = |id: &str| drafts.iter().find(|m| m.client_external_id == id);
     let moved = by_client("sms-opted-out").expect("a draft by email");
-    assert_eq!((moved.channel.as_str(), moved.to.as_str()), ("email", "grace@example.org"));
+    assert_eq!(
+        (moved.channel.as_str(), moved.to.as_str()),
+        ("email", "grace@example.org")
+    );
     assert_eq!(by_client("no-sms-consent").unwrap().channel, "email");
     assert!(by_client("both-opted-out").is_none());
 }
@@ -282,8 +322,11 @@ async fn opt_outs_move_the_draft_to_email_or_leave_the_client_out(app: TestApp) 
 /// Nothing goes at `still_quiet`; it goes at `opens` (09:00 local the next day).
 async fn quiet_hours_story(app: TestApp, approve_at: &str, still_quiet: &str, opens: &str) {
     let approve_at = at(approve_at);
-    app.import_clients(&clients_csv(&[ClientCsv::default()]), approve_at - Duration::days(10))
-        .await;
+    app.import_clients(
+        &clients_csv(&[ClientCsv::default()]),
+        approve_at - Duration::days(10),
+    )
+    .await;
     app.detect(approve_at).await;
     let draft = app.pending().await.pop().expect("a draft");
     app.approve(draft.id, COACH, approve_at).await.unwrap();
@@ -324,8 +367,11 @@ async fn a_message_due_at_23_00_waits_for_09_00_across_fall_back(app: TestApp) {
 
 async fn a_second_message_the_same_day_waits_for_the_next_day(app: TestApp) {
     let now = at("2026-06-01T14:00:00Z"); // 10:00 in New York
-    app.import_clients(&clients_csv(&[ClientCsv::default()]), now - Duration::days(10))
-        .await;
+    app.import_clients(
+        &clients_csv(&[ClientCsv::default()]),
+        now - Duration::days(10),
+    )
+    .await;
     app.detect(now).await;
     let first = app.pending().await.pop().unwrap();
     app.approve(first.id, COACH, now).await.unwrap();
@@ -346,10 +392,17 @@ async fn a_second_message_the_same_day_waits_for_the_next_day(app: TestApp) {
 
 /// Puts an approved message for the client in a new episode, as a coach's
 /// follow-up would be (the cadence never drafts twice in one day by itself).
-async fn queue_follow_up(app: &TestApp, external_id: &str, now: chrono::DateTime<chrono::Utc>) -> i64 {
+async fn queue_follow_up(
+    app: &TestApp,
+    external_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> i64 {
     use reengage::store::{episodes, messages};
     let mut conn = app.ctx.store.conn().await.unwrap();
-    let client = clients::by_external_id(&mut conn, external_id).await.unwrap().unwrap();
+    let client = clients::by_external_id(&mut conn, external_id)
+        .await
+        .unwrap()
+        .unwrap();
     episodes::close_open(&mut conn, client.id, episodes::CloseReason::ReEngaged, now)
         .await
         .unwrap();
@@ -411,11 +464,24 @@ async fn a_bad_csv_imports_nothing_and_names_every_bad_line(app: TestApp) {
     assert!(!report.committed);
     let lines: Vec<u64> = report.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![3, 4, 5], "{:?}", report.errors);
-    assert!(report.errors[0].to_string().starts_with("line 3: phone:"), "{}", report.errors[0]);
+    assert!(
+        report.errors[0].to_string().starts_with("line 3: phone:"),
+        "{}",
+        report.errors[0]
+    );
     assert!(report.errors[1].reason.contains("nobody@example.org"));
-    assert!(report.errors[2].reason.contains("already appears on line 2"));
+    assert!(
+        report.errors[2]
+            .reason
+            .contains("already appears on line 2")
+    );
     let mut conn = app.ctx.store.conn().await.unwrap();
-    assert!(clients::by_external_id(&mut conn, "good-1").await.unwrap().is_none());
+    assert!(
+        clients::by_external_id(&mut conn, "good-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
     drop(conn);
 
     let skipping = app
@@ -424,10 +490,18 @@ async fn a_bad_csv_imports_nothing_and_names_every_bad_line(app: TestApp) {
     assert!(skipping.committed);
     assert_eq!((skipping.created, skipping.errors.len()), (2, 3));
     let mut conn = app.ctx.store.conn().await.unwrap();
-    let good = clients::by_external_id(&mut conn, "good-1").await.unwrap().unwrap();
+    let good = clients::by_external_id(&mut conn, "good-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(good.first_name, "Jordan");
     assert_eq!(good.phone.as_deref(), Some("+12015550123"));
-    assert!(clients::by_external_id(&mut conn, "good-2").await.unwrap().is_some());
+    assert!(
+        clients::by_external_id(&mut conn, "good-2")
+            .await
+            .unwrap()
+            .is_some()
+    );
     drop(conn);
 
     let wrong_header = "id,name,coach\n1,Sam,rosa@example.org\n";
@@ -436,7 +510,13 @@ async fn a_bad_csv_imports_nothing_and_names_every_bad_line(app: TestApp) {
         .await;
     assert!(!report.committed);
     assert_eq!(report.errors.len(), 1);
-    assert!(report.errors[0].to_string().starts_with("line 1: bad header"), "{}", report.errors[0]);
+    assert!(
+        report.errors[0]
+            .to_string()
+            .starts_with("line 1: bad header"),
+        "{}",
+        report.errors[0]
+    );
 
     let events = "external_id,kind,occurred_at,note\n\
                   good-1,check_in,2026-05-01,\n\
@@ -448,14 +528,21 @@ async fn a_bad_csv_imports_nothing_and_names_every_bad_line(app: TestApp) {
     assert!(!report.committed);
     let lines: Vec<u64> = report.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![3, 4, 5, 6], "{:?}", report.errors);
-    assert!(report.errors[0].reason.contains("no client has the external_id ghost"));
+    assert!(
+        report.errors[0]
+            .reason
+            .contains("no client has the external_id ghost")
+    );
     assert!(report.errors[3].reason.contains("in the future"));
 }
 
 async fn a_coach_cannot_approve_another_coachs_draft(app: TestApp) {
     let now = at("2026-06-01T15:00:00Z");
-    app.import_clients(&clients_csv(&[ClientCsv::default()]), now - Duration::days(10))
-        .await;
+    app.import_clients(
+        &clients_csv(&[ClientCsv::default()]),
+        now - Duration::days(10),
+    )
+    .await;
     app.detect(now).await;
     let draft = app.pending().await.pop().unwrap();
     assert_eq!(
@@ -475,12 +562,16 @@ async fn a_coach_cannot_approve_another_coachs_draft(app: TestApp) {
         app.approve(draft.id, COACH, now).await,
         Err(ActionError::NotPending { .. })
     ));
-    assert_eq!(app.message(draft.id).await.approved_by.as_deref(), Some(ADMIN));
+    assert_eq!(
+        app.message(draft.id).await.approved_by.as_deref(),
+        Some(ADMIN)
+    );
 }
 
 async fn a_client_who_stays_quiet_gets_three_drafts_then_none(app: TestApp) {
     let start = at("2026-04-01T15:00:00Z");
-    app.import_clients(&clients_csv(&[ClientCsv::default()]), start).await;
+    app.import_clients(&clients_csv(&[ClientCsv::default()]), start)
+        .await;
     let mut drafted_on = Vec::new();
     for day in 0..=70 {
         let now = start + Duration::days(day);

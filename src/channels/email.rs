@@ -23,10 +23,12 @@ pub fn build(from: &Mailbox, message: &Outgoing) -> anyhow::Result<Message> {
         .header(MessageId::from(
             message.email_message_id.clone().unwrap_or_default(),
         ));
-    if let Some(reply_to) = &message.reply_to {
-        if let Ok(reply_to) = reply_to.parse::<Mailbox>() {
-            builder = builder.reply_to(reply_to);
-        }
+    if let Some(reply_to) = message
+        .reply_to
+        .as_deref()
+        .and_then(|r| r.parse::<Mailbox>().ok())
+    {
+        builder = builder.reply_to(reply_to);
     }
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)

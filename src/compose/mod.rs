@@ -228,7 +228,12 @@ impl Composer {
         let mut hasher = Sha256::new();
         for name in names {
             hasher.update(name.as_bytes());
-            hasher.update(self.sources.get(*name).map(String::as_str).unwrap_or_default());
+            hasher.update(
+                self.sources
+                    .get(*name)
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            );
         }
         hex::encode(&hasher.finalize()[..8])
     }

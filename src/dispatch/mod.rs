@@ -57,7 +57,11 @@ impl fmt::Display for DispatchSummary {
             write!(f, ", handed back at shutdown {}", self.released)?;
         }
         if self.recovered_in_doubt > 0 {
-            write!(f, ", found in doubt after a crash {}", self.recovered_in_doubt)?;
+            write!(
+                f,
+                ", found in doubt after a crash {}",
+                self.recovered_in_doubt
+            )?;
         }
         Ok(())
     }
@@ -99,7 +103,11 @@ pub async fn run_once(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<Di
 }
 
 /// Why a claimed message must not go out any more, if it must not.
-fn ineligible(client: &clients::ClientRow, message: &ClaimedMessage, channel: Channel) -> Option<&'static str> {
+fn ineligible(
+    client: &clients::ClientRow,
+    message: &ClaimedMessage,
+    channel: Channel,
+) -> Option<&'static str> {
     match client.status() {
         Some(ClientStatus::Active) => {}
         Some(ClientStatus::Paused) | None => return Some("paused"),
@@ -174,8 +182,14 @@ async fn process(
         return Ok(());
     }
 
-    let Some(attempt) =
-        send_log::start_attempt(&ctx.store, message.id, &message.channel, &message.recipient, now).await?
+    let Some(attempt) = send_log::start_attempt(
+        &ctx.store,
+        message.id,
+        &message.channel,
+        &message.recipient,
+        now,
+    )
+    .await?
     else {
         return Ok(());
     };
@@ -192,13 +206,37 @@ async fn process(
     };
     let delivery = ctx.channels.for_channel(channel).deliver(&outgoing).await;
     let (outcome, provider_id, code, error) = match &delivery {
-        Delivery::Sent { provider_id } => (SendOutcome::Sent, Some(provider_id.as_str()), None, None),
-        Delivery::Retry { code, error } => (SendOutcome::Retry, None, code.as_deref(), Some(error.as_str())),
-        Delivery::Failed { code, error } => (SendOutcome::Failed, None, code.as_deref(), Some(error.as_str())),
-        Delivery::InDoubt { code, error } => (SendOutcome::InDoubt, None, code.as_deref(), Some(error.as_str())),
+        Delivery::Sent { provider_id } => {
+            (SendOutcome::Sent, Some(provider_id.as_str()), None, None)
+        }
+        Delivery::Retry { code, error } => (
+            SendOutcome::Retry,
+            None,
+            code.as_deref(),
+            Some(error.as_str()),
+        ),
+        Delivery::Failed { code, error } => (
+            SendOutcome::Failed,
+            None,
+            code.as_deref(),
+            Some(error.as_str()),
+        ),
+        Delivery::InDoubt { code, error } => (
+            SendOutcome::InDoubt,
+            None,
+            code.as_deref(),
+            Some(error.as_str()),
+        ),
     };
-    let retry_at = (outcome == SendOutcome::Retry && attempt < i64::from(settings.sending.max_attempts))
-        .then(|| now + backoff(settings.sending.retry_base_seconds, settings.sending.retry_cap_seconds, attempt));
+    let retry_at = (outcome == SendOutcome::Retry
+        && attempt < i64::from(settings.sending.max_attempts))
+    .then(|| {
+        now + backoff(
+            settings.sending.retry_base_seconds,
+            settings.sending.retry_cap_seconds,
+            attempt,
+        )
+    });
     let finish = Finish {
         outcome,
         provider_id,
@@ -207,7 +245,13 @@ async fn process(
         retry_at,
     };
     let status = send_log::finish_attempt(&ctx.store, message.id, attempt, &finish, now).await?;
-    tracing::info!(message_id = message.id, attempt, outcome = outcome.as_ref(), status, "send attempt");
+    tracing::info!(
+        message_id = message.id,
+        attempt,
+        outcome = outcome.as_ref(),
+        status,
+        "send attempt"
+    );
     match (outcome, retry_at) {
         (SendOutcome::Sent, _) => summary.sent += 1,
         (SendOutcome::Retry, Some(_)) => summary.retry += 1,
@@ -219,8 +263,12 @@ async fn process(
 
 /// Exponential backoff with up to 20% jitter: base · 2^(attempt−1), capped.
 fn backoff(base_seconds: u64, cap_seconds: u64, attempt: i64) -> Duration {
-    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(30);
-    let delay = base_seconds.saturating_mul(1u64 << exponent).min(cap_seconds);
+    let exponent = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(30);
+    let delay = base_seconds
+        .saturating_mul(1u64 << exponent)
+        .min(cap_seconds);
     let jitter = fastrand::u64(0..=delay / 5);
     Duration::from_std(StdDuration::from_secs(delay + jitter)).unwrap_or(Duration::hours(1))
 }

@@ -50,7 +50,12 @@ impl Caps {
     /// When one more message would fit under both caps, if it does not fit at
     /// `now`. `sent` holds the start times of the client's recent attempts that
     /// went out (or may have), oldest first, covering at least the last 7 days.
-    pub fn next_fit(&self, tz: Tz, now: DateTime<Utc>, sent: &[DateTime<Utc>]) -> Option<DateTime<Utc>> {
+    pub fn next_fit(
+        &self,
+        tz: Tz,
+        now: DateTime<Utc>,
+        sent: &[DateTime<Utc>],
+    ) -> Option<DateTime<Utc>> {
         let today = now.with_timezone(&tz).date_naive();
         let sent_today = sent
             .iter()
@@ -60,7 +65,10 @@ impl Caps {
             let tomorrow = today + Duration::days(1);
             local_to_utc(tz, tomorrow.and_time(NaiveTime::MIN))
         });
-        let week: Vec<&DateTime<Utc>> = sent.iter().filter(|s| **s > now - Duration::days(7)).collect();
+        let week: Vec<&DateTime<Utc>> = sent
+            .iter()
+            .filter(|s| **s > now - Duration::days(7))
+            .collect();
         let week_fit = (week.len() >= self.per_week as usize).then(|| {
             // The moment enough of the week's messages have aged out.
             *week[week.len() - self.per_week as usize] + Duration::days(7)
@@ -112,7 +120,10 @@ mod tests {
             at("2026-06-03T12:00:00Z"),
             at("2026-06-05T12:00:00Z"),
         ];
-        assert_eq!(caps.next_fit(tz, now, &sent), Some(at("2026-06-08T12:00:00Z")));
+        assert_eq!(
+            caps.next_fit(tz, now, &sent),
+            Some(at("2026-06-08T12:00:00Z"))
+        );
         assert_eq!(caps.next_fit(tz, now, &sent[1..]), None);
     }
 }

@@ -122,10 +122,12 @@ pub async fn by_external_id(
     conn: &mut AnyConnection,
     external_id: &str,
 ) -> anyhow::Result<Option<ClientRow>> {
-    Ok(sqlx::query_as("SELECT * FROM clients WHERE external_id = $1")
-        .bind(external_id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT * FROM clients WHERE external_id = $1")
+            .bind(external_id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<ClientRow>> {
@@ -220,11 +222,7 @@ pub async fn record_opt_out(
              next_detect_at = $2, updated_at = $2 WHERE id = $1"
         }
     };
-    sqlx::query(sql)
-        .bind(id)
-        .bind(ts(at))
-        .execute(conn)
-        .await?;
+    sqlx::query(sql).bind(id).bind(ts(at)).execute(conn).await?;
     Ok(())
 }
 
@@ -281,10 +279,10 @@ pub async fn due_for_detection(
          ORDER BY c.next_detect_at, c.id \
          LIMIT $4",
     )
-        .bind(ts(now))
-        .bind(after_at)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?)
+    .bind(ts(now))
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }

@@ -339,11 +339,7 @@ pub async fn recover_expired_leases(
 }
 
 /// sending → approved, due at `at` (quiet hours, caps, or shutdown).
-pub async fn release(
-    conn: &mut AnyConnection,
-    id: i64,
-    at: DateTime<Utc>,
-) -> anyhow::Result<()> {
+pub async fn release(conn: &mut AnyConnection, id: i64, at: DateTime<Utc>) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE messages SET status = 'approved', lease_until = NULL, next_attempt_at = $2 \
          WHERE id = $1 AND status = 'sending'",

@@ -62,9 +62,7 @@ impl Store {
         } else {
             (Backend::Postgres, url.to_owned())
         };
-        let options: AnyConnectOptions = url
-            .parse()
-            .context("Failed to read the database URL")?;
+        let options: AnyConnectOptions = url.parse().context("Failed to read the database URL")?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 4,
@@ -161,16 +159,18 @@ impl Store {
 
 /// Adds `mode=rwc` (create if missing) to a SQLite URL and creates its folder.
 fn sqlite_url(url: &str) -> anyhow::Result<String> {
-    let rest = url
-        .trim_start_matches("sqlite:")
-        .trim_start_matches("//");
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = rest.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
         anyhow::bail!("database.url: give SQLite a file path, like sqlite://data/reengage.db");
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("Failed to create the database folder {}", parent.display()))?;
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!("Failed to create the database folder {}", parent.display())
+        })?;
     }
     Ok(if rest.contains('?') {
         format!("sqlite://{rest}")

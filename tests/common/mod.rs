@@ -128,7 +128,8 @@ impl TestApp {
     }
 
     pub async fn import_clients(&self, csv: &str, now: DateTime<Utc>) -> ImportReport {
-        self.import_clients_with(csv, ImportOptions::default(), now).await
+        self.import_clients_with(csv, ImportOptions::default(), now)
+            .await
     }
 
     pub async fn import_clients_with(
@@ -143,14 +144,9 @@ impl TestApp {
     }
 
     pub async fn import_events(&self, csv: &str, now: DateTime<Utc>) -> ImportReport {
-        import::events(
-            &self.ctx,
-            csv.as_bytes(),
-            ImportOptions::default(),
-            now,
-        )
-        .await
-        .expect("the import runs")
+        import::events(&self.ctx, csv.as_bytes(), ImportOptions::default(), now)
+            .await
+            .expect("the import runs")
     }
 
     pub async fn detect(&self, now: DateTime<Utc>) -> DetectSummary {
@@ -163,12 +159,22 @@ impl TestApp {
             .expect("dispatch runs")
     }
 
-    pub async fn approve(&self, id: i64, coach: &str, now: DateTime<Utc>) -> Result<(), ActionError> {
+    pub async fn approve(
+        &self,
+        id: i64,
+        coach: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ActionError> {
         let coach = drafts::acting_coach(&self.ctx, coach).await.unwrap()?;
         drafts::approve(&self.ctx, &coach, id, now).await.unwrap()
     }
 
-    pub async fn reject(&self, id: i64, coach: &str, now: DateTime<Utc>) -> Result<(), ActionError> {
+    pub async fn reject(
+        &self,
+        id: i64,
+        coach: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ActionError> {
         let coach = drafts::acting_coach(&self.ctx, coach).await.unwrap()?;
         drafts::reject(&self.ctx, &coach, id, Some("not now"), now)
             .await
@@ -186,7 +192,10 @@ impl TestApp {
 
     pub async fn message(&self, id: i64) -> MessageView {
         let mut conn = self.ctx.store.conn().await.unwrap();
-        messages::view(&mut conn, id).await.unwrap().expect("the message exists")
+        messages::view(&mut conn, id)
+            .await
+            .unwrap()
+            .expect("the message exists")
     }
 
     pub async fn send_log(&self) -> Vec<SendLogEntry> {

@@ -1,0 +1,327 @@
+//! The `reengage` command as an operator runs it: exit codes, messages, and a
+//! `serve` that answers and stops cleanly. SQLite only; the library stories in
+//! loop.rs cover both backends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Operator {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Operator {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("reengage.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[database]\nurl = \"sqlite://{d}/db.sqlite\"\n[outbox]\ndir = \"{d}/outbox\"\n\
+                 [templates]\ndir = \"{d}/templates\"\n{extra}",
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        Self { dir, config }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reengage"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "warn");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("reengage runs")
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn an_operator_imports_detects_approves_and_dispatches_from_the_shell() {
+    let op = Operator::new("");
+    let added = op.run(&[
+        "coaches",
+        "add",
+        "--email",
+        "rosa@example.org",
+        "--name",
+        "Rosa Diaz",
+    ]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let again = op.run(&[
+        "coaches",
+        "add",
+        "--email",
+        "rosa@example.org",
+        "--name",
+        "Rosa",
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already exists"));
+    op.run(&[
+        "coaches",
+        "add",
+        "--email",
+        "marcus@example.org",
+        "--name",
+        "Marcus Lee",
+    ]);
+
+    let clients = op.file(
+        "clients.csv",
+        "external_id,first_name,email,phone,coach_email,consent_email,consent_sms\n\
+         c-1,Jordan,jordan@example.org,(201) 555-0123,rosa@example.org,yes,yes\n\
+         c-2,Maria,maria@example.org,not-a-phone,rosa@example.org,yes,yes\n\
+         c-3,Devon,devon@example.org,,ghost@example.org,yes,no\n",
+    );
+    let bad = op.run(&["import", "clients", &clients]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = stderr(&bad);
+    assert!(
+        err.contains("line 3: phone: `not-a-phone` is not a valid phone number"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 4: no active coach has the email ghost@example.org"),
+        "{err}"
+    );
+    assert!(err.contains("nothing imported"), "{err}");
+
+    let skipped = op.run(&["import", "clients", &clients, "--skip-invalid"]);
+    assert!(skipped.status.success(), "{}", stderr(&skipped));
+    assert!(stdout(&skipped).contains("1 new"), "{}", stdout(&skipped));
+
+    let events = op.file(
+        "events.csv",
+        "external_id,kind,occurred_at,note\nc-1,check_in,2026-05-20,\n",
+    );
+    assert!(op.run(&["import", "events", &events]).status.success());
+
+    let dry = op.run(&["detect", "--now", "2026-06-01T15:00:00Z", "--dry-run"]);
+    assert!(stdout(&dry).contains("dry run"), "{}", stdout(&dry));
+    assert!(stdout(&dry).contains("drafted 1"), "{}", stdout(&dry));
+    let listed = op.run(&["drafts", "list", "--json"]);
+    assert_eq!(stdout(&listed).trim(), "[]", "a dry run drafts nothing");
+
+    let detect = op.run(&["detect", "--now", "2026-06-01T15:00:00Z"]);
+    assert!(stdout(&detect).contains("drafted 1"), "{}", stdout(&detect));
+    let listed: serde_json::Value = serde_json::from_slice(
+        &op.run(&["drafts", "list", "--status", "pending", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    let draft = &listed[0];
+    assert_eq!(draft["client_external_id"], "c-1");
+    assert_eq!(draft["coach_email"], "rosa@example.org");
+    assert_eq!(draft["to"], "+12015550123");
+    let id = draft["id"].to_string();
+
+    let foreign = op.run(&["drafts", "approve", &id, "--coach", "marcus@example.org"]);
+    assert_eq!(foreign.status.code(), Some(1));
+    assert!(
+        stderr(&foreign).contains("another coach"),
+        "{}",
+        stderr(&foreign)
+    );
+    let unknown = op.run(&[
+        "drafts",
+        "approve",
+        &id,
+        "999",
+        "--coach",
+        "rosa@example.org",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1), "one of the two ids failed");
+    assert!(stdout(&unknown).contains(&format!("draft {id}: approved")));
+    assert!(stderr(&unknown).contains("draft 999 does not exist"));
+
+    let dispatch = op.run(&["dispatch"]);
+    assert!(dispatch.status.success(), "{}", stderr(&dispatch));
+    let sends = op.run(&["sends", "list", "--json"]);
+    let sends: serde_json::Value = serde_json::from_slice(&sends.stdout).unwrap();
+    let outbox = op.path().join("outbox").join(format!("{id}.json"));
+    match sends[0]["outcome"].as_str() {
+        // Daytime for the client: it went.
+        Some("sent") => assert!(outbox.exists()),
+        // Quiet hours for the client right now: nothing attempted yet.
+        None => assert!(stdout(&dispatch).contains("deferred for quiet hours 1")),
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_the_key_named() {
+    for (extra, key) in [
+        ("[schedule]\ndetect = \"every minute\"\n", "schedule.detect"),
+        ("[sending]\nquiet_start = \"9pm\"\n", "sending.quiet_start"),
+        (
+            "[defaults]\ntimezone = \"Mars/Olympus\"\n",
+            "defaults.timezone",
+        ),
+        ("[email]\nfrom = \"not an address\"\n", "email.from"),
+        (
+            "[http]\npublic_url = \"ftp://example.org\"\n",
+            "http.public_url",
+        ),
+    ] {
+        let op = Operator::new(extra);
+        let out = op.run(&["migrate"]);
+        assert_eq!(out.status.code(), Some(1), "{extra}");
+        assert!(stderr(&out).contains(key), "{extra}: {}", stderr(&out));
+    }
+    let op = Operator::new("");
+    let out = op
+        .command(&["migrate"])
+        .env("REENGAGE__DATABASE__URL", "mysql://nope")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("database.url"), "{}", stderr(&out));
+    let out = op.run(&["--database-url", "redis://x", "migrate"]);
+    assert!(stderr(&out).contains("database.url"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_database_password_never_appears_in_debug_output() {
+    let settings = reengage::config::Settings::load(
+        None,
+        Some("postgres://reengage:hunter2secret@db/reengage"),
+    )
+    .unwrap();
+    let debug = format!("{settings:?}");
+    assert!(!debug.contains("hunter2secret"), "{debug}");
+    assert!(
+        debug.contains("REDACTED") || debug.contains("Secret"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn serve_answers_health_and_stops_cleanly_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let op = Operator::new(&format!("[http]\nbind = \"127.0.0.1:{port}\"\n"));
+    let mut child = op
+        .command(&["serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let response = loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            break response;
+        }
+        assert!(Instant::now() < deadline, "serve never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ok\n"), "{response}");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(status.success(), "exit {status:?}: {log}");
+}
+
+#[test]
+fn the_demo_queues_drafts_for_two_coaches_and_says_what_to_do_next() {
+    let op = Operator::new("");
+    let out = Command::new(env!("CARGO_BIN_EXE_reengage"))
+        .args(["demo", "--clients", "60", "--no-serve", "--dir", "demo"])
+        .current_dir(op.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("drafts are queued for 2 demo coaches"),
+        "{text}"
+    );
+    assert!(text.contains("drafts list"), "{text}");
+    assert!(text.contains("drafts approve"), "{text}");
+    assert!(text.contains("dispatch"), "{text}");
+    let config = op.path().join("demo/reengage.toml");
+    let listed = Command::new(env!("CARGO_BIN_EXE_reengage"))
+        .arg("--config")
+        .arg(&config)
+        .args(["drafts", "list", "--status", "pending", "--json"])
+        .current_dir(op.path())
+        .output()
+        .unwrap();
+    let drafts: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let drafts = drafts.as_array().unwrap();
+    assert!(drafts.len() >= 20, "{}", drafts.len());
+    assert!(
+        drafts
+            .iter()
+            .any(|d| d["body"].as_str().unwrap().starts_with("Hola"))
+    );
+    assert!(drafts.iter().any(|d| d["channel"] == "email"));
+}
+
+#[test]
+fn templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_one() {
+    let op = Operator::new("");
+    let ok = op.run(&["templates", "check"]);
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(stdout(&ok).contains("es/checkin-3.sms"));
+
+    std::fs::create_dir_all(op.path().join("templates/en")).unwrap();
+    op.file(
+        "templates/en/checkin-2.sms.hbs",
+        "Hi {{client.nickname}}. Reply STOP to opt out.",
+    );
+    let broken = op.run(&["templates", "check"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        stdout(&broken).contains("en/checkin-2.sms"),
+        "{}",
+        stdout(&broken)
+    );
+}
