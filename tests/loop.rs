@@ -589,3 +589,48 @@ async fn a_client_who_stays_quiet_gets_three_drafts_then_none(app: TestApp) {
     assert_eq!(all.len(), 3);
     assert_eq!(app.send_log().await.len(), 3);
 }
+
+on_both_backends!(
+    a_draft_no_one_acts_on_expires_and_the_cadence_moves_on,
+    after_shutdown_begins_dispatch_claims_nothing_new,
+);
+
+async fn a_draft_no_one_acts_on_expires_and_the_cadence_moves_on(app: TestApp) {
+    let start = at("2026-04-01T15:00:00Z");
+    app.import_clients(&clients_csv(&[ClientCsv::default()]), start)
+        .await;
+    let day7 = start + Duration::days(7);
+    assert_eq!(app.detect(day7).await.drafted, 1);
+    let first = app.pending().await.pop().unwrap();
+    // 72 hours later, still untouched: it expires.
+    let summary = app.detect(day7 + Duration::hours(72)).await;
+    assert_eq!(summary.expired, 1, "{summary}");
+    assert_eq!(app.message(first.id).await.status, "expired");
+    assert!(app.pending().await.is_empty());
+    // Step 2 comes at 14 days quiet and at least 7 days after step 1 settled.
+    assert_eq!(app.detect(start + Duration::days(14)).await.drafted, 0);
+    assert_eq!(
+        app.detect(day7 + Duration::hours(72) + Duration::days(7))
+            .await
+            .drafted,
+        1
+    );
+    assert_eq!(app.pending().await.pop().unwrap().step, 2);
+}
+
+async fn after_shutdown_begins_dispatch_claims_nothing_new(app: TestApp) {
+    let now = at("2026-06-01T15:00:00Z");
+    app.import_clients(
+        &clients_csv(&[ClientCsv::default()]),
+        now - Duration::days(10),
+    )
+    .await;
+    app.detect(now).await;
+    let draft = app.pending().await.pop().unwrap();
+    app.approve(draft.id, COACH, now).await.unwrap();
+    app.ctx.shutdown.cancel();
+    let summary = app.dispatch(now).await;
+    assert_eq!(summary.sent, 0);
+    assert_eq!(app.message(draft.id).await.status, "approved");
+    assert!(app.outbox_files().is_empty());
+}
