@@ -17,6 +17,16 @@ impl Clock {
             Clock::Fixed(at) => *at,
         }
     }
+
+    /// Waits until `at` on this clock. A fixed clock never moves, so there is
+    /// nothing to wait for: tests see the schedule without sleeping.
+    pub async fn sleep_until(&self, at: DateTime<Utc>) {
+        if let Clock::System = self {
+            if let Ok(wait) = (at - Utc::now()).to_std() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 /// The instant a local wall-clock time names in `tz`. In the autumn overlap the

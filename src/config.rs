@@ -46,6 +46,7 @@ pub struct Settings {
     pub sending: SendingSettings,
     pub defaults: DefaultSettings,
     pub agency: AgencySettings,
+    pub security: SecuritySettings,
     pub email: EmailSettings,
     pub sms: SmsSettings,
     pub outbox: OutboxSettings,
@@ -109,10 +110,16 @@ pub struct AgencySettings {
     pub name: String,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct SecuritySettings {
+    pub secret_key: SecretString,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EmailTransportKind {
     Outbox,
+    Smtp,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,18 +127,56 @@ pub struct EmailSettings {
     pub transport: EmailTransportKind,
     #[serde(deserialize_with = "mailbox")]
     pub from: Mailbox,
+    pub discreet_name: String,
+    pub max_per_second: u32,
+    pub concurrency: u32,
+    pub smtp: SmtpSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: String,
+    pub password: SecretString,
+    pub pool_size: u32,
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmsTransportKind {
     Outbox,
+    Twilio,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct SmsSettings {
     pub transport: SmsTransportKind,
     pub from: String,
+    pub concurrency: u32,
+    pub twilio: TwilioSettings,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TwilioSettings {
+    pub base_url: Url,
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub api_key_sid: String,
+    pub api_key_secret: SecretString,
+    pub messaging_service_sid: String,
+    pub max_per_second: u32,
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,8 +298,107 @@ impl Settings {
                 ),
             )
         })?;
-        PhoneNumber::parse(&self.sms.from, None)
-            .map_err(|e| ConfigError::new("sms.from", e.to_string()))?;
+        for (key, value) in [
+            (
+                "sending.max_per_client_per_day",
+                self.sending.max_per_client_per_day,
+            ),
+            (
+                "sending.max_per_client_per_week",
+                self.sending.max_per_client_per_week,
+            ),
+            ("email.concurrency", self.email.concurrency),
+            ("sms.concurrency", self.sms.concurrency),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        let secret_key = self.security.secret_key.expose_secret();
+        if !secret_key.is_empty() && secret_key.chars().count() < 32 {
+            return Err(ConfigError::new(
+                "security.secret_key",
+                "must be at least 32 characters (or empty, to have one made)",
+            ));
+        }
+        if self.email.transport == EmailTransportKind::Smtp {
+            self.validate_smtp()?;
+        }
+        let twilio = &self.sms.twilio;
+        if self.sms.transport != SmsTransportKind::Twilio || twilio.messaging_service_sid.is_empty()
+        {
+            PhoneNumber::parse(&self.sms.from, None).map_err(|e| {
+                ConfigError::new("sms.from", format!("{e} (use E.164, like +12015550100)"))
+            })?;
+        }
+        if self.sms.transport == SmsTransportKind::Twilio {
+            self.validate_twilio()?;
+        }
+        Ok(())
+    }
+
+    fn validate_smtp(&self) -> Result<(), ConfigError> {
+        let smtp = &self.email.smtp;
+        if smtp.host.trim().is_empty() {
+            return Err(ConfigError::new(
+                "email.smtp.host",
+                "is required when email.transport = \"smtp\"",
+            ));
+        }
+        let has_password = !smtp.password.expose_secret().is_empty();
+        if smtp.username.is_empty() && has_password {
+            return Err(ConfigError::new(
+                "email.smtp.username",
+                "is required when email.smtp.password is set",
+            ));
+        }
+        if !smtp.username.is_empty() && !has_password {
+            return Err(ConfigError::new(
+                "email.smtp.password",
+                "is required when email.smtp.username is set",
+            ));
+        }
+        if smtp.pool_size == 0 || smtp.timeout_seconds == 0 {
+            return Err(ConfigError::new(
+                "email.smtp.pool_size",
+                "pool_size and timeout_seconds must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_twilio(&self) -> Result<(), ConfigError> {
+        let twilio = &self.sms.twilio;
+        let required = |key: &str, value: &str| {
+            if value.trim().is_empty() {
+                Err(ConfigError::new(
+                    key,
+                    "is required when sms.transport = \"twilio\"",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        required("sms.twilio.account_sid", &twilio.account_sid)?;
+        required("sms.twilio.auth_token", twilio.auth_token.expose_secret())?;
+        if twilio.api_key_sid.is_empty() != twilio.api_key_secret.expose_secret().is_empty() {
+            return Err(ConfigError::new(
+                "sms.twilio.api_key_secret",
+                "api_key_sid and api_key_secret go together: set both or neither",
+            ));
+        }
+        if !matches!(twilio.base_url.scheme(), "http" | "https") {
+            return Err(ConfigError::new(
+                "sms.twilio.base_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if twilio.timeout_seconds == 0 {
+            return Err(ConfigError::new(
+                "sms.twilio.timeout_seconds",
+                "must be at least 1",
+            ));
+        }
         Ok(())
     }
 

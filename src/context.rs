@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::compose::Composer;
 use crate::config::Settings;
 use crate::store::Store;
+use crate::unsubscribe::UnsubscribeSigner;
 
 #[derive(Clone)]
 pub struct AppContext {
@@ -19,6 +20,7 @@ pub struct AppContext {
     pub composer: Arc<Composer>,
     pub channels: Channels,
     pub clock: Clock,
+    pub unsubscribe: UnsubscribeSigner,
     /// Cancelled on SIGTERM or Ctrl-C: jobs finish what is in flight and claim nothing new.
     pub shutdown: CancellationToken,
 }
@@ -46,7 +48,14 @@ impl AppContext {
         store
             .sync_cadence(&settings.cadence_fingerprint(), clock.now())
             .await?;
+        let key = if settings.security.secret_key.expose_secret().is_empty() {
+            store.stored_secret_key().await?
+        } else {
+            settings.security.secret_key.clone()
+        };
+        let unsubscribe = UnsubscribeSigner::new(key, &settings.http.public_url);
         Ok(Self {
+            unsubscribe,
             settings: Arc::new(settings),
             store,
             composer: Arc::new(composer),

@@ -257,11 +257,7 @@ async fn draft(
         agency: AgencyVars {
             name: settings.agency.name.clone(),
         },
-        // The signed unsubscribe link arrives with the unsubscribe route.
-        unsubscribe_url: format!(
-            "{}/unsubscribe",
-            settings.http.public_url.as_str().trim_end_matches('/')
-        ),
+        unsubscribe_url: ctx.unsubscribe.url(client.id),
         discreet: client.discreet != 0,
     };
     let rendered = match ctx

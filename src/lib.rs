@@ -17,6 +17,7 @@ pub mod import;
 pub mod scheduler;
 pub mod serve;
 pub mod store;
+pub mod unsubscribe;
 pub mod web;
 
 /// Installs the process-wide TLS crypto provider (ring). Call once at start;

@@ -101,20 +101,26 @@ CREATE TABLE messages (
     -- RFC 5322 Message-ID, created with the draft and reused on every attempt.
     email_message_id TEXT,
     provider_message_id TEXT,
+    -- The provider's latest delivery report (never moved backwards) and its error code.
     delivery_status TEXT,
+    delivery_error TEXT,
     last_error TEXT,
     UNIQUE (episode_id, step)
 );
+CREATE INDEX messages_provider_message_id ON messages (provider_message_id);
 CREATE INDEX messages_due ON messages (next_attempt_at) WHERE status = 'approved';
 CREATE INDEX messages_sending ON messages (lease_until) WHERE status = 'sending';
 CREATE INDEX messages_client_status ON messages (client_id, status);
 CREATE INDEX messages_status_created ON messages (status, created_at);
 
--- One row per attempt, written when the attempt starts and completed once with
--- its outcome; never changed after that.
+-- Append-only. An `attempt` row is written when the attempt starts and completed
+-- once with its outcome; `reconcile` rows record what the provider said about an
+-- attempt in doubt, and `callback` rows its delivery reports. The app never
+-- changes a row after that.
 CREATE TABLE send_log (
     id BIGSERIAL PRIMARY KEY,
     message_id BIGINT NOT NULL REFERENCES messages (id),
+    event TEXT NOT NULL DEFAULT 'attempt' CHECK (event IN ('attempt', 'reconcile', 'callback')),
     attempt BIGINT NOT NULL,
     channel TEXT NOT NULL,
     recipient TEXT NOT NULL,
@@ -122,10 +128,11 @@ CREATE TABLE send_log (
     finished_at BIGINT,
     outcome TEXT CHECK (outcome IN ('sent', 'retry', 'failed', 'in_doubt')),
     provider_id TEXT,
+    delivery_status TEXT,
     code TEXT,
-    error TEXT,
-    UNIQUE (message_id, attempt)
+    error TEXT
 );
+CREATE UNIQUE INDEX send_log_one_row_per_attempt ON send_log (message_id, attempt) WHERE event = 'attempt';
 CREATE INDEX send_log_started_at ON send_log (started_at);
 
 CREATE TABLE inbound (

@@ -3,13 +3,17 @@
 
 pub mod email;
 pub mod outbox;
+pub mod smtp;
+pub mod twilio;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::{EmailTransportKind, Settings, SmsTransportKind};
+use crate::dispatch::pace::Pace;
 use crate::domain::Channel;
 
 /// One attempt's worth of message, as a transport needs it.
@@ -25,10 +29,15 @@ pub struct Outgoing {
     pub email_message_id: Option<String>,
     /// The coach's address, so that a reply reaches a person.
     pub reply_to: Option<String>,
+    /// The client asked for discretion: a neutral sender name.
+    pub discreet: bool,
+    /// The signed one-click unsubscribe link (email only).
+    pub unsubscribe_url: Option<String>,
     pub attempted_at: DateTime<Utc>,
 }
 
-/// How an attempt ended, in the four outcomes of the send log.
+/// How an attempt ended, in the four outcomes of the send log, plus the
+/// operator's problem that is nobody's message's fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// The provider took the message.
@@ -39,17 +48,39 @@ pub enum Delivery {
     Failed { code: Option<String>, error: String },
     /// The provider may or may not have taken it; never resent blindly.
     InDoubt { code: Option<String>, error: String },
+    /// The provider refused our credentials: the whole channel stops until an
+    /// operator fixes its settings. The message keeps its attempts.
+    ChannelDown { code: Option<String>, error: String },
+}
+
+/// What the provider says about a message whose attempt is in doubt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciliation {
+    /// It went out, with this provider id.
+    Found(String),
+    /// The provider has no such message: it may be sent again.
+    NotFound,
+    /// The provider cannot tell (or this channel never resends on its own).
+    Unknown,
 }
 
 #[async_trait]
 pub trait Transport: Send + Sync {
     async fn deliver(&self, message: &Outgoing) -> Delivery;
+
+    /// Asks the provider whether a message whose attempt began at `since` went out.
+    async fn reconcile(&self, _message: &Outgoing, _since: DateTime<Utc>) -> Reconciliation {
+        Reconciliation::Unknown
+    }
 }
 
 #[derive(Clone)]
 pub struct Channels {
     pub email: Arc<dyn Transport>,
     pub sms: Arc<dyn Transport>,
+    paused: Arc<Mutex<BTreeMap<&'static str, String>>>,
+    email_pace: Arc<Mutex<Pace>>,
+    sms_pace: Arc<Mutex<Pace>>,
 }
 
 impl Channels {
@@ -58,16 +89,40 @@ impl Channels {
         let email: Arc<dyn Transport> = match settings.email.transport {
             EmailTransportKind::Outbox => Arc::new(outbox::OutboxEmail::new(
                 settings.outbox.dir.clone(),
-                settings.email.from.clone(),
+                email::Sender::from_settings(&settings.email),
             )),
+            EmailTransportKind::Smtp => Arc::new(smtp::SmtpEmail::from_settings(&settings.email)?),
         };
         let sms: Arc<dyn Transport> = match settings.sms.transport {
             SmsTransportKind::Outbox => Arc::new(outbox::OutboxSms::new(
                 settings.outbox.dir.clone(),
                 settings.sms.from.clone(),
             )),
+            SmsTransportKind::Twilio => Arc::new(twilio::TwilioSms::from_settings(settings)?),
         };
-        Ok(Self { email, sms })
+        // The provider's pace binds only a real provider; the file outbox has none.
+        let sms_rate = match settings.sms.transport {
+            SmsTransportKind::Twilio => settings.sms.twilio.max_per_second,
+            SmsTransportKind::Outbox => 0,
+        };
+        Ok(Self {
+            email,
+            sms,
+            paused: Arc::default(),
+            email_pace: Arc::new(Mutex::new(Pace::per_second(settings.email.max_per_second))),
+            sms_pace: Arc::new(Mutex::new(Pace::per_second(sms_rate))),
+        })
+    }
+
+    /// The next start time allowed on `channel` at or after `earliest`, and whether
+    /// the channel is paced at all.
+    pub fn pace_slot(&self, channel: Channel, earliest: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let pace = match channel {
+            Channel::Email => &self.email_pace,
+            Channel::Sms => &self.sms_pace,
+        };
+        let mut pace = pace.lock().unwrap_or_else(|e| e.into_inner());
+        pace.is_limited().then(|| pace.slot(earliest))
     }
 
     pub fn for_channel(&self, channel: Channel) -> &dyn Transport {
@@ -75,5 +130,31 @@ impl Channels {
             Channel::Email => self.email.as_ref(),
             Channel::Sms => self.sms.as_ref(),
         }
+    }
+
+    /// Stops a channel until restart, with the reason an operator must fix.
+    pub fn pause(&self, channel: Channel, reason: String) {
+        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        paused.insert(channel_name(channel), reason);
+    }
+
+    pub fn is_paused(&self, channel: Channel) -> bool {
+        let paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        paused.contains_key(channel_name(channel))
+    }
+
+    /// Paused channels and why, for `/healthz` and metrics.
+    pub fn paused(&self) -> BTreeMap<&'static str, String> {
+        self.paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "email",
+        Channel::Sms => "sms",
     }
 }

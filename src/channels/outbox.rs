@@ -5,26 +5,26 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use lettre::message::Mailbox;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Delivery, Outgoing, Transport, email};
+use super::{Delivery, Outgoing, Reconciliation, Transport, email};
 
 pub struct OutboxEmail {
     dir: PathBuf,
-    from: Mailbox,
+    sender: email::Sender,
 }
 
 impl OutboxEmail {
-    pub fn new(dir: PathBuf, from: Mailbox) -> Self {
-        Self { dir, from }
+    pub fn new(dir: PathBuf, sender: email::Sender) -> Self {
+        Self { dir, sender }
     }
 }
 
 #[async_trait]
 impl Transport for OutboxEmail {
     async fn deliver(&self, message: &Outgoing) -> Delivery {
-        let email = match email::build(&self.from, message) {
+        let email = match email::build(&self.sender, message) {
             Ok(email) => email,
             Err(e) => {
                 return Delivery::Failed {
@@ -85,6 +85,16 @@ impl Transport for OutboxSms {
                 code: None,
                 error: format!("Failed to write {}: {e}", path.display()),
             },
+        }
+    }
+
+    /// The file is the provider's record: if it is there, the message went.
+    async fn reconcile(&self, message: &Outgoing, _since: DateTime<Utc>) -> Reconciliation {
+        let path = self.dir.join(format!("{}.json", message.message_id));
+        match tokio::fs::try_exists(&path).await {
+            Ok(true) => Reconciliation::Found(format!("outbox-{}", message.message_id)),
+            Ok(false) => Reconciliation::NotFound,
+            Err(_) => Reconciliation::Unknown,
         }
     }
 }

@@ -1,25 +1,38 @@
 //! The outbox worker. It claims due approved messages with a lease, checks again
-//! that each may still go out, sends it through the channel's transport and
-//! records the attempt. No transaction is held open across a send: on SQLite that
-//! would block every writer for as long as the provider takes.
+//! that each may still go out, sends it through the channel's transport at the
+//! provider's pace and records the attempt. No transaction is held open across a
+//! send: on SQLite that would block every writer for as long as the provider takes.
+//!
+//! A message is never sent twice by reengage on its own. An attempt whose outcome
+//! is unknown becomes `in_doubt`: an SMS is reconciled by asking the provider, an
+//! email waits for a coach to resend or resolve it.
 
+pub mod pace;
 pub mod window;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
+use futures::StreamExt as _;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
-use crate::channels::{Delivery, Outgoing};
+use crate::channels::{Delivery, Outgoing, Reconciliation};
 use crate::context::AppContext;
 use crate::domain::{Channel, ClientStatus, SendOutcome};
+use crate::store::audit::{self, Actor};
+use crate::store::clients::{self, ClientRow};
 use crate::store::messages::{self, ClaimedMessage};
-use crate::store::send_log::{self, Finish};
-use crate::store::{clients, coaches, from_ts};
+use crate::store::send_log::{self, Finish, Note};
+use crate::store::{coaches, from_ts};
 use window::{Caps, QuietHours};
+
+/// Twilio's error for a recipient who replied STOP.
+const RECIPIENT_OPTED_OUT: &str = "21610";
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct DispatchSummary {
@@ -33,10 +46,14 @@ pub struct DispatchSummary {
     pub deferred_cap: u64,
     /// No longer eligible: re-engaged, opted out, paused, on hold or discharged.
     pub cancelled: u64,
-    /// Claimed but handed back unsent because shutdown began.
+    /// Claimed but handed back unsent: shutdown began, or the channel is paused.
     pub released: u64,
     /// Claims of a crashed process found in doubt (an attempt had started).
     pub recovered_in_doubt: u64,
+    /// In-doubt SMS the provider turned out to have.
+    pub reconciled_sent: u64,
+    /// In-doubt SMS the provider does not have: due again.
+    pub reconciled_retry: u64,
 }
 
 impl fmt::Display for DispatchSummary {
@@ -53,22 +70,55 @@ impl fmt::Display for DispatchSummary {
             self.deferred_cap,
             self.cancelled
         )?;
-        if self.released > 0 {
-            write!(f, ", handed back at shutdown {}", self.released)?;
-        }
-        if self.recovered_in_doubt > 0 {
-            write!(
-                f,
-                ", found in doubt after a crash {}",
-                self.recovered_in_doubt
-            )?;
+        for (label, n) in [
+            ("handed back unsent", self.released),
+            ("found in doubt after a crash", self.recovered_in_doubt),
+            ("in doubt, found at the provider", self.reconciled_sent),
+            (
+                "in doubt, not at the provider (due again)",
+                self.reconciled_retry,
+            ),
+        ] {
+            if n > 0 {
+                write!(f, ", {label} {n}")?;
+            }
         }
         Ok(())
     }
 }
 
-/// Sends everything due at `now`, once. Stops claiming when shutdown begins;
-/// a send already started is finished and recorded.
+/// What became of one claimed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Sent,
+    Retry,
+    Failed,
+    InDoubt,
+    DeferredQuiet,
+    DeferredCap,
+    Cancelled,
+    Released,
+}
+
+impl DispatchSummary {
+    fn count(&mut self, step: Step) {
+        let n = match step {
+            Step::Sent => &mut self.sent,
+            Step::Retry => &mut self.retry,
+            Step::Failed => &mut self.failed,
+            Step::InDoubt => &mut self.in_doubt,
+            Step::DeferredQuiet => &mut self.deferred_quiet_hours,
+            Step::DeferredCap => &mut self.deferred_cap,
+            Step::Cancelled => &mut self.cancelled,
+            Step::Released => &mut self.released,
+        };
+        *n += 1;
+    }
+}
+
+/// Sends everything due at `now`, once. First it recovers claims whose process
+/// died and asks the SMS provider about attempts in doubt. Stops claiming when
+/// shutdown begins; a send already started is finished and recorded.
 pub async fn run_once(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<DispatchSummary> {
     let sending = &ctx.settings.sending;
     let mut summary = DispatchSummary::default();
@@ -78,33 +128,370 @@ pub async fn run_once(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<Di
         tx.commit().await?;
         summary.recovered_in_doubt = in_doubt;
     }
+    reconcile_in_doubt(ctx, now, &mut summary).await?;
+
+    let run = Run {
+        ctx,
+        now,
+        origin: ctx.clock.now(),
+        email_slots: Arc::new(Semaphore::new(ctx.settings.email.concurrency as usize)),
+        sms_slots: Arc::new(Semaphore::new(ctx.settings.sms.concurrency as usize)),
+    };
     let lease = Duration::seconds(sending.lease_seconds as i64);
-    'claiming: while !ctx.shutdown.is_cancelled() {
+    let width = (ctx.settings.email.concurrency + ctx.settings.sms.concurrency) as usize;
+    while !ctx.shutdown.is_cancelled() {
+        let channels: Vec<Channel> = [Channel::Email, Channel::Sms]
+            .into_iter()
+            .filter(|c| !ctx.channels.is_paused(*c))
+            .collect();
+        if channels.is_empty() {
+            break;
+        }
         let claimed = {
             let mut conn = ctx.store.conn().await?;
-            messages::claim_due(&mut conn, now, now + lease, i64::from(sending.batch_size)).await?
+            messages::claim_due(
+                &mut conn,
+                now,
+                now + lease,
+                i64::from(sending.batch_size),
+                &channels,
+            )
+            .await?
         };
         if claimed.is_empty() {
             break;
         }
-        for (i, message) in claimed.iter().enumerate() {
-            if ctx.shutdown.is_cancelled() {
-                let mut conn = ctx.store.conn().await?;
-                for rest in &claimed[i..] {
-                    messages::release(&mut conn, rest.id, now).await?;
-                    summary.released += 1;
-                }
-                break 'claiming;
-            }
-            process(ctx, message, now, &mut summary).await?;
+        // Built as a list first: a stream over a borrowing closure trips the
+        // compiler's `Send` inference inside the scheduler's spawned job.
+        let attempts: Vec<_> = claimed.iter().map(|message| run.process(message)).collect();
+        let steps: Vec<anyhow::Result<Step>> = futures::stream::iter(attempts)
+            .buffer_unordered(width)
+            .collect()
+            .await;
+        for step in steps {
+            summary.count(step?);
         }
     }
     Ok(summary)
 }
 
+/// One dispatch run's shared state.
+struct Run<'a> {
+    ctx: &'a AppContext,
+    /// The run's idea of now, for every decision.
+    now: DateTime<Utc>,
+    /// The clock's reading when the run began; pacing waits on the clock.
+    origin: DateTime<Utc>,
+    email_slots: Arc<Semaphore>,
+    sms_slots: Arc<Semaphore>,
+}
+
+impl Run<'_> {
+    /// The run's time for a moment on the clock.
+    fn run_time(&self, clock_time: DateTime<Utc>) -> DateTime<Utc> {
+        self.now + (clock_time - self.origin)
+    }
+
+    async fn process(&self, message: &ClaimedMessage) -> anyhow::Result<Step> {
+        let ctx = self.ctx;
+        let now = self.now;
+        let channel = Channel::from_str(&message.channel)?;
+        if ctx.shutdown.is_cancelled() || ctx.channels.is_paused(channel) {
+            let mut conn = ctx.store.conn().await?;
+            messages::release(&mut conn, message.id, now).await?;
+            return Ok(Step::Released);
+        }
+        let (client, coach_email) = {
+            let mut conn = ctx.store.conn().await?;
+            let client = clients::by_id(&mut conn, message.client_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("message {} has no client", message.id))?;
+            let coach = coaches::by_id(&mut conn, client.coach_id).await?;
+            (client, coach.map(|c| c.email))
+        };
+        if let Some(reason) = ineligible(&client, message, channel) {
+            let mut tx = ctx.store.begin().await?;
+            messages::cancel_claimed(&mut tx, message.id, reason, now).await?;
+            clients::set_next_detect(&mut tx, client.id, Some(now)).await?;
+            tx.commit().await?;
+            return Ok(Step::Cancelled);
+        }
+        if let Some((until, step)) = self.must_wait(&client).await? {
+            let mut conn = ctx.store.conn().await?;
+            messages::release(&mut conn, message.id, until).await?;
+            return Ok(step);
+        }
+
+        let slots = match channel {
+            Channel::Email => &self.email_slots,
+            Channel::Sms => &self.sms_slots,
+        };
+        let _slot = slots.acquire().await?;
+        let attempted_at = match ctx.channels.pace_slot(channel, ctx.clock.now()) {
+            Some(slot) => {
+                ctx.clock.sleep_until(slot).await;
+                self.run_time(slot)
+            }
+            None => now,
+        };
+        let Some(attempt) = send_log::start_attempt(
+            &ctx.store,
+            message.id,
+            &message.channel,
+            &message.recipient,
+            attempted_at,
+        )
+        .await?
+        else {
+            return Ok(Step::Released);
+        };
+        let outgoing = outgoing(ctx, message, channel, &client, coach_email, attempted_at);
+        let delivery = ctx.channels.for_channel(channel).deliver(&outgoing).await;
+        let finished_at = self.run_time(ctx.clock.now()).max(attempted_at);
+        self.record(message, &client, channel, attempt, delivery, finished_at)
+            .await
+    }
+
+    /// Whether the message must wait: quiet hours first, then the caps.
+    async fn must_wait(&self, client: &ClientRow) -> anyhow::Result<Option<(DateTime<Utc>, Step)>> {
+        let settings = &self.ctx.settings;
+        let now = self.now;
+        let tz = Tz::from_str(&client.timezone).unwrap_or(settings.defaults.timezone);
+        let quiet = QuietHours {
+            start: settings.sending.quiet_start,
+            end: settings.sending.quiet_end,
+        };
+        let open = quiet.next_open(tz, now);
+        if open > now {
+            return Ok(Some((open, Step::DeferredQuiet)));
+        }
+        let caps = Caps {
+            per_day: settings.sending.max_per_client_per_day,
+            per_week: settings.sending.max_per_client_per_week,
+        };
+        let recent = {
+            let mut conn = self.ctx.store.conn().await?;
+            messages::recent_send_times(&mut conn, client.id, now - Duration::days(8)).await?
+        };
+        Ok(caps
+            .next_fit(tz, now, &recent)
+            .map(|fits| (quiet.next_open(tz, fits), Step::DeferredCap)))
+    }
+
+    /// Writes the attempt's outcome and what follows from it.
+    async fn record(
+        &self,
+        message: &ClaimedMessage,
+        client: &ClientRow,
+        channel: Channel,
+        attempt: i64,
+        delivery: Delivery,
+        finished_at: DateTime<Utc>,
+    ) -> anyhow::Result<Step> {
+        let ctx = self.ctx;
+        let sending = &ctx.settings.sending;
+        let (outcome, provider_id, code, error) = match &delivery {
+            Delivery::Sent { provider_id } => {
+                (SendOutcome::Sent, Some(provider_id.as_str()), None, None)
+            }
+            Delivery::Retry { code, error } | Delivery::ChannelDown { code, error } => (
+                SendOutcome::Retry,
+                None,
+                code.as_deref(),
+                Some(error.as_str()),
+            ),
+            Delivery::Failed { code, error } => (
+                SendOutcome::Failed,
+                None,
+                code.as_deref(),
+                Some(error.as_str()),
+            ),
+            Delivery::InDoubt { code, error } => (
+                SendOutcome::InDoubt,
+                None,
+                code.as_deref(),
+                Some(error.as_str()),
+            ),
+        };
+        let channel_down = matches!(delivery, Delivery::ChannelDown { .. });
+        let retry_at = if channel_down {
+            Some(self.now)
+        } else {
+            (outcome == SendOutcome::Retry && attempt < i64::from(sending.max_attempts)).then(
+                || {
+                    finished_at
+                        + backoff(
+                            sending.retry_base_seconds,
+                            sending.retry_cap_seconds,
+                            attempt,
+                        )
+                },
+            )
+        };
+        let finish = Finish {
+            outcome,
+            provider_id,
+            code,
+            error,
+            retry_at,
+            refund_attempt: channel_down,
+        };
+        let status =
+            send_log::finish_attempt(&ctx.store, message.id, attempt, &finish, finished_at).await?;
+        tracing::info!(
+            message_id = message.id,
+            attempt,
+            outcome = outcome.as_ref(),
+            status,
+            "send attempt"
+        );
+        if channel_down {
+            let reason = error
+                .unwrap_or("the provider refused the credentials")
+                .to_owned();
+            tracing::error!(channel = channel.as_ref(), "{reason}");
+            ctx.channels.pause(channel, reason);
+            return Ok(Step::Released);
+        }
+        if channel == Channel::Sms && code == Some(RECIPIENT_OPTED_OUT) {
+            let mut tx = ctx.store.begin().await?;
+            clients::record_opt_out(&mut tx, client.id, Channel::Sms, finished_at).await?;
+            audit::record(
+                &mut tx,
+                audit::Entry {
+                    actor: Actor::System("sms provider"),
+                    action: "opt_out",
+                    client_id: Some(client.id),
+                    message_id: Some(message.id),
+                    detail: Some(
+                        "sms: the provider reports the recipient replied STOP (21610)".into(),
+                    ),
+                },
+                finished_at,
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(match (outcome, retry_at) {
+            (SendOutcome::Sent, _) => Step::Sent,
+            (SendOutcome::Retry, Some(_)) => Step::Retry,
+            (SendOutcome::Retry, None) | (SendOutcome::Failed, _) => Step::Failed,
+            (SendOutcome::InDoubt, _) => Step::InDoubt,
+        })
+    }
+}
+
+fn outgoing(
+    ctx: &AppContext,
+    message: &ClaimedMessage,
+    channel: Channel,
+    client: &ClientRow,
+    coach_email: Option<String>,
+    attempted_at: DateTime<Utc>,
+) -> Outgoing {
+    Outgoing {
+        message_id: message.id,
+        channel,
+        to: message.recipient.clone(),
+        subject: message.subject.clone(),
+        body: message.body.clone(),
+        html: message.html.clone(),
+        email_message_id: message.email_message_id.clone(),
+        reply_to: coach_email,
+        discreet: client.discreet != 0,
+        unsubscribe_url: (channel == Channel::Email).then(|| ctx.unsubscribe.url(client.id)),
+        attempted_at,
+    }
+}
+
+/// Asks the provider about each SMS in doubt: found means sent, not found means
+/// it may go again. Email in doubt is left for a coach.
+async fn reconcile_in_doubt(
+    ctx: &AppContext,
+    now: DateTime<Utc>,
+    summary: &mut DispatchSummary,
+) -> anyhow::Result<()> {
+    if ctx.channels.is_paused(Channel::Sms) {
+        return Ok(());
+    }
+    let in_doubt = {
+        let mut conn = ctx.store.conn().await?;
+        messages::in_doubt_sms(&mut conn, 500).await?
+    };
+    for row in in_doubt {
+        if ctx.shutdown.is_cancelled() {
+            break;
+        }
+        let message = &row.message;
+        let since = row
+            .last_attempt_at
+            .map_or(from_ts(message.created_at), from_ts);
+        let probe = Outgoing {
+            message_id: message.id,
+            channel: Channel::Sms,
+            to: message.recipient.clone(),
+            subject: None,
+            body: message.body.clone(),
+            html: None,
+            email_message_id: None,
+            reply_to: None,
+            discreet: false,
+            unsubscribe_url: None,
+            attempted_at: since,
+        };
+        let answer = ctx.channels.sms.reconcile(&probe, since).await;
+        let (outcome, provider_id, note) = match &answer {
+            Reconciliation::Found(sid) => (
+                Some("sent"),
+                Some(sid.as_str()),
+                "the provider has this message",
+            ),
+            Reconciliation::NotFound => (
+                None,
+                None,
+                "the provider does not have this message; due again",
+            ),
+            Reconciliation::Unknown => continue,
+        };
+        let mut tx = ctx.store.begin().await?;
+        let changed = match answer {
+            Reconciliation::Found(ref sid) => {
+                messages::resolve_in_doubt_as_sent(&mut tx, message.id, Some(sid), now).await?
+            }
+            _ => messages::retry_in_doubt(&mut tx, message.id, now).await?,
+        };
+        if changed {
+            send_log::append(
+                &mut tx,
+                &Note {
+                    message_id: message.id,
+                    event: "reconcile",
+                    attempt: message.attempts,
+                    channel: &message.channel,
+                    recipient: &message.recipient,
+                    outcome,
+                    provider_id,
+                    delivery_status: None,
+                    code: None,
+                    error: Some(note),
+                },
+                now,
+            )
+            .await?;
+            if outcome.is_some() {
+                summary.reconciled_sent += 1;
+            } else {
+                summary.reconciled_retry += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Why a claimed message must not go out any more, if it must not.
 fn ineligible(
-    client: &clients::ClientRow,
+    client: &ClientRow,
     message: &ClaimedMessage,
     channel: Channel,
 ) -> Option<&'static str> {
@@ -124,141 +511,6 @@ fn ineligible(
         return Some("re_engaged");
     }
     None
-}
-
-async fn process(
-    ctx: &AppContext,
-    message: &ClaimedMessage,
-    now: DateTime<Utc>,
-    summary: &mut DispatchSummary,
-) -> anyhow::Result<()> {
-    let settings = &ctx.settings;
-    let channel = Channel::from_str(&message.channel)?;
-    let (client, coach) = {
-        let mut conn = ctx.store.conn().await?;
-        let client = clients::by_id(&mut conn, message.client_id).await?;
-        let coach = match &client {
-            Some(c) => coaches::by_id(&mut conn, c.coach_id).await?,
-            None => None,
-        };
-        (client, coach)
-    };
-    let Some(client) = client else {
-        anyhow::bail!("message {} has no client", message.id);
-    };
-    if let Some(reason) = ineligible(&client, message, channel) {
-        let mut tx = ctx.store.begin().await?;
-        messages::cancel_claimed(&mut tx, message.id, reason, now).await?;
-        clients::set_next_detect(&mut tx, client.id, Some(now)).await?;
-        tx.commit().await?;
-        summary.cancelled += 1;
-        return Ok(());
-    }
-
-    let tz = Tz::from_str(&client.timezone).unwrap_or(settings.defaults.timezone);
-    let quiet = QuietHours {
-        start: settings.sending.quiet_start,
-        end: settings.sending.quiet_end,
-    };
-    let open = quiet.next_open(tz, now);
-    if open > now {
-        let mut conn = ctx.store.conn().await?;
-        messages::release(&mut conn, message.id, open).await?;
-        summary.deferred_quiet_hours += 1;
-        return Ok(());
-    }
-    let caps = Caps {
-        per_day: settings.sending.max_per_client_per_day,
-        per_week: settings.sending.max_per_client_per_week,
-    };
-    let recent = {
-        let mut conn = ctx.store.conn().await?;
-        messages::recent_send_times(&mut conn, client.id, now - Duration::days(8)).await?
-    };
-    if let Some(fits) = caps.next_fit(tz, now, &recent) {
-        let mut conn = ctx.store.conn().await?;
-        messages::release(&mut conn, message.id, quiet.next_open(tz, fits)).await?;
-        summary.deferred_cap += 1;
-        return Ok(());
-    }
-
-    let Some(attempt) = send_log::start_attempt(
-        &ctx.store,
-        message.id,
-        &message.channel,
-        &message.recipient,
-        now,
-    )
-    .await?
-    else {
-        return Ok(());
-    };
-    let outgoing = Outgoing {
-        message_id: message.id,
-        channel,
-        to: message.recipient.clone(),
-        subject: message.subject.clone(),
-        body: message.body.clone(),
-        html: message.html.clone(),
-        email_message_id: message.email_message_id.clone(),
-        reply_to: coach.map(|c| c.email),
-        attempted_at: now,
-    };
-    let delivery = ctx.channels.for_channel(channel).deliver(&outgoing).await;
-    let (outcome, provider_id, code, error) = match &delivery {
-        Delivery::Sent { provider_id } => {
-            (SendOutcome::Sent, Some(provider_id.as_str()), None, None)
-        }
-        Delivery::Retry { code, error } => (
-            SendOutcome::Retry,
-            None,
-            code.as_deref(),
-            Some(error.as_str()),
-        ),
-        Delivery::Failed { code, error } => (
-            SendOutcome::Failed,
-            None,
-            code.as_deref(),
-            Some(error.as_str()),
-        ),
-        Delivery::InDoubt { code, error } => (
-            SendOutcome::InDoubt,
-            None,
-            code.as_deref(),
-            Some(error.as_str()),
-        ),
-    };
-    let retry_at = (outcome == SendOutcome::Retry
-        && attempt < i64::from(settings.sending.max_attempts))
-    .then(|| {
-        now + backoff(
-            settings.sending.retry_base_seconds,
-            settings.sending.retry_cap_seconds,
-            attempt,
-        )
-    });
-    let finish = Finish {
-        outcome,
-        provider_id,
-        code,
-        error,
-        retry_at,
-    };
-    let status = send_log::finish_attempt(&ctx.store, message.id, attempt, &finish, now).await?;
-    tracing::info!(
-        message_id = message.id,
-        attempt,
-        outcome = outcome.as_ref(),
-        status,
-        "send attempt"
-    );
-    match (outcome, retry_at) {
-        (SendOutcome::Sent, _) => summary.sent += 1,
-        (SendOutcome::Retry, Some(_)) => summary.retry += 1,
-        (SendOutcome::Retry, None) | (SendOutcome::Failed, _) => summary.failed += 1,
-        (SendOutcome::InDoubt, _) => summary.in_doubt += 1,
-    }
-    Ok(())
 }
 
 /// Exponential backoff with up to 20% jitter: base · 2^(attempt−1), capped.

@@ -276,19 +276,23 @@ pub struct ClaimedMessage {
     pub created_at: i64,
 }
 
-/// Claims up to `limit` due approved messages for this dispatcher until
-/// `lease_until`. The outer `status = 'approved'` is checked again by PostgreSQL
-/// after it waits on a row lock, so two dispatchers never claim the same message.
+/// Claims up to `limit` due approved messages on the channels asked for, for
+/// this dispatcher until `lease_until`. The outer `status = 'approved'` is checked
+/// again by PostgreSQL after it waits on a row lock, and SQLite runs one writer
+/// at a time, so two dispatchers never claim the same message.
 pub async fn claim_due(
     conn: &mut AnyConnection,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
+    channels: &[Channel],
 ) -> anyhow::Result<Vec<ClaimedMessage>> {
+    let wants = |c: Channel| i64::from(channels.contains(&c));
     Ok(sqlx::query_as(
         "UPDATE messages SET status = 'sending', lease_until = $2 \
          WHERE status = 'approved' AND id IN ( \
            SELECT id FROM messages WHERE status = 'approved' AND next_attempt_at <= $1 \
+             AND ((channel = 'email' AND $4 = 1) OR (channel = 'sms' AND $5 = 1)) \
            ORDER BY next_attempt_at, id LIMIT $3) \
          RETURNING id, client_id, coach_id, channel, recipient, subject, body, html, \
            email_message_id, attempts, created_at",
@@ -296,8 +300,153 @@ pub async fn claim_due(
     .bind(ts(now))
     .bind(ts(lease_until))
     .bind(limit)
+    .bind(wants(Channel::Email))
+    .bind(wants(Channel::Sms))
     .fetch_all(conn)
     .await?)
+}
+
+/// An SMS whose last attempt is in doubt, with when that attempt began.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InDoubtMessage {
+    #[sqlx(flatten)]
+    pub message: ClaimedMessage,
+    pub last_attempt_at: Option<i64>,
+}
+
+/// SMS messages in doubt, oldest first: the ones a provider can be asked about.
+/// Email in doubt is never resent on its own; a coach decides.
+pub async fn in_doubt_sms(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> anyhow::Result<Vec<InDoubtMessage>> {
+    Ok(sqlx::query_as(
+        "SELECT m.id, m.client_id, m.coach_id, m.channel, m.recipient, m.subject, m.body, m.html, \
+           m.email_message_id, m.attempts, m.created_at, \
+           (SELECT MAX(l.started_at) FROM send_log l WHERE l.message_id = m.id \
+              AND l.event = 'attempt') AS last_attempt_at \
+         FROM messages m WHERE m.status = 'in_doubt' AND m.channel = 'sms' \
+         ORDER BY m.id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// in_doubt → sent: the provider has it (or a coach says it went). The step is
+/// settled, so detection looks at the client again.
+pub async fn resolve_in_doubt_as_sent(
+    conn: &mut AnyConnection,
+    id: i64,
+    provider_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'sent', sent_at = $2, settled_at = $2, \
+         provider_message_id = COALESCE($3, provider_message_id), lease_until = NULL \
+         WHERE id = $1 AND status = 'in_doubt'",
+    )
+    .bind(id)
+    .bind(ts(now))
+    .bind(provider_id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 1 {
+        sqlx::query(
+            "UPDATE clients SET next_detect_at = $2 \
+             WHERE id = (SELECT client_id FROM messages WHERE id = $1)",
+        )
+        .bind(id)
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    }
+    Ok(done.rows_affected() == 1)
+}
+
+/// in_doubt → approved, due now: the provider does not have it (or a coach asks
+/// for it to be sent again).
+pub async fn retry_in_doubt(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'approved', next_attempt_at = $2, lease_until = NULL \
+         WHERE id = $1 AND status = 'in_doubt'",
+    )
+    .bind(id)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How far along a provider's delivery report is; a report never moves a
+/// message backwards, so late or reordered callbacks are harmless.
+pub fn delivery_rank(status: &str) -> u8 {
+    match status {
+        "queued" | "accepted" | "scheduled" => 1,
+        "sending" => 2,
+        "sent" => 3,
+        "delivered" | "undelivered" | "failed" | "canceled" => 4,
+        "read" => 5,
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryTarget {
+    pub id: i64,
+    pub channel: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i64,
+    pub delivery_status: Option<String>,
+}
+
+pub async fn by_provider_id(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+) -> anyhow::Result<Option<DeliveryTarget>> {
+    Ok(sqlx::query_as(
+        "SELECT id, channel, recipient, status, attempts, delivery_status FROM messages \
+         WHERE provider_message_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(provider_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Records a delivery report on the message if it moves it forward. `delivered`
+/// makes the message `delivered`; `undelivered` and `failed` make it `undelivered`.
+/// Returns whether anything changed.
+pub async fn record_delivery(
+    conn: &mut AnyConnection,
+    target: &DeliveryTarget,
+    delivery_status: &str,
+    error_code: Option<&str>,
+) -> anyhow::Result<bool> {
+    let current = target.delivery_status.as_deref().map_or(0, delivery_rank);
+    if delivery_rank(delivery_status) <= current {
+        return Ok(false);
+    }
+    let status = match (target.status.as_str(), delivery_status) {
+        ("sent" | "delivered" | "undelivered", "delivered") => "delivered",
+        ("sent" | "delivered" | "undelivered", "undelivered" | "failed") => "undelivered",
+        (current, _) => current,
+    };
+    sqlx::query(
+        "UPDATE messages SET delivery_status = $2, delivery_error = COALESCE($3, delivery_error), \
+         status = $4 WHERE id = $1",
+    )
+    .bind(target.id)
+    .bind(delivery_status)
+    .bind(error_code)
+    .bind(status)
+    .execute(conn)
+    .await?;
+    Ok(true)
 }
 
 /// Finds claims whose lease ran out (a dispatcher died). An attempt that had
@@ -310,7 +459,7 @@ pub async fn recover_expired_leases(
     sqlx::query(
         "UPDATE send_log SET outcome = 'in_doubt', finished_at = $1, \
          error = 'the sending process stopped during this attempt' \
-         WHERE outcome IS NULL AND message_id IN ( \
+         WHERE outcome IS NULL AND event = 'attempt' AND message_id IN ( \
            SELECT id FROM messages WHERE status = 'sending' AND lease_until < $1)",
     )
     .bind(ts(now))
@@ -320,7 +469,7 @@ pub async fn recover_expired_leases(
         "UPDATE messages SET status = 'in_doubt', lease_until = NULL, \
          last_error = 'the sending process stopped during an attempt' \
          WHERE status = 'sending' AND lease_until < $1 AND EXISTS ( \
-           SELECT 1 FROM send_log l WHERE l.message_id = messages.id \
+           SELECT 1 FROM send_log l WHERE l.message_id = messages.id AND l.event = 'attempt' \
              AND l.attempt = messages.attempts AND l.outcome = 'in_doubt')",
     )
     .bind(ts(now))
@@ -378,7 +527,8 @@ pub async fn recent_send_times(
 ) -> anyhow::Result<Vec<DateTime<Utc>>> {
     let times: Vec<i64> = sqlx::query_scalar(
         "SELECT l.started_at FROM send_log l JOIN messages m ON m.id = l.message_id \
-         WHERE m.client_id = $1 AND l.started_at >= $2 AND l.outcome IN ('sent', 'in_doubt') \
+         WHERE m.client_id = $1 AND l.started_at >= $2 AND l.event = 'attempt' \
+           AND l.outcome IN ('sent', 'in_doubt') \
          ORDER BY l.started_at",
     )
     .bind(client_id)

@@ -19,6 +19,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
@@ -154,6 +155,28 @@ impl Store {
             }
         }
         tx.commit().await.context("Failed to record the cadence")
+    }
+}
+
+impl Store {
+    /// The signing key kept in the database, made on first use. Every instance
+    /// on the same database shares it, and it survives restarts.
+    pub async fn stored_secret_key(&self) -> anyhow::Result<SecretString> {
+        let mut conn = self.conn().await?;
+        let fresh = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        sqlx::query("INSERT INTO app_state (key, value) VALUES ('secret_key', $1) ON CONFLICT (key) DO NOTHING")
+            .bind(&fresh)
+            .execute(&mut *conn)
+            .await?;
+        let key: String =
+            sqlx::query_scalar("SELECT value FROM app_state WHERE key = 'secret_key'")
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok(SecretString::from(key))
     }
 }
 

@@ -53,6 +53,9 @@ pub struct Finish<'a> {
     /// For a retry: when to try again. For a retry out of attempts, `None`
     /// (the message fails).
     pub retry_at: Option<DateTime<Utc>>,
+    /// The attempt was not the message's fault (the channel is down): it does
+    /// not count against `max_attempts`.
+    pub refund_attempt: bool,
 }
 
 /// Completes the attempt's row and moves the message on, in one transaction.
@@ -67,7 +70,8 @@ pub async fn finish_attempt(
     let mut tx = store.begin().await?;
     sqlx::query(
         "UPDATE send_log SET finished_at = $3, outcome = $4, provider_id = $5, code = $6, \
-         error = $7 WHERE message_id = $1 AND attempt = $2 AND outcome IS NULL",
+         error = $7 WHERE message_id = $1 AND attempt = $2 AND event = 'attempt' \
+         AND outcome IS NULL",
     )
     .bind(message_id)
     .bind(attempt)
@@ -87,7 +91,7 @@ pub async fn finish_attempt(
     sqlx::query(
         "UPDATE messages SET status = $2, lease_until = NULL, settled_at = $3, sent_at = $4, \
          next_attempt_at = $5, provider_message_id = COALESCE($6, provider_message_id), \
-         last_error = $7 WHERE id = $1",
+         last_error = $7, attempts = attempts - $8 WHERE id = $1",
     )
     .bind(message_id)
     .bind(status)
@@ -96,6 +100,7 @@ pub async fn finish_attempt(
     .bind(finish.retry_at.map(ts))
     .bind(finish.provider_id)
     .bind(finish.error)
+    .bind(i64::from(finish.refund_attempt))
     .execute(&mut *tx)
     .await?;
     if settled.is_some() {
@@ -113,10 +118,51 @@ pub async fn finish_attempt(
     Ok(status)
 }
 
+/// A row that is not an attempt: what a provider said afterwards.
+pub struct Note<'a> {
+    pub message_id: i64,
+    pub event: &'a str,
+    pub attempt: i64,
+    pub channel: &'a str,
+    pub recipient: &'a str,
+    pub outcome: Option<&'a str>,
+    pub provider_id: Option<&'a str>,
+    pub delivery_status: Option<&'a str>,
+    pub code: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+pub async fn append(
+    conn: &mut AnyConnection,
+    note: &Note<'_>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO send_log (message_id, event, attempt, channel, recipient, started_at, \
+         finished_at, outcome, provider_id, delivery_status, code, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(note.message_id)
+    .bind(note.event)
+    .bind(note.attempt)
+    .bind(note.channel)
+    .bind(note.recipient)
+    .bind(ts(at))
+    .bind(note.outcome)
+    .bind(note.provider_id)
+    .bind(note.delivery_status)
+    .bind(note.code)
+    .bind(note.error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SendLogEntry {
     pub id: i64,
     pub message_id: i64,
+    pub event: String,
     pub attempt: i64,
     pub channel: String,
     pub recipient: String,
@@ -125,6 +171,7 @@ pub struct SendLogEntry {
     pub finished_at: Option<DateTime<Utc>>,
     pub outcome: Option<String>,
     pub provider_id: Option<String>,
+    pub delivery_status: Option<String>,
     pub code: Option<String>,
     pub error: Option<String>,
 }
@@ -133,6 +180,7 @@ pub struct SendLogEntry {
 struct SendLogRow {
     id: i64,
     message_id: i64,
+    event: String,
     attempt: i64,
     channel: String,
     recipient: String,
@@ -141,6 +189,7 @@ struct SendLogRow {
     finished_at: Option<i64>,
     outcome: Option<String>,
     provider_id: Option<String>,
+    delivery_status: Option<String>,
     code: Option<String>,
     error: Option<String>,
 }
@@ -151,9 +200,9 @@ pub async fn list(
     coach_id: Option<i64>,
 ) -> anyhow::Result<Vec<SendLogEntry>> {
     let rows: Vec<SendLogRow> = sqlx::query_as(
-        "SELECT l.id, l.message_id, l.attempt, l.channel, l.recipient, \
+        "SELECT l.id, l.message_id, l.event, l.attempt, l.channel, l.recipient, \
            c.external_id AS client_external_id, l.started_at, l.finished_at, l.outcome, \
-           l.provider_id, l.code, l.error \
+           l.provider_id, l.delivery_status, l.code, l.error \
          FROM send_log l JOIN messages m ON m.id = l.message_id \
          JOIN clients c ON c.id = m.client_id \
          WHERE ($1 IS NULL OR c.coach_id = $1) ORDER BY l.id",
@@ -166,6 +215,7 @@ pub async fn list(
         .map(|r| SendLogEntry {
             id: r.id,
             message_id: r.message_id,
+            event: r.event,
             attempt: r.attempt,
             channel: r.channel,
             recipient: r.recipient,
@@ -174,6 +224,7 @@ pub async fn list(
             finished_at: from_opt_ts(r.finished_at),
             outcome: r.outcome,
             provider_id: r.provider_id,
+            delivery_status: r.delivery_status,
             code: r.code,
             error: r.error,
         })
