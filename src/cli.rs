@@ -139,6 +139,18 @@ pub enum DraftsCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Send an in-doubt message again (it may then arrive twice).
+    Resend {
+        id: i64,
+        #[arg(long, value_name = "EMAIL")]
+        coach: String,
+    },
+    /// Mark an in-doubt message as sent.
+    Resolve {
+        id: i64,
+        #[arg(long, value_name = "EMAIL")]
+        coach: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -414,6 +426,12 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                 ExitCode::SUCCESS
             })
         }
+        DraftsCommand::Resend { id, coach } => {
+            in_doubt_command(ctx, id, &coach, drafts::InDoubtDecision::Resend, now).await
+        }
+        DraftsCommand::Resolve { id, coach } => {
+            in_doubt_command(ctx, id, &coach, drafts::InDoubtDecision::Resolve, now).await
+        }
         DraftsCommand::Reject { id, coach, reason } => {
             let coach = match drafts::acting_coach(ctx, &coach).await? {
                 Ok(c) => c,
@@ -432,6 +450,35 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+    }
+}
+
+async fn in_doubt_command(
+    ctx: &AppContext,
+    id: i64,
+    coach: &str,
+    decision: drafts::InDoubtDecision,
+    now: DateTime<Utc>,
+) -> anyhow::Result<ExitCode> {
+    let coach = match drafts::acting_coach(ctx, coach).await? {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match drafts::decide_in_doubt(ctx, &coach, id, decision, now).await? {
+        Ok(()) => {
+            match decision {
+                drafts::InDoubtDecision::Resend => say!("message {id}: due to be sent again"),
+                drafts::InDoubtDecision::Resolve => say!("message {id}: marked sent"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("message {id}: unchanged: {e}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::compose::Composer;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::unsubscribe::UnsubscribeSigner;
 
@@ -21,6 +22,7 @@ pub struct AppContext {
     pub channels: Channels,
     pub clock: Clock,
     pub unsubscribe: UnsubscribeSigner,
+    pub metrics: Arc<Metrics>,
     /// Cancelled on SIGTERM or Ctrl-C: jobs finish what is in flight and claim nothing new.
     pub shutdown: CancellationToken,
 }
@@ -56,6 +58,7 @@ impl AppContext {
         let unsubscribe = UnsubscribeSigner::new(key, &settings.http.public_url);
         Ok(Self {
             unsubscribe,
+            metrics: Arc::default(),
             settings: Arc::new(settings),
             store,
             composer: Arc::new(composer),

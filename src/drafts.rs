@@ -19,6 +19,62 @@ pub enum ActionError {
     NotYours { id: i64, coach: String },
     #[error("draft {id} is {status}, not pending")]
     NotPending { id: i64, status: String },
+    #[error("message {id} is {status}, not in doubt")]
+    NotInDoubt { id: i64, status: String },
+}
+
+/// What a coach decides about a message whose attempt is in doubt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InDoubtDecision {
+    /// Send it again (the coach accepts that it may arrive twice).
+    Resend,
+    /// It went out (for example the client answered it): mark it sent.
+    Resolve,
+}
+
+/// Acts on an `in_doubt` message as `coach`; both decisions are audited.
+pub async fn decide_in_doubt(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    decision: InDoubtDecision,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), ActionError>> {
+    let message = match visible_draft(ctx, coach, id).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut tx = ctx.store.begin().await?;
+    let (changed, action) = match decision {
+        InDoubtDecision::Resend => (messages::retry_in_doubt(&mut tx, id, now).await?, "resend"),
+        InDoubtDecision::Resolve => (
+            messages::resolve_in_doubt_as_sent(&mut tx, id, None, now).await?,
+            "resolve_sent",
+        ),
+    };
+    if !changed {
+        return Ok(Err(ActionError::NotInDoubt {
+            id,
+            status: message.status,
+        }));
+    }
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: Actor::Coach {
+                id: coach.id,
+                email: &coach.email,
+            },
+            action,
+            client_id: Some(message.client_id),
+            message_id: Some(id),
+            detail: message.last_error.clone(),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
 }
 
 /// Finds the acting coach by email; inactive coaches cannot act.

@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod drafts;
 pub mod import;
+pub mod metrics;
 pub mod scheduler;
 pub mod serve;
 pub mod store;

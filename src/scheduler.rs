@@ -39,6 +39,8 @@ impl JobKind {
             JobKind::Dispatch => dispatch::run_once(ctx, now).await.map(|s| s.to_string()),
         };
         let seconds = started.elapsed().as_secs_f64();
+        ctx.metrics
+            .job_finished(self.name(), result.is_ok(), seconds);
         match result {
             Ok(summary) => tracing::info!(job = self.name(), seconds, "{summary}"),
             Err(e) => tracing::error!(

@@ -180,6 +180,22 @@ impl Store {
     }
 }
 
+/// Message counts by status, and attempt counts by channel and outcome, for metrics.
+pub async fn counts(
+    conn: &mut sqlx::AnyConnection,
+) -> anyhow::Result<(Vec<(String, i64)>, Vec<(String, String, i64)>)> {
+    let by_status = sqlx::query_as("SELECT status, COUNT(*) FROM messages GROUP BY status")
+        .fetch_all(&mut *conn)
+        .await?;
+    let by_outcome = sqlx::query_as(
+        "SELECT channel, outcome, COUNT(*) FROM send_log \
+         WHERE event = 'attempt' AND outcome IS NOT NULL GROUP BY channel, outcome",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok((by_status, by_outcome))
+}
+
 /// Adds `mode=rwc` (create if missing) to a SQLite URL and creates its folder.
 fn sqlite_url(url: &str) -> anyhow::Result<String> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");

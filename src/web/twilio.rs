@@ -1,0 +1,121 @@
+//! Webhooks from the SMS provider. Every request must carry a valid
+//! `X-Twilio-Signature` over `public_url` + the path and query it called and all
+//! its form parameters; anything else gets 403 and changes nothing.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use chrono::Utc;
+use secrecy::ExposeSecret;
+
+use crate::channels::twilio::signature;
+use crate::context::AppContext;
+use crate::store::messages;
+use crate::store::send_log::{self, Note};
+
+/// The full URL the provider called, as it signs it.
+fn called_url(ctx: &AppContext, uri: &Uri) -> String {
+    let base = ctx.settings.http.public_url.as_str().trim_end_matches('/');
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    format!("{base}{path}")
+}
+
+fn verified(ctx: &AppContext, uri: &Uri, headers: &HeaderMap, params: &[(String, String)]) -> bool {
+    let token = ctx.settings.sms.twilio.auth_token.expose_secret();
+    if token.is_empty() {
+        tracing::warn!(
+            "webhook refused: sms.twilio.auth_token is not set, so signatures cannot be checked"
+        );
+        return false;
+    }
+    let Some(given) = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
+        tracing::warn!(path = uri.path(), "webhook refused: no X-Twilio-Signature");
+        return false;
+    };
+    let ok = signature::verify(token, &called_url(ctx, uri), params, given);
+    if !ok {
+        tracing::warn!(
+            path = uri.path(),
+            "webhook refused: the signature does not match"
+        );
+    }
+    ok
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// `POST /webhooks/twilio/status`: a delivery report. It moves the message's
+/// delivery status forward (never back) and appends to the send log. An unknown
+/// sid is logged and answered 200, so the provider does not retry forever.
+pub async fn status_callback(
+    State(ctx): State<AppContext>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> StatusCode {
+    if !verified(&ctx, &uri, &headers, &params) {
+        return StatusCode::FORBIDDEN;
+    }
+    let (Some(sid), Some(status)) = (
+        param(&params, "MessageSid"),
+        param(&params, "MessageStatus"),
+    ) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let error_code = param(&params, "ErrorCode");
+    match record_status(&ctx, sid, &status.to_ascii_lowercase(), error_code).await {
+        Ok(true) => StatusCode::OK,
+        Ok(false) => {
+            tracing::warn!(
+                sid,
+                "delivery report for a message reengage does not know; ignored"
+            );
+            StatusCode::OK
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "delivery report not recorded");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+async fn record_status(
+    ctx: &AppContext,
+    sid: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> anyhow::Result<bool> {
+    let mut tx = ctx.store.begin().await?;
+    let Some(target) = messages::by_provider_id(&mut tx, sid).await? else {
+        return Ok(false);
+    };
+    messages::record_delivery(&mut tx, &target, status, error_code).await?;
+    send_log::append(
+        &mut tx,
+        &Note {
+            message_id: target.id,
+            event: "callback",
+            attempt: target.attempts,
+            channel: &target.channel,
+            recipient: &target.recipient,
+            outcome: None,
+            provider_id: Some(sid),
+            delivery_status: Some(status),
+            code: error_code,
+            error: None,
+        },
+        Utc::now(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
