@@ -216,7 +216,7 @@ impl Run<'_> {
             tx.commit().await?;
             return Ok(Step::Cancelled);
         }
-        if let Some((until, step)) = self.must_wait(&client).await? {
+        if let Some((until, step)) = self.must_wait(&client, message.id).await? {
             let mut conn = ctx.store.conn().await?;
             messages::release(&mut conn, message.id, until).await?;
             return Ok(step);
@@ -227,6 +227,12 @@ impl Run<'_> {
             Channel::Sms => &self.sms_slots,
         };
         let _slot = slots.acquire().await?;
+        // Looked at again: the channel may have paused while this waited its turn.
+        if ctx.shutdown.is_cancelled() || ctx.channels.is_paused(channel) {
+            let mut conn = ctx.store.conn().await?;
+            messages::release(&mut conn, message.id, now).await?;
+            return Ok(Step::Released);
+        }
         let attempted_at = match ctx.channels.pace_slot(channel, ctx.clock.now()) {
             Some(slot) => {
                 ctx.clock.sleep_until(slot).await;
@@ -253,7 +259,11 @@ impl Run<'_> {
     }
 
     /// Whether the message must wait: quiet hours first, then the caps.
-    async fn must_wait(&self, client: &ClientRow) -> anyhow::Result<Option<(DateTime<Utc>, Step)>> {
+    async fn must_wait(
+        &self,
+        client: &ClientRow,
+        message_id: i64,
+    ) -> anyhow::Result<Option<(DateTime<Utc>, Step)>> {
         let settings = &self.ctx.settings;
         let now = self.now;
         let tz = Tz::from_str(&client.timezone).unwrap_or(settings.defaults.timezone);
@@ -271,7 +281,8 @@ impl Run<'_> {
         };
         let recent = {
             let mut conn = self.ctx.store.conn().await?;
-            messages::recent_send_times(&mut conn, client.id, now - Duration::days(8)).await?
+            messages::recent_send_times(&mut conn, client.id, message_id, now - Duration::days(8))
+                .await?
         };
         Ok(caps
             .next_fit(tz, now, &recent)

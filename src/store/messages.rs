@@ -519,19 +519,24 @@ pub async fn cancel_claimed(
     Ok(())
 }
 
-/// Start times of the client's attempts since `since` that went out or may have.
+/// When each of the client's other messages went out (or may have), for the
+/// caps: the first attempt's start time per message since `since`, oldest first.
+/// The message being sent is left out; its own retries are not extra messages.
 pub async fn recent_send_times(
     conn: &mut AnyConnection,
     client_id: i64,
+    except_message: i64,
     since: DateTime<Utc>,
 ) -> anyhow::Result<Vec<DateTime<Utc>>> {
     let times: Vec<i64> = sqlx::query_scalar(
-        "SELECT l.started_at FROM send_log l JOIN messages m ON m.id = l.message_id \
-         WHERE m.client_id = $1 AND l.started_at >= $2 AND l.event = 'attempt' \
-           AND l.outcome IN ('sent', 'in_doubt') \
-         ORDER BY l.started_at",
+        "SELECT MIN(l.started_at) AS first_started FROM send_log l \
+         JOIN messages m ON m.id = l.message_id \
+         WHERE m.client_id = $1 AND l.message_id <> $2 AND l.started_at >= $3 \
+           AND l.event = 'attempt' AND l.outcome IN ('sent', 'in_doubt') \
+         GROUP BY l.message_id ORDER BY first_started",
     )
     .bind(client_id)
+    .bind(except_message)
     .bind(ts(since))
     .fetch_all(conn)
     .await?;

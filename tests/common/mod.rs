@@ -42,6 +42,8 @@ pub struct TestApp {
     pub ctx: AppContext,
     pub dir: TempDir,
     pub outbox: PathBuf,
+    /// The config file, for running the `reengage` binary on the same database.
+    pub config: PathBuf,
 }
 
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
@@ -58,12 +60,22 @@ pub const CLIENT_HEADER: &str = "external_id,first_name,preferred_name,email,pho
 
 impl TestApp {
     pub async fn sqlite() -> Self {
+        Self::sqlite_with("").await
+    }
+
+    /// SQLite with extra TOML settings.
+    pub async fn sqlite_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let url = format!("sqlite://{}/reengage.db", dir.path().display());
-        Self::with_database(dir, url, "").await
+        Self::with_database(dir, url, extra).await
     }
 
     pub async fn postgres() -> Self {
+        Self::postgres_with("").await
+    }
+
+    /// A fresh PostgreSQL database with extra TOML settings.
+    pub async fn postgres_with(extra: &str) -> Self {
         let admin_url = std::env::var("TEST_DATABASE_URL").expect(
             "TEST_DATABASE_URL is not set: the PostgreSQL tests need a server (scripts/test starts one)",
         );
@@ -81,11 +93,12 @@ impl TestApp {
         let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
         url.set_path(&name);
         let dir = tempfile::tempdir().expect("a temporary folder");
-        Self::with_database(dir, url.to_string(), "").await
+        Self::with_database(dir, url.to_string(), extra).await
     }
 
     /// Builds the app with the built-in defaults, this database, an outbox in
-    /// the test's folder, no scheduled jobs, plus `extra` TOML.
+    /// the test's folder, no scheduled jobs, plus `extra` TOML (which must not
+    /// repeat the [database], [outbox], [templates] or [schedule] headers).
     pub async fn with_database(dir: TempDir, url: String, extra: &str) -> Self {
         let outbox = dir.path().join("outbox");
         let config = dir.path().join("test.toml");
@@ -102,7 +115,12 @@ impl TestApp {
         reengage::install_crypto_provider();
         let settings = Settings::load(Some(&config), None).expect("the test config is valid");
         let ctx = AppContext::build(settings).await.expect("the app starts");
-        let app = Self { ctx, dir, outbox };
+        let app = Self {
+            ctx,
+            dir,
+            outbox,
+            config,
+        };
         app.add_coach(COACH, "Rosa Diaz", Role::Coach).await;
         app.add_coach(OTHER_COACH, "Marcus Lee", Role::Coach).await;
         app.add_coach(ADMIN, "Avery Admin", Role::Admin).await;
@@ -280,4 +298,201 @@ pub fn clients_csv(rows: &[ClientCsv<'_>]) -> String {
     }
     csv.push('\n');
     csv
+}
+
+/// Approved messages for `n` clients quiet for 10 days, ready to dispatch at `now`.
+/// Even-numbered clients prefer SMS, odd ones email. Returns the message ids.
+pub async fn approved_messages(app: &TestApp, n: usize, now: DateTime<Utc>) -> Vec<i64> {
+    let mut csv = String::from(CLIENT_HEADER);
+    let mut events = String::from("external_id,kind,occurred_at,note");
+    for i in 0..n {
+        let channel = if i % 2 == 0 { "sms" } else { "email" };
+        csv.push_str(&format!(
+            "\nc-{i:04},Client{i},,client{i}@example.org,+1201555{:04},{channel},en,America/New_York,{COACH},yes,yes,no,active",
+            1000 + i
+        ));
+        events.push_str(&format!(
+            "\nc-{i:04},check_in,{},",
+            (now - chrono::Duration::days(10)).to_rfc3339()
+        ));
+    }
+    csv.push('\n');
+    events.push('\n');
+    let report = app
+        .import_clients(&csv, now - chrono::Duration::days(20))
+        .await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert!(app.import_events(&events, now).await.committed);
+    assert_eq!(app.detect(now).await.drafted, n as u64);
+    let mut ids = Vec::new();
+    for draft in app.pending().await {
+        app.approve(draft.id, COACH, now).await.unwrap();
+        ids.push(draft.id);
+    }
+    ids
+}
+
+/// postfix's smtp-sink on a loopback port: a real SMTP server that stores each
+/// message it accepts as a file, and can be told to fail on purpose.
+pub struct SmtpSink {
+    child: std::process::Child,
+    pub port: u16,
+    pub dir: TempDir,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl SmtpSink {
+    /// Starts on a free port; `flags` inject failures (`-r rcpt`, `-f rcpt`, `-q .`).
+    pub fn start(flags: &[&str]) -> Self {
+        Self::start_on(free_port(), flags)
+    }
+
+    pub fn start_on(port: u16, flags: &[&str]) -> Self {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut cmd = std::process::Command::new("smtp-sink");
+        let root = std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false);
+        if root {
+            cmd.args(["-u", "nobody"]);
+        }
+        cmd.arg("-d")
+            .arg(format!("{}/%M.", dir.path().display()))
+            .args(flags)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("16")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = cmd
+            .spawn()
+            .expect("smtp-sink runs (apt-get install postfix; scripts/test does)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "smtp-sink did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { child, port, dir }
+    }
+
+    /// The settings that send email through this sink.
+    pub fn settings(&self) -> String {
+        format!(
+            "[email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             timeout_seconds = 5\npool_size = 2\n",
+            self.port
+        )
+    }
+
+    /// Every message the sink accepted, parsed.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect()
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Twilio-compatible API that accepts every message, remembers it, and lists
+/// what it has, as the real one does for reconciliation.
+#[derive(Clone, Default)]
+pub struct FakeTwilio {
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
+
+impl FakeTwilio {
+    /// (sid, to, body) of every message accepted.
+    pub fn received(&self) -> Vec<(String, String, String)> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub async fn mount(&self, server: &wiremock::MockServer) {
+        use wiremock::matchers::{method, path_regex};
+        wiremock::Mock::given(method("POST"))
+            .and(path_regex(
+                r"^/2010-04-01/Accounts/AC[0-9a-f]+/Messages\.json$",
+            ))
+            .respond_with(self.clone())
+            .mount(server)
+            .await;
+        wiremock::Mock::given(method("GET"))
+            .and(path_regex(
+                r"^/2010-04-01/Accounts/AC[0-9a-f]+/Messages\.json$",
+            ))
+            .respond_with(self.clone())
+            .mount(server)
+            .await;
+    }
+}
+
+impl wiremock::Respond for FakeTwilio {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        if request.method == wiremock::http::Method::GET {
+            let to = request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "To")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let messages: Vec<serde_json::Value> = self
+                .received()
+                .into_iter()
+                .filter(|(_, t, _)| *t == to)
+                .map(|(sid, to, body)| serde_json::json!({"sid": sid, "to": to, "body": body, "status": "sent"}))
+                .collect();
+            return wiremock::ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"messages": messages}));
+        }
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
+            .into_owned()
+            .collect();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let mut received = self.received.lock().unwrap();
+        let sid = format!("SM{:032x}", received.len() + 1);
+        received.push((sid.clone(), field("To"), field("Body")));
+        wiremock::ResponseTemplate::new(201)
+            .set_body_json(serde_json::json!({"sid": sid, "status": "queued", "error_code": null, "error_message": null}))
+    }
+}
+
+/// The settings that send SMS through a mock at `base_url`.
+pub fn twilio_settings(base_url: &str) -> String {
+    format!(
+        "[sms]\ntransport = \"twilio\"\n[sms.twilio]\nbase_url = \"{base_url}\"\n\
+         account_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"test-auth-token\"\n\
+         max_per_second = 0\ntimeout_seconds = 2\n"
+    )
 }
