@@ -21,10 +21,8 @@ impl Clock {
     /// Waits until `at` on this clock. A fixed clock never moves, so there is
     /// nothing to wait for: tests see the schedule without sleeping.
     pub async fn sleep_until(&self, at: DateTime<Utc>) {
-        if let Clock::System = self {
-            if let Ok(wait) = (at - Utc::now()).to_std() {
-                tokio::time::sleep(wait).await;
-            }
+        if let (Clock::System, Ok(wait)) = (self, (at - Utc::now()).to_std()) {
+            tokio::time::sleep(wait).await;
         }
     }
 }

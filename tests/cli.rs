@@ -205,18 +205,71 @@ fn bad_settings_stop_start_up_with_the_key_named() {
 }
 
 #[test]
-fn a_database_password_never_appears_in_debug_output() {
+fn secrets_never_appear_in_debug_output_or_start_up_errors() {
+    let op = Operator::new(
+        "[security]\nsecret_key = \"k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y\"\n\
+         [email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"smtp.example.org\"\nusername = \"mailer\"\n\
+         password = \"smtp-pa55word\"\n[sms]\ntransport = \"twilio\"\n[sms.twilio]\n\
+         account_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"tw1l10-t0ken\"\n\
+         api_key_sid = \"SK0123\"\napi_key_secret = \"ap1-s3cret\"\n",
+    );
     let settings = reengage::config::Settings::load(
-        None,
+        Some(&op.config),
         Some("postgres://reengage:hunter2secret@db/reengage"),
     )
     .unwrap();
     let debug = format!("{settings:?}");
-    assert!(!debug.contains("hunter2secret"), "{debug}");
+    for secret in [
+        "hunter2secret",
+        "smtp-pa55word",
+        "tw1l10-t0ken",
+        "ap1-s3cret",
+        "k3y-k3y",
+    ] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
     assert!(
-        debug.contains("REDACTED") || debug.contains("Secret"),
-        "{debug}"
+        debug.contains("smtp.example.org"),
+        "the rest is still there to debug"
     );
+
+    // A start-up that fails (no database here) does not print them either.
+    let out = op.run(&[
+        "--database-url",
+        "postgres://reengage:hunter2secret@127.0.0.1:1/x",
+        "migrate",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    for secret in [
+        "hunter2secret",
+        "smtp-pa55word",
+        "tw1l10-t0ken",
+        "ap1-s3cret",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[test]
+fn missing_provider_settings_stop_start_up_with_the_key_named() {
+    for (extra, key) in [
+        ("[email]\ntransport = \"smtp\"\n", "email.smtp.host"),
+        ("[sms]\ntransport = \"twilio\"\n", "sms.twilio.account_sid"),
+        (
+            "[sms]\ntransport = \"twilio\"\n[sms.twilio]\naccount_sid = \"AC1\"\n",
+            "sms.twilio.auth_token",
+        ),
+        (
+            "[security]\nsecret_key = \"short\"\n",
+            "security.secret_key",
+        ),
+    ] {
+        let op = Operator::new(extra);
+        let out = op.run(&["migrate"]);
+        assert_eq!(out.status.code(), Some(1), "{extra}");
+        assert!(stderr(&out).contains(key), "{extra}: {}", stderr(&out));
+    }
 }
 
 #[test]

@@ -735,7 +735,7 @@ async fn two_dispatchers_at_once_never_send_a_message_twice(app: TestApp) {
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.sent + b.sent, 300, "{a} / {b}");
-    let sends = counter.sends.lock().unwrap();
+    let sends = counter.sends.lock().unwrap().clone();
     assert_eq!(sends.len(), 300);
     assert!(sends.values().all(|n| *n == 1));
     for id in ids {

@@ -65,6 +65,8 @@ impl Store {
         };
         let options: AnyConnectOptions = url.parse().context("Failed to read the database URL")?;
         let pool = AnyPoolOptions::new()
+            // A database that cannot be reached is reported soon, not after 30 s.
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .max_connections(match backend {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
