@@ -58,23 +58,45 @@ pub async fn decide_in_doubt(
             status: message.status,
         }));
     }
-    audit::record(
+    record_action(
         &mut tx,
+        coach,
+        action,
+        message.client_id,
+        id,
+        message.last_error.clone(),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Writes a coach's action on a message to the audit log.
+async fn record_action(
+    conn: &mut sqlx::AnyConnection,
+    coach: &CoachRow,
+    action: &str,
+    client_id: i64,
+    message_id: i64,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    audit::record(
+        conn,
         audit::Entry {
             actor: Actor::Coach {
                 id: coach.id,
                 email: &coach.email,
             },
             action,
-            client_id: Some(message.client_id),
-            message_id: Some(id),
-            detail: message.last_error.clone(),
+            client_id: Some(client_id),
+            message_id: Some(message_id),
+            detail,
         },
         now,
     )
-    .await?;
-    tx.commit().await?;
-    Ok(Ok(()))
+    .await
 }
 
 /// Finds the acting coach by email; inactive coaches cannot act.
@@ -126,21 +148,7 @@ pub async fn approve(
             status: draft.status,
         }));
     }
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            actor: Actor::Coach {
-                id: coach.id,
-                email: &coach.email,
-            },
-            action: "approve",
-            client_id: Some(draft.client_id),
-            message_id: Some(id),
-            detail: None,
-        },
-        now,
-    )
-    .await?;
+    record_action(&mut tx, coach, "approve", draft.client_id, id, None, now).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -166,18 +174,13 @@ pub async fn reject(
         }));
     }
     crate::store::clients::set_next_detect(&mut tx, draft.client_id, Some(now)).await?;
-    audit::record(
+    record_action(
         &mut tx,
-        audit::Entry {
-            actor: Actor::Coach {
-                id: coach.id,
-                email: &coach.email,
-            },
-            action: "reject",
-            client_id: Some(draft.client_id),
-            message_id: Some(id),
-            detail: reason.map(str::to_owned),
-        },
+        coach,
+        "reject",
+        draft.client_id,
+        id,
+        reason.map(str::to_owned),
         now,
     )
     .await?;

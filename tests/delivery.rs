@@ -213,6 +213,21 @@ async fn a_421_and_disconnect_is_retried_and_a_coach_can_resend_an_email_in_doub
 }
 
 #[tokio::test]
+#[ignore = "needs postfix's smtp-sink: scripts/test runs it"]
+async fn a_connection_dropped_before_the_message_went_is_a_retry() {
+    let port = free_port();
+    let sink = SmtpSink::start_on(port, &["-q", "rcpt"]);
+    let (app, id) = one_email(&sink, "").await;
+    let summary = app.dispatch(now()).await;
+    assert_eq!(summary.retry, 1, "{summary}");
+    assert_eq!(app.message(id).await.status, "approved");
+    sink.stop();
+    let sink = SmtpSink::start_on(port, &[]);
+    assert_eq!(app.dispatch(now() + Duration::minutes(5)).await.sent, 1);
+    assert_eq!(sink.messages().len(), 1);
+}
+
+#[tokio::test]
 async fn no_smtp_server_at_all_is_a_retry() {
     let port = free_port();
     let app = TestApp::sqlite_with(&format!(

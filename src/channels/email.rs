@@ -82,6 +82,15 @@ pub fn build(sender: &Sender, message: &Outgoing) -> anyhow::Result<Message> {
     Ok(builder.multipart(body)?)
 }
 
+/// [`build`], with a message that cannot be built (a bad recipient) reported as
+/// the permanent failure it is.
+pub fn build_or_fail(sender: &Sender, message: &Outgoing) -> Result<Message, super::Delivery> {
+    build(sender, message).map_err(|e| super::Delivery::Failed {
+        code: None,
+        error: e.to_string(),
+    })
+}
+
 /// A new Message-ID in the sender's domain.
 pub fn new_message_id(from: &Mailbox) -> String {
     format!("<{}@{}>", uuid::Uuid::new_v4(), from.email.domain())

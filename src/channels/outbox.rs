@@ -24,14 +24,9 @@ impl OutboxEmail {
 #[async_trait]
 impl Transport for OutboxEmail {
     async fn deliver(&self, message: &Outgoing) -> Delivery {
-        let email = match email::build(&self.sender, message) {
+        let email = match email::build_or_fail(&self.sender, message) {
             Ok(email) => email,
-            Err(e) => {
-                return Delivery::Failed {
-                    code: None,
-                    error: e.to_string(),
-                };
-            }
+            Err(failed) => return failed,
         };
         let path = self.dir.join(format!("{}.eml", message.message_id));
         match write_atomically(&path, email.formatted()).await {

@@ -25,11 +25,14 @@ use crate::channels::{Delivery, Outgoing, Reconciliation};
 use crate::context::AppContext;
 use crate::domain::{Channel, ClientStatus, SendOutcome};
 use crate::store::audit::{self, Actor};
-use crate::store::clients::{self, ClientRow};
+use crate::store::clients::{self, ClientRow, DispatchTarget};
+use crate::store::from_ts;
 use crate::store::messages::{self, ClaimedMessage};
 use crate::store::send_log::{self, Finish, Note};
-use crate::store::{coaches, from_ts};
 use window::{Caps, QuietHours};
+
+/// How far back the caps look: the rolling week, plus a day for timezones.
+const CAP_WINDOW: Duration = Duration::days(8);
 
 /// Twilio's error for a recipient who replied STOP.
 const RECIPIENT_OPTED_OUT: &str = "21610";
@@ -201,22 +204,21 @@ impl Run<'_> {
             messages::release(&mut conn, message.id, now).await?;
             return Ok(Step::Released);
         }
-        let (client, coach_email) = {
+        let target = {
             let mut conn = ctx.store.conn().await?;
-            let client = clients::by_id(&mut conn, message.client_id)
+            clients::for_dispatch(&mut conn, message.client_id, message.id, now - CAP_WINDOW)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("message {} has no client", message.id))?;
-            let coach = coaches::by_id(&mut conn, client.coach_id).await?;
-            (client, coach.map(|c| c.email))
+                .ok_or_else(|| anyhow::anyhow!("message {} has no client", message.id))?
         };
-        if let Some(reason) = ineligible(&client, message, channel) {
+        let client = &target.client;
+        if let Some(reason) = ineligible(client, message, channel) {
             let mut tx = ctx.store.begin().await?;
             messages::cancel_claimed(&mut tx, message.id, reason, now).await?;
             clients::set_next_detect(&mut tx, client.id, Some(now)).await?;
             tx.commit().await?;
             return Ok(Step::Cancelled);
         }
-        if let Some((until, step)) = self.must_wait(&client, message.id).await? {
+        if let Some((until, step)) = self.must_wait(&target, message.id).await? {
             let mut conn = ctx.store.conn().await?;
             messages::release(&mut conn, message.id, until).await?;
             return Ok(step);
@@ -240,30 +242,34 @@ impl Run<'_> {
             }
             None => now,
         };
-        let Some(attempt) = send_log::start_attempt(
-            &ctx.store,
-            message.id,
-            &message.channel,
-            &message.recipient,
-            attempted_at,
-        )
-        .await?
-        else {
+        let started = {
+            let mut conn = ctx.store.conn().await?;
+            send_log::start_attempt(&mut conn, message.id, attempted_at).await?
+        };
+        let Some(attempt) = started else {
             return Ok(Step::Released);
         };
-        let outgoing = outgoing(ctx, message, channel, &client, coach_email, attempted_at);
+        let outgoing = outgoing(
+            ctx,
+            message,
+            channel,
+            client,
+            Some(target.coach_email.clone()),
+            attempted_at,
+        );
         let delivery = ctx.channels.for_channel(channel).deliver(&outgoing).await;
         let finished_at = self.run_time(ctx.clock.now()).max(attempted_at);
-        self.record(message, &client, channel, attempt, delivery, finished_at)
+        self.record(message, client, channel, attempt, delivery, finished_at)
             .await
     }
 
     /// Whether the message must wait: quiet hours first, then the caps.
     async fn must_wait(
         &self,
-        client: &ClientRow,
+        target: &DispatchTarget,
         message_id: i64,
     ) -> anyhow::Result<Option<(DateTime<Utc>, Step)>> {
+        let client = &target.client;
         let settings = &self.ctx.settings;
         let now = self.now;
         let tz = Tz::from_str(&client.timezone).unwrap_or(settings.defaults.timezone);
@@ -279,10 +285,12 @@ impl Run<'_> {
             per_day: settings.sending.max_per_client_per_day,
             per_week: settings.sending.max_per_client_per_week,
         };
+        if target.recent_sends == 0 {
+            return Ok(None);
+        }
         let recent = {
             let mut conn = self.ctx.store.conn().await?;
-            messages::recent_send_times(&mut conn, client.id, message_id, now - Duration::days(8))
-                .await?
+            messages::recent_send_times(&mut conn, client.id, message_id, now - CAP_WINDOW).await?
         };
         Ok(caps
             .next_fit(tz, now, &recent)

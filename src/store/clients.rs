@@ -118,6 +118,26 @@ impl ClientFields {
     }
 }
 
+/// Binds the agency-given fields after `external_id` (insert) or `id` (update),
+/// in the order both statements list them.
+macro_rules! bind_fields {
+    ($query:expr, $fields:expr) => {
+        $query
+            .bind(&$fields.first_name)
+            .bind(&$fields.preferred_name)
+            .bind($fields.email.as_ref().map(|e| e.as_str()))
+            .bind($fields.phone.as_ref().map(|p| p.as_str()))
+            .bind($fields.preferred_channel.as_ref())
+            .bind(&$fields.language)
+            .bind($fields.timezone.name())
+            .bind($fields.coach_id)
+            .bind(i64::from($fields.consent_email))
+            .bind(i64::from($fields.consent_sms))
+            .bind(i64::from($fields.discreet))
+            .bind($fields.status.as_ref())
+    };
+}
+
 pub async fn by_external_id(
     conn: &mut AnyConnection,
     external_id: &str,
@@ -144,30 +164,19 @@ pub async fn insert(
     next_detect_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
-    let id = sqlx::query_scalar(
+    let query = sqlx::query_scalar(
         "INSERT INTO clients (external_id, first_name, preferred_name, email, phone, \
          preferred_channel, language, timezone, coach_id, consent_email, consent_sms, discreet, \
          status, next_detect_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
          RETURNING id",
     )
-    .bind(&fields.external_id)
-    .bind(&fields.first_name)
-    .bind(&fields.preferred_name)
-    .bind(fields.email.as_ref().map(|e| e.as_str()))
-    .bind(fields.phone.as_ref().map(|p| p.as_str()))
-    .bind(fields.preferred_channel.as_ref())
-    .bind(&fields.language)
-    .bind(fields.timezone.name())
-    .bind(fields.coach_id)
-    .bind(i64::from(fields.consent_email))
-    .bind(i64::from(fields.consent_sms))
-    .bind(i64::from(fields.discreet))
-    .bind(fields.status.as_ref())
-    .bind(ts(next_detect_at))
-    .bind(ts(now))
-    .fetch_one(conn)
-    .await?;
+    .bind(&fields.external_id);
+    let id = bind_fields!(query, fields)
+        .bind(ts(next_detect_at))
+        .bind(ts(now))
+        .fetch_one(conn)
+        .await?;
     Ok(id)
 }
 
@@ -179,28 +188,17 @@ pub async fn update(
     fields: &ClientFields,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE clients SET first_name = $2, preferred_name = $3, email = $4, phone = $5, \
          preferred_channel = $6, language = $7, timezone = $8, coach_id = $9, consent_email = $10, \
          consent_sms = $11, discreet = $12, status = $13, next_detect_at = $14, updated_at = $14 \
          WHERE id = $1",
     )
-    .bind(id)
-    .bind(&fields.first_name)
-    .bind(&fields.preferred_name)
-    .bind(fields.email.as_ref().map(|e| e.as_str()))
-    .bind(fields.phone.as_ref().map(|p| p.as_str()))
-    .bind(fields.preferred_channel.as_ref())
-    .bind(&fields.language)
-    .bind(fields.timezone.name())
-    .bind(fields.coach_id)
-    .bind(i64::from(fields.consent_email))
-    .bind(i64::from(fields.consent_sms))
-    .bind(i64::from(fields.discreet))
-    .bind(fields.status.as_ref())
-    .bind(ts(now))
-    .execute(conn)
-    .await?;
+    .bind(id);
+    bind_fields!(query, fields)
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -239,6 +237,37 @@ pub async fn set_next_detect(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// What dispatch needs to know about a message's client, in one query.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DispatchTarget {
+    #[sqlx(flatten)]
+    pub client: ClientRow,
+    pub coach_email: String,
+    /// The client's other messages that went out (or may have) since the
+    /// `since` given; 0 means the caps cannot bind.
+    pub recent_sends: i64,
+}
+
+pub async fn for_dispatch(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    except_message: i64,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Option<DispatchTarget>> {
+    Ok(sqlx::query_as(
+        "SELECT c.*, co.email AS coach_email, \
+           (SELECT COUNT(DISTINCT l.message_id) FROM send_log l JOIN messages m ON m.id = l.message_id \
+             WHERE m.client_id = c.id AND l.message_id <> $2 AND l.started_at >= $3 \
+               AND l.event = 'attempt' AND l.outcome IN ('sent', 'in_doubt')) AS recent_sends \
+         FROM clients c JOIN coaches co ON co.id = c.coach_id WHERE c.id = $1",
+    )
+    .bind(client_id)
+    .bind(except_message)
+    .bind(ts(since))
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// A client due for a look by detection, with what detection needs to decide.

@@ -465,12 +465,15 @@ pub async fn recover_expired_leases(
     .bind(ts(now))
     .execute(&mut *conn)
     .await?;
+    // An attempt row numbered past the message's count never finished.
     let in_doubt = sqlx::query(
         "UPDATE messages SET status = 'in_doubt', lease_until = NULL, \
-         last_error = 'the sending process stopped during an attempt' \
+         last_error = 'the sending process stopped during an attempt', \
+         attempts = (SELECT MAX(l.attempt) FROM send_log l \
+                     WHERE l.message_id = messages.id AND l.event = 'attempt') \
          WHERE status = 'sending' AND lease_until < $1 AND EXISTS ( \
            SELECT 1 FROM send_log l WHERE l.message_id = messages.id AND l.event = 'attempt' \
-             AND l.attempt = messages.attempts AND l.outcome = 'in_doubt')",
+             AND l.attempt > messages.attempts)",
     )
     .bind(ts(now))
     .execute(&mut *conn)

@@ -8,40 +8,26 @@ use sqlx::AnyConnection;
 use super::{Store, from_opt_ts, from_ts, ts};
 use crate::domain::SendOutcome;
 
-/// Counts the attempt on the message and writes its `started` row, together, so
-/// that a crash can never leave one without the other. Returns the attempt number,
-/// or `None` if the message is no longer claimed.
+/// Writes the attempt's `started` row, numbered one past the message's settled
+/// attempts, in one statement (the message's count catches up when the attempt
+/// finishes, or when a crashed attempt is recovered). Returns the attempt number,
+/// or `None` if the message is no longer claimed or that attempt already exists.
 pub async fn start_attempt(
-    store: &Store,
+    conn: &mut AnyConnection,
     message_id: i64,
-    channel: &str,
-    recipient: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<i64>> {
-    let mut tx = store.begin().await?;
-    let attempt: Option<i64> = sqlx::query_scalar(
-        "UPDATE messages SET attempts = attempts + 1 WHERE id = $1 AND status = 'sending' \
-         RETURNING attempts",
-    )
-    .bind(message_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(attempt) = attempt else {
-        return Ok(None);
-    };
-    sqlx::query(
+    Ok(sqlx::query_scalar(
         "INSERT INTO send_log (message_id, attempt, channel, recipient, started_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+         SELECT id, attempts + 1, channel, recipient, $2 FROM messages \
+         WHERE id = $1 AND status = 'sending' \
+         ON CONFLICT (message_id, attempt) WHERE event = 'attempt' DO NOTHING \
+         RETURNING attempt",
     )
     .bind(message_id)
-    .bind(attempt)
-    .bind(channel)
-    .bind(recipient)
     .bind(ts(now))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Some(attempt))
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// How an attempt ended, and what the message becomes.
@@ -91,7 +77,7 @@ pub async fn finish_attempt(
     sqlx::query(
         "UPDATE messages SET status = $2, lease_until = NULL, settled_at = $3, sent_at = $4, \
          next_attempt_at = $5, provider_message_id = COALESCE($6, provider_message_id), \
-         last_error = $7, attempts = attempts - $8 WHERE id = $1",
+         last_error = $7, attempts = $8 WHERE id = $1",
     )
     .bind(message_id)
     .bind(status)
@@ -100,7 +86,7 @@ pub async fn finish_attempt(
     .bind(finish.retry_at.map(ts))
     .bind(finish.provider_id)
     .bind(finish.error)
-    .bind(i64::from(finish.refund_attempt))
+    .bind(attempt - i64::from(finish.refund_attempt))
     .execute(&mut *tx)
     .await?;
     if settled.is_some() {
