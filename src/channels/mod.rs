@@ -114,6 +114,15 @@ impl Channels {
         })
     }
 
+    /// Whether sends on `channel` are held to a pace.
+    pub fn is_paced(&self, channel: Channel) -> bool {
+        let pace = match channel {
+            Channel::Email => &self.email_pace,
+            Channel::Sms => &self.sms_pace,
+        };
+        pace.lock().unwrap_or_else(|e| e.into_inner()).is_limited()
+    }
+
     /// The next start time allowed on `channel` at or after `earliest`, and whether
     /// the channel is paced at all.
     pub fn pace_slot(&self, channel: Channel, earliest: DateTime<Utc>) -> Option<DateTime<Utc>> {

@@ -10,16 +10,14 @@
 pub mod pace;
 pub mod window;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use futures::StreamExt as _;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use crate::channels::{Delivery, Outgoing, Reconciliation};
 use crate::context::AppContext;
@@ -137,11 +135,8 @@ pub async fn run_once(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<Di
         ctx,
         now,
         origin: ctx.clock.now(),
-        email_slots: Arc::new(Semaphore::new(ctx.settings.email.concurrency as usize)),
-        sms_slots: Arc::new(Semaphore::new(ctx.settings.sms.concurrency as usize)),
     };
     let lease = Duration::seconds(sending.lease_seconds as i64);
-    let width = (ctx.settings.email.concurrency + ctx.settings.sms.concurrency) as usize;
     while !ctx.shutdown.is_cancelled() {
         let channels: Vec<Channel> = [Channel::Email, Channel::Sms]
             .into_iter()
@@ -164,15 +159,8 @@ pub async fn run_once(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<Di
         if claimed.is_empty() {
             break;
         }
-        // Built as a list first: a stream over a borrowing closure trips the
-        // compiler's `Send` inference inside the scheduler's spawned job.
-        let attempts: Vec<_> = claimed.iter().map(|message| run.process(message)).collect();
-        let steps: Vec<anyhow::Result<Step>> = futures::stream::iter(attempts)
-            .buffer_unordered(width)
-            .collect()
-            .await;
-        for step in steps {
-            summary.count(step?);
+        for step in run.batch(&claimed).await? {
+            summary.count(step);
         }
     }
     Ok(summary)
@@ -185,9 +173,10 @@ struct Run<'a> {
     now: DateTime<Utc>,
     /// The clock's reading when the run began; pacing waits on the clock.
     origin: DateTime<Utc>,
-    email_slots: Arc<Semaphore>,
-    sms_slots: Arc<Semaphore>,
 }
+
+/// A claimed message cleared to go, with its client.
+type Ready<'m> = (&'m ClaimedMessage, &'m DispatchTarget);
 
 impl Run<'_> {
     /// The run's time for a moment on the clock.
@@ -195,121 +184,166 @@ impl Run<'_> {
         self.now + (clock_time - self.origin)
     }
 
-    async fn process(&self, message: &ClaimedMessage) -> anyhow::Result<Step> {
+    /// Checks every claimed message, then sends those cleared to go, email and
+    /// SMS side by side.
+    async fn batch(&self, claimed: &[ClaimedMessage]) -> anyhow::Result<Vec<Step>> {
         let ctx = self.ctx;
-        let now = self.now;
-        let channel = Channel::from_str(&message.channel)?;
-        if ctx.shutdown.is_cancelled() || ctx.channels.is_paused(channel) {
+        let targets: HashMap<i64, DispatchTarget> = {
+            let mut client_ids: Vec<i64> = claimed.iter().map(|m| m.client_id).collect();
+            client_ids.sort_unstable();
+            client_ids.dedup();
             let mut conn = ctx.store.conn().await?;
-            messages::release(&mut conn, message.id, now).await?;
-            return Ok(Step::Released);
-        }
-        let target = {
-            let mut conn = ctx.store.conn().await?;
-            clients::for_dispatch(&mut conn, message.client_id, message.id, now - CAP_WINDOW)
+            clients::for_dispatch(&mut conn, &client_ids, self.now - CAP_WINDOW)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("message {} has no client", message.id))?
+                .into_iter()
+                .map(|t| (t.client.id, t))
+                .collect()
         };
-        let client = &target.client;
-        if let Some(reason) = ineligible(client, message, channel) {
-            let mut tx = ctx.store.begin().await?;
-            messages::cancel_claimed(&mut tx, message.id, reason, now).await?;
-            clients::set_next_detect(&mut tx, client.id, Some(now)).await?;
-            tx.commit().await?;
-            return Ok(Step::Cancelled);
+        let mut steps = Vec::new();
+        let mut ready: HashMap<Channel, Vec<Ready<'_>>> = HashMap::new();
+        let mut clients_seen = HashSet::new();
+        for message in claimed {
+            let channel = Channel::from_str(&message.channel)?;
+            let target = targets
+                .get(&message.client_id)
+                .ok_or_else(|| anyhow::anyhow!("message {} has no client", message.id))?;
+            // One message per client per batch, so that the caps see the first
+            // before the second is weighed; the second is claimed again at once.
+            let wait = if !clients_seen.insert(message.client_id) {
+                Some((self.now, Step::Released))
+            } else if let Some(reason) = ineligible(&target.client, message, channel) {
+                let mut tx = ctx.store.begin().await?;
+                messages::cancel_claimed(&mut tx, message.id, reason, self.now).await?;
+                clients::set_next_detect(&mut tx, message.client_id, Some(self.now)).await?;
+                tx.commit().await?;
+                steps.push(Step::Cancelled);
+                continue;
+            } else {
+                self.must_wait(target, message.id).await?
+            };
+            match wait {
+                Some((until, step)) => {
+                    let mut conn = ctx.store.conn().await?;
+                    messages::release(&mut conn, message.id, until).await?;
+                    steps.push(step);
+                }
+                None => ready.entry(channel).or_default().push((message, target)),
+            }
         }
-        if let Some((until, step)) = self.must_wait(&target, message.id).await? {
-            let mut conn = ctx.store.conn().await?;
-            messages::release(&mut conn, message.id, until).await?;
-            return Ok(step);
-        }
+        let email = ready.remove(&Channel::Email).unwrap_or_default();
+        let sms = ready.remove(&Channel::Sms).unwrap_or_default();
+        let (email, sms) = futures::join!(
+            self.send(Channel::Email, &email),
+            self.send(Channel::Sms, &sms)
+        );
+        steps.extend(email?);
+        steps.extend(sms?);
+        Ok(steps)
+    }
 
-        let slots = match channel {
-            Channel::Email => &self.email_slots,
-            Channel::Sms => &self.sms_slots,
+    /// Sends in waves as wide as the channel's concurrency, or one by one at the
+    /// provider's pace.
+    async fn send(&self, channel: Channel, ready: &[Ready<'_>]) -> anyhow::Result<Vec<Step>> {
+        let settings = &self.ctx.settings;
+        let width = if self.ctx.channels.is_paced(channel) {
+            1
+        } else {
+            match channel {
+                Channel::Email => settings.email.concurrency,
+                Channel::Sms => settings.sms.concurrency,
+            }
+            .max(1) as usize
         };
-        let _slot = slots.acquire().await?;
+        let mut steps = Vec::with_capacity(ready.len());
+        for wave in ready.chunks(width) {
+            steps.extend(self.wave(channel, wave).await?);
+        }
+        Ok(steps)
+    }
+
+    /// One wave: its attempts are started in one statement, sent at once, and
+    /// finished in one transaction.
+    async fn wave(&self, channel: Channel, wave: &[Ready<'_>]) -> anyhow::Result<Vec<Step>> {
+        let ctx = self.ctx;
         // Looked at again: the channel may have paused while this waited its turn.
         if ctx.shutdown.is_cancelled() || ctx.channels.is_paused(channel) {
             let mut conn = ctx.store.conn().await?;
-            messages::release(&mut conn, message.id, now).await?;
-            return Ok(Step::Released);
+            for (message, _) in wave {
+                messages::release(&mut conn, message.id, self.now).await?;
+            }
+            return Ok(vec![Step::Released; wave.len()]);
         }
         let attempted_at = match ctx.channels.pace_slot(channel, ctx.clock.now()) {
             Some(slot) => {
                 ctx.clock.sleep_until(slot).await;
                 self.run_time(slot)
             }
-            None => now,
+            None => self.now,
         };
-        let started = {
+        let ids: Vec<i64> = wave.iter().map(|(m, _)| m.id).collect();
+        let started: HashMap<i64, i64> = {
             let mut conn = ctx.store.conn().await?;
-            send_log::start_attempt(&mut conn, message.id, attempted_at).await?
+            send_log::start_attempts(&mut conn, &ids, attempted_at)
+                .await?
+                .into_iter()
+                .collect()
         };
-        let Some(attempt) = started else {
-            return Ok(Step::Released);
-        };
-        let outgoing = outgoing(
-            ctx,
-            message,
-            channel,
-            client,
-            Some(target.coach_email.clone()),
-            attempted_at,
-        );
-        let delivery = ctx.channels.for_channel(channel).deliver(&outgoing).await;
+        let going: Vec<(&ClaimedMessage, &DispatchTarget, i64)> = wave
+            .iter()
+            .filter_map(|(m, t)| started.get(&m.id).map(|attempt| (*m, *t, *attempt)))
+            .collect();
+        let transport = ctx.channels.for_channel(channel);
+        let deliveries = futures::future::join_all(going.iter().map(|(message, target, _)| {
+            let outgoing = outgoing(ctx, message, channel, target, attempted_at);
+            async move { transport.deliver(&outgoing).await }
+        }))
+        .await;
         let finished_at = self.run_time(ctx.clock.now()).max(attempted_at);
-        self.record(message, client, channel, attempt, delivery, finished_at)
-            .await
+        let finishes: Vec<Finish<'_>> = going
+            .iter()
+            .zip(&deliveries)
+            .map(|((message, _, attempt), delivery)| {
+                self.finish(message, *attempt, delivery, finished_at)
+            })
+            .collect();
+        send_log::finish_attempts(&ctx.store, &finishes, finished_at).await?;
+
+        let mut steps = vec![Step::Released; wave.len() - going.len()];
+        for (((message, target, attempt), delivery), finish) in
+            going.iter().zip(&deliveries).zip(&finishes)
+        {
+            tracing::debug!(
+                message_id = message.id,
+                attempt,
+                outcome = finish.outcome.as_ref(),
+                status = finish.status(),
+                "send attempt"
+            );
+            steps.push(
+                self.after(
+                    message,
+                    &target.client,
+                    channel,
+                    delivery,
+                    finish,
+                    finished_at,
+                )
+                .await?,
+            );
+        }
+        Ok(steps)
     }
 
-    /// Whether the message must wait: quiet hours first, then the caps.
-    async fn must_wait(
-        &self,
-        target: &DispatchTarget,
-        message_id: i64,
-    ) -> anyhow::Result<Option<(DateTime<Utc>, Step)>> {
-        let client = &target.client;
-        let settings = &self.ctx.settings;
-        let now = self.now;
-        let tz = Tz::from_str(&client.timezone).unwrap_or(settings.defaults.timezone);
-        let quiet = QuietHours {
-            start: settings.sending.quiet_start,
-            end: settings.sending.quiet_end,
-        };
-        let open = quiet.next_open(tz, now);
-        if open > now {
-            return Ok(Some((open, Step::DeferredQuiet)));
-        }
-        let caps = Caps {
-            per_day: settings.sending.max_per_client_per_day,
-            per_week: settings.sending.max_per_client_per_week,
-        };
-        if target.recent_sends == 0 {
-            return Ok(None);
-        }
-        let recent = {
-            let mut conn = self.ctx.store.conn().await?;
-            messages::recent_send_times(&mut conn, client.id, message_id, now - CAP_WINDOW).await?
-        };
-        Ok(caps
-            .next_fit(tz, now, &recent)
-            .map(|fits| (quiet.next_open(tz, fits), Step::DeferredCap)))
-    }
-
-    /// Writes the attempt's outcome and what follows from it.
-    async fn record(
+    /// How the send log and the message record an attempt's delivery.
+    fn finish<'d>(
         &self,
         message: &ClaimedMessage,
-        client: &ClientRow,
-        channel: Channel,
         attempt: i64,
-        delivery: Delivery,
+        delivery: &'d Delivery,
         finished_at: DateTime<Utc>,
-    ) -> anyhow::Result<Step> {
-        let ctx = self.ctx;
-        let sending = &ctx.settings.sending;
-        let (outcome, provider_id, code, error) = match &delivery {
+    ) -> Finish<'d> {
+        let sending = &self.ctx.settings.sending;
+        let (outcome, provider_id, code, error) = match delivery {
             Delivery::Sent { provider_id } => {
                 (SendOutcome::Sent, Some(provider_id.as_str()), None, None)
             }
@@ -334,6 +368,7 @@ impl Run<'_> {
         };
         let channel_down = matches!(delivery, Delivery::ChannelDown { .. });
         let retry_at = if channel_down {
+            // Not the message's fault: it waits for the channel, attempts intact.
             Some(self.now)
         } else {
             (outcome == SendOutcome::Retry && attempt < i64::from(sending.max_attempts)).then(
@@ -347,32 +382,37 @@ impl Run<'_> {
                 },
             )
         };
-        let finish = Finish {
+        Finish {
+            message_id: message.id,
+            client_id: message.client_id,
+            attempt,
             outcome,
             provider_id,
             code,
             error,
             retry_at,
             refund_attempt: channel_down,
-        };
-        let status =
-            send_log::finish_attempt(&ctx.store, message.id, attempt, &finish, finished_at).await?;
-        tracing::info!(
-            message_id = message.id,
-            attempt,
-            outcome = outcome.as_ref(),
-            status,
-            "send attempt"
-        );
-        if channel_down {
-            let reason = error
-                .unwrap_or("the provider refused the credentials")
-                .to_owned();
-            tracing::error!(channel = channel.as_ref(), "{reason}");
-            ctx.channels.pause(channel, reason);
+        }
+    }
+
+    /// What follows from an attempt beyond its own record: a paused channel, or
+    /// an opt-out the provider reported.
+    async fn after(
+        &self,
+        message: &ClaimedMessage,
+        client: &ClientRow,
+        channel: Channel,
+        delivery: &Delivery,
+        finish: &Finish<'_>,
+        finished_at: DateTime<Utc>,
+    ) -> anyhow::Result<Step> {
+        let ctx = self.ctx;
+        if let Delivery::ChannelDown { error, .. } = delivery {
+            tracing::error!(channel = channel.as_ref(), "{error}");
+            ctx.channels.pause(channel, error.clone());
             return Ok(Step::Released);
         }
-        if channel == Channel::Sms && code == Some(RECIPIENT_OPTED_OUT) {
+        if channel == Channel::Sms && finish.code == Some(RECIPIENT_OPTED_OUT) {
             let mut tx = ctx.store.begin().await?;
             clients::record_opt_out(&mut tx, client.id, Channel::Sms, finished_at).await?;
             audit::record(
@@ -391,12 +431,46 @@ impl Run<'_> {
             .await?;
             tx.commit().await?;
         }
-        Ok(match (outcome, retry_at) {
-            (SendOutcome::Sent, _) => Step::Sent,
-            (SendOutcome::Retry, Some(_)) => Step::Retry,
-            (SendOutcome::Retry, None) | (SendOutcome::Failed, _) => Step::Failed,
-            (SendOutcome::InDoubt, _) => Step::InDoubt,
+        Ok(match finish.status() {
+            "sent" => Step::Sent,
+            "approved" => Step::Retry,
+            "in_doubt" => Step::InDoubt,
+            _ => Step::Failed,
         })
+    }
+
+    /// Whether the message must wait: quiet hours first, then the caps.
+    async fn must_wait(
+        &self,
+        target: &DispatchTarget,
+        message_id: i64,
+    ) -> anyhow::Result<Option<(DateTime<Utc>, Step)>> {
+        let client = &target.client;
+        let settings = &self.ctx.settings;
+        let now = self.now;
+        let tz = Tz::from_str(&client.timezone).unwrap_or(settings.defaults.timezone);
+        let quiet = QuietHours {
+            start: settings.sending.quiet_start,
+            end: settings.sending.quiet_end,
+        };
+        let open = quiet.next_open(tz, now);
+        if open > now {
+            return Ok(Some((open, Step::DeferredQuiet)));
+        }
+        if target.recent_sends == 0 {
+            return Ok(None);
+        }
+        let caps = Caps {
+            per_day: settings.sending.max_per_client_per_day,
+            per_week: settings.sending.max_per_client_per_week,
+        };
+        let recent = {
+            let mut conn = self.ctx.store.conn().await?;
+            messages::recent_send_times(&mut conn, client.id, message_id, now - CAP_WINDOW).await?
+        };
+        Ok(caps
+            .next_fit(tz, now, &recent)
+            .map(|fits| (quiet.next_open(tz, fits), Step::DeferredCap)))
     }
 }
 
@@ -404,10 +478,10 @@ fn outgoing(
     ctx: &AppContext,
     message: &ClaimedMessage,
     channel: Channel,
-    client: &ClientRow,
-    coach_email: Option<String>,
+    target: &DispatchTarget,
     attempted_at: DateTime<Utc>,
 ) -> Outgoing {
+    let client = &target.client;
     Outgoing {
         message_id: message.id,
         channel,
@@ -416,7 +490,7 @@ fn outgoing(
         body: message.body.clone(),
         html: message.html.clone(),
         email_message_id: message.email_message_id.clone(),
-        reply_to: coach_email,
+        reply_to: Some(target.coach_email.clone()),
         discreet: client.discreet != 0,
         unsubscribe_url: (channel == Channel::Email).then(|| ctx.unsubscribe.url(client.id)),
         attempted_at,

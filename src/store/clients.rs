@@ -239,35 +239,40 @@ pub async fn set_next_detect(
     Ok(())
 }
 
-/// What dispatch needs to know about a message's client, in one query.
+/// What dispatch needs to know about a message's client.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DispatchTarget {
     #[sqlx(flatten)]
     pub client: ClientRow,
     pub coach_email: String,
-    /// The client's other messages that went out (or may have) since the
-    /// `since` given; 0 means the caps cannot bind.
+    /// The client's messages, other than those being sent now, that went out
+    /// (or may have) since the `since` given; 0 means the caps cannot bind.
     pub recent_sends: i64,
 }
 
+/// The dispatch targets of these clients, in one query.
 pub async fn for_dispatch(
     conn: &mut AnyConnection,
-    client_id: i64,
-    except_message: i64,
+    client_ids: &[i64],
     since: DateTime<Utc>,
-) -> anyhow::Result<Option<DispatchTarget>> {
-    Ok(sqlx::query_as(
+) -> anyhow::Result<Vec<DispatchTarget>> {
+    if client_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Only integers go into the list, so the text is safe.
+    let ids: Vec<String> = client_ids.iter().map(i64::to_string).collect();
+    let sql = format!(
         "SELECT c.*, co.email AS coach_email, \
            (SELECT COUNT(DISTINCT l.message_id) FROM send_log l JOIN messages m ON m.id = l.message_id \
-             WHERE m.client_id = c.id AND l.message_id <> $2 AND l.started_at >= $3 \
+             WHERE m.client_id = c.id AND m.status <> 'sending' AND l.started_at >= $1 \
                AND l.event = 'attempt' AND l.outcome IN ('sent', 'in_doubt')) AS recent_sends \
-         FROM clients c JOIN coaches co ON co.id = c.coach_id WHERE c.id = $1",
-    )
-    .bind(client_id)
-    .bind(except_message)
-    .bind(ts(since))
-    .fetch_optional(conn)
-    .await?)
+         FROM clients c JOIN coaches co ON co.id = c.coach_id WHERE c.id IN ({})",
+        ids.join(", ")
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(ts(since))
+        .fetch_all(conn)
+        .await?)
 }
 
 /// A client due for a look by detection, with what detection needs to decide.

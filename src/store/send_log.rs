@@ -1,5 +1,7 @@
 //! The send log: one row per attempt, written as the attempt starts and completed
-//! once with its outcome. The app never changes a completed row.
+//! once with its outcome. The app never changes a completed row. Attempts are
+//! started and finished a wave at a time, so a busy dispatch run pays for a few
+//! statements per message, not a transaction each.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -8,30 +10,44 @@ use sqlx::AnyConnection;
 use super::{Store, from_opt_ts, from_ts, ts};
 use crate::domain::SendOutcome;
 
-/// Writes the attempt's `started` row, numbered one past the message's settled
-/// attempts, in one statement (the message's count catches up when the attempt
-/// finishes, or when a crashed attempt is recovered). Returns the attempt number,
-/// or `None` if the message is no longer claimed or that attempt already exists.
-pub async fn start_attempt(
+/// `(1, 2, 3)` for an SQL `IN`. Only integers go in, so the text is safe.
+fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
+    let ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+    format!("({})", ids.join(", "))
+}
+
+/// Writes the `started` row of one attempt for each message still claimed, in
+/// one statement, each numbered one past the message's settled attempts (the
+/// message's count catches up when the attempt finishes, or when a crashed
+/// attempt is recovered). Returns `(message, attempt)` for the rows written; a
+/// message no longer claimed, or whose attempt row exists already, is left out.
+pub async fn start_attempts(
     conn: &mut AnyConnection,
-    message_id: i64,
+    message_ids: &[i64],
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
+) -> anyhow::Result<Vec<(i64, i64)>> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
         "INSERT INTO send_log (message_id, attempt, channel, recipient, started_at) \
-         SELECT id, attempts + 1, channel, recipient, $2 FROM messages \
-         WHERE id = $1 AND status = 'sending' \
+         SELECT id, attempts + 1, channel, recipient, $1 FROM messages \
+         WHERE status = 'sending' AND id IN {} \
          ON CONFLICT (message_id, attempt) WHERE event = 'attempt' DO NOTHING \
-         RETURNING attempt",
-    )
-    .bind(message_id)
-    .bind(ts(now))
-    .fetch_optional(conn)
-    .await?)
+         RETURNING message_id, attempt",
+        id_list(message_ids.iter().copied())
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(ts(now))
+        .fetch_all(conn)
+        .await?)
 }
 
 /// How an attempt ended, and what the message becomes.
 pub struct Finish<'a> {
+    pub message_id: i64,
+    pub client_id: i64,
+    pub attempt: i64,
     pub outcome: SendOutcome,
     pub provider_id: Option<&'a str>,
     pub code: Option<&'a str>,
@@ -44,64 +60,84 @@ pub struct Finish<'a> {
     pub refund_attempt: bool,
 }
 
-/// Completes the attempt's row and moves the message on, in one transaction.
-/// A `retry` with no `retry_at` left becomes `failed`. Returns the message's new status.
-pub async fn finish_attempt(
+impl Finish<'_> {
+    /// The message's status after this attempt: a `retry` with no `retry_at`
+    /// left becomes `failed`.
+    pub fn status(&self) -> &'static str {
+        match (self.outcome, self.retry_at) {
+            (SendOutcome::Sent, _) => "sent",
+            (SendOutcome::Retry, Some(_)) => "approved",
+            (SendOutcome::Retry, None) | (SendOutcome::Failed, _) => "failed",
+            (SendOutcome::InDoubt, _) => "in_doubt",
+        }
+    }
+
+    fn settles(&self) -> bool {
+        matches!(self.status(), "sent" | "failed")
+    }
+}
+
+/// Completes each attempt's row and moves its message on, all in one
+/// transaction. Clients whose step settled are handed back to detection.
+pub async fn finish_attempts(
     store: &Store,
-    message_id: i64,
-    attempt: i64,
-    finish: &Finish<'_>,
+    finished: &[Finish<'_>],
     now: DateTime<Utc>,
-) -> anyhow::Result<&'static str> {
+) -> anyhow::Result<()> {
+    if finished.is_empty() {
+        return Ok(());
+    }
     let mut tx = store.begin().await?;
-    sqlx::query(
-        "UPDATE send_log SET finished_at = $3, outcome = $4, provider_id = $5, code = $6, \
-         error = $7 WHERE message_id = $1 AND attempt = $2 AND event = 'attempt' \
-         AND outcome IS NULL",
-    )
-    .bind(message_id)
-    .bind(attempt)
-    .bind(ts(now))
-    .bind(finish.outcome.as_ref())
-    .bind(finish.provider_id)
-    .bind(finish.code)
-    .bind(finish.error)
-    .execute(&mut *tx)
-    .await?;
-    let (status, settled, sent) = match (finish.outcome, finish.retry_at) {
-        (SendOutcome::Sent, _) => ("sent", Some(now), Some(now)),
-        (SendOutcome::Retry, Some(_)) => ("approved", None, None),
-        (SendOutcome::Retry, None) | (SendOutcome::Failed, _) => ("failed", Some(now), None),
-        (SendOutcome::InDoubt, _) => ("in_doubt", None, None),
-    };
-    sqlx::query(
-        "UPDATE messages SET status = $2, lease_until = NULL, settled_at = $3, sent_at = $4, \
-         next_attempt_at = $5, provider_message_id = COALESCE($6, provider_message_id), \
-         last_error = $7, attempts = $8 WHERE id = $1",
-    )
-    .bind(message_id)
-    .bind(status)
-    .bind(settled.map(ts))
-    .bind(sent.map(ts))
-    .bind(finish.retry_at.map(ts))
-    .bind(finish.provider_id)
-    .bind(finish.error)
-    .bind(attempt - i64::from(finish.refund_attempt))
-    .execute(&mut *tx)
-    .await?;
-    if settled.is_some() {
-        // The step is settled: let detection work out when the next one is due.
+    for finish in finished {
         sqlx::query(
-            "UPDATE clients SET next_detect_at = $2 \
-             WHERE id = (SELECT client_id FROM messages WHERE id = $1)",
+            "UPDATE send_log SET finished_at = $3, outcome = $4, provider_id = $5, code = $6, \
+             error = $7 WHERE message_id = $1 AND attempt = $2 AND event = 'attempt' \
+             AND outcome IS NULL",
         )
-        .bind(message_id)
+        .bind(finish.message_id)
+        .bind(finish.attempt)
         .bind(ts(now))
+        .bind(finish.outcome.as_ref())
+        .bind(finish.provider_id)
+        .bind(finish.code)
+        .bind(finish.error)
+        .execute(&mut *tx)
+        .await?;
+        let settled = finish.settles().then_some(ts(now));
+        sqlx::query(
+            "UPDATE messages SET status = $2, lease_until = NULL, settled_at = $3, sent_at = $4, \
+             next_attempt_at = $5, provider_message_id = COALESCE($6, provider_message_id), \
+             last_error = $7, attempts = $8 WHERE id = $1",
+        )
+        .bind(finish.message_id)
+        .bind(finish.status())
+        .bind(settled)
+        .bind((finish.outcome == SendOutcome::Sent).then_some(ts(now)))
+        .bind(finish.retry_at.map(ts))
+        .bind(finish.provider_id)
+        .bind(finish.error)
+        .bind(finish.attempt - i64::from(finish.refund_attempt))
         .execute(&mut *tx)
         .await?;
     }
+    // A settled step: let detection work out when the next one is due.
+    let settled: Vec<i64> = finished
+        .iter()
+        .filter(|f| f.settles())
+        .map(|f| f.client_id)
+        .collect();
+    if !settled.is_empty() {
+        let sql = format!(
+            "UPDATE clients SET next_detect_at = $1 WHERE id IN {}",
+            id_list(settled)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
-    Ok(status)
+    Ok(())
 }
 
 /// A row that is not an attempt: what a provider said afterwards.
