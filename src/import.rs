@@ -7,7 +7,7 @@
 //! `line N: reason`. Re-importing a file changes nothing: clients are matched by
 //! `external_id` and events are unique on (client, kind, time).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::io::Read;
 use std::str::FromStr;
@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use crate::clock::local_to_utc;
+use crate::config::Settings;
 use crate::context::AppContext;
 use crate::domain::{Channel, ClientStatus, EmailAddress, EventKind, PhoneNumber};
 use crate::store::audit::{self, Actor};
-use crate::store::clients::{self, ClientFields};
+use crate::store::clients::{self, ClientFields, ClientRow};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::events::{self, EventOutcome, NewEvent};
 use crate::store::{coaches, messages};
@@ -102,46 +103,48 @@ impl fmt::Display for ImportReport {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ClientCsvRow {
+/// A client as the agency gives it, before checking: a CSV row or an API body.
+#[derive(Debug, Default, Deserialize)]
+pub struct ClientRecord {
     #[serde(default)]
-    external_id: Option<String>,
+    pub external_id: Option<String>,
     #[serde(default)]
-    first_name: Option<String>,
+    pub first_name: Option<String>,
     #[serde(default)]
-    preferred_name: Option<String>,
+    pub preferred_name: Option<String>,
     #[serde(default)]
-    email: Option<String>,
+    pub email: Option<String>,
     #[serde(default)]
-    phone: Option<String>,
+    pub phone: Option<String>,
     #[serde(default)]
-    preferred_channel: Option<String>,
+    pub preferred_channel: Option<String>,
     #[serde(default)]
-    language: Option<String>,
+    pub language: Option<String>,
     #[serde(default)]
-    timezone: Option<String>,
+    pub timezone: Option<String>,
     #[serde(default)]
-    coach_email: Option<String>,
+    pub coach_email: Option<String>,
     #[serde(default)]
-    consent_email: Option<String>,
+    pub consent_email: Option<String>,
     #[serde(default)]
-    consent_sms: Option<String>,
+    pub consent_sms: Option<String>,
     #[serde(default)]
-    discreet: Option<String>,
+    pub discreet: Option<String>,
     #[serde(default)]
-    status: Option<String>,
+    pub status: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct EventCsvRow {
+/// An engagement event as the agency gives it, before checking.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventRecord {
     #[serde(default)]
-    external_id: Option<String>,
+    pub external_id: Option<String>,
     #[serde(default)]
-    kind: Option<String>,
+    pub kind: Option<String>,
     #[serde(default)]
-    occurred_at: Option<String>,
+    pub occurred_at: Option<String>,
     #[serde(default)]
-    note: Option<String>,
+    pub note: Option<String>,
 }
 
 /// Walks the CSV, calling `row` for each record with its line number. Problems
@@ -261,16 +264,9 @@ pub async fn clients(
     options: ImportOptions,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportReport> {
-    let settings = &ctx.settings;
-    let languages = ctx.composer.languages();
-    let region = settings.phone_region();
     let first_step = first_step_after(ctx);
     let mut tx = ctx.store.begin().await?;
-    let coaches_by_email: HashMap<String, i64> = coaches::all_active(&mut tx)
-        .await?
-        .into_iter()
-        .map(|c| (c.email.to_lowercase(), c.id))
-        .collect();
+    let rules = ClientRules::load(ctx, &mut tx).await?;
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut report = ImportReport::default();
 
@@ -279,125 +275,27 @@ pub async fn clients(
         CLIENT_COLUMNS,
         CLIENT_REQUIRED,
         &mut report,
-        async |line, row: ClientCsvRow, report: &mut ImportReport| {
-            let mut reasons = Vec::new();
-            let external_id = present(&row.external_id).map(str::to_owned);
-            match &external_id {
-                None => reasons.push("external_id is empty".to_owned()),
-                Some(id) => {
-                    if let Some(first) = seen.get(id) {
-                        reasons.push(format!("external_id {id} already appears on line {first}"));
-                    } else {
-                        seen.insert(id.clone(), line);
-                    }
-                }
-            }
-            let first_name = present(&row.first_name).map(str::to_owned);
-            if first_name.is_none() {
-                reasons.push("first_name is empty".to_owned());
-            }
-            let coach_id = match present(&row.coach_email) {
+        async |line, row: ClientRecord, report: &mut ImportReport| {
+            let duplicate = present(&row.external_id).and_then(|id| match seen.get(id) {
+                Some(first) => Some(format!("external_id {id} already appears on line {first}")),
                 None => {
-                    reasons.push("coach_email is empty".to_owned());
-                    None
-                }
-                Some(email) => {
-                    let id = coaches_by_email.get(&email.to_lowercase()).copied();
-                    if id.is_none() {
-                        reasons.push(format!("no active coach has the email {email}"));
-                    }
-                    id
-                }
-            };
-            let email = present(&row.email).and_then(|e| match EmailAddress::parse(e) {
-                Ok(e) => Some(e),
-                Err(err) => {
-                    reasons.push(format!("email: {err}"));
+                    seen.insert(id.to_owned(), line);
                     None
                 }
             });
-            let phone =
-                present(&row.phone).and_then(|p| match PhoneNumber::parse(p, Some(region)) {
-                    Ok(p) => Some(p),
-                    Err(err) => {
-                        reasons.push(format!("phone: {err}"));
-                        None
+            let fields = match (rules.check(&row), duplicate) {
+                (Ok(fields), None) => fields,
+                (result, duplicate) => {
+                    let mut reasons: Vec<String> = duplicate.into_iter().collect();
+                    if let Err(more) = result {
+                        reasons.extend(more);
                     }
-                });
-            let preferred_channel = match present(&row.preferred_channel) {
-                None if phone.is_some() || present(&row.phone).is_some() => Channel::Sms,
-                None => Channel::Email,
-                Some(c) => Channel::from_str(&c.to_ascii_lowercase()).unwrap_or_else(|_| {
-                    reasons.push(format!("preferred_channel `{c}` is not email or sms"));
-                    Channel::Email
-                }),
-            };
-            let has_contact = match preferred_channel {
-                Channel::Email => present(&row.email).is_some(),
-                Channel::Sms => present(&row.phone).is_some(),
-            };
-            if !has_contact {
-                reasons.push(format!(
-                    "preferred channel {preferred_channel} needs {}",
-                    match preferred_channel {
-                        Channel::Email => "an email",
-                        Channel::Sms => "a phone",
-                    }
-                ));
-            }
-            let language = present(&row.language)
-                .map(str::to_ascii_lowercase)
-                .unwrap_or_else(|| settings.defaults.language.clone());
-            if !languages.contains(&language) {
-                reasons.push(format!(
-                    "language `{language}` has no templates (available: {})",
-                    languages.iter().cloned().collect::<Vec<_>>().join(", ")
-                ));
-            }
-            let timezone = match present(&row.timezone) {
-                None => settings.defaults.timezone,
-                Some(tz) => Tz::from_str(tz).unwrap_or_else(|_| {
-                    reasons.push(format!(
-                        "timezone `{tz}` is not an IANA timezone like America/Chicago"
-                    ));
-                    settings.defaults.timezone
-                }),
-            };
-            let consent_email = flag("consent_email", &row.consent_email, &mut reasons);
-            let consent_sms = flag("consent_sms", &row.consent_sms, &mut reasons);
-            let discreet = flag("discreet", &row.discreet, &mut reasons);
-            let status = match present(&row.status) {
-                None => ClientStatus::Active,
-                Some(s) => ClientStatus::from_str(&s.to_ascii_lowercase()).unwrap_or_else(|_| {
-                    reasons.push(format!(
-                        "status `{s}` is not active, paused, hold or discharged"
-                    ));
-                    ClientStatus::Active
-                }),
-            };
-            let (Some(external_id), Some(first_name), Some(coach_id), true) =
-                (external_id, first_name, coach_id, reasons.is_empty())
-            else {
-                report.errors.push(RowError {
-                    line,
-                    reason: reasons.join("; "),
-                });
-                return Ok(());
-            };
-            let fields = ClientFields {
-                external_id,
-                first_name,
-                preferred_name: present(&row.preferred_name).map(str::to_owned),
-                email,
-                phone,
-                preferred_channel,
-                language,
-                timezone,
-                coach_id,
-                consent_email,
-                consent_sms,
-                discreet,
-                status,
+                    report.errors.push(RowError {
+                        line,
+                        reason: reasons.join("; "),
+                    });
+                    return Ok(());
+                }
             };
             upsert_client(&mut tx, &fields, first_step, now, report).await
         },
@@ -406,7 +304,149 @@ pub async fn clients(
     finish(tx, options, report, "import_clients", now).await
 }
 
-async fn upsert_client(
+/// What a client record is checked against: the settings, the languages that
+/// have templates, and the active coaches.
+pub struct ClientRules<'a> {
+    settings: &'a Settings,
+    region: phonenumber::country::Id,
+    languages: BTreeSet<String>,
+    coaches_by_email: HashMap<String, i64>,
+}
+
+impl<'a> ClientRules<'a> {
+    pub async fn load(ctx: &'a AppContext, conn: &mut AnyConnection) -> anyhow::Result<Self> {
+        Ok(Self {
+            settings: &ctx.settings,
+            region: ctx.settings.phone_region(),
+            languages: ctx.composer.languages(),
+            coaches_by_email: coaches::all_active(conn)
+                .await?
+                .into_iter()
+                .map(|c| (c.email.to_lowercase(), c.id))
+                .collect(),
+        })
+    }
+
+    /// The record as valid fields, or every reason it is not.
+    pub fn check(&self, row: &ClientRecord) -> Result<ClientFields, Vec<String>> {
+        let mut reasons = Vec::new();
+        let external_id = present(&row.external_id).map(str::to_owned);
+        if external_id.is_none() {
+            reasons.push("external_id is empty".to_owned());
+        }
+        let first_name = present(&row.first_name).map(str::to_owned);
+        if first_name.is_none() {
+            reasons.push("first_name is empty".to_owned());
+        }
+        let coach_id = match present(&row.coach_email) {
+            None => {
+                reasons.push("coach_email is empty".to_owned());
+                None
+            }
+            Some(email) => {
+                let id = self.coaches_by_email.get(&email.to_lowercase()).copied();
+                if id.is_none() {
+                    reasons.push(format!("no active coach has the email {email}"));
+                }
+                id
+            }
+        };
+        let email = present(&row.email).and_then(|e| match EmailAddress::parse(e) {
+            Ok(e) => Some(e),
+            Err(err) => {
+                reasons.push(format!("email: {err}"));
+                None
+            }
+        });
+        let phone =
+            present(&row.phone).and_then(|p| match PhoneNumber::parse(p, Some(self.region)) {
+                Ok(p) => Some(p),
+                Err(err) => {
+                    reasons.push(format!("phone: {err}"));
+                    None
+                }
+            });
+        let preferred_channel = match present(&row.preferred_channel) {
+            None if phone.is_some() || present(&row.phone).is_some() => Channel::Sms,
+            None => Channel::Email,
+            Some(c) => Channel::from_str(&c.to_ascii_lowercase()).unwrap_or_else(|_| {
+                reasons.push(format!("preferred_channel `{c}` is not email or sms"));
+                Channel::Email
+            }),
+        };
+        let has_contact = match preferred_channel {
+            Channel::Email => present(&row.email).is_some(),
+            Channel::Sms => present(&row.phone).is_some(),
+        };
+        if !has_contact {
+            reasons.push(format!(
+                "preferred channel {preferred_channel} needs {}",
+                match preferred_channel {
+                    Channel::Email => "an email",
+                    Channel::Sms => "a phone",
+                }
+            ));
+        }
+        let language = present(&row.language)
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| self.settings.defaults.language.clone());
+        if !self.languages.contains(&language) {
+            reasons.push(format!(
+                "language `{language}` has no templates (available: {})",
+                self.languages
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let timezone = match present(&row.timezone) {
+            None => self.settings.defaults.timezone,
+            Some(tz) => Tz::from_str(tz).unwrap_or_else(|_| {
+                reasons.push(format!(
+                    "timezone `{tz}` is not an IANA timezone like America/Chicago"
+                ));
+                self.settings.defaults.timezone
+            }),
+        };
+        let consent_email = flag("consent_email", &row.consent_email, &mut reasons);
+        let consent_sms = flag("consent_sms", &row.consent_sms, &mut reasons);
+        let discreet = flag("discreet", &row.discreet, &mut reasons);
+        let status = match present(&row.status) {
+            None => ClientStatus::Active,
+            Some(s) => ClientStatus::from_str(&s.to_ascii_lowercase()).unwrap_or_else(|_| {
+                reasons.push(format!(
+                    "status `{s}` is not active, paused, hold or discharged"
+                ));
+                ClientStatus::Active
+            }),
+        };
+        let (Some(external_id), Some(first_name), Some(coach_id), true) =
+            (external_id, first_name, coach_id, reasons.is_empty())
+        else {
+            return Err(reasons);
+        };
+        Ok(ClientFields {
+            external_id,
+            first_name,
+            preferred_name: present(&row.preferred_name).map(str::to_owned),
+            email,
+            phone,
+            preferred_channel,
+            language,
+            timezone,
+            coach_id,
+            consent_email,
+            consent_sms,
+            discreet,
+            status,
+        })
+    }
+}
+
+/// Adds the client, or updates it if anything changed; pausing, holding or
+/// discharging closes the open episode and cancels anything unsent.
+pub async fn upsert_client(
     conn: &mut AnyConnection,
     fields: &ClientFields,
     first_step: Duration,
@@ -453,66 +493,16 @@ pub async fn events(
         EVENT_COLUMNS,
         EVENT_REQUIRED,
         &mut report,
-        async |line, row: EventCsvRow, report: &mut ImportReport| {
-            let mut reasons = Vec::new();
-            let kind = match present(&row.kind) {
-                None => {
-                    reasons.push("kind is empty".to_owned());
-                    None
+        async |line, row: EventRecord, report: &mut ImportReport| {
+            let (client, kind, occurred_at) = match check_event(ctx, &mut tx, &row, now).await? {
+                Ok(checked) => checked,
+                Err(reasons) => {
+                    report.errors.push(RowError {
+                        line,
+                        reason: reasons.join("; "),
+                    });
+                    return Ok(());
                 }
-                Some(k) => EventKind::from_str(&k.to_ascii_lowercase())
-                    .map_err(|_| {
-                        reasons.push(format!(
-                            "kind `{k}` is not one of check_in, session_attended, coach_contact, \
-                             message_reply, session_missed"
-                        ))
-                    })
-                    .ok(),
-            };
-            let client = match present(&row.external_id) {
-                None => {
-                    reasons.push("external_id is empty".to_owned());
-                    None
-                }
-                Some(id) => {
-                    let found = clients::by_external_id(&mut tx, id).await?;
-                    if found.is_none() {
-                        reasons.push(format!("no client has the external_id {id}"));
-                    }
-                    found
-                }
-            };
-            let tz = client
-                .as_ref()
-                .and_then(|c| Tz::from_str(&c.timezone).ok())
-                .unwrap_or(ctx.settings.defaults.timezone);
-            let occurred_at = match present(&row.occurred_at) {
-                None => {
-                    reasons.push("occurred_at is empty".to_owned());
-                    None
-                }
-                Some(text) => match parse_occurred_at(text, tz) {
-                    Some(at) if at > now + Duration::minutes(5) => {
-                        reasons.push(format!("occurred_at {text} is in the future"));
-                        None
-                    }
-                    Some(at) => Some(at),
-                    None => {
-                        reasons.push(format!(
-                            "occurred_at `{text}` is neither RFC 3339 (2026-03-01T14:30:00Z) nor a date (2026-03-01)"
-                        ));
-                        None
-                    }
-                },
-            };
-            let (Some(kind), Some(client), Some(occurred_at), true) =
-                (kind, client, occurred_at, reasons.is_empty())
-            else {
-                report.errors.push(RowError {
-                    line,
-                    reason: reasons.join("; "),
-                });
-                return Ok(());
             };
             let event = NewEvent {
                 kind,
@@ -535,6 +525,73 @@ pub async fn events(
     finish(tx, options, report, "import_events", now).await
 }
 
+/// Checks an event record: its client exists, its kind is known, and its time
+/// is readable and not in the future. The inner error lists every reason.
+pub async fn check_event(
+    ctx: &AppContext,
+    conn: &mut AnyConnection,
+    row: &EventRecord,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(ClientRow, EventKind, DateTime<Utc>), Vec<String>>> {
+    let mut reasons = Vec::new();
+    let kind = match present(&row.kind) {
+        None => {
+            reasons.push("kind is empty".to_owned());
+            None
+        }
+        Some(k) => EventKind::from_str(&k.to_ascii_lowercase())
+            .map_err(|_| {
+                reasons.push(format!(
+                    "kind `{k}` is not one of check_in, session_attended, coach_contact, \
+                     message_reply, session_missed"
+                ))
+            })
+            .ok(),
+    };
+    let client = match present(&row.external_id) {
+        None => {
+            reasons.push("external_id is empty".to_owned());
+            None
+        }
+        Some(id) => {
+            let found = clients::by_external_id(conn, id).await?;
+            if found.is_none() {
+                reasons.push(format!("no client has the external_id {id}"));
+            }
+            found
+        }
+    };
+    let tz = client
+        .as_ref()
+        .and_then(|c| Tz::from_str(&c.timezone).ok())
+        .unwrap_or(ctx.settings.defaults.timezone);
+    let occurred_at = match present(&row.occurred_at) {
+        None => {
+            reasons.push("occurred_at is empty".to_owned());
+            None
+        }
+        Some(text) => match parse_occurred_at(text, tz) {
+            Some(at) if at > now + Duration::minutes(5) => {
+                reasons.push(format!("occurred_at {text} is in the future"));
+                None
+            }
+            Some(at) => Some(at),
+            None => {
+                reasons.push(format!(
+                    "occurred_at `{text}` is neither RFC 3339 (2026-03-01T14:30:00Z) nor a date (2026-03-01)"
+                ));
+                None
+            }
+        },
+    };
+    let (Some(kind), Some(client), Some(occurred_at), true) =
+        (kind, client, occurred_at, reasons.is_empty())
+    else {
+        return Ok(Err(reasons));
+    };
+    Ok(Ok((client, kind, occurred_at)))
+}
+
 /// RFC 3339, or a bare date meaning midnight in the client's timezone.
 fn parse_occurred_at(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
@@ -544,7 +601,8 @@ fn parse_occurred_at(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
     Some(local_to_utc(tz, date.and_hms_opt(0, 0, 0)?))
 }
 
-fn first_step_after(ctx: &AppContext) -> Duration {
+/// How long after an engagement detection first needs to look at the client.
+pub fn first_step_after(ctx: &AppContext) -> Duration {
     Duration::days(i64::from(ctx.settings.detection.cadence[0].after_days))
 }
 

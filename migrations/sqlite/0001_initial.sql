@@ -90,6 +90,8 @@ CREATE TABLE messages (
     -- When the message stopped counting as open: sent, rejected, expired, failed, cancelled.
     settled_at INTEGER,
     cancel_reason TEXT,
+    -- Hidden from the queue until then; expiry counts from then too.
+    snoozed_until INTEGER,
     edited INTEGER NOT NULL DEFAULT 0,
     original_subject TEXT,
     original_body TEXT,
@@ -159,6 +161,16 @@ CREATE TABLE audit_log (
     detail TEXT
 );
 CREATE INDEX audit_log_at ON audit_log (at);
+
+-- API bearer tokens: only a SHA-256 of each token is kept.
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    coach_id INTEGER NOT NULL REFERENCES coaches (id),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+);
 
 -- Small facts the process must remember between runs (the cadence fingerprint).
 CREATE TABLE app_state (
