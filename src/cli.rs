@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::context::AppContext;
 use crate::domain::{EmailAddress, MessageStatus, PhoneNumber, Role};
 use crate::import::{ImportOptions, ImportReport};
-use crate::store::{coaches, messages, send_log};
+use crate::store::{coaches, messages, send_log, tokens};
 use crate::{auth, demo, detect, dispatch, drafts, import, serve};
 
 #[derive(Debug, Parser)]
@@ -71,6 +71,9 @@ pub enum Command {
     /// Read the send log.
     #[command(subcommand)]
     Sends(SendsCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Check the templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
@@ -181,6 +184,15 @@ pub enum SendsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Print a new API token that acts as this coach (only its hash is kept).
+    Create {
+        #[arg(long, value_name = "EMAIL")]
+        coach: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TemplatesCommand {
     /// Render every template for a sample client and a sample discreet client.
     Check,
@@ -281,7 +293,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => add_coach(&ctx, &email, &name, role, phone.as_deref(), password_stdin).await?,
         Command::Sends(SendsCommand::List { json }) => {
             let mut conn = ctx.store.conn().await?;
-            let entries = send_log::list(&mut conn, None).await?;
+            let entries = send_log::list(&mut conn, None, 0, i64::MAX).await?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
@@ -316,6 +328,19 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Templates(TemplatesCommand::Check) => check_templates(&ctx),
+        Command::Tokens(TokensCommand::Create { coach }) => {
+            let coach = match drafts::acting_coach(&ctx, &coach).await? {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let mut conn = ctx.store.conn().await?;
+            let token = tokens::create(&mut conn, coach.id, ctx.clock.now()).await?;
+            say!("{token}");
+            ExitCode::SUCCESS
+        }
     };
     Ok(code)
 }

@@ -23,6 +23,116 @@ pub enum ActionError {
     NotInDoubt { id: i64, status: String },
 }
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EditError {
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// Replaces a pending draft's words. The original is kept beside the edit, and
+/// the edit is audited. An email needs a subject; neither part may be empty.
+pub async fn edit(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    subject: Option<&str>,
+    body: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), EditError>> {
+    let draft = match visible_draft(ctx, coach, id).await? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if body.trim().is_empty() {
+        return Ok(Err(EditError::Invalid {
+            field: "body",
+            problem: "must not be empty".into(),
+        }));
+    }
+    let subject = match (draft.channel.as_str(), subject.map(str::trim)) {
+        ("email", Some(s)) if !s.is_empty() => Some(s),
+        ("email", Some(_)) => {
+            return Ok(Err(EditError::Invalid {
+                field: "subject",
+                problem: "an email needs a subject".into(),
+            }));
+        }
+        ("email", None) => draft.subject.as_deref(),
+        (_, Some(_)) => {
+            return Ok(Err(EditError::Invalid {
+                field: "subject",
+                problem: "an SMS has no subject".into(),
+            }));
+        }
+        (_, None) => None,
+    };
+    let mut tx = ctx.store.begin().await?;
+    if !messages::edit(&mut tx, id, subject, body.trim()).await? {
+        return Ok(Err(ActionError::NotPending {
+            id,
+            status: draft.status,
+        }
+        .into()));
+    }
+    record_action(&mut tx, coach, "edit", draft.client_id, id, None, now).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Hides a pending draft from the queue until `until` (which must be later).
+pub async fn snooze(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), EditError>> {
+    let draft = match visible_draft(ctx, coach, id).await? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if until <= now {
+        return Ok(Err(EditError::Invalid {
+            field: "until",
+            problem: "must be in the future".into(),
+        }));
+    }
+    let mut tx = ctx.store.begin().await?;
+    if !messages::snooze(&mut tx, id, until).await? {
+        return Ok(Err(ActionError::NotPending {
+            id,
+            status: draft.status,
+        }
+        .into()));
+    }
+    record_action(
+        &mut tx,
+        coach,
+        "snooze",
+        draft.client_id,
+        id,
+        Some(until.to_rfc3339()),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// The draft, if `coach` may see it.
+pub async fn read(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+) -> anyhow::Result<Result<MessageView, ActionError>> {
+    visible_draft(ctx, coach, id).await
+}
+
 /// What a coach decides about a message whose attempt is in doubt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InDoubtDecision {

@@ -45,6 +45,7 @@ pub struct Metrics {
     channel_paused: Family<ChannelLabels, Gauge>,
     job_runs: Family<JobLabels, Counter>,
     job_seconds: Family<JobNameLabels, Histogram>,
+    oldest_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -78,6 +79,12 @@ impl Default for Metrics {
             "Scheduled job run durations",
             job_seconds.clone(),
         );
+        let oldest_pending = Gauge::default();
+        registry.register(
+            "oldest_pending_draft_age_seconds",
+            "Age of the oldest draft waiting for a coach (0 when none)",
+            oldest_pending.clone(),
+        );
         Self {
             registry,
             messages,
@@ -85,6 +92,7 @@ impl Default for Metrics {
             channel_paused,
             job_runs,
             job_seconds,
+            oldest_pending,
         }
     }
 }
@@ -108,6 +116,9 @@ impl Metrics {
     pub async fn render(&self, store: &Store, channels: &Channels) -> anyhow::Result<String> {
         let mut conn = store.conn().await?;
         let (by_status, by_outcome) = crate::store::counts(&mut conn).await?;
+        let oldest = crate::store::oldest_pending_draft(&mut conn).await?;
+        self.oldest_pending
+            .set(oldest.map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0)));
         self.messages.clear();
         for (status, n) in by_status {
             self.messages.get_or_create(&StatusLabels { status }).set(n);

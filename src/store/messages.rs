@@ -82,6 +82,9 @@ pub struct MessageView {
     pub delivery_status: Option<String>,
     pub attempts: i64,
     pub last_error: Option<String>,
+    pub snoozed_until: Option<DateTime<Utc>>,
+    pub original_subject: Option<String>,
+    pub original_body: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -108,6 +111,9 @@ struct MessageViewRow {
     delivery_status: Option<String>,
     attempts: i64,
     last_error: Option<String>,
+    snoozed_until: Option<i64>,
+    original_subject: Option<String>,
+    original_body: Option<String>,
 }
 
 impl From<MessageViewRow> for MessageView {
@@ -135,6 +141,9 @@ impl From<MessageViewRow> for MessageView {
             delivery_status: r.delivery_status,
             attempts: r.attempts,
             last_error: r.last_error,
+            snoozed_until: from_opt_ts(r.snoozed_until),
+            original_subject: r.original_subject,
+            original_body: r.original_body,
         }
     }
 }
@@ -143,7 +152,7 @@ const VIEW_SELECT: &str = "SELECT m.id, c.external_id AS client_external_id, c.i
     c.coach_id AS client_coach_id, co.email AS coach_email, m.channel, m.recipient, m.subject, \
     m.body, m.step, m.template, m.status, m.lint, m.edited, m.created_at, m.approved_at, \
     ap.email AS approved_by, m.sent_at, m.provider_message_id, m.delivery_status, m.attempts, \
-    m.last_error \
+    m.last_error, m.snoozed_until, m.original_subject, m.original_body \
     FROM messages m \
     JOIN clients c ON c.id = m.client_id \
     JOIN coaches co ON co.id = c.coach_id \
@@ -167,10 +176,71 @@ pub async fn list(
     Ok(rows.into_iter().map(MessageView::from).collect())
 }
 
+/// One page of messages after id `after`, oldest first: keyset paging, so every
+/// page costs the same however deep it is.
+pub async fn page(
+    conn: &mut AnyConnection,
+    status: Option<MessageStatus>,
+    coach_id: Option<i64>,
+    after: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<MessageView>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{VIEW_SELECT} WHERE ($1 IS NULL OR m.status = $1) AND ($2 IS NULL OR c.coach_id = $2) \
+         AND m.id > $3 ORDER BY m.id LIMIT $4"
+    ));
+    let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
+        .bind(status.map(|s| s.as_ref().to_owned()))
+        .bind(coach_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(MessageView::from).collect())
+}
+
 pub async fn view(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<MessageView>> {
     let sql = sqlx::AssertSqlSafe(format!("{VIEW_SELECT} WHERE m.id = $1"));
     let row: Option<MessageViewRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
     Ok(row.map(MessageView::from))
+}
+
+/// Replaces a pending draft's subject and body. The first edit keeps the
+/// original text; later edits keep that same original. `false` if not pending.
+pub async fn edit(
+    conn: &mut AnyConnection,
+    id: i64,
+    subject: Option<&str>,
+    body: &str,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE messages SET \
+           original_subject = CASE WHEN edited = 0 THEN subject ELSE original_subject END, \
+           original_body = CASE WHEN edited = 0 THEN body ELSE original_body END, \
+           subject = $2, body = $3, html = NULL, edited = 1 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(subject)
+    .bind(body)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Keeps a pending draft out of the queue until `until`. `false` if not pending.
+pub async fn snooze(
+    conn: &mut AnyConnection,
+    id: i64,
+    until: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done =
+        sqlx::query("UPDATE messages SET snoozed_until = $2 WHERE id = $1 AND status = 'pending'")
+            .bind(id)
+            .bind(ts(until))
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// pending → approved, due at once. `false` if the message was not pending.
@@ -219,7 +289,8 @@ pub async fn expire_pending(
 ) -> anyhow::Result<Vec<i64>> {
     Ok(sqlx::query_scalar(
         "UPDATE messages SET status = 'expired', settled_at = $2 \
-         WHERE status = 'pending' AND created_at <= $1 RETURNING client_id",
+         WHERE status = 'pending' AND COALESCE(snoozed_until, created_at) <= $1 \
+         RETURNING client_id",
     )
     .bind(ts(cutoff))
     .bind(ts(now))
@@ -233,7 +304,8 @@ pub async fn count_expirable(
     cutoff: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE status = 'pending' AND created_at <= $1",
+        "SELECT COUNT(*) FROM messages \
+         WHERE status = 'pending' AND COALESCE(snoozed_until, created_at) <= $1",
     )
     .bind(ts(cutoff))
     .fetch_one(conn)

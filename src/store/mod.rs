@@ -14,6 +14,7 @@ pub mod episodes;
 pub mod events;
 pub mod messages;
 pub mod send_log;
+pub mod tokens;
 
 use std::path::Path;
 
@@ -196,6 +197,17 @@ pub async fn counts(
     .fetch_all(conn)
     .await?;
     Ok((by_status, by_outcome))
+}
+
+/// When the oldest draft still waiting for a coach was made.
+pub async fn oldest_pending_draft(
+    conn: &mut sqlx::AnyConnection,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let oldest: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(created_at) FROM messages WHERE status = 'pending'")
+            .fetch_one(conn)
+            .await?;
+    Ok(oldest.map(from_ts))
 }
 
 /// Adds `mode=rwc` (create if missing) to a SQLite URL and creates its folder.

@@ -216,10 +216,13 @@ struct SendLogRow {
     error: Option<String>,
 }
 
-/// The send log in order, optionally for one coach's clients only.
+/// The send log in order after row `after`, at most `limit` rows, optionally
+/// for one coach's clients only.
 pub async fn list(
     conn: &mut AnyConnection,
     coach_id: Option<i64>,
+    after: i64,
+    limit: i64,
 ) -> anyhow::Result<Vec<SendLogEntry>> {
     let rows: Vec<SendLogRow> = sqlx::query_as(
         "SELECT l.id, l.message_id, l.event, l.attempt, l.channel, l.recipient, \
@@ -227,9 +230,11 @@ pub async fn list(
            l.provider_id, l.delivery_status, l.code, l.error \
          FROM send_log l JOIN messages m ON m.id = l.message_id \
          JOIN clients c ON c.id = m.client_id \
-         WHERE ($1 IS NULL OR c.coach_id = $1) ORDER BY l.id",
+         WHERE ($1 IS NULL OR c.coach_id = $1) AND l.id > $2 ORDER BY l.id LIMIT $3",
     )
     .bind(coach_id)
+    .bind(after)
+    .bind(limit)
     .fetch_all(conn)
     .await?;
     Ok(rows

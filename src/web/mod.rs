@@ -1,6 +1,7 @@
-//! HTTP: health, metrics and provider webhooks. The coach UI, the JSON API and
+//! HTTP: health, metrics, provider webhooks and the JSON API. The coach UI and
 //! the unsubscribe route join this router in later issues.
 
+pub mod api;
 mod twilio;
 
 use axum::Router;
@@ -16,6 +17,7 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/webhooks/twilio/status", post(twilio::status_callback))
+        .nest("/api/v1", api::routes())
         .with_state(ctx)
 }
 

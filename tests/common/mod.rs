@@ -218,7 +218,7 @@ impl TestApp {
 
     pub async fn send_log(&self) -> Vec<SendLogEntry> {
         let mut conn = self.ctx.store.conn().await.unwrap();
-        send_log::list(&mut conn, None).await.unwrap()
+        send_log::list(&mut conn, None, 0, i64::MAX).await.unwrap()
     }
 
     /// The outbox's file names, sorted.

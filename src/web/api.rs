@@ -1,0 +1,539 @@
+//! The JSON API (`/api/v1`) for an agency's own systems. A bearer token from
+//! `reengage tokens create` acts as its coach: a coach sees and acts on their
+//! own clients only (anything else is 404, as for an id that does not exist),
+//! an admin on all. Errors are `{"error": code, "detail": text}`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::context::AppContext;
+use crate::domain::MessageStatus;
+use crate::drafts::{self, ActionError, EditError};
+use crate::import::{self, ClientRecord, ClientRules, EventRecord};
+use crate::store::clients::{self, ClientRow};
+use crate::store::coaches::{self, CoachRow};
+use crate::store::events::{self, EventOutcome, NewEvent};
+use crate::store::messages::{self, MessageView};
+use crate::store::{from_opt_ts, send_log, tokens};
+
+pub fn routes() -> Router<AppContext> {
+    Router::new()
+        .route("/clients/{external_id}", get(get_client).put(put_client))
+        .route("/events", post(post_event))
+        .route("/drafts", get(list_drafts))
+        .route("/drafts/{id}", get(get_draft).patch(patch_draft))
+        .route("/drafts/{id}/approve", post(approve))
+        .route("/drafts/{id}/reject", post(reject))
+        .route("/drafts/{id}/snooze", post(snooze))
+        .route("/sends", get(list_sends))
+}
+
+/// An API error. The cause of an internal error is logged, never returned.
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest {
+        field: Option<String>,
+        detail: String,
+    },
+    Unauthorized,
+    NotFound,
+    Conflict(String),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::NotFound(_)
+            | ActionError::NotYours { .. }
+            | ActionError::UnknownCoach(_) => ApiError::NotFound,
+            ActionError::NotPending { .. } | ActionError::NotInDoubt { .. } => {
+                ApiError::Conflict(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<EditError> for ApiError {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::Action(a) => a.into(),
+            EditError::Invalid { field, problem } => ApiError::BadRequest {
+                field: Some(field.to_owned()),
+                detail: format!("{field}: {problem}"),
+            },
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError::BadRequest {
+            field: None,
+            detail: e.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::BadRequest {
+            field: None,
+            detail: e.body_text(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail, field) = match self {
+            ApiError::BadRequest { field, detail } => {
+                (StatusCode::BAD_REQUEST, "bad_request", detail, field)
+            }
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send `Authorization: Bearer TOKEN` with a token from `reengage tokens create`"
+                    .to_owned(),
+                None,
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such resource".to_owned(),
+                None,
+            ),
+            ApiError::Conflict(detail) => (StatusCode::CONFLICT, "conflict", detail, None),
+            ApiError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "API request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong; it has been logged".to_owned(),
+                    None,
+                )
+            }
+        };
+        let mut body = json!({ "error": code, "detail": detail });
+        if let Some(field) = field {
+            body["field"] = json!(field);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// The coach a request acts as, from its bearer token.
+pub struct ApiCoach(pub CoachRow);
+
+impl FromRequestParts<AppContext> for ApiCoach {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let mut conn = ctx.store.conn().await?;
+        tokens::coach_for(&mut conn, token)
+            .await?
+            .map(ApiCoach)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+fn may_see(coach: &CoachRow, client: &ClientRow) -> bool {
+    coach.is_admin() || client.coach_id == coach.id
+}
+
+/// A client as the API shows it: the CSV's fields, plus what reengage knows.
+#[derive(Debug, Serialize)]
+struct ClientJson {
+    external_id: String,
+    first_name: String,
+    preferred_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    preferred_channel: String,
+    language: String,
+    timezone: String,
+    coach_email: String,
+    consent_email: bool,
+    consent_sms: bool,
+    discreet: bool,
+    status: String,
+    last_engaged_at: Option<DateTime<Utc>>,
+    opted_out_email_at: Option<DateTime<Utc>>,
+    opted_out_sms_at: Option<DateTime<Utc>>,
+}
+
+async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<ClientJson> {
+    let mut conn = ctx.store.conn().await?;
+    let coach_email = coaches::by_id(&mut conn, client.coach_id)
+        .await?
+        .map(|c| c.email)
+        .unwrap_or_default();
+    Ok(ClientJson {
+        external_id: client.external_id,
+        first_name: client.first_name,
+        preferred_name: client.preferred_name,
+        email: client.email,
+        phone: client.phone,
+        preferred_channel: client.preferred_channel,
+        language: client.language,
+        timezone: client.timezone,
+        coach_email,
+        consent_email: client.consent_email != 0,
+        consent_sms: client.consent_sms != 0,
+        discreet: client.discreet != 0,
+        status: client.status,
+        last_engaged_at: from_opt_ts(client.last_engaged_at),
+        opted_out_email_at: from_opt_ts(client.opted_out_email_at),
+        opted_out_sms_at: from_opt_ts(client.opted_out_sms_at),
+    })
+}
+
+async fn get_client(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(external_id): Path<String>,
+) -> Result<Json<ClientJson>, ApiError> {
+    let mut conn = ctx.store.conn().await?;
+    let client = clients::by_external_id(&mut conn, &external_id)
+        .await?
+        .filter(|c| may_see(&coach, c))
+        .ok_or(ApiError::NotFound)?;
+    drop(conn);
+    Ok(Json(client_json(&ctx, client).await?))
+}
+
+/// A yes/no field: JSON `true`/`false`, or the CSV's words.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Flag {
+    Bool(bool),
+    Text(String),
+}
+
+impl Flag {
+    fn into_text(self) -> String {
+        match self {
+            Flag::Bool(b) => b.to_string(),
+            Flag::Text(t) => t,
+        }
+    }
+}
+
+/// A client upsert: the CSV's columns as JSON fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientBody {
+    first_name: Option<String>,
+    preferred_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    preferred_channel: Option<String>,
+    language: Option<String>,
+    timezone: Option<String>,
+    coach_email: Option<String>,
+    consent_email: Option<Flag>,
+    consent_sms: Option<Flag>,
+    discreet: Option<Flag>,
+    status: Option<String>,
+}
+
+/// Adds or updates a client, checked exactly as a CSV row is. A coach may only
+/// keep a client for themselves; giving a client to another coach is for admins.
+async fn put_client(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(external_id): Path<String>,
+    body: Result<Json<ClientBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<ClientJson>), ApiError> {
+    let Json(body) = body?;
+    let now = ctx.clock.now();
+    let coach_email = body
+        .coach_email
+        .clone()
+        .unwrap_or_else(|| coach.email.clone());
+    if !coach.is_admin() && !coach_email.eq_ignore_ascii_case(&coach.email) {
+        return Err(ApiError::BadRequest {
+            field: Some("coach_email".into()),
+            detail: "coach_email: only an admin may assign a client to another coach".into(),
+        });
+    }
+    let record = ClientRecord {
+        external_id: Some(external_id.clone()),
+        first_name: body.first_name,
+        preferred_name: body.preferred_name,
+        email: body.email,
+        phone: body.phone,
+        preferred_channel: body.preferred_channel,
+        language: body.language,
+        timezone: body.timezone,
+        coach_email: Some(coach_email),
+        consent_email: body.consent_email.map(Flag::into_text),
+        consent_sms: body.consent_sms.map(Flag::into_text),
+        discreet: body.discreet.map(Flag::into_text),
+        status: body.status,
+    };
+    let mut tx = ctx.store.begin().await?;
+    let existing = clients::by_external_id(&mut tx, &external_id).await?;
+    if existing.as_ref().is_some_and(|c| !may_see(&coach, c)) {
+        return Err(ApiError::NotFound);
+    }
+    let fields = ClientRules::load(&ctx, &mut tx)
+        .await?
+        .check(&record)
+        .map_err(|reasons| ApiError::BadRequest {
+            field: reasons
+                .first()
+                .and_then(|r| r.split([' ', ':']).next())
+                .map(str::to_owned),
+            detail: reasons.join("; "),
+        })?;
+    let mut report = import::ImportReport::default();
+    import::upsert_client(
+        &mut tx,
+        &fields,
+        import::first_step_after(&ctx),
+        now,
+        &mut report,
+    )
+    .await?;
+    tx.commit().await?;
+    let mut conn = ctx.store.conn().await?;
+    let client = clients::by_external_id(&mut conn, &external_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("client {external_id} vanished after its upsert"))?;
+    drop(conn);
+    let status = if report.created > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(client_json(&ctx, client).await?)))
+}
+
+/// Records an engagement event, with the same effect as a CSV row: an
+/// engagement closes the open episode and cancels unsent messages.
+async fn post_event(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    body: Result<Json<EventRecord>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(record) = body?;
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.begin().await?;
+    if let Some(external_id) = record.external_id.as_deref() {
+        let client = clients::by_external_id(&mut tx, external_id).await?;
+        if client.is_none_or(|c| !may_see(&coach, &c)) {
+            return Err(ApiError::NotFound);
+        }
+    }
+    let (client, kind, occurred_at) = import::check_event(&ctx, &mut tx, &record, now)
+        .await?
+        .map_err(|reasons| ApiError::BadRequest {
+            field: reasons
+                .first()
+                .and_then(|r| r.split([' ', ':']).next())
+                .map(str::to_owned),
+            detail: reasons.join("; "),
+        })?;
+    let event = NewEvent {
+        kind,
+        occurred_at,
+        source: "api",
+        note: record.note.as_deref(),
+    };
+    let outcome = events::record(
+        &mut tx,
+        &client,
+        &event,
+        import::first_step_after(&ctx),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let status = if outcome == EventOutcome::Duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "recorded": outcome != EventOutcome::Duplicate,
+            "re_engaged": outcome == EventOutcome::ReEngaged,
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    status: Option<String>,
+    #[serde(default)]
+    after: i64,
+    limit: Option<i64>,
+}
+
+impl PageQuery {
+    fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(n @ 1..=200) => Ok(n),
+            Some(_) => Err(ApiError::BadRequest {
+                field: Some("limit".into()),
+                detail: "limit: must be between 1 and 200".into(),
+            }),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Page<T> {
+    items: Vec<T>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_after: Option<i64>,
+}
+
+async fn list_drafts(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<MessageView>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit()?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse::<MessageStatus>()
+                .map_err(|_| ApiError::BadRequest {
+                    field: Some("status".into()),
+                    detail: format!("status: `{s}` is not a message status"),
+                })?,
+        ),
+    };
+    let mut conn = ctx.store.conn().await?;
+    let coach_filter = (!coach.is_admin()).then_some(coach.id);
+    let items = messages::page(&mut conn, status, coach_filter, query.after, limit).await?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|m| m.id))
+        .flatten();
+    Ok(Json(Page { items, next_after }))
+}
+
+async fn get_draft(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(id): Path<i64>,
+) -> Result<Json<MessageView>, ApiError> {
+    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditBody {
+    subject: Option<String>,
+    body: String,
+}
+
+async fn patch_draft(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(id): Path<i64>,
+    body: Result<Json<EditBody>, JsonRejection>,
+) -> Result<Json<MessageView>, ApiError> {
+    let Json(edit) = body?;
+    let now = ctx.clock.now();
+    drafts::edit(&ctx, &coach, id, edit.subject.as_deref(), &edit.body, now).await??;
+    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+}
+
+async fn approve(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(id): Path<i64>,
+) -> Result<Json<MessageView>, ApiError> {
+    drafts::approve(&ctx, &coach, id, ctx.clock.now()).await??;
+    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: Option<String>,
+}
+
+async fn reject(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(id): Path<i64>,
+    body: Option<Json<RejectBody>>,
+) -> Result<Json<MessageView>, ApiError> {
+    let reason = body.and_then(|Json(b)| b.reason);
+    drafts::reject(&ctx, &coach, id, reason.as_deref(), ctx.clock.now()).await??;
+    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnoozeBody {
+    until: DateTime<Utc>,
+}
+
+async fn snooze(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(id): Path<i64>,
+    body: Result<Json<SnoozeBody>, JsonRejection>,
+) -> Result<Json<MessageView>, ApiError> {
+    let Json(snooze) = body?;
+    drafts::snooze(&ctx, &coach, id, snooze.until, ctx.clock.now()).await??;
+    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+}
+
+async fn list_sends(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<send_log::SendLogEntry>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit()?;
+    let mut conn = ctx.store.conn().await?;
+    let coach_filter = (!coach.is_admin()).then_some(coach.id);
+    let items = send_log::list(&mut conn, coach_filter, query.after, limit).await?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(Page { items, next_after }))
+}
