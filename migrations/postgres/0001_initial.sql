@@ -164,6 +164,27 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log (at);
 
+-- Web sessions: only a SHA-256 of the cookie's token is kept. Each session has
+-- its own CSRF token for the forms it renders.
+CREATE TABLE sessions (
+    id BIGSERIAL PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    coach_id BIGINT NOT NULL REFERENCES coaches (id),
+    csrf_token TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+
+-- Failed logins by the email typed, whether or not a coach has it, so that a
+-- lock says nothing about which accounts exist.
+CREATE TABLE login_throttle (
+    email TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    first_failed_at BIGINT NOT NULL,
+    locked_until BIGINT
+);
+
 -- API bearer tokens: only a SHA-256 of each token is kept.
 CREATE TABLE api_tokens (
     id BIGSERIAL PRIMARY KEY,

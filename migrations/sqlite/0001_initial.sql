@@ -162,6 +162,27 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log (at);
 
+-- Web sessions: only a SHA-256 of the cookie's token is kept. Each session has
+-- its own CSRF token for the forms it renders.
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    coach_id INTEGER NOT NULL REFERENCES coaches (id),
+    csrf_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+
+-- Failed logins by the email typed, whether or not a coach has it, so that a
+-- lock says nothing about which accounts exist.
+CREATE TABLE login_throttle (
+    email TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    first_failed_at INTEGER NOT NULL,
+    locked_until INTEGER
+);
+
 -- API bearer tokens: only a SHA-256 of each token is kept.
 CREATE TABLE api_tokens (
     id INTEGER PRIMARY KEY,

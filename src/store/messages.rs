@@ -85,6 +85,11 @@ pub struct MessageView {
     pub snoozed_until: Option<DateTime<Utc>>,
     pub original_subject: Option<String>,
     pub original_body: Option<String>,
+    /// The name the client is greeted by.
+    pub client_name: String,
+    /// Since when the client has been quiet.
+    pub quiet_since: DateTime<Utc>,
+    pub client_timezone: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -114,6 +119,9 @@ struct MessageViewRow {
     snoozed_until: Option<i64>,
     original_subject: Option<String>,
     original_body: Option<String>,
+    client_name: String,
+    quiet_since: i64,
+    client_timezone: String,
 }
 
 impl From<MessageViewRow> for MessageView {
@@ -144,6 +152,9 @@ impl From<MessageViewRow> for MessageView {
             snoozed_until: from_opt_ts(r.snoozed_until),
             original_subject: r.original_subject,
             original_body: r.original_body,
+            client_name: r.client_name,
+            quiet_since: from_ts(r.quiet_since),
+            client_timezone: r.client_timezone,
         }
     }
 }
@@ -152,7 +163,9 @@ const VIEW_SELECT: &str = "SELECT m.id, c.external_id AS client_external_id, c.i
     c.coach_id AS client_coach_id, co.email AS coach_email, m.channel, m.recipient, m.subject, \
     m.body, m.step, m.template, m.status, m.lint, m.edited, m.created_at, m.approved_at, \
     ap.email AS approved_by, m.sent_at, m.provider_message_id, m.delivery_status, m.attempts, \
-    m.last_error, m.snoozed_until, m.original_subject, m.original_body \
+    m.last_error, m.snoozed_until, m.original_subject, m.original_body, \
+    COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, \
+    COALESCE(c.last_engaged_at, c.created_at) AS quiet_since, c.timezone AS client_timezone \
     FROM messages m \
     JOIN clients c ON c.id = m.client_id \
     JOIN coaches co ON co.id = c.coach_id \
@@ -192,6 +205,30 @@ pub async fn page(
     let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
         .bind(status.map(|s| s.as_ref().to_owned()))
         .bind(coach_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(MessageView::from).collect())
+}
+
+/// A coach's queue: pending drafts not snoozed past `now`, oldest first, after
+/// id `after`.
+pub async fn queue(
+    conn: &mut AnyConnection,
+    coach_id: Option<i64>,
+    now: DateTime<Utc>,
+    after: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<MessageView>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{VIEW_SELECT} WHERE m.status = 'pending' AND ($1 IS NULL OR c.coach_id = $1) \
+         AND (m.snoozed_until IS NULL OR m.snoozed_until <= $2) AND m.id > $3 \
+         ORDER BY m.id LIMIT $4"
+    ));
+    let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
+        .bind(coach_id)
+        .bind(ts(now))
         .bind(after)
         .bind(limit)
         .fetch_all(conn)

@@ -14,6 +14,7 @@ pub mod episodes;
 pub mod events;
 pub mod messages;
 pub mod send_log;
+pub mod sessions;
 pub mod tokens;
 
 use std::path::Path;

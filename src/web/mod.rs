@@ -1,8 +1,9 @@
-//! HTTP: health, metrics, provider webhooks and the JSON API. The coach UI and
-//! the unsubscribe route join this router in later issues.
+//! HTTP: the coach UI, the JSON API, health, metrics and provider webhooks. The
+//! unsubscribe route joins this router in a later issue.
 
 pub mod api;
 mod twilio;
+mod ui;
 
 use axum::Router;
 use axum::extract::State;
@@ -18,6 +19,7 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/metrics", get(metrics))
         .route("/webhooks/twilio/status", post(twilio::status_callback))
         .nest("/api/v1", api::routes())
+        .merge(ui::routes())
         .with_state(ctx)
 }
 

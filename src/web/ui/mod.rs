@@ -1,0 +1,450 @@
+//! The coach's web UI: server-rendered HTML that works without JavaScript.
+//! Every form posts with a CSRF token and redirects after success; a coach sees
+//! and acts on their own clients only (anything else is 404, as for an id that
+//! does not exist).
+
+mod pages;
+mod session;
+
+use std::sync::LazyLock;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::{Duration, NaiveDate};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::auth;
+use crate::clock::local_to_utc;
+use crate::context::AppContext;
+use crate::drafts::{self, ActionError, EditError};
+use crate::store::audit::{self, Actor};
+use crate::store::{coaches, messages, send_log, sessions};
+use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, cookie, cookie_value, same_token};
+
+const SESSION_HOURS: i64 = 12;
+const QUEUE_PAGE: i64 = 50;
+
+pub fn routes() -> Router<AppContext> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/", get(queue))
+        .route("/drafts/approve", post(approve_many))
+        .route("/drafts/{id}", get(draft_page))
+        .route("/drafts/{id}/edit", post(edit))
+        .route("/drafts/{id}/approve", post(approve))
+        .route("/drafts/{id}/reject", post(reject))
+        .route("/drafts/{id}/snooze", post(snooze))
+        .route("/sends", get(sends))
+}
+
+fn random_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn forbidden() -> Response {
+    pages::message(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Nothing was changed. Reload the page and try again.",
+    )
+}
+
+fn not_found() -> Response {
+    pages::message(StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+}
+
+fn action_error(e: ActionError) -> Response {
+    match e {
+        ActionError::NotPending { .. } | ActionError::NotInDoubt { .. } => pages::message(
+            StatusCode::CONFLICT,
+            "Already handled",
+            "Someone has already acted on this draft, so nothing was changed.",
+        ),
+        _ => not_found(),
+    }
+}
+
+/// Runs an action's result into a redirect on success, or the right page.
+fn after<E: Into<EditError>>(result: anyhow::Result<Result<(), E>>, to: String) -> Response {
+    match result {
+        Ok(Ok(())) => Redirect::to(&to).into_response(),
+        Ok(Err(e)) => match e.into() {
+            EditError::Action(a) => action_error(a),
+            EditError::Invalid { field, problem } => pages::message(
+                StatusCode::BAD_REQUEST,
+                "Please check the form",
+                &format!("{field}: {problem}"),
+            ),
+        },
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+async fn login_page(State(ctx): State<AppContext>) -> Response {
+    let csrf = random_token();
+    let set = cookie(&ctx, LOGIN_CSRF_COOKIE, csrf.clone(), 3600);
+    ([(header::SET_COOKIE, set)], pages::login(&csrf, None)).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+/// A hash to verify against when the email has no account, so that a wrong
+/// email takes as long as a wrong password.
+static DUMMY_HASH: LazyLock<Option<String>> =
+    LazyLock::new(|| auth::hash_password(&SecretString::from("no such account here")).ok());
+
+const LOGIN_FAILED: &str = "That email and password did not match. After 5 failed tries, logins for an email pause for 15 minutes.";
+const LOGIN_LOCKED: &str =
+    "Too many failed tries for this email: logins for it pause for 15 minutes.";
+
+async fn login(
+    State(ctx): State<AppContext>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = cookie_value(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if !same_token(&form.csrf, &expected) {
+        return forbidden();
+    }
+    match try_login(&ctx, &form).await {
+        Ok(Ok(token)) => {
+            let set = cookie(&ctx, SESSION_COOKIE, token, SESSION_HOURS * 3600);
+            let clear = cookie(&ctx, LOGIN_CSRF_COOKIE, String::new(), 0);
+            let mut response = Redirect::to("/").into_response();
+            for value in [set, clear] {
+                if let Ok(value) = value.parse() {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+            }
+            response
+        }
+        Ok(Err(problem)) => pages::page(
+            StatusCode::UNAUTHORIZED,
+            pages::login(&form.csrf, Some(problem)),
+        ),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+/// A new session's token, or what to tell the person. Every try is audited.
+async fn try_login(
+    ctx: &AppContext,
+    form: &LoginForm,
+) -> anyhow::Result<Result<String, &'static str>> {
+    let now = ctx.clock.now();
+    let email = form.email.trim();
+    let mut conn = ctx.store.conn().await?;
+    if sessions::locked(&mut conn, email, now).await? {
+        return Ok(Err(LOGIN_LOCKED));
+    }
+    let coach = coaches::by_email(&mut conn, email)
+        .await?
+        .filter(|c| c.active != 0);
+    let hash = match &coach {
+        Some(c) => sessions::password_hash(&mut conn, c.id).await?,
+        None => None,
+    };
+    let password = SecretString::from(form.password.clone());
+    let ok = match &hash {
+        Some(hash) => auth::verify_password(&password, hash),
+        None => {
+            if let Some(dummy) = DUMMY_HASH.as_deref() {
+                auth::verify_password(&password, dummy);
+            }
+            false
+        }
+    };
+    let (actor, action) = match (&coach, ok) {
+        (Some(c), true) => (
+            Actor::Coach {
+                id: c.id,
+                email: &c.email,
+            },
+            "login",
+        ),
+        (Some(c), false) => (
+            Actor::Coach {
+                id: c.id,
+                email: &c.email,
+            },
+            "login_failed",
+        ),
+        (None, _) => (Actor::System("unknown email"), "login_failed"),
+    };
+    audit::record(
+        &mut conn,
+        audit::Entry {
+            actor,
+            action,
+            client_id: None,
+            message_id: None,
+            detail: None,
+        },
+        now,
+    )
+    .await?;
+    match coach.filter(|_| ok) {
+        Some(coach) => {
+            sessions::record_success(&mut conn, email).await?;
+            Ok(Ok(sessions::create(
+                &mut conn,
+                coach.id,
+                now,
+                Duration::hours(SESSION_HOURS),
+            )
+            .await?))
+        }
+        None => {
+            sessions::record_failure(&mut conn, email, now).await?;
+            Ok(Err(if sessions::locked(&mut conn, email, now).await? {
+                LOGIN_LOCKED
+            } else {
+                LOGIN_FAILED
+            }))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let now = ctx.clock.now();
+    let done = async {
+        let mut conn = ctx.store.conn().await?;
+        sessions::revoke(&mut conn, &ui.token, now).await?;
+        audit::record(
+            &mut conn,
+            audit::Entry {
+                actor: Actor::Coach {
+                    id: ui.coach.id,
+                    email: &ui.coach.email,
+                },
+                action: "logout",
+                client_id: None,
+                message_id: None,
+                detail: None,
+            },
+            now,
+        )
+        .await
+    }
+    .await;
+    match done {
+        Ok(()) => (
+            [(
+                header::SET_COOKIE,
+                cookie(&ctx, SESSION_COOKIE, String::new(), 0),
+            )],
+            Redirect::to("/login"),
+        )
+            .into_response(),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct QueueQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+async fn queue(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Query(query): Query<QueueQuery>,
+) -> Response {
+    let now = ctx.clock.now();
+    let found = async {
+        let mut conn = ctx.store.conn().await?;
+        let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
+        messages::queue(&mut conn, coach_filter, now, query.after, QUEUE_PAGE).await
+    }
+    .await;
+    match found {
+        Ok(drafts) => {
+            let next = (drafts.len() as i64 == QUEUE_PAGE)
+                .then(|| drafts.last().map(|d| d.id))
+                .flatten();
+            pages::page(
+                StatusCode::OK,
+                pages::queue(&ui.coach, &ui.csrf, &drafts, next, now),
+            )
+        }
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+async fn draft_page(State(ctx): State<AppContext>, ui: UiCoach, Path(id): Path<i64>) -> Response {
+    match drafts::read(&ctx, &ui.coach, id).await {
+        Ok(Ok(m)) => pages::page(
+            StatusCode::OK,
+            pages::draft(&ui.coach, &ui.csrf, &m, None, ctx.clock.now()),
+        ),
+        Ok(Err(_)) => not_found(),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct EditForm {
+    csrf: String,
+    subject: Option<String>,
+    body: String,
+}
+
+async fn edit(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(id): Path<i64>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let result = drafts::edit(
+        &ctx,
+        &ui.coach,
+        id,
+        form.subject.as_deref(),
+        &form.body,
+        ctx.clock.now(),
+    )
+    .await;
+    after(result, format!("/drafts/{id}"))
+}
+
+async fn approve(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    after(
+        drafts::approve(&ctx, &ui.coach, id, ctx.clock.now()).await,
+        "/".into(),
+    )
+}
+
+/// Approves every selected draft; each is checked on its own.
+async fn approve_many(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let csrf = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    if !same_token(csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let now = ctx.clock.now();
+    for id in fields
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .filter_map(|(_, v)| v.parse::<i64>().ok())
+    {
+        match drafts::approve(&ctx, &ui.coach, id, now).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return action_error(e),
+            Err(e) => return pages::internal_error(e),
+        }
+    }
+    Redirect::to("/").into_response()
+}
+
+#[derive(Deserialize)]
+struct RejectForm {
+    csrf: String,
+    reason: Option<String>,
+}
+
+async fn reject(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(id): Path<i64>,
+    Form(form): Form<RejectForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let reason = form
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    after(
+        drafts::reject(&ctx, &ui.coach, id, reason, ctx.clock.now()).await,
+        "/".into(),
+    )
+}
+
+#[derive(Deserialize)]
+struct SnoozeForm {
+    csrf: String,
+    until: String,
+}
+
+async fn snooze(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(id): Path<i64>,
+    Form(form): Form<SnoozeForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let Ok(date) = NaiveDate::parse_from_str(form.until.trim(), "%Y-%m-%d") else {
+        return pages::message(
+            StatusCode::BAD_REQUEST,
+            "Please check the form",
+            "until: pick a date",
+        );
+    };
+    // Midnight in the agency's timezone opens the day the coach picked.
+    let until = local_to_utc(
+        ctx.settings.defaults.timezone,
+        date.and_time(chrono::NaiveTime::MIN),
+    );
+    after(
+        drafts::snooze(&ctx, &ui.coach, id, until, ctx.clock.now()).await,
+        "/".into(),
+    )
+}
+
+async fn sends(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
+    let found = async {
+        let mut conn = ctx.store.conn().await?;
+        let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
+        send_log::list(&mut conn, coach_filter, 0, 500).await
+    }
+    .await;
+    match found {
+        Ok(entries) => pages::page(StatusCode::OK, pages::sends(&ui.coach, &ui.csrf, &entries)),
+        Err(e) => pages::internal_error(e),
+    }
+}

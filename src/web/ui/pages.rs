@@ -1,0 +1,262 @@
+//! The pages, as maud templates: everything interpolated is HTML-escaped.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use crate::compose::segments;
+use crate::store::coaches::CoachRow;
+use crate::store::messages::MessageView;
+use crate::store::send_log::SendLogEntry;
+
+const STYLE: &str = include_str!("style.css");
+
+/// The frame of every page: the app's name, the coach's links, logout.
+pub fn layout(title: &str, signed_in: Option<(&CoachRow, &str)>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · reengage" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a.brand href="/" { "reengage" }
+                    @if let Some((coach, csrf)) = signed_in {
+                        nav aria-label="Main" {
+                            a href="/" { "Queue" }
+                            a href="/sends" { "Send log" }
+                        }
+                        span.meta { (coach.name) }
+                        form.inline method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.quiet type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn page(status: StatusCode, markup: Markup) -> Response {
+    (status, markup).into_response()
+}
+
+/// A short page for a refusal, in the same frame.
+pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    page(
+        status,
+        layout(
+            title,
+            None,
+            html! { h1 { (title) } p { (text) } p { a href="/" { "Back to the queue" } } },
+        ),
+    )
+}
+
+pub fn internal_error(e: anyhow::Error) -> Response {
+    tracing::error!(error = format!("{e:#}"), "page failed");
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "It has been logged. Please try again in a moment.",
+    )
+}
+
+pub fn login(csrf: &str, problem: Option<&str>) -> Markup {
+    layout(
+        "Log in",
+        None,
+        html! {
+            h1 { "Log in" }
+            @if let Some(problem) = problem {
+                p.error role="alert" { (problem) }
+            }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="email" { "Email" }
+                input #email type="email" name="email" autocomplete="username" required;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                p { button type="submit" { "Log in" } }
+            }
+        },
+    )
+}
+
+fn days_quiet(m: &MessageView, now: DateTime<Utc>) -> i64 {
+    (now - m.quiet_since).num_days().max(0)
+}
+
+fn local(at: DateTime<Utc>, tz: &str) -> String {
+    match tz.parse::<Tz>() {
+        Ok(tz) => at
+            .with_timezone(&tz)
+            .format("%a %d %b %H:%M %Z")
+            .to_string(),
+        Err(_) => at.format("%a %d %b %H:%M UTC").to_string(),
+    }
+}
+
+fn sms_counter(m: &MessageView) -> Markup {
+    html! {
+        @if m.channel == "sms" {
+            @let count = segments::count(&m.body);
+            span.meta { (count.units) " characters, " (count.segments) " segment" @if count.segments != 1 { "s" } }
+        }
+    }
+}
+
+/// The draft's actions: approve, reject with a reason, snooze until a date.
+fn actions(m: &MessageView, csrf: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ "/drafts/" (m.id) "/approve" } {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" { "Approve" }
+        }
+        form.inline method="post" action={ "/drafts/" (m.id) "/reject" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label.meta for={ "reason-" (m.id) } { "Reason" }
+            input id={ "reason-" (m.id) } type="text" name="reason";
+            button.quiet type="submit" { "Reject" }
+        }
+        form.inline method="post" action={ "/drafts/" (m.id) "/snooze" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label.meta for={ "until-" (m.id) } { "Snooze until" }
+            input id={ "until-" (m.id) } type="date" name="until" required;
+            button.quiet type="submit" { "Snooze" }
+        }
+    }
+}
+
+pub fn queue(
+    coach: &CoachRow,
+    csrf: &str,
+    drafts: &[MessageView],
+    next_after: Option<i64>,
+    now: DateTime<Utc>,
+) -> Markup {
+    layout(
+        "Queue",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Drafts waiting for you" }
+            @if drafts.is_empty() {
+                p { "Nothing is waiting. Thank you." }
+            } @else {
+                form #bulk method="post" action="/drafts/approve" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    p { button type="submit" { "Approve selected" } }
+                }
+                @for m in drafts {
+                    article.card aria-labelledby={ "draft-" (m.id) } {
+                        h2 #{ "draft-" (m.id) } style="font-size:1.1rem;margin:0" {
+                            input type="checkbox" form="bulk" name="ids" value=(m.id) aria-label={ "Select the draft for " (m.client_name) };
+                            " "
+                            a href={ "/drafts/" (m.id) } { (m.client_name) }
+                        }
+                        p.meta {
+                            "Quiet " (days_quiet(m, now)) " days · step " (m.step) " · " (m.channel)
+                            " · their time " (local(now, &m.client_timezone))
+                        }
+                        @if let Some(subject) = &m.subject { p { strong { (subject) } } }
+                        p.text { (m.body) }
+                        (sms_counter(m))
+                        div.findings aria-label="Guardrail findings" {}
+                        (actions(m, csrf))
+                    }
+                }
+                @if let Some(after) = next_after {
+                    p { a href={ "/?after=" (after) } { "More drafts" } }
+                }
+            }
+        },
+    )
+}
+
+pub fn draft(
+    coach: &CoachRow,
+    csrf: &str,
+    m: &MessageView,
+    problem: Option<&str>,
+    now: DateTime<Utc>,
+) -> Markup {
+    layout(
+        "Draft",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Check-in for " (m.client_name) }
+            p.meta {
+                "Quiet " (days_quiet(m, now)) " days · step " (m.step) " · " (m.channel) " to " (m.to)
+                " · status " (m.status)
+            }
+            @if let Some(problem) = problem { p.error role="alert" { (problem) } }
+            div.card {
+                @if let Some(subject) = &m.subject { p { strong { (subject) } } }
+                p.text { (m.body) }
+                (sms_counter(m))
+                div.findings aria-label="Guardrail findings" {}
+            }
+            @if m.edited {
+                div.card {
+                    h2 style="font-size:1rem" { "Before your edit" }
+                    @if let Some(subject) = &m.original_subject { p { strong { (subject) } } }
+                    p.text { (m.original_body.as_deref().unwrap_or_default()) }
+                }
+            }
+            @if m.status == "pending" {
+                form method="post" action={ "/drafts/" (m.id) "/edit" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    @if m.channel == "email" {
+                        label for="subject" { "Subject" }
+                        input #subject type="text" name="subject" value=(m.subject.as_deref().unwrap_or_default());
+                    }
+                    label for="body" { "Message" }
+                    textarea #body name="body" { (m.body) }
+                    p { button type="submit" { "Save the edit" } }
+                }
+                (actions(m, csrf))
+            }
+        },
+    )
+}
+
+pub fn sends(coach: &CoachRow, csrf: &str, entries: &[SendLogEntry]) -> Markup {
+    layout(
+        "Send log",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Send log" }
+            @if entries.is_empty() {
+                p { "Nothing has been sent yet." }
+            } @else {
+                table {
+                    thead { tr { th { "When (UTC)" } th { "Client" } th { "Channel" } th { "To" } th { "What happened" } } }
+                    tbody {
+                        @for e in entries {
+                            tr {
+                                td { (e.started_at.format("%Y-%m-%d %H:%M")) }
+                                td { (e.client_external_id) }
+                                td { (e.channel) }
+                                td { (e.recipient) }
+                                td {
+                                    (e.event) ": "
+                                    (e.outcome.as_deref().or(e.delivery_status.as_deref()).unwrap_or("started"))
+                                    @if let Some(code) = &e.code { " (" (code) ")" }
+                                    @if let Some(error) = &e.error { br; span.meta { (error) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,78 @@
+//! Login sessions and CSRF. The session cookie is HttpOnly and SameSite=Lax
+//! (and Secure when `public_url` is https); its token is rotated at every login
+//! and revoked at logout. Every form carries the session's CSRF token, compared
+//! in constant time; the login form, before any session exists, uses a
+//! double-submit cookie instead.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use cookie::{Cookie, SameSite};
+use subtle::ConstantTimeEq;
+
+use crate::context::AppContext;
+use crate::store::coaches::CoachRow;
+use crate::store::sessions;
+
+pub const SESSION_COOKIE: &str = "reengage_session";
+pub const LOGIN_CSRF_COOKIE: &str = "reengage_login_csrf";
+
+/// The coach behind a live session, with the token the page's forms must carry.
+pub struct UiCoach {
+    pub coach: CoachRow,
+    pub csrf: String,
+    pub token: String,
+}
+
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v.to_owned()))
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// A cookie with the flags every reengage cookie has.
+pub fn cookie(ctx: &AppContext, name: &'static str, value: String, max_age_seconds: i64) -> String {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(ctx.settings.http.public_url.scheme() == "https")
+        .max_age(cookie::time::Duration::seconds(max_age_seconds))
+        .build()
+        .to_string()
+}
+
+pub fn same_token(given: &str, expected: &str) -> bool {
+    !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+impl FromRequestParts<AppContext> for UiCoach {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, Response> {
+        let to_login = || Redirect::to("/login").into_response();
+        let Some(token) = cookie_value(&parts.headers, SESSION_COOKIE) else {
+            return Err(to_login());
+        };
+        let found = async {
+            let mut conn = ctx.store.conn().await?;
+            sessions::find(&mut conn, &token, ctx.clock.now()).await
+        }
+        .await;
+        match found {
+            Ok(Some(session)) => Ok(UiCoach {
+                coach: session.coach,
+                csrf: session.csrf_token,
+                token,
+            }),
+            Ok(None) => Err(to_login()),
+            Err(e) => Err(super::pages::internal_error(e)),
+        }
+    }
+}

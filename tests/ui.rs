@@ -1,0 +1,403 @@
+//! The coach's web UI, driven the way a browser would: cookies, forms, CSRF
+//! tokens, redirects. On both backends.
+
+mod common;
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::Duration;
+use common::*;
+use tower::ServiceExt as _;
+
+on_both_backends!(
+    a_coach_logs_in_works_the_queue_and_logs_out,
+    forms_without_a_valid_csrf_token_change_nothing,
+    five_failed_logins_pause_an_email_whether_or_not_it_exists,
+    a_coach_cannot_see_or_act_on_another_coachs_draft_and_a_handled_draft_is_a_conflict,
+    names_and_notes_render_as_text_everywhere,
+);
+
+const PASSWORD: &str = "a long enough password";
+
+/// A browser: a cookie jar over the app's router.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> Page {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let request = request
+            .header(header::COOKIE, cookie.join("; "))
+            .body(body)
+            .unwrap();
+        let response = reengage::web::router(self.app.ctx.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        for set in response.headers().get_all(header::SET_COOKIE) {
+            let parsed = cookie::Cookie::parse(set.to_str().unwrap().to_owned()).unwrap();
+            assert!(
+                parsed.http_only().unwrap_or(false),
+                "{set:?} is not HttpOnly"
+            );
+            assert_eq!(parsed.same_site(), Some(cookie::SameSite::Lax));
+            if parsed.value().is_empty() {
+                self.cookies.remove(parsed.name());
+            } else {
+                self.cookies
+                    .insert(parsed.name().to_owned(), parsed.value().to_owned());
+            }
+        }
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        Page {
+            status,
+            location,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        self.send(Request::get(path), Body::empty()).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+            Body::from(body),
+        )
+        .await
+    }
+
+    /// The CSRF token in the page's forms.
+    fn csrf(page: &Page) -> String {
+        let at = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        page.body[at..].split('"').next().unwrap().to_owned()
+    }
+
+    async fn log_in(&mut self, email: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        let csrf = Self::csrf(&form);
+        self.post(
+            "/login",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+        )
+        .await
+    }
+}
+
+async fn set_passwords(app: &TestApp) {
+    let hash = reengage::auth::hash_password(&secrecy::SecretString::from(PASSWORD)).unwrap();
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    sqlx::query("UPDATE coaches SET password_hash = $1")
+        .bind(hash)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
+
+/// Rosa's client c-1 (`first_name`) and Marcus's client m-1, each with a draft.
+async fn drafts_for_two_coaches(app: &TestApp, first_name: &str) -> (i64, i64) {
+    set_passwords(app).await;
+    let now = chrono::Utc::now();
+    app.import_clients(
+        &clients_csv(&[
+            ClientCsv {
+                first_name,
+                ..Default::default()
+            },
+            ClientCsv {
+                external_id: "m-1",
+                first_name: "Devon",
+                coach: OTHER_COACH,
+                ..Default::default()
+            },
+        ]),
+        now - Duration::days(10),
+    )
+    .await;
+    app.detect(now).await;
+    let drafts = app.pending().await;
+    let id = |ext: &str| {
+        drafts
+            .iter()
+            .find(|d| d.client_external_id == ext)
+            .unwrap()
+            .id
+    };
+    (id("c-1"), id("m-1"))
+}
+
+async fn audit_actions(app: &TestApp) -> Vec<(String, String)> {
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    reengage::store::audit::recent(&mut conn, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.action, a.actor))
+        .collect()
+}
+
+async fn a_coach_logs_in_works_the_queue_and_logs_out(app: TestApp) {
+    let (rosa_draft, _) = drafts_for_two_coaches(&app, "Jordan").await;
+    let mut browser = Browser::new(&app);
+    let page = browser.get("/").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/login"))
+    );
+
+    let page = browser.log_in(COACH, PASSWORD).await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/"))
+    );
+    let session = browser.cookies["reengage_session"].clone();
+    let queue = browser.get("/").await;
+    assert_eq!(queue.status, StatusCode::OK);
+    assert!(queue.body.contains("Jordan"), "{}", queue.body);
+    assert!(
+        !queue.body.contains("Devon"),
+        "another coach's client shows"
+    );
+    assert!(queue.body.contains("Quiet 10 days"));
+    assert!(queue.body.contains("segment"));
+    let csrf = Browser::csrf(&queue);
+
+    // Edit on the draft page; the original stays beside it.
+    let page = browser
+        .post(
+            &format!("/drafts/{rosa_draft}/edit"),
+            &[
+                ("csrf", &csrf),
+                (
+                    "body",
+                    "Hi Jordan, Rosa here. No rush at all. Reply STOP to opt out.",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let draft = browser.get(&format!("/drafts/{rosa_draft}")).await;
+    assert!(draft.body.contains("No rush at all"));
+    assert!(draft.body.contains("Before your edit"));
+    assert!(draft.body.contains("thinking of you"));
+
+    let page = browser
+        .post(&format!("/drafts/{rosa_draft}/approve"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/"))
+    );
+    assert_eq!(app.message(rosa_draft).await.status, "approved");
+    assert!(!browser.get("/").await.body.contains("Jordan"));
+
+    let page = browser.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(page.location.as_deref(), Some("/login"));
+    // The old cookie no longer works.
+    browser.cookies.insert("reengage_session".into(), session);
+    assert_eq!(browser.get("/").await.location.as_deref(), Some("/login"));
+
+    let actions = audit_actions(&app).await;
+    for expected in ["login", "edit", "approve", "logout"] {
+        assert!(
+            actions.contains(&(expected.to_owned(), COACH.to_owned())),
+            "{expected} missing: {actions:?}"
+        );
+    }
+}
+
+async fn forms_without_a_valid_csrf_token_change_nothing(app: TestApp) {
+    let (rosa_draft, _) = drafts_for_two_coaches(&app, "Jordan").await;
+    let mut browser = Browser::new(&app);
+    // The login form itself needs its token.
+    let page = browser
+        .post(
+            "/login",
+            &[
+                ("csrf", "made-up"),
+                ("email", COACH),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    browser.log_in(COACH, PASSWORD).await;
+    for fields in [vec![], vec![("csrf", "made-up")]] {
+        let page = browser
+            .post(&format!("/drafts/{rosa_draft}/approve"), &fields)
+            .await;
+        assert!(
+            matches!(
+                page.status,
+                StatusCode::FORBIDDEN | StatusCode::UNPROCESSABLE_ENTITY
+            ),
+            "{}",
+            page.status
+        );
+        let page = browser
+            .post(
+                &format!("/drafts/{rosa_draft}/reject"),
+                &[fields.as_slice(), &[("reason", "x")]].concat(),
+            )
+            .await;
+        assert_ne!(page.status, StatusCode::SEE_OTHER);
+    }
+    assert_eq!(app.message(rosa_draft).await.status, "pending");
+    let page = browser
+        .post(
+            "/drafts/approve",
+            &[("csrf", "made-up"), ("ids", &rosa_draft.to_string())],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.message(rosa_draft).await.status, "pending");
+}
+
+async fn five_failed_logins_pause_an_email_whether_or_not_it_exists(app: TestApp) {
+    set_passwords(&app).await;
+    for email in [COACH, "nobody@example.org"] {
+        let mut browser = Browser::new(&app);
+        for _ in 0..4 {
+            let page = browser.log_in(email, "wrong password!").await;
+            assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+            assert!(page.body.contains("did not match"));
+        }
+        let page = browser.log_in(email, "wrong password!").await;
+        assert!(page.body.contains("pause for 15 minutes"), "{}", page.body);
+        assert!(page.body.contains("Too many failed tries"));
+    }
+    // Even the right password waits out the pause.
+    let mut browser = Browser::new(&app);
+    let page = browser.log_in(COACH, PASSWORD).await;
+    assert!(page.body.contains("Too many failed tries"));
+    assert!(!browser.cookies.contains_key("reengage_session"));
+    let actions = audit_actions(&app).await;
+    assert!(actions.contains(&("login_failed".to_owned(), COACH.to_owned())));
+    assert!(actions.contains(&("login_failed".to_owned(), "unknown email".to_owned())));
+    // Another coach is not affected.
+    let page = Browser::new(&app).log_in(OTHER_COACH, PASSWORD).await;
+    assert_eq!(page.location.as_deref(), Some("/"));
+}
+
+async fn a_coach_cannot_see_or_act_on_another_coachs_draft_and_a_handled_draft_is_a_conflict(
+    app: TestApp,
+) {
+    let (rosa_draft, marcus_draft) = drafts_for_two_coaches(&app, "Jordan").await;
+    let mut rosa = Browser::new(&app);
+    rosa.log_in(COACH, PASSWORD).await;
+    let csrf = Browser::csrf(&rosa.get("/").await);
+    assert_eq!(
+        rosa.get(&format!("/drafts/{marcus_draft}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        rosa.get("/drafts/999999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    for action in ["approve", "snooze"] {
+        let page = rosa
+            .post(
+                &format!("/drafts/{marcus_draft}/{action}"),
+                &[("csrf", &csrf), ("until", "2030-01-01")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{action}");
+    }
+    assert_eq!(app.message(marcus_draft).await.status, "pending");
+
+    let mut admin = Browser::new(&app);
+    admin.log_in(ADMIN, PASSWORD).await;
+    let admin_csrf = Browser::csrf(&admin.get("/").await);
+    assert_eq!(
+        admin
+            .post(
+                &format!("/drafts/{rosa_draft}/approve"),
+                &[("csrf", &admin_csrf)]
+            )
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let page = rosa
+        .post(&format!("/drafts/{rosa_draft}/approve"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(page.body.contains("Already handled"));
+}
+
+async fn names_and_notes_render_as_text_everywhere(app: TestApp) {
+    let hostile = "<script>alert(1)</script>";
+    let (rosa_draft, _) = drafts_for_two_coaches(&app, hostile).await;
+    let mut browser = Browser::new(&app);
+    browser.log_in(COACH, PASSWORD).await;
+    let queue = browser.get("/").await;
+    let draft = browser.get(&format!("/drafts/{rosa_draft}")).await;
+    let csrf = Browser::csrf(&queue);
+    browser
+        .post(
+            &format!("/drafts/{rosa_draft}/edit"),
+            &[
+                ("csrf", &csrf),
+                (
+                    "body",
+                    "Hi <img src=x onerror=alert(2)> there. Reply STOP to opt out.",
+                ),
+            ],
+        )
+        .await;
+    let edited = browser.get(&format!("/drafts/{rosa_draft}")).await;
+    for page in [&queue, &draft, &edited] {
+        assert!(!page.body.contains("<script>alert"), "{}", page.body);
+        assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+    assert!(!edited.body.contains("<img src=x"));
+    assert!(edited.body.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    browser
+        .post(&format!("/drafts/{rosa_draft}/approve"), &[("csrf", &csrf)])
+        .await;
+    let tomorrow = (chrono::Utc::now() + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(15, 0, 0)
+        .unwrap()
+        .and_utc();
+    assert_eq!(app.dispatch(tomorrow).await.sent, 1);
+    let sends = browser.get("/sends").await;
+    assert!(sends.body.contains("+12015550123"));
+    assert!(!sends.body.contains("<script>alert"));
+}
