@@ -2,6 +2,7 @@
 //! check-in for their coach to approve, and sends it. See DESIGN.md for the map.
 
 pub mod auth;
+pub mod caseload;
 pub mod channels;
 pub mod cli;
 pub mod clock;

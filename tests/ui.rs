@@ -17,6 +17,7 @@ on_both_backends!(
     five_failed_logins_pause_an_email_whether_or_not_it_exists,
     a_coach_cannot_see_or_act_on_another_coachs_draft_and_a_handled_draft_is_a_conflict,
     names_and_notes_render_as_text_everywhere,
+    client_pages_show_history_and_their_actions_are_the_coachs_own,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -382,7 +383,13 @@ async fn names_and_notes_render_as_text_everywhere(app: TestApp) {
         )
         .await;
     let edited = browser.get(&format!("/drafts/{rosa_draft}")).await;
-    for page in [&queue, &draft, &edited] {
+    let client_page = browser.get("/clients/c-1").await;
+    let list = browser.get("/clients?q=script").await;
+    assert!(
+        list.body.contains("/clients/c-1"),
+        "the search finds the client"
+    );
+    for page in [&queue, &draft, &edited, &client_page, &list] {
         assert!(!page.body.contains("<script>alert"), "{}", page.body);
         assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     }
@@ -400,4 +407,99 @@ async fn names_and_notes_render_as_text_everywhere(app: TestApp) {
     let sends = browser.get("/sends").await;
     assert!(sends.body.contains("+12015550123"));
     assert!(!sends.body.contains("<script>alert"));
+}
+
+async fn client_pages_show_history_and_their_actions_are_the_coachs_own(app: TestApp) {
+    let (rosa_draft, marcus_draft) = drafts_for_two_coaches(&app, "Jordan").await;
+    let mut rosa = Browser::new(&app);
+    rosa.log_in(COACH, PASSWORD).await;
+    let list = rosa.get("/clients").await;
+    assert!(list.body.contains("/clients/c-1") && !list.body.contains("/clients/m-1"));
+    let page = rosa.get("/clients/c-1").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("step 1 sms message, pending"),
+        "{}",
+        page.body
+    );
+    let csrf = Browser::csrf(&page);
+    assert_eq!(rosa.get("/clients/m-1").await.status, StatusCode::NOT_FOUND);
+    let refused = rosa
+        .post(
+            "/clients/m-1/action",
+            &[("csrf", &csrf), ("action", "hold")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.message(marcus_draft).await.status, "pending");
+    let refused = rosa
+        .post(
+            "/clients/c-1/action",
+            &[("csrf", "forged"), ("action", "hold")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.message(rosa_draft).await.status, "pending");
+
+    // On hold: the pending draft is cancelled, and the page says so.
+    let done = rosa
+        .post(
+            "/clients/c-1/action",
+            &[("csrf", &csrf), ("action", "hold")],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/clients/c-1"));
+    assert_eq!(app.message(rosa_draft).await.status, "cancelled");
+    assert!(rosa.get("/clients/c-1").await.body.contains("· hold ·"));
+    // Only an admin reassigns.
+    let refused = rosa
+        .post(
+            "/clients/c-1/action",
+            &[("csrf", &csrf), ("action", "reassign"), ("to", OTHER_COACH)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let mut admin = Browser::new(&app);
+    admin.log_in(ADMIN, PASSWORD).await;
+    let admin_csrf = Browser::csrf(&admin.get("/clients/c-1").await);
+    let done = admin
+        .post(
+            "/clients/c-1/action",
+            &[
+                ("csrf", &admin_csrf),
+                ("action", "reassign"),
+                ("to", OTHER_COACH),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(rosa.get("/clients/c-1").await.status, StatusCode::NOT_FOUND);
+
+    let mut marcus = Browser::new(&app);
+    marcus.log_in(OTHER_COACH, PASSWORD).await;
+    let marcus_csrf = Browser::csrf(&marcus.get("/clients/c-1").await);
+    marcus
+        .post(
+            "/clients/c-1/action",
+            &[("csrf", &marcus_csrf), ("action", "reached")],
+        )
+        .await;
+    assert!(
+        marcus
+            .get("/clients/c-1")
+            .await
+            .body
+            .contains("coach contact · reached personally")
+    );
+    let actions = audit_actions(&app).await;
+    for (action, actor) in [
+        ("hold", COACH),
+        ("reassign", ADMIN),
+        ("coach_contact", OTHER_COACH),
+    ] {
+        assert!(
+            actions.contains(&(action.to_owned(), actor.to_owned())),
+            "{action} missing: {actions:?}"
+        );
+    }
 }

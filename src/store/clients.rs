@@ -224,6 +224,79 @@ pub async fn record_opt_out(
     Ok(())
 }
 
+/// Changes the client's status; detection looks at them again now.
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    id: i64,
+    status: ClientStatus,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE clients SET status = $2, next_detect_at = $3, updated_at = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status.as_ref())
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Gives the client to another coach.
+pub async fn reassign(
+    conn: &mut AnyConnection,
+    id: i64,
+    coach_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE clients SET coach_id = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(coach_id)
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A row of the clients list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientListRow {
+    #[sqlx(flatten)]
+    pub client: ClientRow,
+    pub coach_email: String,
+    /// The open episode's step, if the client is in a quiet spell.
+    pub episode_step: Option<i64>,
+}
+
+/// Clients matching `query` (name or external id, any case) and `status`,
+/// after id `after`, for one coach or all.
+pub async fn search(
+    conn: &mut AnyConnection,
+    coach_id: Option<i64>,
+    query: &str,
+    status: Option<ClientStatus>,
+    after: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<ClientListRow>> {
+    let pattern = format!("%{}%", query.trim().to_lowercase());
+    Ok(sqlx::query_as(
+        "SELECT c.*, co.email AS coach_email, e.step AS episode_step FROM clients c \
+         JOIN coaches co ON co.id = c.coach_id \
+         LEFT JOIN episodes e ON e.client_id = c.id AND e.closed_at IS NULL \
+         WHERE ($1 IS NULL OR c.coach_id = $1) AND ($2 IS NULL OR c.status = $2) \
+           AND (lower(c.first_name) LIKE $3 OR lower(COALESCE(c.preferred_name, '')) LIKE $3 \
+                OR lower(c.external_id) LIKE $3) \
+           AND c.id > $4 ORDER BY c.id LIMIT $5",
+    )
+    .bind(coach_id)
+    .bind(status.map(|s| s.as_ref().to_owned()))
+    .bind(pattern)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Sets when detection should next look at the client (`None`: not until
 /// something outside detection changes).
 pub async fn set_next_detect(

@@ -78,3 +78,27 @@ pub async fn record(
     messages::cancel_unsent(conn, client.id, "re_engaged", now).await?;
     Ok(EventOutcome::ReEngaged)
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub kind: String,
+    pub occurred_at: i64,
+    pub source: String,
+    pub note: Option<String>,
+}
+
+/// The client's latest events, newest first.
+pub async fn recent(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<EventRow>> {
+    Ok(sqlx::query_as(
+        "SELECT kind, occurred_at, source, note FROM engagement_events WHERE client_id = $1 \
+         ORDER BY occurred_at DESC LIMIT $2",
+    )
+    .bind(client_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}

@@ -236,6 +236,23 @@ pub async fn queue(
     Ok(rows.into_iter().map(MessageView::from).collect())
 }
 
+/// The client's latest messages, newest first.
+pub async fn for_client(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<MessageView>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{VIEW_SELECT} WHERE m.client_id = $1 ORDER BY m.id DESC LIMIT $2"
+    ));
+    let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
+        .bind(client_id)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(MessageView::from).collect())
+}
+
 pub async fn view(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<MessageView>> {
     let sql = sqlx::AssertSqlSafe(format!("{VIEW_SELECT} WHERE m.id = $1"));
     let row: Option<MessageViewRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;

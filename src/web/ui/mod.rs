@@ -18,11 +18,13 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::auth;
+use crate::caseload::{self, CaseAction, CaseError};
 use crate::clock::local_to_utc;
 use crate::context::AppContext;
+use crate::domain::{Channel, ClientStatus};
 use crate::drafts::{self, ActionError, EditError};
 use crate::store::audit::{self, Actor};
-use crate::store::{coaches, messages, send_log, sessions};
+use crate::store::{clients, coaches, events, messages, send_log, sessions};
 use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, cookie, cookie_value, same_token};
 
 const SESSION_HOURS: i64 = 12;
@@ -40,6 +42,9 @@ pub fn routes() -> Router<AppContext> {
         .route("/drafts/{id}/reject", post(reject))
         .route("/drafts/{id}/snooze", post(snooze))
         .route("/sends", get(sends))
+        .route("/clients", get(clients))
+        .route("/clients/{external_id}", get(client_page))
+        .route("/clients/{external_id}/action", post(client_action))
 }
 
 fn random_token() -> String {
@@ -294,13 +299,140 @@ async fn queue(
     }
 }
 
+/// The client's recent events and messages.
+async fn history(ctx: &AppContext, client_id: i64) -> anyhow::Result<maud::Markup> {
+    let mut conn = ctx.store.conn().await?;
+    let events = events::recent(&mut conn, client_id, 20).await?;
+    let messages = messages::for_client(&mut conn, client_id, 20).await?;
+    Ok(pages::timeline(&events, &messages))
+}
+
 async fn draft_page(State(ctx): State<AppContext>, ui: UiCoach, Path(id): Path<i64>) -> Response {
-    match drafts::read(&ctx, &ui.coach, id).await {
-        Ok(Ok(m)) => pages::page(
+    let m = match drafts::read(&ctx, &ui.coach, id).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(_)) => return not_found(),
+        Err(e) => return pages::internal_error(e),
+    };
+    match history(&ctx, m.client_id).await {
+        Ok(history) => pages::page(
             StatusCode::OK,
-            pages::draft(&ui.coach, &ui.csrf, &m, None, ctx.clock.now()),
+            pages::draft(&ui.coach, &ui.csrf, &m, history, ctx.clock.now()),
         ),
-        Ok(Err(_)) => not_found(),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ClientsQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    after: i64,
+}
+
+async fn clients(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Query(query): Query<ClientsQuery>,
+) -> Response {
+    let found = async {
+        let mut conn = ctx.store.conn().await?;
+        let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
+        clients::search(
+            &mut conn,
+            coach_filter,
+            &query.q,
+            None,
+            query.after,
+            QUEUE_PAGE,
+        )
+        .await
+    }
+    .await;
+    match found {
+        Ok(rows) => {
+            let next = (rows.len() as i64 == QUEUE_PAGE)
+                .then(|| rows.last().map(|r| r.client.id))
+                .flatten();
+            pages::page(
+                StatusCode::OK,
+                pages::clients(&ui.coach, &ui.csrf, &rows, &query.q, next),
+            )
+        }
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+async fn client_page(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(external_id): Path<String>,
+) -> Response {
+    let page = async {
+        let Ok(client) = caseload::visible_client(&ctx, &ui.coach, &external_id).await? else {
+            return Ok(None);
+        };
+        let mut conn = ctx.store.conn().await?;
+        let coach_email = coaches::by_id(&mut conn, client.coach_id)
+            .await?
+            .map(|c| c.email)
+            .unwrap_or_default();
+        drop(conn);
+        let history = history(&ctx, client.id).await?;
+        anyhow::Ok(Some(pages::client(
+            &ui.coach,
+            &ui.csrf,
+            &client,
+            &coach_email,
+            history,
+        )))
+    }
+    .await;
+    match page {
+        Ok(Some(markup)) => pages::page(StatusCode::OK, markup),
+        Ok(None) => not_found(),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ClientActionForm {
+    csrf: String,
+    action: String,
+    to: Option<String>,
+}
+
+async fn client_action(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(external_id): Path<String>,
+    Form(form): Form<ClientActionForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let action = match form.action.as_str() {
+        "reached" => CaseAction::ReachedPersonally,
+        "pause" => CaseAction::SetStatus(ClientStatus::Paused),
+        "hold" => CaseAction::SetStatus(ClientStatus::Hold),
+        "resume" => CaseAction::SetStatus(ClientStatus::Active),
+        "opt_out_sms" => CaseAction::OptOut(Channel::Sms),
+        "opt_out_email" => CaseAction::OptOut(Channel::Email),
+        "reassign" => CaseAction::Reassign(form.to.unwrap_or_default().trim().to_owned()),
+        _ => {
+            return pages::message(
+                StatusCode::BAD_REQUEST,
+                "Please check the form",
+                "action: unknown",
+            );
+        }
+    };
+    match caseload::act(&ctx, &ui.coach, &external_id, &action, ctx.clock.now()).await {
+        Ok(Ok(())) => Redirect::to(&format!("/clients/{external_id}")).into_response(),
+        Ok(Err(CaseError::NotFound)) => not_found(),
+        Ok(Err(e @ (CaseError::AdminOnly | CaseError::UnknownCoach(_)))) => {
+            pages::message(StatusCode::BAD_REQUEST, "Not done", &e.to_string())
+        }
         Err(e) => pages::internal_error(e),
     }
 }

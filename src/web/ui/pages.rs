@@ -7,7 +7,10 @@ use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::compose::segments;
+use crate::store::clients::{ClientListRow, ClientRow};
 use crate::store::coaches::CoachRow;
+use crate::store::events::EventRow;
+use crate::store::from_ts;
 use crate::store::messages::MessageView;
 use crate::store::send_log::SendLogEntry;
 
@@ -30,6 +33,7 @@ pub fn layout(title: &str, signed_in: Option<(&CoachRow, &str)>, body: Markup) -
                     @if let Some((coach, csrf)) = signed_in {
                         nav aria-label="Main" {
                             a href="/" { "Queue" }
+                            a href="/clients" { "Clients" }
                             a href="/sends" { "Send log" }
                         }
                         span.meta { (coach.name) }
@@ -181,11 +185,36 @@ pub fn queue(
     )
 }
 
+/// What happened with a client lately: events and earlier messages, newest first.
+pub fn timeline(events: &[EventRow], messages: &[MessageView]) -> Markup {
+    html! {
+        h2 style="font-size:1.1rem" { "Recent history" }
+        @if events.is_empty() && messages.is_empty() {
+            p.meta { "Nothing recorded yet." }
+        }
+        ul {
+            @for e in events {
+                li {
+                    (from_ts(e.occurred_at).format("%Y-%m-%d")) ": " (e.kind.replace('_', " "))
+                    @if let Some(note) = &e.note { " · " (note) }
+                    span.meta { " (" (e.source) ")" }
+                }
+            }
+            @for m in messages {
+                li {
+                    (m.created_at.format("%Y-%m-%d")) ": step " (m.step) " " (m.channel) " message, " (m.status)
+                    " · " a href={ "/drafts/" (m.id) } { "open" }
+                }
+            }
+        }
+    }
+}
+
 pub fn draft(
     coach: &CoachRow,
     csrf: &str,
     m: &MessageView,
-    problem: Option<&str>,
+    history: Markup,
     now: DateTime<Utc>,
 ) -> Markup {
     layout(
@@ -197,7 +226,7 @@ pub fn draft(
                 "Quiet " (days_quiet(m, now)) " days · step " (m.step) " · " (m.channel) " to " (m.to)
                 " · status " (m.status)
             }
-            @if let Some(problem) = problem { p.error role="alert" { (problem) } }
+            p { a href={ "/clients/" (m.client_external_id) } { "About this client" } }
             div.card {
                 @if let Some(subject) = &m.subject { p { strong { (subject) } } }
                 p.text { (m.body) }
@@ -224,6 +253,110 @@ pub fn draft(
                 }
                 (actions(m, csrf))
             }
+            (history)
+        },
+    )
+}
+
+fn yes(flag: i64) -> &'static str {
+    if flag != 0 { "yes" } else { "no" }
+}
+
+pub fn clients(
+    coach: &CoachRow,
+    csrf: &str,
+    rows: &[ClientListRow],
+    query: &str,
+    next_after: Option<i64>,
+) -> Markup {
+    layout(
+        "Clients",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Clients" }
+            form method="get" action="/clients" {
+                label for="q" { "Search by name or id" }
+                input #q type="text" name="q" value=(query);
+                p { button.quiet type="submit" { "Search" } }
+            }
+            table {
+                thead { tr { th { "Client" } th { "Status" } th { "Last engaged" } th { "Quiet spell" } th { "Consent" } } }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { a href={ "/clients/" (r.client.external_id) } { (r.client.greeting_name()) } br; span.meta { (r.client.external_id) } }
+                            td { (r.client.status) }
+                            td { (r.client.quiet_since().format("%Y-%m-%d")) }
+                            td { @match r.episode_step { Some(step) => { "step " (step) }, None => { "none" } } }
+                            td {
+                                "email " (yes(r.client.consent_email)) @if r.client.opted_out_email_at.is_some() { " (opted out)" }
+                                br;
+                                "sms " (yes(r.client.consent_sms)) @if r.client.opted_out_sms_at.is_some() { " (opted out)" }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(after) = next_after {
+                p { a href={ "/clients?q=" (query) "&after=" (after) } { "More clients" } }
+            }
+        },
+    )
+}
+
+pub fn client(
+    coach: &CoachRow,
+    csrf: &str,
+    c: &ClientRow,
+    coach_email: &str,
+    history: Markup,
+) -> Markup {
+    let action = |value: &str, label: &str| {
+        html! {
+            form.inline method="post" action={ "/clients/" (c.external_id) "/action" } {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value=(value);
+                button.quiet type="submit" { (label) }
+            }
+        }
+    };
+    layout(
+        "Client",
+        Some((coach, csrf)),
+        html! {
+            h1 { (c.greeting_name()) }
+            p.meta {
+                (c.external_id) " · " (c.status) " · coach " (coach_email) " · " (c.timezone)
+                @if c.discreet != 0 { " · discreet" }
+            }
+            div.card {
+                p { "Email: " (c.email.as_deref().unwrap_or("none")) " · consent " (yes(c.consent_email))
+                    @if c.opted_out_email_at.is_some() { " · opted out" } }
+                p { "Phone: " (c.phone.as_deref().unwrap_or("none")) " · consent " (yes(c.consent_sms))
+                    @if c.opted_out_sms_at.is_some() { " · opted out" } }
+                p { "Quiet since " (c.quiet_since().format("%Y-%m-%d")) }
+            }
+            div {
+                (action("reached", "I reached them personally"))
+                @if c.status == "active" {
+                    (action("pause", "Pause"))
+                    (action("hold", "Put on hold"))
+                } @else {
+                    (action("resume", "Resume"))
+                }
+                (action("opt_out_sms", "Record an SMS opt-out"))
+                (action("opt_out_email", "Record an email opt-out"))
+            }
+            @if coach.is_admin() {
+                form.inline method="post" action={ "/clients/" (c.external_id) "/action" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="action" value="reassign";
+                    label.meta for="to" { "Reassign to (coach email)" }
+                    input #to type="text" name="to";
+                    button.quiet type="submit" { "Reassign" }
+                }
+            }
+            (history)
         },
     )
 }
