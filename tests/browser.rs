@@ -26,16 +26,16 @@ impl Drop for Driver {
 async fn main_text_once_it_says(browser: &fantoccini::Client, text: &str) -> String {
     let deadline = Instant::now() + StdDuration::from_secs(15);
     loop {
-        if let Ok(main) = browser.find(Locator::Css("main")).await {
-            if let Ok(found) = main.text().await {
-                if found.contains(text) {
-                    return found;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the page never said {text:?}: {found}"
-                );
+        if let Ok(main) = browser.find(Locator::Css("main")).await
+            && let Ok(found) = main.text().await
+        {
+            if found.contains(text) {
+                return found;
             }
+            assert!(
+                Instant::now() < deadline,
+                "the page never said {text:?}: {found}"
+            );
         }
         assert!(Instant::now() < deadline, "the page never loaded");
         tokio::time::sleep(StdDuration::from_millis(50)).await;
