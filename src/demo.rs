@@ -317,9 +317,9 @@ async fn print_welcome(
     if !args.no_serve {
         println!();
         println!(
-            "Serving http://{} (health: /healthz). The scheduler also dispatches approved \
-             messages every 20 seconds. Ctrl-C stops.",
-            args.bind
+            "Open http://{}/ in a browser and log in as {} with the password above to see the \
+             queue. The scheduler also dispatches approved messages every 20 seconds. Ctrl-C stops.",
+            args.bind, COACHES[0].email
         );
     }
     Ok(())
