@@ -293,7 +293,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => add_coach(&ctx, &email, &name, role, phone.as_deref(), password_stdin).await?,
         Command::Sends(SendsCommand::List { json }) => {
             let mut conn = ctx.store.conn().await?;
-            let entries = send_log::list(&mut conn, None, 0, i64::MAX).await?;
+            let entries =
+                send_log::list(&mut conn, &send_log::Filter::default(), 0, i64::MAX).await?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&entries)?);
             } else {

@@ -18,6 +18,8 @@ on_both_backends!(
     a_coach_cannot_see_or_act_on_another_coachs_draft_and_a_handled_draft_is_a_conflict,
     names_and_notes_render_as_text_everywhere,
     client_pages_show_history_and_their_actions_are_the_coachs_own,
+    replies_put_a_crisis_first_and_the_queue_points_to_them,
+    admins_manage_coaches_and_preview_templates_and_coaches_cannot,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -407,6 +409,20 @@ async fn names_and_notes_render_as_text_everywhere(app: TestApp) {
     let sends = browser.get("/sends").await;
     assert!(sends.body.contains("+12015550123"));
     assert!(!sends.body.contains("<script>alert"));
+    assert!(
+        browser
+            .get("/sends?outcome=failed")
+            .await
+            .body
+            .contains("Nothing to show.")
+    );
+    assert!(
+        browser
+            .get("/sends?outcome=sent&channel=sms")
+            .await
+            .body
+            .contains("+12015550123")
+    );
 }
 
 async fn client_pages_show_history_and_their_actions_are_the_coachs_own(app: TestApp) {
@@ -500,6 +516,153 @@ async fn client_pages_show_history_and_their_actions_are_the_coachs_own(app: Tes
         assert!(
             actions.contains(&(action.to_owned(), actor.to_owned())),
             "{action} missing: {actions:?}"
+        );
+    }
+}
+
+async fn replies_put_a_crisis_first_and_the_queue_points_to_them(app: TestApp) {
+    drafts_for_two_coaches(&app, "Jordan").await;
+    {
+        let mut conn = app.ctx.store.conn().await.unwrap();
+        let now = chrono::Utc::now().timestamp();
+        for (client, body, class, at) in [
+            ("c-1", "thanks, doing ok", "reply", now - 60),
+            ("c-1", "i cant go on <b>anymore</b>", "crisis", now - 3600),
+            ("m-1", "Marcus's client writes", "reply", now),
+        ] {
+            sqlx::query(
+                "INSERT INTO inbound (received_at, channel, from_addr, body, client_id, classification) \
+                 SELECT $1, 'sms', phone, $2, id, $3 FROM clients WHERE external_id = $4",
+            )
+            .bind(at)
+            .bind(body)
+            .bind(class)
+            .bind(client)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+    }
+    let mut rosa = Browser::new(&app);
+    rosa.log_in(COACH, PASSWORD).await;
+    let queue = rosa.get("/").await;
+    assert!(
+        queue.body.contains("2 replies need your attention"),
+        "{}",
+        queue.body
+    );
+    let page = rosa.get("/replies").await;
+    let crisis = page
+        .body
+        .find("needs you now")
+        .expect("the crisis is marked");
+    let ordinary = page.body.find("thanks, doing ok").unwrap();
+    assert!(crisis < ordinary, "the crisis comes first");
+    assert!(page.body.contains("&lt;b&gt;anymore&lt;/b&gt;"));
+    assert!(!page.body.contains("Marcus's client writes"));
+}
+
+async fn admins_manage_coaches_and_preview_templates_and_coaches_cannot(app: TestApp) {
+    set_passwords(&app).await;
+    let mut rosa = Browser::new(&app);
+    rosa.log_in(COACH, PASSWORD).await;
+    let rosa_csrf = Browser::csrf(&rosa.get("/").await);
+    assert_eq!(rosa.get("/admin").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        rosa.get("/admin/templates").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let refused = rosa
+        .post(
+            "/admin/coaches",
+            &[
+                ("csrf", &rosa_csrf),
+                ("action", "deactivate"),
+                ("email", OTHER_COACH),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+
+    let mut admin = Browser::new(&app);
+    admin.log_in(ADMIN, PASSWORD).await;
+    let page = admin.get("/admin").await;
+    assert!(page.body.contains("After 7 quiet days: checkin-1"));
+    let csrf = Browser::csrf(&page);
+    let added = admin
+        .post(
+            "/admin/coaches",
+            &[
+                ("csrf", &csrf),
+                ("action", "add"),
+                ("email", "sam@example.org"),
+                ("name", "Sam Okafor"),
+                ("role", "coach"),
+                ("password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(added.location.as_deref(), Some("/admin"));
+    assert_eq!(
+        Browser::new(&app)
+            .log_in("sam@example.org", "a brand new password")
+            .await
+            .location
+            .as_deref(),
+        Some("/")
+    );
+
+    // Deactivating Rosa ends what she can do at once.
+    admin
+        .post(
+            "/admin/coaches",
+            &[("csrf", &csrf), ("action", "deactivate"), ("email", COACH)],
+        )
+        .await;
+    assert_eq!(rosa.get("/").await.location.as_deref(), Some("/login"));
+    admin
+        .post(
+            "/admin/coaches",
+            &[("csrf", &csrf), ("action", "activate"), ("email", COACH)],
+        )
+        .await;
+    admin
+        .post(
+            "/admin/coaches",
+            &[
+                ("csrf", &csrf),
+                ("action", "password"),
+                ("email", COACH),
+                ("password", "another long password"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        Browser::new(&app).log_in(COACH, PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Browser::new(&app)
+            .log_in(COACH, "another long password")
+            .await
+            .location
+            .as_deref(),
+        Some("/")
+    );
+
+    let preview = admin.get("/admin/templates").await;
+    assert!(
+        preview
+            .body
+            .contains("es/checkin-3 · sms · discreet client"),
+        "{}",
+        preview.body
+    );
+    let actions = audit_actions(&app).await;
+    for action in ["coach_added", "coach_deactivated", "password_reset"] {
+        assert!(
+            actions.contains(&(action.to_owned(), ADMIN.to_owned())),
+            "{action} missing"
         );
     }
 }

@@ -82,3 +82,42 @@ pub async fn all_active(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow
     .fetch_all(conn)
     .await?)
 }
+
+/// Every coach, active or not, for the admin page.
+pub async fn all(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
+    Ok(
+        sqlx::query_as("SELECT id, email, name, phone, role, active FROM coaches ORDER BY id")
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Turns a coach's access off or on; an inactive coach cannot log in or act.
+pub async fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> anyhow::Result<()> {
+    sqlx::query("UPDATE coaches SET active = $2 WHERE id = $1")
+        .bind(id)
+        .bind(i64::from(active))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets a new password hash and ends the coach's sessions.
+pub async fn set_password(
+    conn: &mut AnyConnection,
+    id: i64,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE coaches SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE coach_id = $1 AND revoked_at IS NULL")
+        .bind(id)
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod coaches;
 pub mod episodes;
 pub mod events;
+pub mod inbound;
 pub mod messages;
 pub mod send_log;
 pub mod sessions;

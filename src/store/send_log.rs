@@ -216,11 +216,30 @@ struct SendLogRow {
     error: Option<String>,
 }
 
-/// The send log in order after row `after`, at most `limit` rows, optionally
-/// for one coach's clients only.
+/// Which rows of the send log to show.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this coach's clients.
+    pub coach_id: Option<i64>,
+    pub outcome: Option<String>,
+    pub channel: Option<String>,
+    /// Only rows started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Filter {
+    pub fn coach(coach_id: Option<i64>) -> Self {
+        Self {
+            coach_id,
+            ..Self::default()
+        }
+    }
+}
+
+/// The send log in order after row `after`, at most `limit` rows.
 pub async fn list(
     conn: &mut AnyConnection,
-    coach_id: Option<i64>,
+    filter: &Filter,
     after: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<SendLogEntry>> {
@@ -230,11 +249,17 @@ pub async fn list(
            l.provider_id, l.delivery_status, l.code, l.error \
          FROM send_log l JOIN messages m ON m.id = l.message_id \
          JOIN clients c ON c.id = m.client_id \
-         WHERE ($1 IS NULL OR c.coach_id = $1) AND l.id > $2 ORDER BY l.id LIMIT $3",
+         WHERE ($1 IS NULL OR c.coach_id = $1) AND l.id > $2 \
+           AND ($4 IS NULL OR l.outcome = $4) AND ($5 IS NULL OR l.channel = $5) \
+           AND ($6 IS NULL OR l.started_at >= $6) \
+         ORDER BY l.id LIMIT $3",
     )
-    .bind(coach_id)
+    .bind(filter.coach_id)
     .bind(after)
     .bind(limit)
+    .bind(filter.outcome.as_deref())
+    .bind(filter.channel.as_deref())
+    .bind(filter.since.map(ts))
     .fetch_all(conn)
     .await?;
     Ok(rows

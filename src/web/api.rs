@@ -531,7 +531,13 @@ async fn list_sends(
     let limit = query.limit()?;
     let mut conn = ctx.store.conn().await?;
     let coach_filter = (!coach.is_admin()).then_some(coach.id);
-    let items = send_log::list(&mut conn, coach_filter, query.after, limit).await?;
+    let items = send_log::list(
+        &mut conn,
+        &send_log::Filter::coach(coach_filter),
+        query.after,
+        limit,
+    )
+    .await?;
     let next_after = (items.len() as i64 == limit)
         .then(|| items.last().map(|e| e.id))
         .flatten();

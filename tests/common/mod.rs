@@ -218,7 +218,9 @@ impl TestApp {
 
     pub async fn send_log(&self) -> Vec<SendLogEntry> {
         let mut conn = self.ctx.store.conn().await.unwrap();
-        send_log::list(&mut conn, None, 0, i64::MAX).await.unwrap()
+        send_log::list(&mut conn, &send_log::Filter::default(), 0, i64::MAX)
+            .await
+            .unwrap()
     }
 
     /// The outbox's file names, sorted.

@@ -21,10 +21,10 @@ use crate::auth;
 use crate::caseload::{self, CaseAction, CaseError};
 use crate::clock::local_to_utc;
 use crate::context::AppContext;
-use crate::domain::{Channel, ClientStatus};
-use crate::drafts::{self, ActionError, EditError};
+use crate::domain::{Channel, ClientStatus, MessageStatus};
+use crate::drafts::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
-use crate::store::{clients, coaches, events, messages, send_log, sessions};
+use crate::store::{clients, coaches, events, inbound, messages, send_log, sessions};
 use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, cookie, cookie_value, same_token};
 
 const SESSION_HOURS: i64 = 12;
@@ -42,6 +42,12 @@ pub fn routes() -> Router<AppContext> {
         .route("/drafts/{id}/reject", post(reject))
         .route("/drafts/{id}/snooze", post(snooze))
         .route("/sends", get(sends))
+        .route("/messages/{id}/resend", post(resend))
+        .route("/messages/{id}/resolve", post(resolve))
+        .route("/replies", get(replies))
+        .route("/admin", get(admin_page))
+        .route("/admin/coaches", post(admin_coach))
+        .route("/admin/templates", get(template_preview))
         .route("/clients", get(clients))
         .route("/clients/{external_id}", get(client_page))
         .route("/clients/{external_id}/action", post(client_action))
@@ -282,17 +288,19 @@ async fn queue(
     let found = async {
         let mut conn = ctx.store.conn().await?;
         let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
-        messages::queue(&mut conn, coach_filter, now, query.after, QUEUE_PAGE).await
+        let drafts = messages::queue(&mut conn, coach_filter, now, query.after, QUEUE_PAGE).await?;
+        let replies = inbound::needing_attention(&mut conn, coach_filter).await?;
+        anyhow::Ok((drafts, replies))
     }
     .await;
     match found {
-        Ok(drafts) => {
+        Ok((drafts, replies)) => {
             let next = (drafts.len() as i64 == QUEUE_PAGE)
                 .then(|| drafts.last().map(|d| d.id))
                 .flatten();
             pages::page(
                 StatusCode::OK,
-                pages::queue(&ui.coach, &ui.csrf, &drafts, next, now),
+                pages::queue(&ui.coach, &ui.csrf, &drafts, next, replies, now),
             )
         }
         Err(e) => pages::internal_error(e),
@@ -568,15 +576,279 @@ async fn snooze(
     )
 }
 
-async fn sends(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
+#[derive(Deserialize)]
+struct SendsQuery {
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    since: String,
+}
+
+/// The send log, filtered by outcome, channel and date, with the messages in
+/// doubt that wait for a coach's decision.
+async fn sends(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Query(query): Query<SendsQuery>,
+) -> Response {
+    let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
+    let since = NaiveDate::parse_from_str(query.since.trim(), "%Y-%m-%d")
+        .ok()
+        .map(|d| {
+            local_to_utc(
+                ctx.settings.defaults.timezone,
+                d.and_time(chrono::NaiveTime::MIN),
+            )
+        });
+    let filter = send_log::Filter {
+        coach_id: coach_filter,
+        outcome: Some(query.outcome.trim().to_owned()).filter(|o| !o.is_empty()),
+        channel: Some(query.channel.trim().to_owned()).filter(|c| !c.is_empty()),
+        since,
+    };
     let found = async {
         let mut conn = ctx.store.conn().await?;
-        let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
-        send_log::list(&mut conn, coach_filter, 0, 500).await
+        let entries = send_log::list(&mut conn, &filter, 0, 500).await?;
+        let in_doubt = messages::page(
+            &mut conn,
+            Some(MessageStatus::InDoubt),
+            coach_filter,
+            0,
+            100,
+        )
+        .await?;
+        anyhow::Ok((entries, in_doubt))
     }
     .await;
     match found {
-        Ok(entries) => pages::page(StatusCode::OK, pages::sends(&ui.coach, &ui.csrf, &entries)),
+        Ok((entries, in_doubt)) => pages::page(
+            StatusCode::OK,
+            pages::sends(
+                &ui.coach,
+                &ui.csrf,
+                &entries,
+                &in_doubt,
+                &filter,
+                &query.since,
+            ),
+        ),
         Err(e) => pages::internal_error(e),
     }
+}
+
+async fn resend(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let result = drafts::decide_in_doubt(
+        &ctx,
+        &ui.coach,
+        id,
+        InDoubtDecision::Resend,
+        ctx.clock.now(),
+    )
+    .await;
+    after(result, "/sends".into())
+}
+
+async fn resolve(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let result = drafts::decide_in_doubt(
+        &ctx,
+        &ui.coach,
+        id,
+        InDoubtDecision::Resolve,
+        ctx.clock.now(),
+    )
+    .await;
+    after(result, "/sends".into())
+}
+
+async fn replies(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
+    let found = async {
+        let mut conn = ctx.store.conn().await?;
+        let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
+        inbound::for_coach(&mut conn, coach_filter, 200).await
+    }
+    .await;
+    match found {
+        Ok(replies) => pages::page(
+            StatusCode::OK,
+            pages::replies(&ui.coach, &ui.csrf, &replies),
+        ),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+async fn admin_page(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
+    if !ui.coach.is_admin() {
+        return not_found();
+    }
+    let found = async {
+        let mut conn = ctx.store.conn().await?;
+        coaches::all(&mut conn).await
+    }
+    .await;
+    match found {
+        Ok(all) => pages::page(
+            StatusCode::OK,
+            pages::admin(&ui.coach, &ui.csrf, &all, &ctx.settings),
+        ),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AdminCoachForm {
+    csrf: String,
+    action: String,
+    email: String,
+    name: Option<String>,
+    role: Option<String>,
+    password: Option<String>,
+}
+
+/// Adds a coach, turns one off or on, or sets a new password (which ends
+/// their sessions). Admins only; audited.
+async fn admin_coach(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Form(form): Form<AdminCoachForm>,
+) -> Response {
+    if !ui.coach.is_admin() {
+        return not_found();
+    }
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let bad =
+        |text: String| pages::message(StatusCode::BAD_REQUEST, "Please check the form", &text);
+    let now = ctx.clock.now();
+    let password = form
+        .password
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    let hash = match password.map(|p| auth::hash_password(&SecretString::from(p.to_owned()))) {
+        Some(Ok(hash)) => Some(hash),
+        Some(Err(e)) => return bad(format!("password: {e}")),
+        None => None,
+    };
+    let done = async {
+        let mut tx = ctx.store.begin().await?;
+        let target = coaches::by_email(&mut tx, form.email.trim()).await?;
+        let action = match (form.action.as_str(), &target) {
+            ("add", None) => {
+                let Ok(email) = crate::domain::EmailAddress::parse(&form.email) else {
+                    return Ok(Err(format!(
+                        "email: `{}` is not an email address",
+                        form.email
+                    )));
+                };
+                let name = form.name.as_deref().map(str::trim).unwrap_or_default();
+                if name.is_empty() {
+                    return Ok(Err("name: must not be empty".to_owned()));
+                }
+                let role = match form.role.as_deref() {
+                    Some("admin") => crate::domain::Role::Admin,
+                    _ => crate::domain::Role::Coach,
+                };
+                let new = coaches::NewCoach {
+                    email: email.as_str(),
+                    name,
+                    phone: None,
+                    role,
+                    password_hash: hash.as_deref(),
+                };
+                coaches::insert(&mut tx, &new, now).await?;
+                "coach_added"
+            }
+            ("add", Some(_)) => return Ok(Err("email: a coach with this email exists".to_owned())),
+            (_, None) => return Ok(Err("email: no coach has this email".to_owned())),
+            ("deactivate", Some(c)) if c.id == ui.coach.id => {
+                return Ok(Err("you cannot deactivate yourself".to_owned()));
+            }
+            ("deactivate", Some(c)) => {
+                coaches::set_active(&mut tx, c.id, false).await?;
+                "coach_deactivated"
+            }
+            ("activate", Some(c)) => {
+                coaches::set_active(&mut tx, c.id, true).await?;
+                "coach_activated"
+            }
+            ("password", Some(c)) => {
+                let Some(hash) = &hash else {
+                    return Ok(Err("password: type the new password".to_owned()));
+                };
+                coaches::set_password(&mut tx, c.id, hash, now).await?;
+                "password_reset"
+            }
+            _ => return Ok(Err("action: unknown".to_owned())),
+        };
+        audit::record(
+            &mut tx,
+            audit::Entry {
+                actor: Actor::Coach {
+                    id: ui.coach.id,
+                    email: &ui.coach.email,
+                },
+                action,
+                client_id: None,
+                message_id: None,
+                detail: Some(form.email.trim().to_owned()),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        anyhow::Ok(Ok(()))
+    }
+    .await;
+    match done {
+        Ok(Ok(())) => Redirect::to("/admin").into_response(),
+        Ok(Err(problem)) => bad(problem),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+/// Every template rendered for a sample client, regular and discreet.
+async fn template_preview(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
+    if !ui.coach.is_admin() {
+        return not_found();
+    }
+    let mut previews = Vec::new();
+    for (language, template) in ctx.composer.templates() {
+        for discreet in [false, true] {
+            for channel in [Channel::Sms, Channel::Email] {
+                let vars = crate::demo::sample_vars(&ctx.settings, discreet);
+                let rendered = ctx
+                    .composer
+                    .render(&template, &language, channel, &vars)
+                    .map_err(|e| e.to_string());
+                previews.push((
+                    format!("{language}/{template} · {channel}"),
+                    discreet,
+                    rendered,
+                ));
+            }
+        }
+    }
+    pages::page(
+        StatusCode::OK,
+        pages::template_preview(&ui.coach, &ui.csrf, &previews),
+    )
 }

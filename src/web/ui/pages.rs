@@ -34,7 +34,9 @@ pub fn layout(title: &str, signed_in: Option<(&CoachRow, &str)>, body: Markup) -
                         nav aria-label="Main" {
                             a href="/" { "Queue" }
                             a href="/clients" { "Clients" }
+                            a href="/replies" { "Replies" }
                             a href="/sends" { "Send log" }
+                            @if coach.is_admin() { a href="/admin" { "Admin" } }
                         }
                         span.meta { (coach.name) }
                         form.inline method="post" action="/logout" {
@@ -145,6 +147,7 @@ pub fn queue(
     csrf: &str,
     drafts: &[MessageView],
     next_after: Option<i64>,
+    replies: i64,
     now: DateTime<Utc>,
 ) -> Markup {
     layout(
@@ -152,6 +155,11 @@ pub fn queue(
         Some((coach, csrf)),
         html! {
             h1 { "Drafts waiting for you" }
+            @if replies > 0 {
+                p.error role="status" {
+                    a href="/replies" { (replies) " " @if replies == 1 { "reply needs" } @else { "replies need" } " your attention" }
+                }
+            }
             @if drafts.is_empty() {
                 p { "Nothing is waiting. Thank you." }
             } @else {
@@ -361,14 +369,61 @@ pub fn client(
     )
 }
 
-pub fn sends(coach: &CoachRow, csrf: &str, entries: &[SendLogEntry]) -> Markup {
+pub fn sends(
+    coach: &CoachRow,
+    csrf: &str,
+    entries: &[SendLogEntry],
+    in_doubt: &[MessageView],
+    filter: &crate::store::send_log::Filter,
+    since: &str,
+) -> Markup {
+    let selected = |current: &Option<String>, value: &str| current.as_deref() == Some(value);
     layout(
         "Send log",
         Some((coach, csrf)),
         html! {
             h1 { "Send log" }
+            @if !in_doubt.is_empty() {
+                div.card {
+                    h2 style="font-size:1.1rem;margin-top:0" { "Not sure these went out" }
+                    p.meta { "The provider may or may not have taken them. Send again (it may then arrive twice), or mark it sent." }
+                    @for m in in_doubt {
+                        p {
+                            a href={ "/drafts/" (m.id) } { (m.client_name) } " · " (m.channel) " to " (m.to)
+                            @if let Some(error) = &m.last_error { br; span.meta { (error) } }
+                        }
+                        form.inline method="post" action={ "/messages/" (m.id) "/resend" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.quiet type="submit" { "Send again" }
+                        }
+                        form.inline method="post" action={ "/messages/" (m.id) "/resolve" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.quiet type="submit" { "Mark sent" }
+                        }
+                    }
+                }
+            }
+            form method="get" action="/sends" {
+                label for="outcome" { "Outcome" }
+                select #outcome name="outcome" {
+                    option value="" { "any" }
+                    @for o in ["sent", "retry", "failed", "in_doubt"] {
+                        option value=(o) selected[selected(&filter.outcome, o)] { (o) }
+                    }
+                }
+                label for="channel" { "Channel" }
+                select #channel name="channel" {
+                    option value="" { "any" }
+                    @for c in ["email", "sms"] {
+                        option value=(c) selected[selected(&filter.channel, c)] { (c) }
+                    }
+                }
+                label for="since" { "Since" }
+                input #since type="date" name="since" value=(since);
+                p { button.quiet type="submit" { "Filter" } }
+            }
             @if entries.is_empty() {
-                p { "Nothing has been sent yet." }
+                p { "Nothing to show." }
             } @else {
                 table {
                     thead { tr { th { "When (UTC)" } th { "Client" } th { "Channel" } th { "To" } th { "What happened" } } }
@@ -387,6 +442,139 @@ pub fn sends(coach: &CoachRow, csrf: &str, entries: &[SendLogEntry]) -> Markup {
                                 }
                             }
                         }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub fn replies(coach: &CoachRow, csrf: &str, replies: &[crate::store::inbound::Reply]) -> Markup {
+    layout(
+        "Replies",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Replies" }
+            @if replies.is_empty() {
+                p { "No replies yet." }
+            }
+            @for r in replies {
+                article.card {
+                    @if r.classification == "crisis" {
+                        p.error role="alert" { strong { "This reply needs you now." } }
+                    }
+                    p.meta {
+                        (r.received_at.format("%Y-%m-%d %H:%M UTC")) " · " (r.channel) " · " (r.classification)
+                        @if r.handled_at.is_some() { " · handled" }
+                    }
+                    p {
+                        @match (&r.client_external_id, &r.client_name) {
+                            (Some(id), Some(name)) => { a href={ "/clients/" (id) } { (name) } },
+                            _ => { "Unmatched sender " (r.from_addr) },
+                        }
+                    }
+                    p.text { (r.body) }
+                }
+            }
+        },
+    )
+}
+
+pub fn admin(
+    coach: &CoachRow,
+    csrf: &str,
+    all: &[CoachRow],
+    settings: &crate::config::Settings,
+) -> Markup {
+    let form_for = |c: &CoachRow, action: &str, label: &str| {
+        html! {
+            form.inline method="post" action="/admin/coaches" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value=(action);
+                input type="hidden" name="email" value=(c.email);
+                button.quiet type="submit" { (label) }
+            }
+        }
+    };
+    layout(
+        "Admin",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Admin" }
+            h2 style="font-size:1.1rem" { "Coaches" }
+            table {
+                thead { tr { th { "Coach" } th { "Role" } th { "Access" } th { "" } } }
+                tbody {
+                    @for c in all {
+                        tr {
+                            td { (c.name) br; span.meta { (c.email) } }
+                            td { (c.role) }
+                            td { @if c.active != 0 { "active" } @else { "deactivated" } }
+                            td {
+                                @if c.active != 0 { (form_for(c, "deactivate", "Deactivate")) }
+                                @else { (form_for(c, "activate", "Activate")) }
+                                form.inline method="post" action="/admin/coaches" {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="action" value="password";
+                                    input type="hidden" name="email" value=(c.email);
+                                    label.meta for={ "pw-" (c.id) } { "New password" }
+                                    input id={ "pw-" (c.id) } type="password" name="password" autocomplete="new-password";
+                                    button.quiet type="submit" { "Reset" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            div.card {
+                h2 style="font-size:1rem;margin-top:0" { "Add a coach" }
+                form method="post" action="/admin/coaches" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="action" value="add";
+                    label for="new-email" { "Email" }
+                    input #new-email type="email" name="email" required;
+                    label for="new-name" { "Name" }
+                    input #new-name type="text" name="name" required;
+                    label for="new-role" { "Role" }
+                    select #new-role name="role" { option value="coach" { "coach" } option value="admin" { "admin" } }
+                    label for="new-password" { "Password (at least 10 characters)" }
+                    input #new-password type="password" name="password" autocomplete="new-password";
+                    p { button type="submit" { "Add" } }
+                }
+            }
+            h2 style="font-size:1.1rem" { "Settings (read-only; change them in the config file)" }
+            ul {
+                @for step in &settings.detection.cadence {
+                    li { "After " (step.after_days) " quiet days: " (step.template) }
+                }
+                li { "Drafts expire after " (settings.detection.draft_expiry_hours) " hours" }
+                li { "Quiet hours: " (settings.sending.quiet_start.format("%H:%M")) " to " (settings.sending.quiet_end.format("%H:%M")) ", client's local time" }
+                li { "At most " (settings.sending.max_per_client_per_day) " a day and " (settings.sending.max_per_client_per_week) " a week per client" }
+            }
+            p { a href="/admin/templates" { "Preview the templates" } }
+        },
+    )
+}
+
+pub fn template_preview(
+    coach: &CoachRow,
+    csrf: &str,
+    previews: &[(String, bool, Result<crate::compose::Rendered, String>)],
+) -> Markup {
+    layout(
+        "Templates",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Templates, for a sample client" }
+            @for (name, discreet, rendered) in previews {
+                div.card {
+                    h2 style="font-size:1rem;margin-top:0" { (name) @if *discreet { " · discreet client" } }
+                    @match rendered {
+                        Ok(r) => {
+                            @if let Some(subject) = &r.subject { p { strong { (subject) } } }
+                            p.text { (r.body) }
+                        },
+                        Err(e) => { p.error { (e) } },
                     }
                 }
             }

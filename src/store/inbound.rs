@@ -1,0 +1,84 @@
+//! Replies and keywords received from clients. The inbound webhook that fills
+//! this table lands with the guardrails issue; the coach's view of it is here.
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+use super::{from_opt_ts, from_ts};
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub id: i64,
+    pub received_at: DateTime<Utc>,
+    pub channel: String,
+    pub from_addr: String,
+    pub body: String,
+    pub classification: String,
+    pub client_external_id: Option<String>,
+    pub client_name: Option<String>,
+    pub handled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ReplyRow {
+    id: i64,
+    received_at: i64,
+    channel: String,
+    from_addr: String,
+    body: String,
+    classification: String,
+    client_external_id: Option<String>,
+    client_name: Option<String>,
+    handled_at: Option<i64>,
+}
+
+/// Replies for one coach's clients (or all, plus unmatched ones, for an admin):
+/// crisis first, then the newest.
+pub async fn for_coach(
+    conn: &mut AnyConnection,
+    coach_id: Option<i64>,
+    limit: i64,
+) -> anyhow::Result<Vec<Reply>> {
+    let rows: Vec<ReplyRow> = sqlx::query_as(
+        "SELECT i.id, i.received_at, i.channel, i.from_addr, i.body, i.classification, \
+           c.external_id AS client_external_id, \
+           COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, i.handled_at \
+         FROM inbound i LEFT JOIN clients c ON c.id = i.client_id \
+         WHERE ($1 IS NULL OR c.coach_id = $1) \
+         ORDER BY CASE WHEN i.classification = 'crisis' THEN 0 ELSE 1 END, i.received_at DESC \
+         LIMIT $2",
+    )
+    .bind(coach_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Reply {
+            id: r.id,
+            received_at: from_ts(r.received_at),
+            channel: r.channel,
+            from_addr: r.from_addr,
+            body: r.body,
+            classification: r.classification,
+            client_external_id: r.client_external_id,
+            client_name: r.client_name,
+            handled_at: from_opt_ts(r.handled_at),
+        })
+        .collect())
+}
+
+/// Replies not yet handled, for the queue's reminder.
+pub async fn needing_attention(
+    conn: &mut AnyConnection,
+    coach_id: Option<i64>,
+) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM inbound i LEFT JOIN clients c ON c.id = i.client_id \
+         WHERE i.handled_at IS NULL AND i.classification IN ('reply', 'crisis', 'help') \
+           AND ($1 IS NULL OR c.coach_id = $1)",
+    )
+    .bind(coach_id)
+    .fetch_one(conn)
+    .await?)
+}
