@@ -168,6 +168,10 @@ pub enum CoachesCommand {
         role: Role,
         #[arg(long)]
         phone: Option<String>,
+        /// The IANA timezone the web UI shows this coach times in
+        /// (default: defaults.timezone).
+        #[arg(long)]
+        timezone: Option<String>,
         /// Read a login password from standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -289,8 +293,18 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             role,
             phone,
+            timezone,
             password_stdin,
-        }) => add_coach(&ctx, &email, &name, role, phone.as_deref(), password_stdin).await?,
+        }) => {
+            let coach = CoachInput {
+                email: &email,
+                name: &name,
+                role,
+                phone: phone.as_deref(),
+                timezone: timezone.as_deref(),
+            };
+            add_coach(&ctx, &coach, password_stdin).await?
+        }
         Command::Sends(SendsCommand::List { json }) => {
             let mut conn = ctx.store.conn().await?;
             let entries =
@@ -509,15 +523,33 @@ async fn in_doubt_command(
     }
 }
 
+/// `coaches add` as typed.
+struct CoachInput<'a> {
+    email: &'a str,
+    name: &'a str,
+    role: Role,
+    phone: Option<&'a str>,
+    timezone: Option<&'a str>,
+}
+
 async fn add_coach(
     ctx: &AppContext,
-    email: &str,
-    name: &str,
-    role: Role,
-    phone: Option<&str>,
+    input: &CoachInput<'_>,
     password_stdin: bool,
 ) -> anyhow::Result<ExitCode> {
+    let CoachInput {
+        email,
+        name,
+        role,
+        phone,
+        timezone,
+    } = *input;
     let email = EmailAddress::parse(email)?;
+    if let Some(tz) = timezone {
+        tz.parse::<chrono_tz::Tz>().map_err(|_| {
+            anyhow::anyhow!("--timezone: `{tz}` is not an IANA timezone like America/Chicago")
+        })?;
+    }
     if name.trim().is_empty() {
         anyhow::bail!("--name must not be empty");
     }
@@ -543,6 +575,7 @@ async fn add_coach(
             phone: phone.as_ref().map(|p| p.as_str()),
             role,
             password_hash: password_hash.as_deref(),
+            timezone,
         },
         ctx.clock.now(),
     )

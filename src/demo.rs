@@ -211,6 +211,7 @@ pub async fn run(_config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> 
                     phone: None,
                     role: coach.role,
                     password_hash: Some(&hash),
+                    timezone: None,
                 },
                 now,
             )

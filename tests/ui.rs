@@ -20,6 +20,7 @@ on_both_backends!(
     client_pages_show_history_and_their_actions_are_the_coachs_own,
     replies_put_a_crisis_first_and_the_queue_points_to_them,
     admins_manage_coaches_and_preview_templates_and_coaches_cannot,
+    a_coach_decides_about_a_message_in_doubt_from_the_send_log,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -243,6 +244,40 @@ async fn a_coach_logs_in_works_the_queue_and_logs_out(app: TestApp) {
             "{expected} missing: {actions:?}"
         );
     }
+}
+
+async fn a_coach_decides_about_a_message_in_doubt_from_the_send_log(app: TestApp) {
+    let (rosa_draft, _) = drafts_for_two_coaches(&app, "Jordan").await;
+    {
+        let mut conn = app.ctx.store.conn().await.unwrap();
+        sqlx::query("UPDATE messages SET status = 'in_doubt', last_error = 'no answer after DATA' WHERE id = $1")
+            .bind(rosa_draft)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let mut browser = Browser::new(&app);
+    browser.log_in(COACH, PASSWORD).await;
+    let page = browser.get("/sends").await;
+    assert!(
+        page.body.contains("Not sure these went out") && page.body.contains("no answer after DATA")
+    );
+    let csrf = Browser::csrf(&page);
+    let done = browser
+        .post(
+            &format!("/messages/{rosa_draft}/resolve"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/sends"));
+    assert_eq!(app.message(rosa_draft).await.status, "sent");
+    let again = browser
+        .post(
+            &format!("/messages/{rosa_draft}/resend"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
 }
 
 async fn forms_without_a_valid_csrf_token_change_nothing(app: TestApp) {

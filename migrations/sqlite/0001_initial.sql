@@ -8,6 +8,8 @@ CREATE TABLE coaches (
     phone TEXT,
     role TEXT NOT NULL DEFAULT 'coach' CHECK (role IN ('coach', 'admin')),
     password_hash TEXT,
+    -- IANA timezone the UI shows times in; NULL: defaults.timezone.
+    timezone TEXT,
     active INTEGER NOT NULL DEFAULT 1,
     created_at INTEGER NOT NULL
 );

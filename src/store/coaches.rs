@@ -14,11 +14,20 @@ pub struct CoachRow {
     pub phone: Option<String>,
     pub role: String,
     pub active: i64,
+    pub timezone: Option<String>,
 }
 
 impl CoachRow {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin.as_ref()
+    }
+
+    /// The timezone the coach reads times in.
+    pub fn tz(&self, default: chrono_tz::Tz) -> chrono_tz::Tz {
+        self.timezone
+            .as_deref()
+            .and_then(|tz| tz.parse().ok())
+            .unwrap_or(default)
     }
 
     /// The first word of the name, for a warm sign-off.
@@ -33,6 +42,7 @@ pub struct NewCoach<'a> {
     pub phone: Option<&'a str>,
     pub role: Role,
     pub password_hash: Option<&'a str>,
+    pub timezone: Option<&'a str>,
 }
 
 /// Adds a coach. Returns `None` when a coach with that email already exists.
@@ -42,8 +52,8 @@ pub async fn insert(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<i64>> {
     let id = sqlx::query_scalar(
-        "INSERT INTO coaches (email, name, phone, role, password_hash, active, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (email) DO NOTHING RETURNING id",
+        "INSERT INTO coaches (email, name, phone, role, password_hash, timezone, active, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $7, 1, $6) ON CONFLICT (email) DO NOTHING RETURNING id",
     )
     .bind(coach.email)
     .bind(coach.name)
@@ -51,6 +61,7 @@ pub async fn insert(
     .bind(coach.role.as_ref())
     .bind(coach.password_hash)
     .bind(ts(now))
+    .bind(coach.timezone)
     .fetch_optional(conn)
     .await?;
     Ok(id)
@@ -58,7 +69,7 @@ pub async fn insert(
 
 pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<CoachRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, name, phone, role, active FROM coaches WHERE lower(email) = lower($1)",
+        "SELECT id, email, name, phone, role, active, timezone FROM coaches WHERE lower(email) = lower($1)",
     )
     .bind(email)
     .fetch_optional(conn)
@@ -66,18 +77,18 @@ pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<O
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<CoachRow>> {
-    Ok(
-        sqlx::query_as("SELECT id, email, name, phone, role, active FROM coaches WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT id, email, name, phone, role, active, timezone FROM coaches WHERE id = $1",
     )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Every active coach, for lookups during an import.
 pub async fn all_active(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, name, phone, role, active FROM coaches WHERE active = 1 ORDER BY id",
+        "SELECT id, email, name, phone, role, active, timezone FROM coaches WHERE active = 1 ORDER BY id",
     )
     .fetch_all(conn)
     .await?)
@@ -85,11 +96,11 @@ pub async fn all_active(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow
 
 /// Every coach, active or not, for the admin page.
 pub async fn all(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
-    Ok(
-        sqlx::query_as("SELECT id, email, name, phone, role, active FROM coaches ORDER BY id")
-            .fetch_all(conn)
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT id, email, name, phone, role, active, timezone FROM coaches ORDER BY id",
     )
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Turns a coach's access off or on; an inactive coach cannot log in or act.

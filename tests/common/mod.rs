@@ -137,6 +137,7 @@ impl TestApp {
                 phone: None,
                 role,
                 password_hash: None,
+                timezone: None,
             },
             Utc::now(),
         )

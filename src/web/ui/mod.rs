@@ -773,6 +773,7 @@ async fn admin_coach(
                     phone: None,
                     role,
                     password_hash: hash.as_deref(),
+                    timezone: None,
                 };
                 coaches::insert(&mut tx, &new, now).await?;
                 "coach_added"

@@ -101,6 +101,13 @@ fn days_quiet(m: &MessageView, now: DateTime<Utc>) -> i64 {
     (now - m.quiet_since).num_days().max(0)
 }
 
+/// A time as the coach reads it, in their timezone.
+fn coach_time(coach: &CoachRow, at: DateTime<Utc>) -> String {
+    at.with_timezone(&coach.tz(Tz::UTC))
+        .format("%a %d %b %H:%M %Z")
+        .to_string()
+}
+
 fn local(at: DateTime<Utc>, tz: &str) -> String {
     match tz.parse::<Tz>() {
         Ok(tz) => at
@@ -176,7 +183,8 @@ pub fn queue(
                         }
                         p.meta {
                             "Quiet " (days_quiet(m, now)) " days · step " (m.step) " · " (m.channel)
-                            " · their time " (local(now, &m.client_timezone))
+                            " · drafted " (coach_time(coach, m.created_at))
+                            " · their time now " (local(now, &m.client_timezone))
                         }
                         @if let Some(subject) = &m.subject { p { strong { (subject) } } }
                         p.text { (m.body) }
@@ -426,11 +434,11 @@ pub fn sends(
                 p { "Nothing to show." }
             } @else {
                 table {
-                    thead { tr { th { "When (UTC)" } th { "Client" } th { "Channel" } th { "To" } th { "What happened" } } }
+                    thead { tr { th { "When" } th { "Client" } th { "Channel" } th { "To" } th { "What happened" } } }
                     tbody {
                         @for e in entries {
                             tr {
-                                td { (e.started_at.format("%Y-%m-%d %H:%M")) }
+                                td { (coach_time(coach, e.started_at)) }
                                 td { (e.client_external_id) }
                                 td { (e.channel) }
                                 td { (e.recipient) }
@@ -464,7 +472,7 @@ pub fn replies(coach: &CoachRow, csrf: &str, replies: &[crate::store::inbound::R
                         p.error role="alert" { strong { "This reply needs you now." } }
                     }
                     p.meta {
-                        (r.received_at.format("%Y-%m-%d %H:%M UTC")) " · " (r.channel) " · " (r.classification)
+                        (coach_time(coach, r.received_at)) " · " (r.channel) " · " (r.classification)
                         @if r.handled_at.is_some() { " · handled" }
                     }
                     p {

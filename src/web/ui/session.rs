@@ -66,8 +66,13 @@ impl FromRequestParts<AppContext> for UiCoach {
         }
         .await;
         match found {
-            Ok(Some(session)) => Ok(UiCoach {
-                coach: session.coach,
+            Ok(Some(mut session)) => Ok(UiCoach {
+                coach: {
+                    // Times on every page are in the coach's timezone.
+                    let tz = session.coach.tz(ctx.settings.defaults.timezone);
+                    session.coach.timezone = Some(tz.name().to_owned());
+                    session.coach
+                },
                 csrf: session.csrf_token,
                 token,
             }),
