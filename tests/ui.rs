@@ -502,6 +502,14 @@ async fn client_pages_show_history_and_their_actions_are_the_coachs_own(app: Tes
     assert_eq!(done.location.as_deref(), Some("/clients/c-1"));
     assert_eq!(app.message(rosa_draft).await.status, "cancelled");
     assert!(rosa.get("/clients/c-1").await.body.contains("· hold ·"));
+    assert!(
+        rosa.get("/clients?status=hold")
+            .await
+            .body
+            .contains("/clients/c-1")
+    );
+    let active = rosa.get("/clients?status=active").await.body;
+    assert!(!active.contains("/clients/c-1"), "{active}");
     // Only an admin reassigns.
     let refused = rosa
         .post(

@@ -335,6 +335,8 @@ struct ClientsQuery {
     #[serde(default)]
     q: String,
     #[serde(default)]
+    status: String,
+    #[serde(default)]
     after: i64,
 }
 
@@ -346,11 +348,12 @@ async fn clients(
     let found = async {
         let mut conn = ctx.store.conn().await?;
         let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
+        let status = query.status.parse::<ClientStatus>().ok();
         clients::search(
             &mut conn,
             coach_filter,
             &query.q,
-            None,
+            status,
             query.after,
             QUEUE_PAGE,
         )
@@ -364,7 +367,7 @@ async fn clients(
                 .flatten();
             pages::page(
                 StatusCode::OK,
-                pages::clients(&ui.coach, &ui.csrf, &rows, &query.q, next),
+                pages::clients(&ui.coach, &ui.csrf, &rows, &query.q, &query.status, next),
             )
         }
         Err(e) => pages::internal_error(e),

@@ -283,6 +283,7 @@ pub fn clients(
     csrf: &str,
     rows: &[ClientListRow],
     query: &str,
+    status: &str,
     next_after: Option<i64>,
 ) -> Markup {
     layout(
@@ -293,6 +294,13 @@ pub fn clients(
             form method="get" action="/clients" {
                 label for="q" { "Search by name or id" }
                 input #q type="text" name="q" value=(query);
+                label for="status" { "Status" }
+                select #status name="status" {
+                    option value="" { "any" }
+                    @for s in ["active", "paused", "hold", "discharged"] {
+                        option value=(s) selected[status == s] { (s) }
+                    }
+                }
                 p { button.quiet type="submit" { "Search" } }
             }
             table {
@@ -314,7 +322,7 @@ pub fn clients(
                 }
             }
             @if let Some(after) = next_after {
-                p { a href={ "/clients?q=" (query) "&after=" (after) } { "More clients" } }
+                p { a href={ "/clients?q=" (query) "&status=" (status) "&after=" (after) } { "More clients" } }
             }
         },
     )
