@@ -386,6 +386,27 @@ pub async fn cancel_unsent(
     Ok(done.rows_affected())
 }
 
+/// Cancels the client's pending and approved messages on one channel.
+pub async fn cancel_unsent_on(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    channel: Channel,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'cancelled', cancel_reason = $2, settled_at = $3 \
+         WHERE client_id = $1 AND channel = $4 AND status IN ('pending', 'approved')",
+    )
+    .bind(client_id)
+    .bind(reason)
+    .bind(ts(now))
+    .bind(channel.as_ref())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// What dispatch needs of a claimed message.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedMessage {

@@ -1,9 +1,10 @@
-//! HTTP: the coach UI, the JSON API, health, metrics and provider webhooks. The
-//! unsubscribe route joins this router in a later issue.
+//! HTTP: the coach UI, the JSON API, unsubscribe links, health, metrics and
+//! provider webhooks.
 
 pub mod api;
 mod twilio;
 mod ui;
+mod unsubscribe;
 
 use axum::Router;
 use axum::extract::State;
@@ -18,6 +19,10 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/webhooks/twilio/status", post(twilio::status_callback))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::confirm).post(unsubscribe::unsubscribe),
+        )
         .nest("/api/v1", api::routes())
         .merge(ui::routes())
         .with_state(ctx)

@@ -6,6 +6,16 @@
 mod pages;
 mod session;
 
+/// A page in the app's frame with no one signed in, for routes outside the UI.
+pub fn plain_page(title: &str, body: maud::Markup) -> maud::Markup {
+    pages::layout(title, None, body)
+}
+
+/// The page for an error whose cause has been logged.
+pub fn error_page(e: anyhow::Error) -> Response {
+    pages::internal_error(e)
+}
+
 use std::sync::LazyLock;
 
 use axum::extract::{Path, Query, State};
