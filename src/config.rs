@@ -49,8 +49,24 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub email: EmailSettings,
     pub sms: SmsSettings,
+    pub replies: ReplySettings,
+    pub crisis: CrisisSettings,
     pub outbox: OutboxSettings,
     pub templates: TemplateSettings,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReplySettings {
+    pub words_file: PathBuf,
+    pub confirm_opt_out: bool,
+    pub opt_out_confirmation: String,
+    pub help_text: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CrisisSettings {
+    pub auto_reply: bool,
+    pub resources_message: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +337,7 @@ impl Settings {
                 "must be at least 32 characters (or empty, to have one made)",
             ));
         }
+        self.validate_help_text()?;
         if self.email.transport == EmailTransportKind::Smtp {
             self.validate_smtp()?;
         }
@@ -335,6 +352,44 @@ impl Settings {
             self.validate_twilio()?;
         }
         Ok(())
+    }
+
+    /// The HELP answer must carry what DOMAIN.md lists.
+    fn validate_help_text(&self) -> Result<(), ConfigError> {
+        let text = &self.replies.help_text;
+        let lower = text.to_lowercase();
+        let digits = text.chars().filter(char::is_ascii_digit).count();
+        let missing: Vec<&str> = [
+            (
+                lower.contains(&self.agency.name.to_lowercase()),
+                "the agency's name",
+            ),
+            (
+                digits >= 7 || text.contains('@'),
+                "a phone number or email to reach",
+            ),
+            (
+                ["day", "week", "month"].iter().any(|w| lower.contains(w)),
+                "how often messages come",
+            ),
+            (
+                lower.contains("msg&data rates may apply"),
+                "\"Msg&data rates may apply\"",
+            ),
+            (lower.contains("stop"), "how to stop (STOP)"),
+        ]
+        .into_iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, what)| what)
+        .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::new(
+                "replies.help_text",
+                format!("must give {}", missing.join(", ")),
+            ))
+        }
     }
 
     fn validate_smtp(&self) -> Result<(), ConfigError> {

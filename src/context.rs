@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::compose::Composer;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::replies::Words;
 use crate::store::Store;
 use crate::unsubscribe::UnsubscribeSigner;
 
@@ -23,6 +24,7 @@ pub struct AppContext {
     pub clock: Clock,
     pub unsubscribe: UnsubscribeSigner,
     pub metrics: Arc<Metrics>,
+    pub words: Arc<Words>,
     /// Cancelled on SIGTERM or Ctrl-C: jobs finish what is in flight and claim nothing new.
     pub shutdown: CancellationToken,
 }
@@ -56,7 +58,9 @@ impl AppContext {
             settings.security.secret_key.clone()
         };
         let unsubscribe = UnsubscribeSigner::new(key, &settings.http.public_url);
+        let words = Arc::new(Words::load(&settings.replies.words_file)?);
         Ok(Self {
+            words,
             unsubscribe,
             metrics: Arc::default(),
             settings: Arc::new(settings),

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod drafts;
 pub mod import;
 pub mod metrics;
+pub mod replies;
 pub mod scheduler;
 pub mod serve;
 pub mod store;

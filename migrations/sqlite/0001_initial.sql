@@ -148,7 +148,12 @@ CREATE TABLE inbound (
     classification TEXT NOT NULL
         CHECK (classification IN ('reply', 'opt_out', 'opt_in', 'help', 'crisis')),
     provider_id TEXT UNIQUE,
-    handled_at INTEGER
+    handled_at INTEGER,
+    -- Crisis replies: when the coach's alert went out, or why it did not yet.
+    alerted_at INTEGER,
+    alert_error TEXT,
+    -- Whether the crisis resources message went out with the answer to this reply.
+    resources_sent INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX inbound_client_id ON inbound (client_id);
 

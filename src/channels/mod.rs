@@ -19,7 +19,10 @@ use crate::domain::Channel;
 /// One attempt's worth of message, as a transport needs it.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
+    /// The message's id; 0 for what is not a client message (a coach alert).
     pub message_id: i64,
+    /// A name for this send, unique among sends: the message id, or `alert-N`.
+    pub reference: String,
     pub channel: Channel,
     pub to: String,
     pub subject: Option<String>,

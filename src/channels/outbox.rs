@@ -28,7 +28,7 @@ impl Transport for OutboxEmail {
             Ok(email) => email,
             Err(failed) => return failed,
         };
-        let path = self.dir.join(format!("{}.eml", message.message_id));
+        let path = self.dir.join(format!("{}.eml", message.reference));
         match write_atomically(&path, email.formatted()).await {
             Ok(()) => Delivery::Sent {
                 provider_id: message.email_message_id.clone().unwrap_or_default(),
@@ -57,7 +57,7 @@ struct SmsFile<'a> {
     to: &'a str,
     from: &'a str,
     body: &'a str,
-    message_id: i64,
+    message_id: &'a str,
 }
 
 #[async_trait]
@@ -67,14 +67,14 @@ impl Transport for OutboxSms {
             to: &message.to,
             from: &self.from,
             body: &message.body,
-            message_id: message.message_id,
+            message_id: &message.reference,
         };
         let mut json = serde_json::to_vec_pretty(&file).unwrap_or_default();
         json.push(b'\n');
-        let path = self.dir.join(format!("{}.json", message.message_id));
+        let path = self.dir.join(format!("{}.json", message.reference));
         match write_atomically(&path, json).await {
             Ok(()) => Delivery::Sent {
-                provider_id: format!("outbox-{}", message.message_id),
+                provider_id: format!("outbox-{}", message.reference),
             },
             Err(e) => Delivery::Retry {
                 code: None,
@@ -85,9 +85,9 @@ impl Transport for OutboxSms {
 
     /// The file is the provider's record: if it is there, the message went.
     async fn reconcile(&self, message: &Outgoing, _since: DateTime<Utc>) -> Reconciliation {
-        let path = self.dir.join(format!("{}.json", message.message_id));
+        let path = self.dir.join(format!("{}.json", message.reference));
         match tokio::fs::try_exists(&path).await {
-            Ok(true) => Reconciliation::Found(format!("outbox-{}", message.message_id)),
+            Ok(true) => Reconciliation::Found(format!("outbox-{}", message.reference)),
             Ok(false) => Reconciliation::NotFound,
             Err(_) => Reconciliation::Unknown,
         }

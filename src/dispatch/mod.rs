@@ -130,6 +130,10 @@ pub async fn run_once(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<Di
         summary.recovered_in_doubt = in_doubt;
     }
     reconcile_in_doubt(ctx, now, &mut summary).await?;
+    let alerts = crate::replies::retry_alerts(ctx, now).await?;
+    if alerts > 0 {
+        tracing::info!(alerts, "crisis alerts delivered on retry");
+    }
 
     let run = Run {
         ctx,
@@ -484,6 +488,7 @@ fn outgoing(
     let client = &target.client;
     Outgoing {
         message_id: message.id,
+        reference: message.id.to_string(),
         channel,
         to: message.recipient.clone(),
         subject: message.subject.clone(),
@@ -521,6 +526,7 @@ async fn reconcile_in_doubt(
             .map_or(from_ts(message.created_at), from_ts);
         let probe = Outgoing {
             message_id: message.id,
+            reference: message.id.to_string(),
             channel: Channel::Sms,
             to: message.recipient.clone(),
             subject: None,

@@ -150,6 +150,16 @@ pub async fn by_external_id(
     )
 }
 
+/// The client with this E.164 phone (the newest, should two share it).
+pub async fn by_phone(conn: &mut AnyConnection, phone: &str) -> anyhow::Result<Option<ClientRow>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM clients WHERE phone = $1 ORDER BY id DESC LIMIT 1")
+            .bind(phone)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<ClientRow>> {
     Ok(sqlx::query_as("SELECT * FROM clients WHERE id = $1")
         .bind(id)
@@ -295,6 +305,28 @@ pub async fn search(
     .bind(limit)
     .fetch_all(conn)
     .await?)
+}
+
+/// Records that the client opted back in to `channel` (which also counts as
+/// consent), and lets detection look again.
+pub async fn record_opt_in(
+    conn: &mut AnyConnection,
+    id: i64,
+    channel: Channel,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let sql = match channel {
+        Channel::Email => {
+            "UPDATE clients SET opted_out_email_at = NULL, consent_email = 1, \
+             next_detect_at = $2, updated_at = $2 WHERE id = $1"
+        }
+        Channel::Sms => {
+            "UPDATE clients SET opted_out_sms_at = NULL, consent_sms = 1, \
+             next_detect_at = $2, updated_at = $2 WHERE id = $1"
+        }
+    };
+    sqlx::query(sql).bind(id).bind(ts(at)).execute(conn).await?;
+    Ok(())
 }
 
 /// Sets when detection should next look at the client (`None`: not until

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{from_opt_ts, from_ts};
+use super::{from_opt_ts, from_ts, ts};
+use crate::domain::Channel;
 
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -80,5 +81,93 @@ pub async fn needing_attention(
     )
     .bind(coach_id)
     .fetch_one(conn)
+    .await?)
+}
+
+pub struct NewReply<'a> {
+    pub channel: Channel,
+    pub from: &'a str,
+    pub to: Option<&'a str>,
+    pub body: &'a str,
+    pub client_id: Option<i64>,
+    pub classification: &'a str,
+    pub provider_id: Option<&'a str>,
+}
+
+/// Stores a reply. Returns its id, or `None` if the provider delivered the same
+/// message before (its id is unique).
+pub async fn store(
+    conn: &mut AnyConnection,
+    reply: &NewReply<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO inbound (received_at, channel, from_addr, to_addr, body, client_id, classification, provider_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (provider_id) DO NOTHING RETURNING id",
+    )
+    .bind(ts(now))
+    .bind(reply.channel.as_ref())
+    .bind(reply.from)
+    .bind(reply.to)
+    .bind(reply.body)
+    .bind(reply.client_id)
+    .bind(reply.classification)
+    .bind(reply.provider_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Whether the client was sent the crisis resources before.
+pub async fn resources_sent(conn: &mut AnyConnection, client_id: i64) -> anyhow::Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM inbound WHERE client_id = $1 AND resources_sent = 1",
+    )
+    .bind(client_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+pub async fn mark_resources_sent(conn: &mut AnyConnection, reply_id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE inbound SET resources_sent = 1 WHERE id = $1")
+        .bind(reply_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn alert_sent(
+    conn: &mut AnyConnection,
+    reply_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE inbound SET alerted_at = $2, alert_error = NULL WHERE id = $1")
+        .bind(reply_id)
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn alert_failed(
+    conn: &mut AnyConnection,
+    reply_id: i64,
+    error: &str,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE inbound SET alert_error = $2 WHERE id = $1")
+        .bind(reply_id)
+        .bind(error)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Crisis replies whose coach alert has not gone out: (reply, client).
+pub async fn alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, client_id FROM inbound WHERE classification = 'crisis' AND alerted_at IS NULL \
+         AND client_id IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(conn)
     .await?)
 }

@@ -201,6 +201,12 @@ pub async fn counts(
     Ok((by_status, by_outcome))
 }
 
+/// How many crisis alerts have not gone out, for `/healthz`.
+pub async fn inbound_alerts_pending(store: &Store) -> anyhow::Result<usize> {
+    let mut conn = store.conn().await?;
+    Ok(inbound::alerts_pending(&mut conn).await?.len())
+}
+
 /// When the oldest draft still waiting for a coach was made.
 pub async fn oldest_pending_draft(
     conn: &mut sqlx::AnyConnection,

@@ -19,6 +19,7 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/webhooks/twilio/status", post(twilio::status_callback))
+        .route("/webhooks/twilio/inbound", post(twilio::inbound))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::confirm).post(unsubscribe::unsubscribe),
@@ -41,6 +42,16 @@ async fn healthz(State(ctx): State<AppContext>) -> (StatusCode, String) {
             "database: unavailable\n".to_owned()
         }
     };
+    match crate::store::inbound_alerts_pending(&ctx.store).await {
+        Ok(0) => body.push_str("crisis alerts: ok\n"),
+        Ok(n) => {
+            healthy = false;
+            body.push_str(&format!(
+                "crisis alerts: {n} not delivered yet (retried by dispatch)\n"
+            ));
+        }
+        Err(e) => tracing::error!(error = format!("{e:#}"), "health check of alerts failed"),
+    }
     let paused = ctx.channels.paused();
     for channel in ["email", "sms"] {
         match paused.get(channel) {

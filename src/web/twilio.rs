@@ -4,12 +4,14 @@
 
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use secrecy::ExposeSecret;
 
 use crate::channels::twilio::signature;
 use crate::context::AppContext;
+use crate::replies;
 use crate::store::messages;
 use crate::store::send_log::{self, Note};
 
@@ -118,4 +120,47 @@ async fn record_status(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// `POST /webhooks/twilio/inbound`: a client's SMS. It is stored before
+/// anything else and always answered with TwiML: empty, or one message (the
+/// help text, an opt-out confirmation, or the crisis resources).
+pub async fn inbound(
+    State(ctx): State<AppContext>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Response {
+    if !verified(&ctx, &uri, &headers, &params) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let Some(from) = param(&params, "From") else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let incoming = replies::Incoming {
+        from,
+        to: param(&params, "To"),
+        body: param(&params, "Body").unwrap_or_default(),
+        provider_id: param(&params, "MessageSid"),
+    };
+    match replies::receive(&ctx, &incoming, Utc::now()).await {
+        Ok(answer) => twiml(answer.as_deref()),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "inbound reply not handled");
+            // Not 2xx, so that the provider delivers it again.
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// A TwiML document: `<Response/>`, or one `<Message>` with `text` escaped.
+fn twiml(text: Option<&str>) -> Response {
+    let body = match text {
+        Some(text) => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
+            handlebars::html_escape(text)
+        ),
+        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>".to_owned(),
+    };
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
 }

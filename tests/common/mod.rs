@@ -22,6 +22,20 @@ use tempfile::TempDir;
 /// is set. Plain `cargo test` lists the PostgreSQL runs as ignored, not passed.
 #[macro_export]
 macro_rules! on_both_backends {
+    (with $settings:ident; $($story:ident),* $(,)?) => {$(
+        mod $story {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$story($crate::common::TestApp::sqlite_with(&super::$settings()).await).await
+            }
+
+            #[tokio::test]
+            #[ignore = "needs PostgreSQL: scripts/test runs it with TEST_DATABASE_URL"]
+            async fn postgres() {
+                super::$story($crate::common::TestApp::postgres_with(&super::$settings()).await).await
+            }
+        }
+    )*};
     ($($story:ident),* $(,)?) => {$(
         mod $story {
             #[tokio::test]
