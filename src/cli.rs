@@ -133,6 +133,9 @@ pub enum DraftsCommand {
         ids: Vec<i64>,
         #[arg(long, value_name = "EMAIL")]
         coach: String,
+        /// Approve even drafts with error findings from the lint (audited).
+        #[arg(long)]
+        confirm: bool,
     },
     /// Reject a draft as this coach.
     Reject {
@@ -442,7 +445,11 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             }
             Ok(ExitCode::SUCCESS)
         }
-        DraftsCommand::Approve { ids, coach } => {
+        DraftsCommand::Approve {
+            ids,
+            coach,
+            confirm,
+        } => {
             let coach = match drafts::acting_coach(ctx, &coach).await? {
                 Ok(c) => c,
                 Err(e) => {
@@ -452,7 +459,7 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             };
             let mut failed = false;
             for id in ids {
-                match drafts::approve(ctx, &coach, id, now).await? {
+                match drafts::approve(ctx, &coach, id, confirm, now).await? {
                     Ok(()) => say!("draft {id}: approved"),
                     Err(e) => {
                         failed = true;
@@ -593,29 +600,75 @@ async fn add_coach(
 }
 
 /// Renders every template in every language for a regular and a discreet sample
-/// client. Exit 1 if any fails.
+/// client, runs the lint, and prints each finding at its template's file and
+/// line. Exit 1 on a template that fails to render or an error finding.
 fn check_templates(ctx: &AppContext) -> ExitCode {
+    use crate::compose::lint::{self, Severity};
+    use crate::domain::Channel;
     let mut failed = false;
+    let first_step = &ctx.settings.detection.cadence[0].template;
+    let dir = ctx.settings.templates.dir.display().to_string();
     for (language, template) in ctx.composer.templates() {
         for discreet in [false, true] {
-            for channel in [crate::domain::Channel::Sms, crate::domain::Channel::Email] {
+            for channel in [Channel::Sms, Channel::Email] {
                 let vars = demo::sample_vars(&ctx.settings, discreet);
                 let who = if discreet { "discreet" } else { "regular" };
-                match ctx.composer.render(&template, &language, channel, &vars) {
-                    Ok(rendered) if channel == crate::domain::Channel::Sms => {
-                        let count = crate::compose::segments::count(&rendered.body);
-                        say!(
-                            "ok   {language}/{template}.sms ({who}): {} characters, {} segment(s), {:?}",
-                            count.units,
-                            count.segments,
-                            count.encoding
-                        );
-                    }
-                    Ok(_) => say!("ok   {language}/{template}.email ({who})"),
+                let file = match channel {
+                    Channel::Sms => format!("{language}/{template}.sms"),
+                    Channel::Email => format!("{language}/{template}.email"),
+                };
+                let rendered = match ctx.composer.render(&template, &language, channel, &vars) {
+                    Ok(rendered) => rendered,
                     Err(e) => {
                         failed = true;
                         say!("FAIL {e} ({who})");
+                        continue;
                     }
+                };
+                let findings = ctx.lint.check(&lint::Draft {
+                    channel,
+                    subject: rendered.subject.as_deref(),
+                    body: &rendered.body,
+                    discreet,
+                    first_of_episode: &template == first_step,
+                });
+                if findings.is_empty() {
+                    let extra = match channel {
+                        Channel::Sms => {
+                            let count = crate::compose::segments::count(&rendered.body);
+                            format!(
+                                ": {} characters, {} segment(s), {:?}",
+                                count.units, count.segments, count.encoding
+                            )
+                        }
+                        Channel::Email => String::new(),
+                    };
+                    say!("ok   {file} ({who}){extra}");
+                }
+                for f in findings {
+                    let part = if f.part == "subject" {
+                        rendered.subject.as_deref()
+                    } else {
+                        Some(rendered.body.as_str())
+                    };
+                    let matched = part.and_then(|p| p.get(f.start..f.end)).unwrap_or_default();
+                    let line = if f.end - f.start < 40 {
+                        ctx.composer.line_of(&file, matched)
+                    } else {
+                        1
+                    };
+                    let level = match f.severity {
+                        Severity::Error => {
+                            failed = true;
+                            "error"
+                        }
+                        Severity::Warning => "warning",
+                    };
+                    say!(
+                        "{level}: {dir}/{file}.hbs:{line} ({who}): {} {}",
+                        f.rule,
+                        f.message
+                    );
                 }
             }
         }

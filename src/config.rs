@@ -203,6 +203,7 @@ pub struct OutboxSettings {
 #[derive(Debug, Deserialize)]
 pub struct TemplateSettings {
     pub dir: PathBuf,
+    pub tone_file: PathBuf,
 }
 
 fn time_of_day<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveTime, D::Error> {

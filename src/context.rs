@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channels::Channels;
 use crate::clock::Clock;
 use crate::compose::Composer;
+use crate::compose::lint::Lint;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::replies::Words;
@@ -25,6 +26,7 @@ pub struct AppContext {
     pub unsubscribe: UnsubscribeSigner,
     pub metrics: Arc<Metrics>,
     pub words: Arc<Words>,
+    pub lint: Arc<Lint>,
     /// Cancelled on SIGTERM or Ctrl-C: jobs finish what is in flight and claim nothing new.
     pub shutdown: CancellationToken,
 }
@@ -59,7 +61,9 @@ impl AppContext {
         };
         let unsubscribe = UnsubscribeSigner::new(key, &settings.http.public_url);
         let words = Arc::new(Words::load(&settings.replies.words_file)?);
+        let lint = Arc::new(Lint::load(&settings.templates.tone_file)?);
         Ok(Self {
+            lint,
             words,
             unsubscribe,
             metrics: Arc::default(),

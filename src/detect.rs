@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::channels::email::new_message_id;
+use crate::compose::lint;
 use crate::compose::{AgencyVars, ClientVars, CoachVars, TemplateVars};
 use crate::config::CadenceStep;
 use crate::context::AppContext;
@@ -272,6 +273,14 @@ async fn draft(
         None => episodes::open(conn, client.id, now).await?,
     };
     let message_id = (channel == Channel::Email).then(|| new_message_id(&settings.email.from));
+    let findings = ctx.lint.check(&lint::Draft {
+        channel,
+        subject: rendered.subject.as_deref(),
+        body: &rendered.body,
+        discreet: client.discreet != 0,
+        first_of_episode: step_number == 1,
+    });
+    let findings = serde_json::to_string(&findings)?;
     messages::insert_draft(
         conn,
         &NewDraft {
@@ -287,6 +296,7 @@ async fn draft(
             template: &rendered.template,
             template_hash: &rendered.template_hash,
             email_message_id: message_id.as_deref(),
+            lint: &findings,
         },
         now,
     )

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::compose::lint::{self, Finding, Severity};
 use crate::context::AppContext;
+use crate::domain::Channel;
 use crate::store::audit::{self, Actor};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::messages::{self, MessageView};
@@ -21,6 +23,10 @@ pub enum ActionError {
     NotPending { id: i64, status: String },
     #[error("message {id} is {status}, not in doubt")]
     NotInDoubt { id: i64, status: String },
+    #[error(
+        "draft {id} has {errors} error finding(s) from the lint: read them, then confirm to approve anyway"
+    )]
+    NeedsConfirmation { id: i64, errors: usize },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -71,8 +77,34 @@ pub async fn edit(
         }
         (_, None) => None,
     };
+    let discreet = {
+        let mut conn = ctx.store.conn().await?;
+        crate::store::clients::by_id(&mut conn, draft.client_id)
+            .await?
+            .is_some_and(|c| c.discreet != 0)
+    };
+    let channel = if draft.channel == "email" {
+        Channel::Email
+    } else {
+        Channel::Sms
+    };
+    let findings = ctx.lint.check(&lint::Draft {
+        channel,
+        subject,
+        body: body.trim(),
+        discreet,
+        first_of_episode: draft.step == 1,
+    });
     let mut tx = ctx.store.begin().await?;
-    if !messages::edit(&mut tx, id, subject, body.trim()).await? {
+    if !messages::edit(
+        &mut tx,
+        id,
+        subject,
+        body.trim(),
+        &serde_json::to_string(&findings)?,
+    )
+    .await?
+    {
         return Ok(Err(ActionError::NotPending {
             id,
             status: draft.status,
@@ -241,16 +273,27 @@ async fn visible_draft(
 }
 
 /// Approves a pending draft: it becomes due for sending at once.
+/// A draft with error findings needs `confirmed`: the lint never blocks a
+/// coach, but it makes them look twice, and the audit log records it.
 pub async fn approve(
     ctx: &AppContext,
     coach: &CoachRow,
     id: i64,
+    confirmed: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Result<(), ActionError>> {
     let draft = match visible_draft(ctx, coach, id).await? {
         Ok(d) => d,
         Err(e) => return Ok(Err(e)),
     };
+    let findings: Vec<Finding> = serde_json::from_value(draft.lint.clone()).unwrap_or_default();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    if errors > 0 && !confirmed && draft.status == "pending" {
+        return Ok(Err(ActionError::NeedsConfirmation { id, errors }));
+    }
     let mut tx = ctx.store.begin().await?;
     if !messages::approve(&mut tx, id, coach.id, now).await? {
         return Ok(Err(ActionError::NotPending {
@@ -258,7 +301,9 @@ pub async fn approve(
             status: draft.status,
         }));
     }
-    record_action(&mut tx, coach, "approve", draft.client_id, id, None, now).await?;
+    let detail =
+        (errors > 0).then(|| format!("approved despite {errors} error finding(s) of the lint"));
+    record_action(&mut tx, coach, "approve", draft.client_id, id, detail, now).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }

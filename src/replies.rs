@@ -149,8 +149,7 @@ impl Words {
 }
 
 fn toml_lists(text: &str) -> anyhow::Result<WordLists> {
-    use figment::providers::{Format, Toml};
-    Ok(figment::Figment::from(Toml::string(text)).extract()?)
+    Ok(toml::from_str(text)?)
 }
 
 /// An inbound SMS as the provider reports it.

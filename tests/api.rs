@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 on_both_backends!(
+    a_draft_with_error_findings_is_approved_only_when_confirmed,
     a_coach_sees_and_acts_on_their_own_clients_only,
     drafts_are_edited_snoozed_approved_and_rejected_through_the_api,
     clients_and_events_posted_through_the_api_act_like_csv_rows,
@@ -435,5 +436,76 @@ async fn clients_and_events_posted_through_the_api_act_like_csv_rows(app: TestAp
     assert_eq!(
         (status, body["items"].as_array().map(Vec::len)),
         (StatusCode::OK, Some(0))
+    );
+}
+
+async fn a_draft_with_error_findings_is_approved_only_when_confirmed(app: TestApp) {
+    let (rosa_draft, _) = two_coaches_two_drafts(&app).await;
+    let rosa = token(&app, COACH).await;
+    let (_, body) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/drafts/{rosa_draft}"),
+        Some(&rosa),
+        None,
+    )
+    .await;
+    assert_eq!(body["lint"], json!([]), "the shipped copy is clean");
+    let (status, body) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/drafts/{rosa_draft}"),
+        Some(&rosa),
+        Some(json!({"body": "Jordan, this is your last chance, you missed 3 sessions."})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let rules: Vec<(&str, &str)> = body["lint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        ("punitive", "error"),
+        ("sms_opt_out", "error"),
+        ("dwelling", "warning"),
+    ] {
+        assert!(rules.contains(&expected), "{expected:?} not in {rules:?}");
+    }
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/drafts/{rosa_draft}/approve"),
+        Some(&rosa),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("confirm")),
+        "{body}"
+    );
+    assert_eq!(app.message(rosa_draft).await.status, "pending");
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/drafts/{rosa_draft}/approve?confirm=true"),
+        Some(&rosa),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let audit = reengage::store::audit::recent(&mut conn, 5).await.unwrap();
+    let approve = audit.iter().find(|a| a.action == "approve").unwrap();
+    assert!(
+        approve
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("despite 2 error finding"),
+        "{:?}",
+        approve.detail
     );
 }

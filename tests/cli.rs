@@ -377,4 +377,16 @@ fn templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_one() {
         "{}",
         stdout(&broken)
     );
+
+    op.file(
+        "templates/en/checkin-2.sms.hbs",
+        "Hi {{client.name}},\nthis is your last chance. Reply STOP to opt out.",
+    );
+    let harsh = op.run(&["templates", "check"]);
+    assert_eq!(harsh.status.code(), Some(1));
+    assert!(
+        stdout(&harsh).contains("en/checkin-2.sms.hbs:2 (regular): punitive \"last chance\""),
+        "{}",
+        stdout(&harsh)
+    );
 }

@@ -422,6 +422,7 @@ async fn queue_follow_up(
             template: "manual",
             template_hash: "-",
             email_message_id: None,
+            lint: "[]",
         },
         now,
     )

@@ -414,12 +414,19 @@ async fn names_and_notes_render_as_text_everywhere(app: TestApp) {
                 ("csrf", &csrf),
                 (
                     "body",
-                    "Hi <img src=x onerror=alert(2)> there. Reply STOP to opt out.",
+                    "Hi <img src=x onerror=alert(2)> there, last chance. Reply STOP to opt out.",
                 ),
             ],
         )
         .await;
     let edited = browser.get(&format!("/drafts/{rosa_draft}")).await;
+    // The lint speaks up on the page, and approving takes "Approve anyway".
+    assert!(edited.body.contains("Guardrail findings") && edited.body.contains("Approve anyway"));
+    let refused = browser
+        .post(&format!("/drafts/{rosa_draft}/approve"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("Please look at the findings first"));
     let client_page = browser.get("/clients/c-1").await;
     let list = browser.get("/clients?q=script").await;
     assert!(
@@ -433,7 +440,10 @@ async fn names_and_notes_render_as_text_everywhere(app: TestApp) {
     assert!(!edited.body.contains("<img src=x"));
     assert!(edited.body.contains("&lt;img src=x onerror=alert(2)&gt;"));
     browser
-        .post(&format!("/drafts/{rosa_draft}/approve"), &[("csrf", &csrf)])
+        .post(
+            &format!("/drafts/{rosa_draft}/approve"),
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     let tomorrow = (chrono::Utc::now() + Duration::days(1))
         .date_naive()

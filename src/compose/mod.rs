@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::Channel;
 
+pub mod lint;
 pub mod segments;
 
 #[derive(RustEmbed)]
@@ -222,6 +223,20 @@ impl Composer {
                 name: name.to_owned(),
                 reason: e.to_string(),
             })
+    }
+
+    /// Where `text` first appears in template `name` (`LANG/NAME.sms` and the
+    /// like), as a 1-based line, ignoring case; 1 when it is not there as written.
+    pub fn line_of(&self, name: &str, text: &str) -> usize {
+        let needle = text.to_lowercase();
+        self.sources
+            .get(name)
+            .and_then(|source| {
+                source
+                    .lines()
+                    .position(|line| line.to_lowercase().contains(&needle))
+            })
+            .map_or(1, |i| i + 1)
     }
 
     fn hash(&self, names: &[&str]) -> String {

@@ -24,6 +24,8 @@ pub struct NewDraft<'a> {
     pub template: &'a str,
     pub template_hash: &'a str,
     pub email_message_id: Option<&'a str>,
+    /// The lint's findings, as JSON.
+    pub lint: &'a str,
 }
 
 /// Stores a pending draft. Returns `None` if this episode already has a draft
@@ -35,8 +37,8 @@ pub async fn insert_draft(
 ) -> anyhow::Result<Option<i64>> {
     Ok(sqlx::query_scalar(
         "INSERT INTO messages (client_id, coach_id, episode_id, step, channel, recipient, subject, \
-         body, html, template, template_hash, email_message_id, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13) \
+         body, html, template, template_hash, email_message_id, status, created_at, lint) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14) \
          ON CONFLICT (episode_id, step) DO NOTHING RETURNING id",
     )
     .bind(draft.client_id)
@@ -52,6 +54,7 @@ pub async fn insert_draft(
     .bind(draft.template_hash)
     .bind(draft.email_message_id)
     .bind(ts(now))
+    .bind(draft.lint)
     .fetch_optional(conn)
     .await?)
 }
@@ -266,17 +269,19 @@ pub async fn edit(
     id: i64,
     subject: Option<&str>,
     body: &str,
+    lint: &str,
 ) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "UPDATE messages SET \
            original_subject = CASE WHEN edited = 0 THEN subject ELSE original_subject END, \
            original_body = CASE WHEN edited = 0 THEN body ELSE original_body END, \
-           subject = $2, body = $3, html = NULL, edited = 1 \
+           subject = $2, body = $3, html = NULL, edited = 1, lint = $4 \
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
     .bind(subject)
     .bind(body)
+    .bind(lint)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

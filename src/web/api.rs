@@ -70,6 +70,10 @@ impl From<ActionError> for ApiError {
             ActionError::NotPending { .. } | ActionError::NotInDoubt { .. } => {
                 ApiError::Conflict(e.to_string())
             }
+            ActionError::NeedsConfirmation { .. } => ApiError::BadRequest {
+                field: Some("confirm".into()),
+                detail: format!("{e} (POST with ?confirm=true)"),
+            },
         }
     }
 }
@@ -479,12 +483,21 @@ async fn patch_draft(
     Ok(Json(drafts::read(&ctx, &coach, id).await??))
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct ConfirmQuery {
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// Approves; a draft with error findings needs `?confirm=true`.
 async fn approve(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
     Path(id): Path<i64>,
+    query: Result<Query<ConfirmQuery>, QueryRejection>,
 ) -> Result<Json<MessageView>, ApiError> {
-    drafts::approve(&ctx, &coach, id, ctx.clock.now()).await??;
+    let Query(query) = query?;
+    drafts::approve(&ctx, &coach, id, query.confirm, ctx.clock.now()).await??;
     Ok(Json(drafts::read(&ctx, &coach, id).await??))
 }
 

@@ -199,7 +199,9 @@ impl TestApp {
         now: DateTime<Utc>,
     ) -> Result<(), ActionError> {
         let coach = drafts::acting_coach(&self.ctx, coach).await.unwrap()?;
-        drafts::approve(&self.ctx, &coach, id, now).await.unwrap()
+        drafts::approve(&self.ctx, &coach, id, false, now)
+            .await
+            .unwrap()
     }
 
     pub async fn reject(

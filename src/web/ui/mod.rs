@@ -81,6 +81,11 @@ fn not_found() -> Response {
 
 fn action_error(e: ActionError) -> Response {
     match e {
+        ActionError::NeedsConfirmation { .. } => pages::message(
+            StatusCode::BAD_REQUEST,
+            "Please look at the findings first",
+            "This draft has error findings. Read them on the draft, and tick \"Approve anyway\" if it should go as it is.",
+        ),
         ActionError::NotPending { .. } | ActionError::NotInDoubt { .. } => pages::message(
             StatusCode::CONFLICT,
             "Already handled",
@@ -486,17 +491,25 @@ async fn edit(
     after(result, format!("/drafts/{id}"))
 }
 
+#[derive(Deserialize)]
+struct ApproveForm {
+    csrf: String,
+    /// Ticked: approve despite the lint's error findings.
+    confirm: Option<String>,
+}
+
 async fn approve(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<ApproveForm>,
 ) -> Response {
     if !same_token(&form.csrf, &ui.csrf) {
         return forbidden();
     }
+    let confirmed = form.confirm.is_some();
     after(
-        drafts::approve(&ctx, &ui.coach, id, ctx.clock.now()).await,
+        drafts::approve(&ctx, &ui.coach, id, confirmed, ctx.clock.now()).await,
         "/".into(),
     )
 }
@@ -521,7 +534,7 @@ async fn approve_many(
         .filter(|(k, _)| k == "ids")
         .filter_map(|(_, v)| v.parse::<i64>().ok())
     {
-        match drafts::approve(&ctx, &ui.coach, id, now).await {
+        match drafts::approve(&ctx, &ui.coach, id, false, now).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return action_error(e),
             Err(e) => return pages::internal_error(e),

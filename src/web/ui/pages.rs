@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use crate::compose::lint::{Finding, Severity};
 use crate::compose::segments;
 use crate::store::clients::{ClientListRow, ClientRow};
 use crate::store::coaches::CoachRow;
@@ -127,11 +128,37 @@ fn sms_counter(m: &MessageView) -> Markup {
     }
 }
 
+fn lint_of(m: &MessageView) -> Vec<Finding> {
+    serde_json::from_value(m.lint.clone()).unwrap_or_default()
+}
+
+/// The tone and privacy lint's findings, errors first.
+fn findings(m: &MessageView) -> Markup {
+    let found = lint_of(m);
+    html! {
+        @if !found.is_empty() {
+            ul.findings aria-label="Guardrail findings" {
+                @for f in &found {
+                    li class=(if f.severity == Severity::Error { "error" } else { "warning" }) {
+                        strong { @if f.severity == Severity::Error { "Error" } @else { "Warning" } } " (" (f.rule) "): " (f.message)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The draft's actions: approve, reject with a reason, snooze until a date.
+/// A draft with error findings is approved only with "Approve anyway" ticked.
 fn actions(m: &MessageView, csrf: &str) -> Markup {
+    let needs_confirmation = lint_of(m).iter().any(|f| f.severity == Severity::Error);
     html! {
         form.inline method="post" action={ "/drafts/" (m.id) "/approve" } {
             input type="hidden" name="csrf" value=(csrf);
+            @if needs_confirmation {
+                input id={ "confirm-" (m.id) } type="checkbox" name="confirm" value="yes";
+                label.meta for={ "confirm-" (m.id) } { "Approve anyway" }
+            }
             button type="submit" { "Approve" }
         }
         form.inline method="post" action={ "/drafts/" (m.id) "/reject" } {
@@ -189,7 +216,7 @@ pub fn queue(
                         @if let Some(subject) = &m.subject { p { strong { (subject) } } }
                         p.text { (m.body) }
                         (sms_counter(m))
-                        div.findings aria-label="Guardrail findings" {}
+                        (findings(m))
                         (actions(m, csrf))
                     }
                 }
@@ -247,7 +274,7 @@ pub fn draft(
                 @if let Some(subject) = &m.subject { p { strong { (subject) } } }
                 p.text { (m.body) }
                 (sms_counter(m))
-                div.findings aria-label="Guardrail findings" {}
+                (findings(m))
             }
             @if m.edited {
                 div.card {
