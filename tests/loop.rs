@@ -635,3 +635,83 @@ async fn after_shutdown_begins_dispatch_claims_nothing_new(app: TestApp) {
     assert_eq!(app.message(draft.id).await.status, "approved");
     assert!(app.outbox_files().is_empty());
 }
+
+on_both_backends!(
+    dispatch_never_sends_past_a_no,
+    the_caps_hold_when_several_drafts_are_approved_at_once,
+);
+
+/// Approved, then: opted out of SMS, put on hold, or replied. None goes out.
+async fn dispatch_never_sends_past_a_no(app: TestApp) {
+    let now = at("2026-06-01T15:00:00Z");
+    let rows: Vec<ClientCsv> = ["no-1", "no-2", "no-3"]
+        .into_iter()
+        .zip(["+12015550161", "+12015550162", "+12015550163"])
+        .map(|(external_id, phone)| ClientCsv {
+            external_id,
+            phone,
+            ..Default::default()
+        })
+        .collect();
+    app.import_clients(&clients_csv(&rows), now - Duration::days(10))
+        .await;
+    app.detect(now).await;
+    for draft in app.pending().await {
+        app.approve(draft.id, COACH, now).await.unwrap();
+    }
+    let coach = reengage::drafts::acting_coach(&app.ctx, COACH)
+        .await
+        .unwrap()
+        .unwrap();
+    use reengage::caseload::{self, CaseAction};
+    caseload::act(
+        &app.ctx,
+        &coach,
+        "no-1",
+        &CaseAction::OptOut(Channel::Sms),
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    caseload::act(
+        &app.ctx,
+        &coach,
+        "no-2",
+        &CaseAction::SetStatus(reengage::domain::ClientStatus::Hold),
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    app.import_events(
+        "external_id,kind,occurred_at,note\nno-3,message_reply,2026-06-01T14:30:00Z,\n",
+        now,
+    )
+    .await;
+    let summary = app.dispatch(now + Duration::minutes(5)).await;
+    assert_eq!(summary.sent, 0, "{summary}");
+    assert!(app.outbox_files().is_empty());
+    for m in app.messages(None).await {
+        assert_eq!(m.status, "cancelled", "{}", m.client_external_id);
+    }
+}
+
+/// Two drafts for one client approved together: one goes today, one waits.
+async fn the_caps_hold_when_several_drafts_are_approved_at_once(app: TestApp) {
+    let now = at("2026-06-01T14:00:00Z");
+    app.import_clients(
+        &clients_csv(&[ClientCsv::default()]),
+        now - Duration::days(10),
+    )
+    .await;
+    app.detect(now).await;
+    let first = app.pending().await.pop().unwrap();
+    app.approve(first.id, COACH, now).await.unwrap();
+    let second = queue_follow_up(&app, "c-1", now).await;
+    // Both due in the same run: the first is sent, the second waits for tomorrow.
+    let summary = app.dispatch(now).await;
+    assert_eq!((summary.sent, summary.deferred_cap), (1, 1), "{summary}");
+    assert_eq!(app.message(second).await.status, "approved");
+    assert_eq!(app.outbox_files().len(), 1);
+}
