@@ -44,6 +44,8 @@ pub enum CaseAction {
     ReachedPersonally,
     OptOut(Channel),
     Reassign(String),
+    /// The coach closes the "reach out personally" task without a contact.
+    DismissOutreach,
 }
 
 /// Applies `action` to the client as `coach`. Pausing, holding or discharging
@@ -72,6 +74,7 @@ pub async fn act(
             };
             if let Some(reason) = reason {
                 episodes::close_open(&mut tx, client.id, reason, now).await?;
+                episodes::finish_outreach(&mut tx, client.id, now).await?;
                 messages::cancel_unsent(&mut tx, client.id, reason.as_ref(), now).await?;
             }
             let name = match status {
@@ -96,6 +99,10 @@ pub async fn act(
             clients::record_opt_out(&mut tx, client.id, *channel, now).await?;
             messages::cancel_unsent(&mut tx, client.id, "opted_out", now).await?;
             ("opt_out", Some(channel.to_string()))
+        }
+        CaseAction::DismissOutreach => {
+            episodes::finish_outreach(&mut tx, client.id, now).await?;
+            ("dismiss_outreach", None)
         }
         CaseAction::Reassign(email) => {
             if !coach.is_admin() {

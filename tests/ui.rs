@@ -21,6 +21,7 @@ on_both_backends!(
     replies_put_a_crisis_first_and_the_queue_points_to_them,
     admins_manage_coaches_and_preview_templates_and_coaches_cannot,
     a_coach_decides_about_a_message_in_doubt_from_the_send_log,
+    after_the_last_step_the_queue_asks_the_coach_to_reach_out,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -718,4 +719,49 @@ async fn admins_manage_coaches_and_preview_templates_and_coaches_cannot(app: Tes
             "{action} missing"
         );
     }
+}
+
+async fn after_the_last_step_the_queue_asks_the_coach_to_reach_out(app: TestApp) {
+    set_passwords(&app).await;
+    let start = chrono::Utc::now() - Duration::days(45);
+    app.import_clients(&clients_csv(&[ClientCsv::default()]), start)
+        .await;
+    for day in 0..=44 {
+        let now = start + Duration::days(day);
+        app.detect(now).await;
+        for draft in app.pending().await {
+            app.approve(draft.id, COACH, now).await.unwrap();
+        }
+        // Mid-morning in New York, whatever the hour of the run.
+        let morning = now
+            .date_naive()
+            .and_hms_opt(15, 0, 0)
+            .unwrap()
+            .and_utc()
+            .max(now);
+        app.dispatch(morning).await;
+    }
+    app.detect(chrono::Utc::now()).await;
+    assert_eq!(
+        app.messages(None).await.len(),
+        3,
+        "three steps, then no more messages"
+    );
+
+    let mut browser = Browser::new(&app);
+    browser.log_in(COACH, PASSWORD).await;
+    let queue = browser.get("/").await;
+    assert!(
+        queue.body.contains("Reach out personally"),
+        "{}",
+        queue.body
+    );
+    let csrf = Browser::csrf(&queue);
+    browser
+        .post(
+            "/clients/c-1/action",
+            &[("csrf", &csrf), ("action", "reached")],
+        )
+        .await;
+    assert!(!browser.get("/").await.body.contains("Reach out personally"));
 }

@@ -66,7 +66,10 @@ CREATE TABLE episodes (
     -- The highest cadence step drafted in this episode.
     step BIGINT NOT NULL DEFAULT 0,
     closed_at BIGINT,
-    close_reason TEXT
+    close_reason TEXT,
+    -- After the last step, a "reach out personally" task for the coach until this
+    -- is set (a contact, a hold, or the coach dismissing it).
+    outreach_done_at BIGINT
 );
 CREATE UNIQUE INDEX episodes_one_open_per_client ON episodes (client_id) WHERE closed_at IS NULL;
 

@@ -75,6 +75,7 @@ pub async fn record(
         return Ok(EventOutcome::Recorded);
     }
     episodes::close_open(conn, client.id, CloseReason::ReEngaged, now).await?;
+    episodes::finish_outreach(conn, client.id, now).await?;
     messages::cancel_unsent(conn, client.id, "re_engaged", now).await?;
     Ok(EventOutcome::ReEngaged)
 }

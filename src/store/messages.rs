@@ -239,6 +239,24 @@ pub async fn queue(
     Ok(rows.into_iter().map(MessageView::from).collect())
 }
 
+/// The latest messages with this status, newest first (the admin's view of
+/// expired drafts).
+pub async fn recent_with_status(
+    conn: &mut AnyConnection,
+    status: MessageStatus,
+    limit: i64,
+) -> anyhow::Result<Vec<MessageView>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{VIEW_SELECT} WHERE m.status = $1 ORDER BY m.id DESC LIMIT $2"
+    ));
+    let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
+        .bind(status.as_ref())
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(MessageView::from).collect())
+}
+
 /// The client's latest messages, newest first.
 pub async fn for_client(
     conn: &mut AnyConnection,

@@ -34,7 +34,7 @@ use crate::context::AppContext;
 use crate::domain::{Channel, ClientStatus, MessageStatus};
 use crate::drafts::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
-use crate::store::{clients, coaches, events, inbound, messages, send_log, sessions};
+use crate::store::{clients, coaches, episodes, events, inbound, messages, send_log, sessions};
 use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, cookie, cookie_value, same_token};
 
 const SESSION_HOURS: i64 = 12;
@@ -305,17 +305,18 @@ async fn queue(
         let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
         let drafts = messages::queue(&mut conn, coach_filter, now, query.after, QUEUE_PAGE).await?;
         let replies = inbound::needing_attention(&mut conn, coach_filter).await?;
-        anyhow::Ok((drafts, replies))
+        let tasks = episodes::outreach_tasks(&mut conn, coach_filter).await?;
+        anyhow::Ok((drafts, replies, tasks))
     }
     .await;
     match found {
-        Ok((drafts, replies)) => {
+        Ok((drafts, replies, tasks)) => {
             let next = (drafts.len() as i64 == QUEUE_PAGE)
                 .then(|| drafts.last().map(|d| d.id))
                 .flatten();
             pages::page(
                 StatusCode::OK,
-                pages::queue(&ui.coach, &ui.csrf, &drafts, next, replies, now),
+                pages::queue(&ui.coach, &ui.csrf, &drafts, next, replies, &tasks, now),
             )
         }
         Err(e) => pages::internal_error(e),
@@ -445,6 +446,7 @@ async fn client_action(
         "opt_out_sms" => CaseAction::OptOut(Channel::Sms),
         "opt_out_email" => CaseAction::OptOut(Channel::Email),
         "reassign" => CaseAction::Reassign(form.to.unwrap_or_default().trim().to_owned()),
+        "dismiss_outreach" => CaseAction::DismissOutreach,
         _ => {
             return pages::message(
                 StatusCode::BAD_REQUEST,
@@ -726,13 +728,15 @@ async fn admin_page(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
     }
     let found = async {
         let mut conn = ctx.store.conn().await?;
-        coaches::all(&mut conn).await
+        let all = coaches::all(&mut conn).await?;
+        let expired = messages::recent_with_status(&mut conn, MessageStatus::Expired, 50).await?;
+        anyhow::Ok((all, expired))
     }
     .await;
     match found {
-        Ok(all) => pages::page(
+        Ok((all, expired)) => pages::page(
             StatusCode::OK,
-            pages::admin(&ui.coach, &ui.csrf, &all, &ctx.settings),
+            pages::admin(&ui.coach, &ui.csrf, &all, &expired, &ctx.settings),
         ),
         Err(e) => pages::internal_error(e),
     }

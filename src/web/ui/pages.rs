@@ -10,6 +10,7 @@ use crate::compose::lint::{Finding, Severity};
 use crate::compose::segments;
 use crate::store::clients::{ClientListRow, ClientRow};
 use crate::store::coaches::CoachRow;
+use crate::store::episodes::OutreachTask;
 use crate::store::events::EventRow;
 use crate::store::from_ts;
 use crate::store::messages::MessageView;
@@ -182,6 +183,7 @@ pub fn queue(
     drafts: &[MessageView],
     next_after: Option<i64>,
     replies: i64,
+    tasks: &[OutreachTask],
     now: DateTime<Utc>,
 ) -> Markup {
     layout(
@@ -192,6 +194,23 @@ pub fn queue(
             @if replies > 0 {
                 p.error role="status" {
                     a href="/replies" { (replies) " " @if replies == 1 { "reply needs" } @else { "replies need" } " your attention" }
+                }
+            }
+            @for t in tasks {
+                article.card aria-label={ "Reach out to " (t.client_name) } {
+                    h2 style="font-size:1.1rem;margin:0" {
+                        "Reach out personally: " a href={ "/clients/" (t.external_id) } { (t.client_name) }
+                    }
+                    p.meta {
+                        "Quiet " ((now - from_ts(t.quiet_since)).num_days()) " days; the check-ins have run their course. A call or a word from you is next."
+                    }
+                    @for (action, label) in [("reached", "I reached them"), ("hold", "Put on hold"), ("dismiss_outreach", "Dismiss")] {
+                        form.inline method="post" action={ "/clients/" (t.external_id) "/action" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="action" value=(action);
+                            button.quiet type="submit" { (label) }
+                        }
+                    }
                 }
             }
             @if drafts.is_empty() {
