@@ -642,6 +642,7 @@ async fn admins_manage_coaches_and_preview_templates_and_coaches_cannot(app: Tes
     admin.log_in(ADMIN, PASSWORD).await;
     let page = admin.get("/admin").await;
     assert!(page.body.contains("After 7 quiet days: checkin-1"));
+    assert!(page.body.contains("Drafts that expired"));
     let csrf = Browser::csrf(&page);
     let added = admin
         .post(

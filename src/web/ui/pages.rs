@@ -546,6 +546,7 @@ pub fn admin(
     coach: &CoachRow,
     csrf: &str,
     all: &[CoachRow],
+    expired: &[MessageView],
     settings: &crate::config::Settings,
 ) -> Markup {
     let form_for = |c: &CoachRow, action: &str, label: &str| {
@@ -614,6 +615,18 @@ pub fn admin(
                 li { "At most " (settings.sending.max_per_client_per_day) " a day and " (settings.sending.max_per_client_per_week) " a week per client" }
             }
             p { a href="/admin/templates" { "Preview the templates" } }
+            h2 style="font-size:1.1rem" { "Drafts that expired before anyone acted" }
+            @if expired.is_empty() {
+                p.meta { "None." }
+            }
+            ul {
+                @for m in expired {
+                    li {
+                        a href={ "/drafts/" (m.id) } { (m.client_name) } " · step " (m.step) " · "
+                        (m.channel) " · coach " (m.coach_email) " · drafted " (coach_time(coach, m.created_at))
+                    }
+                }
+            }
         },
     )
 }
