@@ -85,6 +85,7 @@ pub struct HttpSettings {
 pub struct ScheduleSettings {
     pub detect: String,
     pub dispatch: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,6 +265,7 @@ impl Settings {
         for (key, cron) in [
             ("schedule.detect", &self.schedule.detect),
             ("schedule.dispatch", &self.schedule.dispatch),
+            ("schedule.digest", &self.schedule.digest),
         ] {
             if !cron.is_empty() {
                 check_cron(cron).map_err(|problem| ConfigError::new(key, problem))?;

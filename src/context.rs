@@ -62,6 +62,20 @@ impl AppContext {
         let unsubscribe = UnsubscribeSigner::new(key, &settings.http.public_url);
         let words = Arc::new(Words::load(&settings.replies.words_file)?);
         let lint = Arc::new(Lint::load(&settings.templates.tone_file)?);
+        // The neutral sender name of discreet clients must itself be neutral.
+        if let Some(finding) = lint
+            .check(&crate::compose::lint::Draft {
+                channel: crate::domain::Channel::Sms,
+                subject: None,
+                body: &settings.email.discreet_name,
+                discreet: true,
+                first_of_episode: false,
+            })
+            .into_iter()
+            .find(|f| f.rule == "discreet")
+        {
+            anyhow::bail!("config key `email.discreet_name`: {}", finding.message);
+        }
         Ok(Self {
             lint,
             words,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod detect;
+pub mod digest;
 pub mod dispatch;
 pub mod domain;
 pub mod drafts;

@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::context::AppContext;
-use crate::{detect, dispatch};
+use crate::{detect, digest, dispatch};
 
 /// The running jobs. [`Scheduler::stop`] waits for a run in flight to finish.
 pub struct Scheduler {
@@ -21,6 +21,7 @@ pub struct Scheduler {
 enum JobKind {
     Detect,
     Dispatch,
+    Digest,
 }
 
 impl JobKind {
@@ -28,6 +29,7 @@ impl JobKind {
         match self {
             JobKind::Detect => "detect",
             JobKind::Dispatch => "dispatch",
+            JobKind::Digest => "digest",
         }
     }
 
@@ -37,6 +39,7 @@ impl JobKind {
         let result = match self {
             JobKind::Detect => detect::run(ctx, now).await.map(|s| s.to_string()),
             JobKind::Dispatch => dispatch::run_once(ctx, now).await.map(|s| s.to_string()),
+            JobKind::Digest => digest::run(ctx, now).await.map(|s| s.to_string()),
         };
         let seconds = started.elapsed().as_secs_f64();
         ctx.metrics
@@ -64,6 +67,7 @@ impl Scheduler {
         for (kind, cron) in [
             (JobKind::Detect, schedule.detect.clone()),
             (JobKind::Dispatch, schedule.dispatch.clone()),
+            (JobKind::Digest, schedule.digest.clone()),
         ] {
             if cron.is_empty() {
                 tracing::info!(job = kind.name(), "disabled by an empty schedule");

@@ -264,6 +264,14 @@ fn missing_provider_settings_stop_start_up_with_the_key_named() {
             "[security]\nsecret_key = \"short\"\n",
             "security.secret_key",
         ),
+        (
+            "[email]\ndiscreet_name = \"Recovery Team\"\n",
+            "email.discreet_name",
+        ),
+        (
+            "[replies]\nhelp_text = \"Text us anytime\"\n",
+            "replies.help_text",
+        ),
     ] {
         let op = Operator::new(extra);
         let out = op.run(&["migrate"]);

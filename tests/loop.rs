@@ -715,3 +715,45 @@ async fn the_caps_hold_when_several_drafts_are_approved_at_once(app: TestApp) {
     assert_eq!(app.message(second).await.status, "approved");
     assert_eq!(app.outbox_files().len(), 1);
 }
+
+on_both_backends!(each_coach_gets_one_digest_a_day_with_counts_and_no_details);
+
+async fn each_coach_gets_one_digest_a_day_with_counts_and_no_details(app: TestApp) {
+    let now = at("2026-06-01T13:00:00Z");
+    app.import_clients(
+        &clients_csv(&[ClientCsv {
+            first_name: "Jordan",
+            ..Default::default()
+        }]),
+        now - Duration::days(10),
+    )
+    .await;
+    app.detect(now).await;
+    let summary = reengage::digest::run(&app.ctx, now).await.unwrap();
+    // Rosa (the draft) and the admin (who sees all); Marcus has nothing waiting.
+    assert_eq!((summary.sent, summary.nothing_waiting), (2, 1), "{summary}");
+    let digests: Vec<String> = app
+        .outbox_files()
+        .into_iter()
+        .filter(|f| f.starts_with("digest-"))
+        .collect();
+    assert_eq!(digests.len(), 2, "{digests:?}");
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let rosa = reengage::store::coaches::by_email(&mut conn, COACH)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    let raw = app.outbox_file(&format!("digest-{}-2026-06-01.eml", rosa.id));
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let text = parsed.body_text(0).unwrap();
+    assert!(text.contains("1 draft(s) wait for you"), "{text}");
+    assert!(
+        !text.contains("+1201") && !text.contains("jordan@example.org"),
+        "no contact details"
+    );
+    let again = reengage::digest::run(&app.ctx, now + Duration::hours(3))
+        .await
+        .unwrap();
+    assert_eq!((again.sent, again.already_sent_today), (0, 2), "{again}");
+}

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod clients;
 pub mod coaches;
+pub mod digest;
 pub mod episodes;
 pub mod events;
 pub mod inbound;
