@@ -43,6 +43,8 @@ pub enum CaseAction {
     SetStatus(ClientStatus),
     ReachedPersonally,
     OptOut(Channel),
+    /// Undo an opt-out that was misread (a plain-language one, say).
+    OptIn(Channel),
     Reassign(String),
     /// The coach closes the "reach out personally" task without a contact.
     DismissOutreach,
@@ -99,6 +101,10 @@ pub async fn act(
             clients::record_opt_out(&mut tx, client.id, *channel, now).await?;
             messages::cancel_unsent(&mut tx, client.id, "opted_out", now).await?;
             ("opt_out", Some(channel.to_string()))
+        }
+        CaseAction::OptIn(channel) => {
+            clients::record_opt_in(&mut tx, client.id, *channel, now).await?;
+            ("opt_in", Some(format!("{channel}, recorded by the coach")))
         }
         CaseAction::DismissOutreach => {
             episodes::finish_outreach(&mut tx, client.id, now).await?;

@@ -447,6 +447,8 @@ async fn client_action(
         "opt_out_email" => CaseAction::OptOut(Channel::Email),
         "reassign" => CaseAction::Reassign(form.to.unwrap_or_default().trim().to_owned()),
         "dismiss_outreach" => CaseAction::DismissOutreach,
+        "opt_in_sms" => CaseAction::OptIn(Channel::Sms),
+        "opt_in_email" => CaseAction::OptIn(Channel::Email),
         _ => {
             return pages::message(
                 StatusCode::BAD_REQUEST,

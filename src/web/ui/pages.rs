@@ -414,8 +414,16 @@ pub fn client(
                 } @else {
                     (action("resume", "Resume"))
                 }
-                (action("opt_out_sms", "Record an SMS opt-out"))
-                (action("opt_out_email", "Record an email opt-out"))
+                @if c.opted_out_sms_at.is_some() {
+                    (action("opt_in_sms", "Undo the SMS opt-out"))
+                } @else {
+                    (action("opt_out_sms", "Record an SMS opt-out"))
+                }
+                @if c.opted_out_email_at.is_some() {
+                    (action("opt_in_email", "Undo the email opt-out"))
+                } @else {
+                    (action("opt_out_email", "Record an email opt-out"))
+                }
             }
             @if coach.is_admin() {
                 form.inline method="post" action={ "/clients/" (c.external_id) "/action" } {
