@@ -49,6 +49,20 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
+impl ApiError {
+    /// A record's reasons, as a CSV import gives them: each starts with its
+    /// field's name, and the first names the field.
+    fn from_reasons(reasons: Vec<String>) -> Self {
+        ApiError::BadRequest {
+            field: reasons
+                .first()
+                .and_then(|r| r.split([' ', ':']).next())
+                .map(str::to_owned),
+            detail: reasons.join("; "),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::Internal(e)
@@ -318,13 +332,7 @@ async fn put_client(
     let fields = ClientRules::load(&ctx, &mut tx)
         .await?
         .check(&record)
-        .map_err(|reasons| ApiError::BadRequest {
-            field: reasons
-                .first()
-                .and_then(|r| r.split([' ', ':']).next())
-                .map(str::to_owned),
-            detail: reasons.join("; "),
-        })?;
+        .map_err(ApiError::from_reasons)?;
     let mut report = import::ImportReport::default();
     import::upsert_client(
         &mut tx,
@@ -366,13 +374,7 @@ async fn post_event(
     }
     let (client, kind, occurred_at) = import::check_event(&ctx, &mut tx, &record, now)
         .await?
-        .map_err(|reasons| ApiError::BadRequest {
-            field: reasons
-                .first()
-                .and_then(|r| r.split([' ', ':']).next())
-                .map(str::to_owned),
-            detail: reasons.join("; "),
-        })?;
+        .map_err(ApiError::from_reasons)?;
     let event = NewEvent {
         kind,
         occurred_at,

@@ -52,8 +52,7 @@ pub fn routes() -> Router<AppContext> {
         .route("/drafts/{id}/reject", post(reject))
         .route("/drafts/{id}/snooze", post(snooze))
         .route("/sends", get(sends))
-        .route("/messages/{id}/resend", post(resend))
-        .route("/messages/{id}/resolve", post(resolve))
+        .route("/messages/{id}/{decision}", post(decide))
         .route("/replies", get(replies))
         .route("/admin", get(admin_page))
         .route("/admin/coaches", post(admin_coach))
@@ -668,43 +667,22 @@ async fn sends(
     }
 }
 
-async fn resend(
+/// A coach's decision about a message in doubt: `resend` or `resolve`.
+async fn decide(
     State(ctx): State<AppContext>,
     ui: UiCoach,
-    Path(id): Path<i64>,
+    Path((id, decision)): Path<(i64, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if !same_token(&form.csrf, &ui.csrf) {
         return forbidden();
     }
-    let result = drafts::decide_in_doubt(
-        &ctx,
-        &ui.coach,
-        id,
-        InDoubtDecision::Resend,
-        ctx.clock.now(),
-    )
-    .await;
-    after(result, "/sends".into())
-}
-
-async fn resolve(
-    State(ctx): State<AppContext>,
-    ui: UiCoach,
-    Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
-    let result = drafts::decide_in_doubt(
-        &ctx,
-        &ui.coach,
-        id,
-        InDoubtDecision::Resolve,
-        ctx.clock.now(),
-    )
-    .await;
+    let decision = match decision.as_str() {
+        "resend" => InDoubtDecision::Resend,
+        "resolve" => InDoubtDecision::Resolve,
+        _ => return not_found(),
+    };
+    let result = drafts::decide_in_doubt(&ctx, &ui.coach, id, decision, ctx.clock.now()).await;
     after(result, "/sends".into())
 }
 
