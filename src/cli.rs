@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::config::Settings;
+use crate::config::{LogFormat, LogSettings, Settings};
 use crate::context::AppContext;
 use crate::domain::{EmailAddress, MessageStatus, PhoneNumber, Role};
 use crate::import::{ImportOptions, ImportReport};
@@ -77,6 +77,13 @@ pub enum Command {
     /// Check the templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+    /// Write a consistent copy of the SQLite database to FILE, even while `serve` runs.
+    Backup { file: PathBuf },
+    /// Apply the retention policy once.
+    Housekeeping {
+        #[arg(long, value_parser = parse_now)]
+        now: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -222,14 +229,18 @@ fn parse_role(s: &str) -> Result<Role, String> {
         .map_err(|_| format!("`{s}` is not a role: coach or admin"))
 }
 
-/// Logs go to stderr; `RUST_LOG` sets the level (default `info`).
-pub fn init_tracing() {
+/// Logs go to stderr, as text or JSON lines (`log.format`), at `RUST_LOG` if
+/// set, else `log.level`. The first call wins.
+pub fn init_tracing(log: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", log.level)));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 /// Prints to stdout. A reader that went away (`reengage drafts list | head`) is
@@ -253,6 +264,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn context(cli: &Cli) -> anyhow::Result<AppContext> {
     let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
+    init_tracing(&settings.log);
     AppContext::build(settings).await
 }
 
@@ -346,6 +358,16 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Templates(TemplatesCommand::Check) => check_templates(&ctx),
+        Command::Backup { file } => {
+            ctx.store.backup_to(&file).await?;
+            say!("backup written to {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Command::Housekeeping { now } => {
+            let now = now.unwrap_or_else(|| ctx.clock.now());
+            say!("{}", crate::housekeeping::run(&ctx, now).await?);
+            ExitCode::SUCCESS
+        }
         Command::Tokens(TokensCommand::Create { coach }) => {
             let coach = match drafts::acting_coach(&ctx, &coach).await? {
                 Ok(c) => c,

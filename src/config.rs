@@ -51,8 +51,29 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub replies: ReplySettings,
     pub crisis: CrisisSettings,
+    pub log: LogSettings,
+    pub retention: RetentionSettings,
     pub outbox: OutboxSettings,
     pub templates: TemplateSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RetentionSettings {
+    pub message_body_days: u32,
+    pub send_log_years: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +107,7 @@ pub struct ScheduleSettings {
     pub detect: String,
     pub dispatch: String,
     pub digest: String,
+    pub housekeeping: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +288,7 @@ impl Settings {
             ("schedule.detect", &self.schedule.detect),
             ("schedule.dispatch", &self.schedule.dispatch),
             ("schedule.digest", &self.schedule.digest),
+            ("schedule.housekeeping", &self.schedule.housekeeping),
         ] {
             if !cron.is_empty() {
                 check_cron(cron).map_err(|problem| ConfigError::new(key, problem))?;
@@ -341,6 +364,18 @@ impl Settings {
             ));
         }
         self.validate_help_text()?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("`{}` is not a level like info or debug", self.log.level),
+            ));
+        }
+        if self.retention.send_log_years < 6 {
+            return Err(ConfigError::new(
+                "retention.send_log_years",
+                "must be at least 6: consent and opt-out evidence is kept 6 years (HIPAA)",
+            ));
+        }
         if self.email.transport == EmailTransportKind::Smtp {
             self.validate_smtp()?;
         }

@@ -15,6 +15,7 @@ pub mod digest;
 pub mod dispatch;
 pub mod domain;
 pub mod drafts;
+pub mod housekeeping;
 pub mod import;
 pub mod metrics;
 pub mod replies;

@@ -5,7 +5,6 @@ use clap::Parser;
 fn main() -> ExitCode {
     reengage::install_crypto_provider();
     let cli = reengage::cli::Cli::parse();
-    reengage::cli::init_tracing();
     // The daemon serves requests and jobs at once; a one-shot command is mostly
     // waiting on the database and the network, and one thread spares it the
     // hand-offs between workers.

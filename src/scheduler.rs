@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::context::AppContext;
-use crate::{detect, digest, dispatch};
+use crate::{detect, digest, dispatch, housekeeping};
 
 /// The running jobs. [`Scheduler::stop`] waits for a run in flight to finish.
 pub struct Scheduler {
@@ -22,6 +22,7 @@ enum JobKind {
     Detect,
     Dispatch,
     Digest,
+    Housekeeping,
 }
 
 impl JobKind {
@@ -30,6 +31,7 @@ impl JobKind {
             JobKind::Detect => "detect",
             JobKind::Dispatch => "dispatch",
             JobKind::Digest => "digest",
+            JobKind::Housekeeping => "housekeeping",
         }
     }
 
@@ -40,6 +42,7 @@ impl JobKind {
             JobKind::Detect => detect::run(ctx, now).await.map(|s| s.to_string()),
             JobKind::Dispatch => dispatch::run_once(ctx, now).await.map(|s| s.to_string()),
             JobKind::Digest => digest::run(ctx, now).await.map(|s| s.to_string()),
+            JobKind::Housekeeping => housekeeping::run(ctx, now).await.map(|s| s.to_string()),
         };
         let seconds = started.elapsed().as_secs_f64();
         ctx.metrics
@@ -68,6 +71,7 @@ impl Scheduler {
             (JobKind::Detect, schedule.detect.clone()),
             (JobKind::Dispatch, schedule.dispatch.clone()),
             (JobKind::Digest, schedule.digest.clone()),
+            (JobKind::Housekeeping, schedule.housekeeping.clone()),
         ] {
             if cron.is_empty() {
                 tracing::info!(job = kind.name(), "disabled by an empty schedule");

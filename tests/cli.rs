@@ -398,3 +398,52 @@ fn templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_one() {
         stdout(&harsh)
     );
 }
+
+#[test]
+fn backup_writes_a_working_copy_and_logs_can_be_json() {
+    let op = Operator::new("[log]\nformat = \"json\"\n");
+    op.run(&[
+        "coaches",
+        "add",
+        "--email",
+        "rosa@example.org",
+        "--name",
+        "Rosa Diaz",
+    ]);
+    let copy = op.path().join("backup.db");
+    let out = op
+        .command(&["backup", copy.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("backup written"));
+    // The copy opens and holds the data.
+    let listed = op.run(&[
+        "--database-url",
+        &format!("sqlite://{}", copy.display()),
+        "tokens",
+        "create",
+        "--coach",
+        "rosa@example.org",
+    ]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let again = op.run(&["backup", copy.to_str().unwrap()]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an existing file is not overwritten"
+    );
+    // JSON logs: every line is an object.
+    let detect = op
+        .command(&["detect"])
+        .env("RUST_LOG", "info,reengage=debug")
+        .output()
+        .unwrap();
+    for line in stderr(&detect).lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+}

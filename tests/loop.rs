@@ -757,3 +757,77 @@ async fn each_coach_gets_one_digest_a_day_with_counts_and_no_details(app: TestAp
         .unwrap();
     assert_eq!((again.sent, again.already_sent_today), (0, 2), "{again}");
 }
+
+on_both_backends!(retention_clears_old_words_and_keeps_drafts_and_evidence);
+
+async fn retention_clears_old_words_and_keeps_drafts_and_evidence(app: TestApp) {
+    let now = at("2026-06-01T15:00:00Z");
+    app.import_clients(
+        &clients_csv(&[
+            ClientCsv {
+                external_id: "sent-one",
+                phone: "+12015550171",
+                ..Default::default()
+            },
+            ClientCsv {
+                external_id: "pending-one",
+                phone: "+12015550172",
+                ..Default::default()
+            },
+        ]),
+        now - Duration::days(10),
+    )
+    .await;
+    app.detect(now).await;
+    let drafts = app.pending().await;
+    let sent = drafts
+        .iter()
+        .find(|d| d.client_external_id == "sent-one")
+        .unwrap()
+        .id;
+    let pending = drafts
+        .iter()
+        .find(|d| d.client_external_id == "pending-one")
+        .unwrap()
+        .id;
+    app.approve(sent, COACH, now).await.unwrap();
+    app.dispatch(now).await;
+    // A snooze keeps the other draft pending well past the body cutoff.
+    let coach = reengage::drafts::acting_coach(&app.ctx, COACH)
+        .await
+        .unwrap()
+        .unwrap();
+    reengage::drafts::snooze(&app.ctx, &coach, pending, now + Duration::days(200), now)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let early = reengage::housekeeping::run(&app.ctx, now + Duration::days(89))
+        .await
+        .unwrap();
+    assert_eq!(early.bodies_cleared, 0);
+    let later = reengage::housekeeping::run(&app.ctx, now + Duration::days(91))
+        .await
+        .unwrap();
+    assert_eq!(later.bodies_cleared, 1, "{later}");
+    assert_eq!(
+        app.message(sent).await.body,
+        reengage::housekeeping::REMOVED
+    );
+    assert_ne!(
+        app.message(pending).await.body,
+        reengage::housekeeping::REMOVED
+    );
+    assert_eq!(app.send_log().await.len(), 1, "send-log metadata stays");
+
+    let much_later = reengage::housekeeping::run(&app.ctx, now + Duration::days(365 * 6 + 10))
+        .await
+        .unwrap();
+    assert_eq!(much_later.send_log_rows_deleted, 1);
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let audit = reengage::store::audit::recent(&mut conn, 10).await.unwrap();
+    assert!(
+        audit.iter().any(|a| a.action == "approve"),
+        "the audit log is never deleted"
+    );
+}

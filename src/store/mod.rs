@@ -15,6 +15,7 @@ pub mod episodes;
 pub mod events;
 pub mod inbound;
 pub mod messages;
+pub mod retention;
 pub mod send_log;
 pub mod sessions;
 pub mod tokens;
@@ -126,6 +127,26 @@ impl Store {
     pub async fn ping(&self) -> anyhow::Result<()> {
         let mut conn = self.conn().await?;
         conn.ping().await.context("The database did not answer")
+    }
+
+    /// Writes a consistent copy of a SQLite database to `path` (`VACUUM INTO`),
+    /// safe while `serve` runs. PostgreSQL has its own tools (`pg_dump`).
+    pub async fn backup_to(&self, path: &Path) -> anyhow::Result<()> {
+        if self.backend != Backend::Sqlite {
+            anyhow::bail!(
+                "backup copies SQLite databases; for PostgreSQL use pg_dump (see the README)"
+            );
+        }
+        if path.exists() {
+            anyhow::bail!("{} exists already; choose a new file", path.display());
+        }
+        let mut conn = self.conn().await?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path.display().to_string())
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("Failed to write the backup to {}", path.display()))?;
+        Ok(())
     }
 
     pub async fn close(&self) {
