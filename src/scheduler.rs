@@ -17,8 +17,8 @@ pub struct Scheduler {
     gates: Vec<Arc<Mutex<()>>>,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum JobKind {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
     Detect,
     Dispatch,
     Digest,
@@ -59,6 +59,30 @@ impl JobKind {
     }
 }
 
+/// What one tick of a job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Ran,
+    /// The previous run of the same job was still going.
+    Skipped,
+    /// Shutdown has begun: nothing new starts.
+    ShuttingDown,
+}
+
+/// One tick: runs the job unless its previous run still holds `gate`, or
+/// shutdown has begun.
+pub async fn tick(kind: JobKind, gate: &Mutex<()>, ctx: &AppContext) -> Tick {
+    let Ok(_running) = gate.try_lock() else {
+        tracing::warn!(job = kind.name(), "previous run still going; tick skipped");
+        return Tick::Skipped;
+    };
+    if ctx.shutdown.is_cancelled() {
+        return Tick::ShuttingDown;
+    }
+    kind.run(ctx).await;
+    Tick::Ran
+}
+
 impl Scheduler {
     /// Starts the jobs of `[schedule]`; an empty cron string leaves a job out.
     pub async fn start(ctx: AppContext) -> anyhow::Result<Self> {
@@ -84,14 +108,7 @@ impl Scheduler {
                 let ctx = ctx.clone();
                 let gate = gate.clone();
                 Box::pin(async move {
-                    let Ok(_running) = gate.try_lock() else {
-                        tracing::warn!(job = kind.name(), "previous run still going; tick skipped");
-                        return;
-                    };
-                    if ctx.shutdown.is_cancelled() {
-                        return;
-                    }
-                    kind.run(&ctx).await;
+                    tick(kind, &gate, &ctx).await;
                 })
             })
             .with_context(|| {

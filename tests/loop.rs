@@ -831,3 +831,29 @@ async fn retention_clears_old_words_and_keeps_drafts_and_evidence(app: TestApp) 
         "the audit log is never deleted"
     );
 }
+
+on_both_backends!(a_tick_while_the_previous_run_is_going_is_skipped);
+
+async fn a_tick_while_the_previous_run_is_going_is_skipped(app: TestApp) {
+    use reengage::scheduler::{JobKind, Tick, tick};
+    app.import_clients(
+        &clients_csv(&[ClientCsv::default()]),
+        chrono::Utc::now() - Duration::days(10),
+    )
+    .await;
+    let gate = tokio::sync::Mutex::new(());
+    let running = gate.lock().await;
+    assert_eq!(tick(JobKind::Detect, &gate, &app.ctx).await, Tick::Skipped);
+    assert!(
+        app.pending().await.is_empty(),
+        "a skipped tick does nothing"
+    );
+    drop(running);
+    assert_eq!(tick(JobKind::Detect, &gate, &app.ctx).await, Tick::Ran);
+    assert_eq!(app.pending().await.len(), 1);
+    app.ctx.shutdown.cancel();
+    assert_eq!(
+        tick(JobKind::Detect, &gate, &app.ctx).await,
+        Tick::ShuttingDown
+    );
+}
