@@ -1,7 +1,7 @@
 //! Signed unsubscribe links. The token names the client and carries an
 //! HMAC-SHA256 over it with the server's secret key, so a link cannot be forged
-//! or pointed at another client. The route that takes it lands with the
-//! guardrails issue; the signing and the email headers are here.
+//! or pointed at another client. The route that takes it is
+//! `web::unsubscribe`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -6,7 +6,7 @@
 //! (subject, a line `---`, then the plain-text body), `LANG/NAME.email.html.hbs`,
 //! and shared partials in `partials/NAME.hbs`.
 //!
-//! The tone and privacy guardrails land beside this module (see the guardrails issue).
+//! The tone and privacy lint is `lint`; SMS segment counting is `segments`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

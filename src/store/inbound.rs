@@ -1,5 +1,5 @@
-//! Replies and keywords received from clients. The inbound webhook that fills
-//! this table lands with the guardrails issue; the coach's view of it is here.
+//! Replies and keywords received from clients: filled by the inbound webhook
+//! (`replies`), read by the coach's replies page and the digest.
 
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
