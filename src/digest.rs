@@ -83,25 +83,18 @@ pub async fn run(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<DigestS
         let delivery = ctx
             .channels
             .email
-            .deliver(&Outgoing {
-                message_id: 0,
-                reference: format!("digest-{}-{day}", coach.id),
-                channel: Channel::Email,
-                to: coach.email.clone(),
-                subject: Some(format!(
+            .deliver(&Outgoing::to_coach(
+                Channel::Email,
+                format!("digest-{}-{day}", coach.id),
+                coach.email.clone(),
+                Some(format!(
                     "Your reengage day: {} waiting",
                     waiting.drafts + waiting.replies
                 )),
                 body,
-                html: None,
-                email_message_id: Some(crate::channels::email::new_message_id(
-                    &ctx.settings.email.from,
-                )),
-                reply_to: None,
-                discreet: false,
-                unsubscribe_url: None,
-                attempted_at: now,
-            })
+                &ctx.settings.email.from,
+                now,
+            ))
             .await;
         let mut conn = ctx.store.conn().await?;
         match delivery {

@@ -307,42 +307,30 @@ pub async fn alert_coach(
         Channel::Email,
         ctx.channels
             .email
-            .deliver(&Outgoing {
-                message_id: 0,
-                reference: format!("alert-{reply_id}"),
-                channel: Channel::Email,
-                to: coach.email.clone(),
-                subject: Some("A reply needs you now".into()),
-                body: text.clone(),
-                html: None,
-                email_message_id: Some(crate::channels::email::new_message_id(
-                    &ctx.settings.email.from,
-                )),
-                reply_to: None,
-                discreet: false,
-                unsubscribe_url: None,
-                attempted_at: now,
-            })
+            .deliver(&Outgoing::to_coach(
+                Channel::Email,
+                format!("alert-{reply_id}"),
+                coach.email.clone(),
+                Some("A reply needs you now".into()),
+                text.clone(),
+                &ctx.settings.email.from,
+                now,
+            ))
             .await,
     )];
     if let Some(phone) = coach.phone.as_deref().filter(|p| !p.is_empty()) {
         let delivery = ctx
             .channels
             .sms
-            .deliver(&Outgoing {
-                message_id: 0,
-                reference: format!("alert-{reply_id}"),
-                channel: Channel::Sms,
-                to: phone.to_owned(),
-                subject: None,
-                body: text,
-                html: None,
-                email_message_id: None,
-                reply_to: None,
-                discreet: false,
-                unsubscribe_url: None,
-                attempted_at: now,
-            })
+            .deliver(&Outgoing::to_coach(
+                Channel::Sms,
+                format!("alert-{reply_id}"),
+                phone.to_owned(),
+                None,
+                text,
+                &ctx.settings.email.from,
+                now,
+            ))
             .await;
         outcomes.push((Channel::Sms, delivery));
     }

@@ -57,36 +57,8 @@ async fn call(
     (status, value)
 }
 
-/// Rosa's client c-1 and Marcus's client m-1, both quiet, each with a draft.
-async fn two_coaches_two_drafts(app: &TestApp) -> (i64, i64) {
-    let now = chrono::Utc::now();
-    app.import_clients(
-        &clients_csv(&[
-            ClientCsv::default(),
-            ClientCsv {
-                external_id: "m-1",
-                first_name: "Devon",
-                coach: OTHER_COACH,
-                ..Default::default()
-            },
-        ]),
-        now - Duration::days(10),
-    )
-    .await;
-    app.detect(now).await;
-    let drafts = app.pending().await;
-    let id = |ext: &str| {
-        drafts
-            .iter()
-            .find(|d| d.client_external_id == ext)
-            .unwrap()
-            .id
-    };
-    (id("c-1"), id("m-1"))
-}
-
 async fn a_coach_sees_and_acts_on_their_own_clients_only(app: TestApp) {
-    let (rosa_draft, marcus_draft) = two_coaches_two_drafts(&app).await;
+    let (rosa_draft, marcus_draft) = drafts_for_rosa_and_marcus(&app, "Jordan").await;
     let rosa = token(&app, COACH).await;
 
     let (status, body) = call(
@@ -200,7 +172,7 @@ async fn a_coach_sees_and_acts_on_their_own_clients_only(app: TestApp) {
 }
 
 async fn drafts_are_edited_snoozed_approved_and_rejected_through_the_api(app: TestApp) {
-    let (rosa_draft, marcus_draft) = two_coaches_two_drafts(&app).await;
+    let (rosa_draft, marcus_draft) = drafts_for_rosa_and_marcus(&app, "Jordan").await;
     let rosa = token(&app, COACH).await;
     let marcus = token(&app, OTHER_COACH).await;
     let original = app.message(rosa_draft).await.body;
@@ -440,7 +412,7 @@ async fn clients_and_events_posted_through_the_api_act_like_csv_rows(app: TestAp
 }
 
 async fn a_draft_with_error_findings_is_approved_only_when_confirmed(app: TestApp) {
-    let (rosa_draft, _) = two_coaches_two_drafts(&app).await;
+    let (rosa_draft, _) = drafts_for_rosa_and_marcus(&app, "Jordan").await;
     let rosa = token(&app, COACH).await;
     let (_, body) = call(
         &app,

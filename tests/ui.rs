@@ -138,33 +138,7 @@ async fn set_passwords(app: &TestApp) {
 /// Rosa's client c-1 (`first_name`) and Marcus's client m-1, each with a draft.
 async fn drafts_for_two_coaches(app: &TestApp, first_name: &str) -> (i64, i64) {
     set_passwords(app).await;
-    let now = chrono::Utc::now();
-    app.import_clients(
-        &clients_csv(&[
-            ClientCsv {
-                first_name,
-                ..Default::default()
-            },
-            ClientCsv {
-                external_id: "m-1",
-                first_name: "Devon",
-                coach: OTHER_COACH,
-                ..Default::default()
-            },
-        ]),
-        now - Duration::days(10),
-    )
-    .await;
-    app.detect(now).await;
-    let drafts = app.pending().await;
-    let id = |ext: &str| {
-        drafts
-            .iter()
-            .find(|d| d.client_external_id == ext)
-            .unwrap()
-            .id
-    };
-    (id("c-1"), id("m-1"))
+    drafts_for_rosa_and_marcus(app, first_name).await
 }
 
 async fn audit_actions(app: &TestApp) -> Vec<(String, String)> {

@@ -39,6 +39,36 @@ pub struct Outgoing {
     pub attempted_at: DateTime<Utc>,
 }
 
+impl Outgoing {
+    /// A note to a coach (an alert, a digest): not a client message, so no
+    /// send-log row, no unsubscribe link, no reply-to. `reference` names it.
+    pub fn to_coach(
+        channel: Channel,
+        reference: String,
+        to: String,
+        subject: Option<String>,
+        body: String,
+        message_id_domain: &lettre::message::Mailbox,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            message_id: 0,
+            reference,
+            channel,
+            to,
+            subject,
+            body,
+            html: None,
+            email_message_id: (channel == Channel::Email)
+                .then(|| email::new_message_id(message_id_domain)),
+            reply_to: None,
+            discreet: false,
+            unsubscribe_url: None,
+            attempted_at: at,
+        }
+    }
+}
+
 /// How an attempt ended, in the four outcomes of the send log, plus the
 /// operator's problem that is nobody's message's fault.
 #[derive(Debug, Clone, PartialEq, Eq)]

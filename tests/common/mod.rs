@@ -515,3 +515,36 @@ pub fn twilio_settings(base_url: &str) -> String {
          max_per_second = 0\ntimeout_seconds = 2\n"
     )
 }
+
+/// Rosa's client c-1 (named `first_name`, phone +12015550123) and Marcus's
+/// client m-1 (Devon), both quiet for 10 days, each with a pending draft.
+/// Returns (Rosa's draft, Marcus's draft).
+pub async fn drafts_for_rosa_and_marcus(app: &TestApp, first_name: &str) -> (i64, i64) {
+    let now = Utc::now();
+    app.import_clients(
+        &clients_csv(&[
+            ClientCsv {
+                first_name,
+                ..Default::default()
+            },
+            ClientCsv {
+                external_id: "m-1",
+                first_name: "Devon",
+                coach: OTHER_COACH,
+                ..Default::default()
+            },
+        ]),
+        now - chrono::Duration::days(10),
+    )
+    .await;
+    app.detect(now).await;
+    let drafts = app.pending().await;
+    let id = |ext: &str| {
+        drafts
+            .iter()
+            .find(|d| d.client_external_id == ext)
+            .unwrap()
+            .id
+    };
+    (id("c-1"), id("m-1"))
+}
