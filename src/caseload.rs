@@ -77,7 +77,7 @@ pub async fn act(
             if let Some(reason) = reason {
                 episodes::close_open(&mut tx, client.id, reason, now).await?;
                 episodes::finish_outreach(&mut tx, client.id, now).await?;
-                messages::cancel_unsent(&mut tx, client.id, reason.as_ref(), now).await?;
+                messages::cancel_unsent(&mut tx, client.id, None, reason.as_ref(), now).await?;
             }
             let name = match status {
                 ClientStatus::Active => "resume",
@@ -99,7 +99,8 @@ pub async fn act(
         }
         CaseAction::OptOut(channel) => {
             clients::record_opt_out(&mut tx, client.id, *channel, now).await?;
-            messages::cancel_unsent(&mut tx, client.id, "opted_out", now).await?;
+            // Only that channel's messages: the other may still be wanted.
+            messages::cancel_unsent(&mut tx, client.id, Some(*channel), "opted_out", now).await?;
             ("opt_out", Some(channel.to_string()))
         }
         CaseAction::OptIn(channel) => {

@@ -241,11 +241,7 @@ async fn draft(
 ) -> anyhow::Result<Result<(), crate::compose::ComposeError>> {
     let client = &candidate.client;
     let settings = &ctx.settings;
-    let coach_first_name = candidate
-        .coach_name
-        .split_whitespace()
-        .next()
-        .unwrap_or(&candidate.coach_name);
+    let coach_first_name = crate::store::coaches::first_name_of(&candidate.coach_name);
     let vars = TemplateVars {
         client: ClientVars {
             name: client.greeting_name().to_owned(),

@@ -470,7 +470,7 @@ pub async fn upsert_client(
             if let Some(reason) = close_reason.filter(|_| existing.status != fields.status.as_ref())
             {
                 episodes::close_open(conn, existing.id, reason, now).await?;
-                messages::cancel_unsent(conn, existing.id, reason.as_ref(), now).await?;
+                messages::cancel_unsent(conn, existing.id, None, reason.as_ref(), now).await?;
             }
             report.updated += 1;
         }

@@ -857,3 +857,51 @@ async fn a_tick_while_the_previous_run_is_going_is_skipped(app: TestApp) {
         Tick::ShuttingDown
     );
 }
+
+on_both_backends!(an_opt_out_of_one_channel_leaves_the_other_channels_draft);
+
+async fn an_opt_out_of_one_channel_leaves_the_other_channels_draft(app: TestApp) {
+    let now = at("2026-06-01T15:00:00Z");
+    app.import_clients(
+        &clients_csv(&[ClientCsv {
+            channel: "email",
+            ..Default::default()
+        }]),
+        now - Duration::days(10),
+    )
+    .await;
+    app.detect(now).await;
+    let draft = app.pending().await.pop().unwrap();
+    assert_eq!(draft.channel, "email");
+    let coach = reengage::drafts::acting_coach(&app.ctx, COACH)
+        .await
+        .unwrap()
+        .unwrap();
+    use reengage::caseload::{self, CaseAction};
+    caseload::act(
+        &app.ctx,
+        &coach,
+        "c-1",
+        &CaseAction::OptOut(Channel::Sms),
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        app.message(draft.id).await.status,
+        "pending",
+        "an SMS opt-out leaves email alone"
+    );
+    caseload::act(
+        &app.ctx,
+        &coach,
+        "c-1",
+        &CaseAction::OptOut(Channel::Email),
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(app.message(draft.id).await.status, "cancelled");
+}

@@ -229,10 +229,6 @@ fn sms_form(draft: &Draft<'_>) -> Vec<Finding> {
     findings
 }
 
-pub fn has_errors(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.severity == Severity::Error)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

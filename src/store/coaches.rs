@@ -32,8 +32,13 @@ impl CoachRow {
 
     /// The first word of the name, for a warm sign-off.
     pub fn first_name(&self) -> &str {
-        self.name.split_whitespace().next().unwrap_or(&self.name)
+        first_name_of(&self.name)
     }
+}
+
+/// The first word of a coach's name.
+pub fn first_name_of(name: &str) -> &str {
+    name.split_whitespace().next().unwrap_or(name)
 }
 
 pub struct NewCoach<'a> {

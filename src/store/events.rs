@@ -76,7 +76,7 @@ pub async fn record(
     }
     episodes::close_open(conn, client.id, CloseReason::ReEngaged, now).await?;
     episodes::finish_outreach(conn, client.id, now).await?;
-    messages::cancel_unsent(conn, client.id, "re_engaged", now).await?;
+    messages::cancel_unsent(conn, client.id, None, "re_engaged", now).await?;
     Ok(EventOutcome::ReEngaged)
 }
 

@@ -162,12 +162,21 @@ pub async fn alert_failed(
     Ok(())
 }
 
+const ALERT_PENDING: &str =
+    "classification = 'crisis' AND alerted_at IS NULL AND client_id IS NOT NULL";
+
+/// How many crisis alerts have not gone out.
+pub async fn count_alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<i64> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM inbound WHERE {ALERT_PENDING}"
+    ));
+    Ok(sqlx::query_scalar(sql).fetch_one(conn).await?)
+}
+
 /// Crisis replies whose coach alert has not gone out: (reply, client).
 pub async fn alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<Vec<(i64, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT id, client_id FROM inbound WHERE classification = 'crisis' AND alerted_at IS NULL \
-         AND client_id IS NOT NULL ORDER BY id",
-    )
-    .fetch_all(conn)
-    .await?)
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT id, client_id FROM inbound WHERE {ALERT_PENDING} ORDER BY id"
+    ));
+    Ok(sqlx::query_as(sql).fetch_all(conn).await?)
 }

@@ -180,16 +180,7 @@ pub async fn list(
     status: Option<MessageStatus>,
     coach_id: Option<i64>,
 ) -> anyhow::Result<Vec<MessageView>> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "{VIEW_SELECT} WHERE ($1 IS NULL OR m.status = $1) AND ($2 IS NULL OR c.coach_id = $2) \
-         ORDER BY m.created_at, m.id"
-    ));
-    let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
-        .bind(status.map(|s| s.as_ref().to_owned()))
-        .bind(coach_id)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().map(MessageView::from).collect())
+    page(conn, status, coach_id, 0, i64::MAX).await
 }
 
 /// One page of messages after id `after`, oldest first: keyset paging, so every
@@ -390,41 +381,23 @@ pub async fn count_expirable(
 }
 
 /// Cancels the client's messages that no one has started sending (pending and
-/// approved). Messages in flight or in doubt are left to dispatch.
+/// approved), on one channel or all. Messages in flight or in doubt are left to
+/// dispatch.
 pub async fn cancel_unsent(
     conn: &mut AnyConnection,
     client_id: i64,
+    channel: Option<Channel>,
     reason: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
     let done = sqlx::query(
         "UPDATE messages SET status = 'cancelled', cancel_reason = $2, settled_at = $3 \
-         WHERE client_id = $1 AND status IN ('pending', 'approved')",
+         WHERE client_id = $1 AND ($4 IS NULL OR channel = $4) AND status IN ('pending', 'approved')",
     )
     .bind(client_id)
     .bind(reason)
     .bind(ts(now))
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// Cancels the client's pending and approved messages on one channel.
-pub async fn cancel_unsent_on(
-    conn: &mut AnyConnection,
-    client_id: i64,
-    channel: Channel,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE messages SET status = 'cancelled', cancel_reason = $2, settled_at = $3 \
-         WHERE client_id = $1 AND channel = $4 AND status IN ('pending', 'approved')",
-    )
-    .bind(client_id)
-    .bind(reason)
-    .bind(ts(now))
-    .bind(channel.as_ref())
+    .bind(channel.map(|c| c.as_ref().to_owned()))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

@@ -94,10 +94,6 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
@@ -224,9 +220,9 @@ pub async fn counts(
 }
 
 /// How many crisis alerts have not gone out, for `/healthz`.
-pub async fn inbound_alerts_pending(store: &Store) -> anyhow::Result<usize> {
+pub async fn inbound_alerts_pending(store: &Store) -> anyhow::Result<i64> {
     let mut conn = store.conn().await?;
-    Ok(inbound::alerts_pending(&mut conn).await?.len())
+    inbound::count_alerts_pending(&mut conn).await
 }
 
 /// When the oldest draft still waiting for a coach was made.
