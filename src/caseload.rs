@@ -75,9 +75,9 @@ pub async fn act(
                 ClientStatus::Discharged => Some(CloseReason::Discharged),
             };
             if let Some(reason) = reason {
-                episodes::close_open(&mut tx, client.id, reason, now).await?;
-                episodes::finish_outreach(&mut tx, client.id, now).await?;
-                messages::cancel_unsent(&mut tx, client.id, None, reason.as_ref(), now).await?;
+                episodes::close_open(&mut tx, &[client.id], reason, now).await?;
+                episodes::finish_outreach(&mut tx, &[client.id], now).await?;
+                messages::cancel_unsent(&mut tx, &[client.id], None, reason.as_ref(), now).await?;
             }
             let name = match status {
                 ClientStatus::Active => "resume",
@@ -100,7 +100,8 @@ pub async fn act(
         CaseAction::OptOut(channel) => {
             clients::record_opt_out(&mut tx, client.id, *channel, now).await?;
             // Only that channel's messages: the other may still be wanted.
-            messages::cancel_unsent(&mut tx, client.id, Some(*channel), "opted_out", now).await?;
+            messages::cancel_unsent(&mut tx, &[client.id], Some(*channel), "opted_out", now)
+                .await?;
             ("opt_out", Some(channel.to_string()))
         }
         CaseAction::OptIn(channel) => {
@@ -108,7 +109,7 @@ pub async fn act(
             ("opt_in", Some(format!("{channel}, recorded by the coach")))
         }
         CaseAction::DismissOutreach => {
-            episodes::finish_outreach(&mut tx, client.id, now).await?;
+            episodes::finish_outreach(&mut tx, &[client.id], now).await?;
             ("dismiss_outreach", None)
         }
         CaseAction::Reassign(email) => {

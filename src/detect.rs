@@ -6,7 +6,7 @@
 //! time again: when the next step could be due, or `NULL` while only an outside
 //! event (a settled message, an engagement, a changed client) can change things.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::channels::email::new_message_id;
 use crate::compose::lint;
-use crate::compose::{AgencyVars, ClientVars, CoachVars, TemplateVars};
+use crate::compose::{AgencyVars, ClientVars, CoachVars, Rendered, TemplateVars};
 use crate::config::CadenceStep;
 use crate::context::AppContext;
 use crate::domain::{Channel, ClientStatus};
@@ -133,9 +133,11 @@ async fn evaluate(
             let mut tx = ctx.store.begin().await?;
             let clients_touched = messages::expire_pending(&mut tx, expiry_cutoff, now).await?;
             summary.expired = clients_touched.len() as u64;
-            for client_id in clients_touched {
-                clients::set_next_detect(&mut tx, client_id, Some(now)).await?;
-            }
+            let again: Vec<_> = clients_touched
+                .into_iter()
+                .map(|id| (id, Some(now)))
+                .collect();
+            clients::set_next_detect(&mut tx, &again).await?;
             tx.commit().await?;
         }
     }
@@ -151,7 +153,8 @@ async fn evaluate(
             last.client.next_detect_at.unwrap_or_default(),
             last.client.id,
         ));
-        let mut tx = (!dry_run).then_some(ctx.store.begin().await?);
+        let mut decisions = Vec::with_capacity(page.len());
+        let mut drafts = Vec::new();
         for candidate in &page {
             summary.evaluated += 1;
             let mut decision = decide(candidate, cadence, now);
@@ -160,9 +163,11 @@ async fn evaluate(
                     summary.drafted += 1;
                     continue;
                 }
-                let tx = tx.as_mut().expect("a transaction outside dry runs");
-                match draft(ctx, tx, candidate, &cadence[step - 1], step, channel, now).await? {
-                    Ok(()) => summary.drafted += 1,
+                match compose(ctx, candidate, &cadence[step - 1], step, channel) {
+                    Ok(draft) => {
+                        drafts.push(draft);
+                        summary.drafted += 1;
+                    }
                     Err(e) => {
                         tracing::error!(client = candidate.client.id, error = %e, "draft not created");
                         decision = Decision::Skip(SkipReason::TemplateError);
@@ -175,11 +180,12 @@ async fn evaluate(
                 Decision::Wait(_) => summary.not_yet_due += 1,
                 Decision::Finish => summary.finished_episodes += 1,
             }
-            if let Some(tx) = tx.as_mut() {
-                settle(tx, candidate, &decision, now).await?;
-            }
+            decisions.push((candidate, decision));
         }
-        if let Some(tx) = tx {
+        if !dry_run {
+            let mut tx = ctx.store.begin().await?;
+            store_drafts(&mut tx, &drafts, now).await?;
+            settle(&mut tx, &decisions, now).await?;
             tx.commit().await?;
         }
     }
@@ -228,17 +234,29 @@ fn decide(candidate: &DetectionCandidate, cadence: &[CadenceStep], now: DateTime
     Decision::Draft { step, channel }
 }
 
-/// Renders and stores the draft, opening the episode if this is its first step.
-/// The inner error is a template failure, which skips this client only.
-async fn draft(
+/// A rendered draft, not yet stored.
+struct Composed {
+    client_id: i64,
+    coach_id: i64,
+    /// `None`: the first step, whose episode opens as the draft is stored.
+    episode_id: Option<i64>,
+    step: i64,
+    channel: Channel,
+    recipient: String,
+    rendered: Rendered,
+    email_message_id: Option<String>,
+    /// The lint's findings, as JSON.
+    lint: String,
+}
+
+/// Renders the client's draft for `step` and checks it with the lint.
+fn compose(
     ctx: &AppContext,
-    conn: &mut sqlx::AnyConnection,
     candidate: &DetectionCandidate,
     step: &CadenceStep,
     step_number: usize,
     channel: Channel,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Result<(), crate::compose::ComposeError>> {
+) -> anyhow::Result<Composed> {
     let client = &candidate.client;
     let settings = &ctx.settings;
     let coach_first_name = crate::store::coaches::first_name_of(&candidate.coach_name);
@@ -257,18 +275,9 @@ async fn draft(
         unsubscribe_url: ctx.unsubscribe.url(client.id),
         discreet: client.discreet != 0,
     };
-    let rendered = match ctx
+    let rendered = ctx
         .composer
-        .render(&step.template, &client.language, channel, &vars)
-    {
-        Ok(rendered) => rendered,
-        Err(e) => return Ok(Err(e)),
-    };
-    let episode_id = match candidate.episode_id {
-        Some(id) => id,
-        None => episodes::open(conn, client.id, now).await?,
-    };
-    let message_id = (channel == Channel::Email).then(|| new_message_id(&settings.email.from));
+        .render(&step.template, &client.language, channel, &vars)?;
     let findings = ctx.lint.check(&lint::Draft {
         channel,
         subject: rendered.subject.as_deref(),
@@ -276,56 +285,92 @@ async fn draft(
         discreet: client.discreet != 0,
         first_of_episode: step_number == 1,
     });
-    let findings = serde_json::to_string(&findings)?;
-    messages::insert_draft(
-        conn,
-        &NewDraft {
-            client_id: client.id,
-            coach_id: client.coach_id,
-            episode_id,
-            step: step_number as i64,
-            channel,
-            recipient: client.contact(channel).unwrap_or_default(),
-            subject: rendered.subject.as_deref(),
-            body: &rendered.body,
-            html: rendered.html.as_deref(),
-            template: &rendered.template,
-            template_hash: &rendered.template_hash,
-            email_message_id: message_id.as_deref(),
-            lint: &findings,
-        },
-        now,
-    )
-    .await?;
-    episodes::advance(conn, episode_id, step_number as i64).await?;
-    Ok(Ok(()))
+    Ok(Composed {
+        client_id: client.id,
+        coach_id: client.coach_id,
+        episode_id: candidate.episode_id,
+        step: step_number as i64,
+        channel,
+        recipient: client.contact(channel).unwrap_or_default().to_owned(),
+        rendered,
+        email_message_id: (channel == Channel::Email).then(|| new_message_id(&settings.email.from)),
+        lint: serde_json::to_string(&findings)?,
+    })
 }
 
-/// Records the decision's consequences and when to look at the client again.
-async fn settle(
+/// Stores a page's drafts: opens the episodes of first steps, records the step
+/// drafted in the others, and inserts the drafts, a statement each.
+async fn store_drafts(
     conn: &mut sqlx::AnyConnection,
-    candidate: &DetectionCandidate,
-    decision: &Decision,
+    drafts: &[Composed],
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let client_id = candidate.client.id;
-    let next = match decision {
-        // Left as it is, so the next run tries again once the template is fixed.
-        Decision::Skip(SkipReason::TemplateError) => return Ok(()),
-        Decision::Wait(at) => Some(*at),
-        Decision::Finish => {
-            episodes::close_open(conn, client_id, CloseReason::MaxSteps, now).await?;
-            None
+    let (first, later): (Vec<&Composed>, Vec<&Composed>) =
+        drafts.iter().partition(|d| d.episode_id.is_none());
+    let first: Vec<(i64, i64)> = first.iter().map(|d| (d.client_id, d.step)).collect();
+    let opened: HashMap<i64, i64> = episodes::open(conn, &first, now)
+        .await?
+        .into_iter()
+        .collect();
+    let later: Vec<(i64, i64)> = later
+        .iter()
+        .filter_map(|d| Some((d.episode_id?, d.step)))
+        .collect();
+    episodes::advance(conn, &later).await?;
+    let rows: Vec<NewDraft> = drafts
+        .iter()
+        .map(|d| NewDraft {
+            client_id: d.client_id,
+            coach_id: d.coach_id,
+            episode_id: d.episode_id.unwrap_or_else(|| opened[&d.client_id]),
+            step: d.step,
+            channel: d.channel,
+            recipient: &d.recipient,
+            subject: d.rendered.subject.as_deref(),
+            body: &d.rendered.body,
+            html: d.rendered.html.as_deref(),
+            template: &d.rendered.template,
+            template_hash: &d.rendered.template_hash,
+            email_message_id: d.email_message_id.as_deref(),
+            lint: &d.lint,
+        })
+        .collect();
+    messages::insert_drafts(conn, &rows, now).await?;
+    Ok(())
+}
+
+/// Records the page's decisions and when to look at each client again.
+async fn settle(
+    conn: &mut sqlx::AnyConnection,
+    decisions: &[(&DetectionCandidate, Decision)],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut finished = Vec::new();
+    let mut no_channel = Vec::new();
+    let mut next_looks = Vec::new();
+    for (candidate, decision) in decisions {
+        let client_id = candidate.client.id;
+        let next = match decision {
+            // Left as it is, so the next run tries again once the template is fixed.
+            Decision::Skip(SkipReason::TemplateError) => continue,
+            Decision::Wait(at) => Some(*at),
+            Decision::Finish => {
+                finished.push(client_id);
+                None
+            }
+            Decision::Skip(SkipReason::NoChannel) => {
+                no_channel.push(client_id);
+                None
+            }
+            Decision::Skip(_) | Decision::Draft { .. } => None,
+        };
+        if candidate.client.next_detect_at != next.map(ts) {
+            next_looks.push((client_id, next));
         }
-        Decision::Skip(SkipReason::NoChannel) => {
-            episodes::close_open(conn, client_id, CloseReason::OptedOut, now).await?;
-            None
-        }
-        Decision::Skip(_) | Decision::Draft { .. } => None,
-    };
-    if candidate.client.next_detect_at != next.map(ts) {
-        clients::set_next_detect(conn, client_id, next).await?;
     }
+    episodes::close_open(conn, &finished, CloseReason::MaxSteps, now).await?;
+    episodes::close_open(conn, &no_channel, CloseReason::OptedOut, now).await?;
+    clients::set_next_detect(conn, &next_looks).await?;
     Ok(())
 }
 

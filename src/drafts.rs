@@ -328,7 +328,7 @@ pub async fn reject(
             status: draft.status,
         }));
     }
-    crate::store::clients::set_next_detect(&mut tx, draft.client_id, Some(now)).await?;
+    crate::store::clients::set_next_detect(&mut tx, &[(draft.client_id, Some(now))]).await?;
     record_action(
         &mut tx,
         coach,

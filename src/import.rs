@@ -1,7 +1,9 @@
 //! CSV import of clients and engagement events, as DESIGN.md specifies.
 //!
-//! The file streams through one transaction: each row is checked and written in
-//! turn, so memory does not grow with the file. If any row is bad the
+//! The file streams through one transaction, a chunk of rows at a time: each
+//! chunk is checked, then written with a few multi-row statements, so memory does
+//! not grow with the file and a large file costs a few round trips per
+//! [`CHUNK`] rows, not several per row. If any row is bad the
 //! transaction is rolled back and nothing is imported, unless `skip_invalid`
 //! asks for the good rows to be kept. Every bad row is reported as
 //! `line N: reason`. Re-importing a file changes nothing: clients are matched by
@@ -45,6 +47,9 @@ pub const CLIENT_COLUMNS: &[&str] = &[
 const CLIENT_REQUIRED: &[&str] = &["external_id", "first_name", "coach_email"];
 pub const EVENT_COLUMNS: &[&str] = &["external_id", "kind", "occurred_at", "note"];
 const EVENT_REQUIRED: &[&str] = &["external_id", "kind", "occurred_at"];
+/// Rows checked and written together. Each statement then binds at most
+/// 13 × 500 values, well within what SQLite and PostgreSQL accept.
+pub const CHUNK: usize = 500;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImportOptions {
@@ -147,14 +152,15 @@ pub struct EventRecord {
     pub note: Option<String>,
 }
 
-/// Walks the CSV, calling `row` for each record with its line number. Problems
-/// with the file's shape become row errors; a bad header stops the walk.
+/// Walks the CSV, calling `chunk` with up to [`CHUNK`] records at a time, each
+/// with its line number. Problems with the file's shape become row errors; a
+/// bad header stops the walk.
 async fn walk<R: Read, T: for<'de> Deserialize<'de>>(
     input: R,
     known: &[&str],
     required: &[&str],
     report: &mut ImportReport,
-    mut row: impl AsyncFnMut(u64, T, &mut ImportReport) -> anyhow::Result<()>,
+    mut chunk: impl AsyncFnMut(Vec<(u64, T)>, &mut ImportReport) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -177,6 +183,7 @@ async fn walk<R: Read, T: for<'de> Deserialize<'de>>(
         return Ok(());
     }
     let mut record = csv::StringRecord::new();
+    let mut rows = Vec::with_capacity(CHUNK);
     loop {
         let line = reader.position().line();
         match reader.read_record(&mut record) {
@@ -185,7 +192,7 @@ async fn walk<R: Read, T: for<'de> Deserialize<'de>>(
                 report.rows += 1;
                 let line = record.position().map_or(line, |p| p.line());
                 match record.deserialize::<T>(Some(&headers)) {
-                    Ok(parsed) => row(line, parsed, report).await?,
+                    Ok(parsed) => rows.push((line, parsed)),
                     Err(e) => report.errors.push(RowError {
                         line,
                         reason: format!("cannot read the row: {e}"),
@@ -205,6 +212,16 @@ async fn walk<R: Read, T: for<'de> Deserialize<'de>>(
                 report.errors.push(RowError { line, reason });
             }
         }
+        if rows.len() == CHUNK {
+            chunk(
+                std::mem::replace(&mut rows, Vec::with_capacity(CHUNK)),
+                report,
+            )
+            .await?;
+        }
+    }
+    if !rows.is_empty() {
+        chunk(rows, report).await?;
     }
     Ok(())
 }
@@ -275,29 +292,33 @@ pub async fn clients(
         CLIENT_COLUMNS,
         CLIENT_REQUIRED,
         &mut report,
-        async |line, row: ClientRecord, report: &mut ImportReport| {
-            let duplicate = present(&row.external_id).and_then(|id| match seen.get(id) {
-                Some(first) => Some(format!("external_id {id} already appears on line {first}")),
-                None => {
-                    seen.insert(id.to_owned(), line);
-                    None
-                }
-            });
-            let fields = match (rules.check(&row), duplicate) {
-                (Ok(fields), None) => fields,
-                (result, duplicate) => {
-                    let mut reasons: Vec<String> = duplicate.into_iter().collect();
-                    if let Err(more) = result {
-                        reasons.extend(more);
+        async |rows: Vec<(u64, ClientRecord)>, report: &mut ImportReport| {
+            let mut good = Vec::with_capacity(rows.len());
+            for (line, row) in rows {
+                let duplicate = present(&row.external_id).and_then(|id| match seen.get(id) {
+                    Some(first) => {
+                        Some(format!("external_id {id} already appears on line {first}"))
                     }
-                    report.errors.push(RowError {
-                        line,
-                        reason: reasons.join("; "),
-                    });
-                    return Ok(());
+                    None => {
+                        seen.insert(id.to_owned(), line);
+                        None
+                    }
+                });
+                match (rules.check(&row), duplicate) {
+                    (Ok(fields), None) => good.push(fields),
+                    (result, duplicate) => {
+                        let mut reasons: Vec<String> = duplicate.into_iter().collect();
+                        if let Err(more) = result {
+                            reasons.extend(more);
+                        }
+                        report.errors.push(RowError {
+                            line,
+                            reason: reasons.join("; "),
+                        });
+                    }
                 }
-            };
-            upsert_client(&mut tx, &fields, first_step, now, report).await
+            }
+            upsert_clients(&mut tx, &good, first_step, now, report).await
         },
     )
     .await?;
@@ -444,37 +465,49 @@ impl<'a> ClientRules<'a> {
     }
 }
 
-/// Adds the client, or updates it if anything changed; pausing, holding or
-/// discharging closes the open episode and cancels anything unsent.
-pub async fn upsert_client(
+/// Adds the clients, or updates those whose fields changed (their external ids
+/// distinct); pausing, holding or discharging closes the open episode and
+/// cancels anything unsent. New clients go in with one statement.
+pub async fn upsert_clients(
     conn: &mut AnyConnection,
-    fields: &ClientFields,
+    batch: &[ClientFields],
     first_step: Duration,
     now: DateTime<Utc>,
     report: &mut ImportReport,
 ) -> anyhow::Result<()> {
-    match clients::by_external_id(conn, &fields.external_id).await? {
-        None => {
-            clients::insert(conn, fields, now + first_step, now).await?;
-            report.created += 1;
-        }
-        Some(existing) if fields.matches(&existing) => report.unchanged += 1,
-        Some(existing) => {
-            clients::update(conn, existing.id, fields, now).await?;
-            let close_reason = match fields.status {
-                ClientStatus::Active => None,
-                ClientStatus::Paused => Some(CloseReason::Paused),
-                ClientStatus::Hold => Some(CloseReason::Hold),
-                ClientStatus::Discharged => Some(CloseReason::Discharged),
-            };
-            if let Some(reason) = close_reason.filter(|_| existing.status != fields.status.as_ref())
-            {
-                episodes::close_open(conn, existing.id, reason, now).await?;
-                messages::cancel_unsent(conn, existing.id, None, reason.as_ref(), now).await?;
+    let ids: Vec<&str> = batch.iter().map(|f| f.external_id.as_str()).collect();
+    let existing: HashMap<String, ClientRow> = clients::by_external_ids(conn, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.external_id.clone(), c))
+        .collect();
+    let mut new = Vec::new();
+    for fields in batch {
+        match existing.get(&fields.external_id) {
+            None => new.push(fields),
+            Some(existing) if fields.matches(existing) => report.unchanged += 1,
+            Some(existing) => {
+                clients::update(conn, existing.id, fields, now).await?;
+                let close_reason = match fields.status {
+                    ClientStatus::Active => None,
+                    ClientStatus::Paused => Some(CloseReason::Paused),
+                    ClientStatus::Hold => Some(CloseReason::Hold),
+                    ClientStatus::Discharged => Some(CloseReason::Discharged),
+                };
+                if let Some(reason) =
+                    close_reason.filter(|_| existing.status != fields.status.as_ref())
+                {
+                    episodes::close_open(conn, &[existing.id], reason, now).await?;
+                    episodes::finish_outreach(conn, &[existing.id], now).await?;
+                    messages::cancel_unsent(conn, &[existing.id], None, reason.as_ref(), now)
+                        .await?;
+                }
+                report.updated += 1;
             }
-            report.updated += 1;
         }
     }
+    clients::insert_many(conn, &new, now + first_step, now).await?;
+    report.created += new.len() as u64;
     Ok(())
 }
 
@@ -493,29 +526,46 @@ pub async fn events(
         EVENT_COLUMNS,
         EVENT_REQUIRED,
         &mut report,
-        async |line, row: EventRecord, report: &mut ImportReport| {
-            let (client, kind, occurred_at) = match check_event(ctx, &mut tx, &row, now).await? {
-                Ok(checked) => checked,
-                Err(reasons) => {
-                    report.errors.push(RowError {
-                        line,
+        async |rows: Vec<(u64, EventRecord)>, report: &mut ImportReport| {
+            let ids: Vec<&str> = rows
+                .iter()
+                .filter_map(|(_, r)| present(&r.external_id))
+                .collect();
+            let known: HashMap<String, ClientRow> = clients::by_external_ids(&mut tx, &ids)
+                .await?
+                .into_iter()
+                .map(|c| (c.external_id.clone(), c))
+                .collect();
+            let mut good = Vec::with_capacity(rows.len());
+            for (line, row) in &rows {
+                let client = present(&row.external_id)
+                    .and_then(|id| known.get(id))
+                    .cloned();
+                match check_event(&ctx.settings, row, client, now) {
+                    Ok((client, kind, occurred_at)) => {
+                        let event = NewEvent {
+                            kind,
+                            occurred_at,
+                            source: "csv",
+                            note: present(&row.note),
+                        };
+                        good.push((client, event));
+                    }
+                    Err(reasons) => report.errors.push(RowError {
+                        line: *line,
                         reason: reasons.join("; "),
-                    });
-                    return Ok(());
+                    }),
                 }
-            };
-            let event = NewEvent {
-                kind,
-                occurred_at,
-                source: "csv",
-                note: present(&row.note),
-            };
-            match events::record(&mut tx, &client, &event, first_step, now).await? {
-                EventOutcome::Duplicate => report.unchanged += 1,
-                EventOutcome::Recorded => report.created += 1,
-                EventOutcome::ReEngaged => {
-                    report.created += 1;
-                    report.re_engaged += 1;
+            }
+            let batch: Vec<(&ClientRow, &NewEvent)> = good.iter().map(|(c, e)| (c, e)).collect();
+            for outcome in events::record_many(&mut tx, &batch, first_step, now).await? {
+                match outcome {
+                    EventOutcome::Duplicate => report.unchanged += 1,
+                    EventOutcome::Recorded => report.created += 1,
+                    EventOutcome::ReEngaged => {
+                        report.created += 1;
+                        report.re_engaged += 1;
+                    }
                 }
             }
             Ok(())
@@ -525,14 +575,15 @@ pub async fn events(
     finish(tx, options, report, "import_events", now).await
 }
 
-/// Checks an event record: its client exists, its kind is known, and its time
-/// is readable and not in the future. The inner error lists every reason.
-pub async fn check_event(
-    ctx: &AppContext,
-    conn: &mut AnyConnection,
+/// Checks an event record against `client`, the client found for its
+/// `external_id` (if any): the client exists, the kind is known, and the time is
+/// readable and not in the future. The error lists every reason.
+pub fn check_event(
+    settings: &Settings,
     row: &EventRecord,
+    client: Option<ClientRow>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<(ClientRow, EventKind, DateTime<Utc>), Vec<String>>> {
+) -> Result<(ClientRow, EventKind, DateTime<Utc>), Vec<String>> {
     let mut reasons = Vec::new();
     let kind = match present(&row.kind) {
         None => {
@@ -554,17 +605,16 @@ pub async fn check_event(
             None
         }
         Some(id) => {
-            let found = clients::by_external_id(conn, id).await?;
-            if found.is_none() {
+            if client.is_none() {
                 reasons.push(format!("no client has the external_id {id}"));
             }
-            found
+            client
         }
     };
     let tz = client
         .as_ref()
         .and_then(|c| Tz::from_str(&c.timezone).ok())
-        .unwrap_or(ctx.settings.defaults.timezone);
+        .unwrap_or(settings.defaults.timezone);
     let occurred_at = match present(&row.occurred_at) {
         None => {
             reasons.push("occurred_at is empty".to_owned());
@@ -587,9 +637,9 @@ pub async fn check_event(
     let (Some(kind), Some(client), Some(occurred_at), true) =
         (kind, client, occurred_at, reasons.is_empty())
     else {
-        return Ok(Err(reasons));
+        return Err(reasons);
     };
-    Ok(Ok((client, kind, occurred_at)))
+    Ok((client, kind, occurred_at))
 }
 
 /// RFC 3339, or a bare date meaning midnight in the client's timezone.
@@ -615,6 +665,9 @@ async fn finish(
     action: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportReport> {
+    // Rows that could not be read are reported as they are met, the others
+    // as their chunk is checked: put them back in file order.
+    report.errors.sort_by_key(|e| e.line);
     let header_bad = report.errors.first().is_some_and(|e| e.line == 1);
     if header_bad || (!report.errors.is_empty() && !options.skip_invalid) {
         tx.rollback().await?;

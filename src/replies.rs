@@ -205,7 +205,7 @@ pub async fn receive(
     let action: (&str, Option<String>) = match class {
         Classification::OptOut | Classification::PlainOptOut => {
             clients::record_opt_out(&mut tx, client.id, Channel::Sms, now).await?;
-            messages::cancel_unsent(&mut tx, client.id, Some(Channel::Sms), "opted_out", now)
+            messages::cancel_unsent(&mut tx, &[client.id], Some(Channel::Sms), "opted_out", now)
                 .await?;
             if class == Classification::PlainOptOut {
                 (
@@ -223,8 +223,8 @@ pub async fn receive(
         Classification::Help => ("help", None),
         Classification::Crisis => {
             clients::set_status(&mut tx, client.id, ClientStatus::Hold, now).await?;
-            episodes::close_open(&mut tx, client.id, CloseReason::Hold, now).await?;
-            messages::cancel_unsent(&mut tx, client.id, None, "hold", now).await?;
+            episodes::close_open(&mut tx, &[client.id], CloseReason::Hold, now).await?;
+            messages::cancel_unsent(&mut tx, &[client.id], None, "hold", now).await?;
             resources_first_time =
                 settings.crisis.auto_reply && !inbound::resources_sent(&mut tx, client.id).await?;
             if resources_first_time {

@@ -403,13 +403,20 @@ async fn queue_follow_up(
         .await
         .unwrap()
         .unwrap();
-    episodes::close_open(&mut conn, client.id, episodes::CloseReason::ReEngaged, now)
-        .await
-        .unwrap();
-    let episode = episodes::open(&mut conn, client.id, now).await.unwrap();
-    let id = messages::insert_draft(
+    episodes::close_open(
         &mut conn,
-        &messages::NewDraft {
+        &[client.id],
+        episodes::CloseReason::ReEngaged,
+        now,
+    )
+    .await
+    .unwrap();
+    let (_, episode) = episodes::open(&mut conn, &[(client.id, 1)], now)
+        .await
+        .unwrap()[0];
+    let stored = messages::insert_drafts(
+        &mut conn,
+        &[messages::NewDraft {
             client_id: client.id,
             coach_id: client.coach_id,
             episode_id: episode,
@@ -423,12 +430,17 @@ async fn queue_follow_up(
             template_hash: "-",
             email_message_id: None,
             lint: "[]",
-        },
+        }],
         now,
     )
     .await
-    .unwrap()
     .unwrap();
+    assert_eq!(stored, 1);
+    let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE episode_id = $1")
+        .bind(episode)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
     drop(conn);
     app.approve(id, COACH, now).await.unwrap();
     id

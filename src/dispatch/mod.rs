@@ -218,7 +218,7 @@ impl Run<'_> {
             } else if let Some(reason) = ineligible(&target.client, message, channel) {
                 let mut tx = ctx.store.begin().await?;
                 messages::cancel_claimed(&mut tx, message.id, reason, self.now).await?;
-                clients::set_next_detect(&mut tx, message.client_id, Some(self.now)).await?;
+                clients::set_next_detect(&mut tx, &[(message.client_id, Some(self.now))]).await?;
                 tx.commit().await?;
                 steps.push(Step::Cancelled);
                 continue;

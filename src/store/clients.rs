@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{from_opt_ts, from_ts, ts};
+use super::{from_opt_ts, from_ts, id_list, param_list, param_rows, ts};
 use crate::domain::{Channel, ClientStatus, EmailAddress, PhoneNumber};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -167,27 +167,51 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<C
         .await?)
 }
 
-/// Adds a client; quiet time counts from `now` until an engagement event arrives.
-pub async fn insert(
+/// The clients with these external ids, in no particular order.
+pub async fn by_external_ids(
     conn: &mut AnyConnection,
-    fields: &ClientFields,
+    external_ids: &[&str],
+) -> anyhow::Result<Vec<ClientRow>> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT * FROM clients WHERE external_id IN ({})",
+        param_list(1, external_ids.len())
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for id in external_ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_all(conn).await?)
+}
+
+/// Adds clients (their external ids new and distinct) in one statement; quiet
+/// time counts from `now` until an engagement event arrives.
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    new: &[&ClientFields],
     next_detect_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> anyhow::Result<i64> {
-    let query = sqlx::query_scalar(
+) -> anyhow::Result<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    // $1 and $2 are bound once; each row's own values follow from $3.
+    let sql = format!(
         "INSERT INTO clients (external_id, first_name, preferred_name, email, phone, \
          preferred_channel, language, timezone, coach_id, consent_email, consent_sms, discreet, \
-         status, next_detect_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
-         RETURNING id",
-    )
-    .bind(&fields.external_id);
-    let id = bind_fields!(query, fields)
+         status, next_detect_at, created_at, updated_at) VALUES {}",
+        param_rows(3, new.len(), 13, "$1, $2, $2")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ts(next_detect_at))
-        .bind(ts(now))
-        .fetch_one(conn)
-        .await?;
-    Ok(id)
+        .bind(ts(now));
+    for fields in new {
+        query = bind_fields!(query.bind(&fields.external_id), fields);
+    }
+    query.execute(conn).await?;
+    Ok(())
 }
 
 /// Replaces a client's agency-given fields and asks detection to look again now,
@@ -329,18 +353,25 @@ pub async fn record_opt_in(
     Ok(())
 }
 
-/// Sets when detection should next look at the client (`None`: not until
-/// something outside detection changes).
+/// Sets when detection should next look at each client (`None`: not until
+/// something outside detection changes), in one statement.
 pub async fn set_next_detect(
     conn: &mut AnyConnection,
-    id: i64,
-    at: Option<DateTime<Utc>>,
+    next: &[(i64, Option<DateTime<Utc>>)],
 ) -> anyhow::Result<()> {
-    sqlx::query("UPDATE clients SET next_detect_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(at.map(ts))
-        .execute(conn)
-        .await?;
+    if next.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE clients SET next_detect_at = v.column2 FROM (VALUES {}) AS v \
+         WHERE clients.id = v.column1",
+        param_rows(1, next.len(), 2, "")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (id, at) in next {
+        query = query.bind(*id).bind(at.map(ts));
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 
@@ -364,15 +395,13 @@ pub async fn for_dispatch(
     if client_ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Only integers go into the list, so the text is safe.
-    let ids: Vec<String> = client_ids.iter().map(i64::to_string).collect();
     let sql = format!(
         "SELECT c.*, co.email AS coach_email, \
            (SELECT COUNT(DISTINCT l.message_id) FROM send_log l JOIN messages m ON m.id = l.message_id \
              WHERE m.client_id = c.id AND m.status <> 'sending' AND l.started_at >= $1 \
                AND l.event = 'attempt' AND l.outcome IN ('sent', 'in_doubt')) AS recent_sends \
-         FROM clients c JOIN coaches co ON co.id = c.coach_id WHERE c.id IN ({})",
-        ids.join(", ")
+         FROM clients c JOIN coaches co ON co.id = c.coach_id WHERE c.id IN {}",
+        id_list(client_ids.iter().copied())
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(ts(since))

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::ts;
+use super::{id_list, param_rows, ts};
 
 /// Why an episode ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::AsRefStr, strum::Display)]
@@ -17,48 +17,66 @@ pub enum CloseReason {
     Discharged,
 }
 
-/// Opens the client's episode at step 0 and returns its id.
+/// Opens an episode for each `(client, first step drafted)` and returns
+/// `(client, episode)` pairs.
 pub async fn open(
     conn: &mut AnyConnection,
-    client_id: i64,
+    clients_and_steps: &[(i64, i64)],
     started_at: DateTime<Utc>,
-) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO episodes (client_id, started_at, step) VALUES ($1, $2, 0) RETURNING id",
-    )
-    .bind(client_id)
-    .bind(ts(started_at))
-    .fetch_one(conn)
-    .await?)
+) -> anyhow::Result<Vec<(i64, i64)>> {
+    if clients_and_steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "INSERT INTO episodes (client_id, step, started_at) VALUES {} RETURNING client_id, id",
+        param_rows(2, clients_and_steps.len(), 2, "$1")
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ts(started_at));
+    for (client_id, step) in clients_and_steps {
+        query = query.bind(*client_id).bind(*step);
+    }
+    Ok(query.fetch_all(conn).await?)
 }
 
-/// Records that `step` has been drafted in the episode.
-pub async fn advance(conn: &mut AnyConnection, episode_id: i64, step: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE episodes SET step = $2 WHERE id = $1 AND step < $2")
-        .bind(episode_id)
-        .bind(step)
-        .execute(conn)
-        .await?;
+/// Records, for each `(episode, step)`, that the step has been drafted.
+pub async fn advance(conn: &mut AnyConnection, steps: &[(i64, i64)]) -> anyhow::Result<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE episodes SET step = v.column2 FROM (VALUES {}) AS v \
+         WHERE episodes.id = v.column1 AND episodes.step < v.column2",
+        param_rows(1, steps.len(), 2, "")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (episode_id, step) in steps {
+        query = query.bind(*episode_id).bind(*step);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 
-/// Closes the client's open episode, if any. Returns whether one was open.
+/// Closes these clients' open episodes. Returns how many were open.
 pub async fn close_open(
     conn: &mut AnyConnection,
-    client_id: i64,
+    client_ids: &[i64],
     reason: CloseReason,
     now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE episodes SET closed_at = $2, close_reason = $3 \
-         WHERE client_id = $1 AND closed_at IS NULL",
-    )
-    .bind(client_id)
-    .bind(ts(now))
-    .bind(reason.as_ref())
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
+) -> anyhow::Result<u64> {
+    if client_ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE episodes SET closed_at = $1, close_reason = $2 \
+         WHERE closed_at IS NULL AND client_id IN {}",
+        id_list(client_ids.iter().copied())
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ts(now))
+        .bind(reason.as_ref())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// A "reach out personally" task: the cadence has run out for this client.
@@ -86,19 +104,23 @@ pub async fn outreach_tasks(
     .await?)
 }
 
-/// Ends the client's open outreach task, if any.
+/// Ends these clients' open outreach tasks, if any.
 pub async fn finish_outreach(
     conn: &mut AnyConnection,
-    client_id: i64,
+    client_ids: &[i64],
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE episodes SET outreach_done_at = $2 \
-         WHERE client_id = $1 AND close_reason = 'max_steps' AND outreach_done_at IS NULL",
-    )
-    .bind(client_id)
-    .bind(ts(now))
-    .execute(conn)
-    .await?;
+    if client_ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE episodes SET outreach_done_at = $1 \
+         WHERE close_reason = 'max_steps' AND outreach_done_at IS NULL AND client_id IN {}",
+        id_list(client_ids.iter().copied())
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Engagement events, and what an engagement does to a quiet spell.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Duration, Utc};
 use sqlx::AnyConnection;
 
 use super::clients::ClientRow;
 use super::episodes::{self, CloseReason};
-use super::{messages, ts};
+use super::{messages, param_rows, ts};
 use crate::domain::EventKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +29,7 @@ pub struct NewEvent<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Records an event for `client` and applies it. An engagement newer than what was
-/// known moves `last_engaged_at`, closes the open episode (`re_engaged`) and cancels
-/// pending and approved messages. Re-recording the same event changes nothing.
+/// Records an event for `client` and applies it; see [`record_many`].
 pub async fn record(
     conn: &mut AnyConnection,
     client: &ClientRow,
@@ -37,47 +37,107 @@ pub async fn record(
     first_step_after: Duration,
     now: DateTime<Utc>,
 ) -> anyhow::Result<EventOutcome> {
-    let inserted = sqlx::query(
+    let outcomes = record_many(conn, &[(client, event)], first_step_after, now).await?;
+    Ok(outcomes[0])
+}
+
+/// Records events and applies them, a few statements for the whole batch, and
+/// returns each event's outcome in order. An engagement newer than what was known
+/// moves the client's `last_engaged_at`; if it is also newer than the start of
+/// the quiet spell, the client is back: the open episode closes (`re_engaged`),
+/// the outreach task ends and pending and approved messages are cancelled.
+/// Re-recording the same event changes nothing. `clients` are as they were
+/// before the batch.
+pub async fn record_many(
+    conn: &mut AnyConnection,
+    batch: &[(&ClientRow, &NewEvent<'_>)],
+    first_step_after: Duration,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<EventOutcome>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
         "INSERT INTO engagement_events (client_id, kind, occurred_at, source, note, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (client_id, kind, occurred_at) DO NOTHING",
-    )
-    .bind(client.id)
-    .bind(event.kind.as_ref())
-    .bind(ts(event.occurred_at))
-    .bind(event.source)
-    .bind(event.note)
-    .bind(ts(now))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(EventOutcome::Duplicate);
+         VALUES {} ON CONFLICT (client_id, kind, occurred_at) DO NOTHING \
+         RETURNING client_id, kind, occurred_at",
+        param_rows(2, batch.len(), 5, "$1")
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ts(now));
+    for (client, event) in batch {
+        query = query
+            .bind(client.id)
+            .bind(event.kind.as_ref())
+            .bind(ts(event.occurred_at))
+            .bind(event.source)
+            .bind(event.note);
     }
-    if !event.kind.is_engagement() {
-        return Ok(EventOutcome::Recorded);
+    let inserted: Vec<(i64, String, i64)> = query.fetch_all(&mut *conn).await?;
+    let mut inserted: HashSet<(i64, String, i64)> = inserted.into_iter().collect();
+
+    // Each event is new at most once, even if the batch repeats it.
+    let mut outcomes: Vec<EventOutcome> = batch
+        .iter()
+        .map(|(client, event)| {
+            let key = (
+                client.id,
+                event.kind.as_ref().to_owned(),
+                ts(event.occurred_at),
+            );
+            if inserted.remove(&key) {
+                EventOutcome::Recorded
+            } else {
+                EventOutcome::Duplicate
+            }
+        })
+        .collect();
+
+    // The newest new engagement of each client.
+    let mut newest: HashMap<i64, (usize, i64)> = HashMap::new();
+    for (i, ((client, event), outcome)) in batch.iter().zip(&outcomes).enumerate() {
+        if *outcome == EventOutcome::Recorded && event.kind.is_engagement() {
+            let at = ts(event.occurred_at);
+            let entry = newest.entry(client.id).or_insert((i, at));
+            if at > entry.1 {
+                *entry = (i, at);
+            }
+        }
     }
-    let at = ts(event.occurred_at);
+    if newest.is_empty() {
+        return Ok(outcomes);
+    }
     // Guarded so that an older event never moves the engagement time back.
-    let moved = sqlx::query(
-        "UPDATE clients SET last_engaged_at = $2, next_detect_at = $3, updated_at = $4 \
-         WHERE id = $1 AND (last_engaged_at IS NULL OR last_engaged_at < $2)",
-    )
-    .bind(client.id)
-    .bind(at)
-    .bind(ts(event.occurred_at + first_step_after))
-    .bind(ts(now))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let sql = format!(
+        "UPDATE clients SET last_engaged_at = v.column2, next_detect_at = v.column2 + $1, \
+           updated_at = $2 FROM (VALUES {}) AS v \
+         WHERE clients.id = v.column1 \
+           AND (clients.last_engaged_at IS NULL OR clients.last_engaged_at < v.column2) \
+         RETURNING clients.id",
+        param_rows(3, newest.len(), 2, "")
+    );
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(first_step_after.num_seconds())
+        .bind(ts(now));
+    for (client_id, (_, at)) in &newest {
+        query = query.bind(*client_id).bind(*at);
+    }
+    let moved: Vec<i64> = query.fetch_all(&mut *conn).await?;
+
     // Engagement after the moment we believed the quiet spell began means the
     // client is back: whatever was drafted for the spell no longer fits.
-    if moved == 0 || event.occurred_at <= client.quiet_since() {
-        return Ok(EventOutcome::Recorded);
+    let mut back = Vec::new();
+    for client_id in moved {
+        let (i, _) = newest[&client_id];
+        let (client, event) = batch[i];
+        if event.occurred_at > client.quiet_since() {
+            outcomes[i] = EventOutcome::ReEngaged;
+            back.push(client_id);
+        }
     }
-    episodes::close_open(conn, client.id, CloseReason::ReEngaged, now).await?;
-    episodes::finish_outreach(conn, client.id, now).await?;
-    messages::cancel_unsent(conn, client.id, None, "re_engaged", now).await?;
-    Ok(EventOutcome::ReEngaged)
+    episodes::close_open(conn, &back, CloseReason::ReEngaged, now).await?;
+    episodes::finish_outreach(conn, &back, now).await?;
+    messages::cancel_unsent(conn, &back, None, "re_engaged", now).await?;
+    Ok(outcomes)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

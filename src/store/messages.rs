@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{from_opt_ts, from_ts, ts};
+use super::{from_opt_ts, from_ts, id_list, param_rows, ts};
 use crate::domain::{Channel, MessageStatus};
 
 /// The statuses of a message that has not settled yet.
@@ -28,35 +28,41 @@ pub struct NewDraft<'a> {
     pub lint: &'a str,
 }
 
-/// Stores a pending draft. Returns `None` if this episode already has a draft
-/// for this step, which keeps detection idempotent even if two runs overlap.
-pub async fn insert_draft(
+/// Stores pending drafts in one statement. A draft whose episode already has
+/// one for its step is left out, which keeps detection idempotent even if two
+/// runs overlap. Returns how many were stored.
+pub async fn insert_drafts(
     conn: &mut AnyConnection,
-    draft: &NewDraft<'_>,
+    drafts: &[NewDraft<'_>],
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
+) -> anyhow::Result<u64> {
+    if drafts.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
         "INSERT INTO messages (client_id, coach_id, episode_id, step, channel, recipient, subject, \
-         body, html, template, template_hash, email_message_id, status, created_at, lint) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14) \
-         ON CONFLICT (episode_id, step) DO NOTHING RETURNING id",
-    )
-    .bind(draft.client_id)
-    .bind(draft.coach_id)
-    .bind(draft.episode_id)
-    .bind(draft.step)
-    .bind(draft.channel.as_ref())
-    .bind(draft.recipient)
-    .bind(draft.subject)
-    .bind(draft.body)
-    .bind(draft.html)
-    .bind(draft.template)
-    .bind(draft.template_hash)
-    .bind(draft.email_message_id)
-    .bind(ts(now))
-    .bind(draft.lint)
-    .fetch_optional(conn)
-    .await?)
+         body, html, template, template_hash, email_message_id, lint, status, created_at) \
+         VALUES {} ON CONFLICT (episode_id, step) DO NOTHING",
+        param_rows(2, drafts.len(), 13, "'pending', $1")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(now));
+    for draft in drafts {
+        query = query
+            .bind(draft.client_id)
+            .bind(draft.coach_id)
+            .bind(draft.episode_id)
+            .bind(draft.step)
+            .bind(draft.channel.as_ref())
+            .bind(draft.recipient)
+            .bind(draft.subject)
+            .bind(draft.body)
+            .bind(draft.html)
+            .bind(draft.template)
+            .bind(draft.template_hash)
+            .bind(draft.email_message_id)
+            .bind(draft.lint);
+    }
+    Ok(query.execute(conn).await?.rows_affected())
 }
 
 /// A message as people and scripts see it (the message JSON of DESIGN.md).
@@ -380,26 +386,31 @@ pub async fn count_expirable(
     .await?)
 }
 
-/// Cancels the client's messages that no one has started sending (pending and
+/// Cancels these clients' messages that no one has started sending (pending and
 /// approved), on one channel or all. Messages in flight or in doubt are left to
 /// dispatch.
 pub async fn cancel_unsent(
     conn: &mut AnyConnection,
-    client_id: i64,
+    client_ids: &[i64],
     channel: Option<Channel>,
     reason: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE messages SET status = 'cancelled', cancel_reason = $2, settled_at = $3 \
-         WHERE client_id = $1 AND ($4 IS NULL OR channel = $4) AND status IN ('pending', 'approved')",
-    )
-    .bind(client_id)
-    .bind(reason)
-    .bind(ts(now))
-    .bind(channel.map(|c| c.as_ref().to_owned()))
-    .execute(conn)
-    .await?;
+    if client_ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE messages SET status = 'cancelled', cancel_reason = $1, settled_at = $2 \
+         WHERE ($3 IS NULL OR channel = $3) AND status IN ('pending', 'approved') \
+           AND client_id IN {}",
+        id_list(client_ids.iter().copied())
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(reason)
+        .bind(ts(now))
+        .bind(channel.map(|c| c.as_ref().to_owned()))
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected())
 }
 

@@ -58,6 +58,34 @@ pub fn from_opt_ts(secs: Option<i64>) -> Option<DateTime<Utc>> {
     secs.map(from_ts)
 }
 
+/// `(1, 2, 3)` for an SQL `IN`. Only integers go in, so the text is safe.
+pub(crate) fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
+    let ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+    format!("({})", ids.join(", "))
+}
+
+/// `$first, $first + 1, …`: `count` numbered parameters, for an `IN` list.
+/// sqlx's `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL
+/// refuses, hence this and [`param_rows`].
+pub(crate) fn param_list(first: usize, count: usize) -> String {
+    let params: Vec<String> = (first..first + count).map(|n| format!("${n}")).collect();
+    params.join(", ")
+}
+
+/// `($first, …, shared), (…, shared), …`: `rows` rows of `width` numbered
+/// parameters each, every row ending with the same `shared` text (for example
+/// `$1, $2`, values bound once for all rows), for a multi-row `VALUES`.
+pub(crate) fn param_rows(first: usize, rows: usize, width: usize, shared: &str) -> String {
+    let row = |r: usize| {
+        let own = param_list(first + r * width, width);
+        match shared {
+            "" => format!("({own})"),
+            shared => format!("({own}, {shared})"),
+        }
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 impl Store {
     /// Opens a pool for `url` (`sqlite:…` or `postgres://…`). A SQLite file and its
     /// folder are created when missing, and every SQLite connection runs in WAL mode.

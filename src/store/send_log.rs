@@ -7,14 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{Store, from_opt_ts, from_ts, ts};
+use super::{Store, from_opt_ts, from_ts, id_list, ts};
 use crate::domain::SendOutcome;
-
-/// `(1, 2, 3)` for an SQL `IN`. Only integers go in, so the text is safe.
-fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
-    let ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
-    format!("({})", ids.join(", "))
-}
 
 /// Writes the `started` row of one attempt for each message still claimed, in
 /// one statement, each numbered one past the message's settled attempts (the

@@ -334,9 +334,9 @@ async fn put_client(
         .check(&record)
         .map_err(ApiError::from_reasons)?;
     let mut report = import::ImportReport::default();
-    import::upsert_client(
+    import::upsert_clients(
         &mut tx,
-        &fields,
+        &[fields],
         import::first_step_after(&ctx),
         now,
         &mut report,
@@ -366,15 +366,18 @@ async fn post_event(
     let Json(record) = body?;
     let now = ctx.clock.now();
     let mut tx = ctx.store.begin().await?;
-    if let Some(external_id) = record.external_id.as_deref() {
-        let client = clients::by_external_id(&mut tx, external_id).await?;
-        if client.is_none_or(|c| !may_see(&coach, &c)) {
-            return Err(ApiError::NotFound);
+    let client = match record.external_id.as_deref().map(str::trim) {
+        Some(external_id) if !external_id.is_empty() => {
+            let client = clients::by_external_id(&mut tx, external_id).await?;
+            if client.as_ref().is_none_or(|c| !may_see(&coach, c)) {
+                return Err(ApiError::NotFound);
+            }
+            client
         }
-    }
-    let (client, kind, occurred_at) = import::check_event(&ctx, &mut tx, &record, now)
-        .await?
-        .map_err(ApiError::from_reasons)?;
+        _ => None,
+    };
+    let (client, kind, occurred_at) =
+        import::check_event(&ctx.settings, &record, client, now).map_err(ApiError::from_reasons)?;
     let event = NewEvent {
         kind,
         occurred_at,

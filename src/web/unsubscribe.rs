@@ -53,8 +53,14 @@ pub async fn unsubscribe(State(ctx): State<AppContext>, Path(token): Path<String
         };
         if client.opted_out_email_at.is_none() {
             clients::record_opt_out(&mut tx, client.id, Channel::Email, now).await?;
-            messages::cancel_unsent(&mut tx, client.id, Some(Channel::Email), "opted_out", now)
-                .await?;
+            messages::cancel_unsent(
+                &mut tx,
+                &[client.id],
+                Some(Channel::Email),
+                "opted_out",
+                now,
+            )
+            .await?;
             audit::record(
                 &mut tx,
                 audit::Entry {
