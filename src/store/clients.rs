@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{from_opt_ts, from_ts, id_list, param_list, param_rows, ts};
+use super::{Placeholders, from_opt_ts, from_ts, id_list, int_rows, ts};
 use crate::domain::{Channel, ClientStatus, EmailAddress, PhoneNumber};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -177,7 +177,7 @@ pub async fn by_external_ids(
     }
     let sql = format!(
         "SELECT * FROM clients WHERE external_id IN ({})",
-        param_list(1, external_ids.len())
+        Placeholders::for_conn(conn).list(external_ids.len())
     );
     let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for id in external_ids {
@@ -197,16 +197,14 @@ pub async fn insert_many(
     if new.is_empty() {
         return Ok(());
     }
-    // $1 and $2 are bound once; each row's own values follow from $3.
+    let (next, now) = (ts(next_detect_at), ts(now));
     let sql = format!(
         "INSERT INTO clients (external_id, first_name, preferred_name, email, phone, \
          preferred_channel, language, timezone, coach_id, consent_email, consent_sms, discreet, \
          status, next_detect_at, created_at, updated_at) VALUES {}",
-        param_rows(3, new.len(), 13, "$1, $2, $2")
+        Placeholders::for_conn(conn).rows(new.len(), 13, &format!("{next}, {now}, {now}"))
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(ts(next_detect_at))
-        .bind(ts(now));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for fields in new {
         query = bind_fields!(query.bind(&fields.external_id), fields);
     }
@@ -365,13 +363,9 @@ pub async fn set_next_detect(
     let sql = format!(
         "UPDATE clients SET next_detect_at = v.column2 FROM (VALUES {}) AS v \
          WHERE clients.id = v.column1",
-        param_rows(1, next.len(), 2, "")
+        int_rows(next.iter().map(|(id, at)| [Some(*id), at.map(ts)]))
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (id, at) in next {
-        query = query.bind(*id).bind(at.map(ts));
-    }
-    query.execute(conn).await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(conn).await?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 
 use super::clients::ClientRow;
 use super::episodes::{self, CloseReason};
-use super::{messages, param_rows, ts};
+use super::{Placeholders, int_rows, messages, ts};
 use crate::domain::EventKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +61,9 @@ pub async fn record_many(
         "INSERT INTO engagement_events (client_id, kind, occurred_at, source, note, recorded_at) \
          VALUES {} ON CONFLICT (client_id, kind, occurred_at) DO NOTHING \
          RETURNING client_id, kind, occurred_at",
-        param_rows(2, batch.len(), 5, "$1")
+        Placeholders::for_conn(conn).rows(batch.len(), 5, &ts(now).to_string())
     );
-    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(ts(now));
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for (client, event) in batch {
         query = query
             .bind(client.id)
@@ -108,20 +108,22 @@ pub async fn record_many(
     }
     // Guarded so that an older event never moves the engagement time back.
     let sql = format!(
-        "UPDATE clients SET last_engaged_at = v.column2, next_detect_at = v.column2 + $1, \
-           updated_at = $2 FROM (VALUES {}) AS v \
+        "UPDATE clients SET last_engaged_at = v.column2, next_detect_at = v.column2 + {}, \
+           updated_at = {} FROM (VALUES {}) AS v \
          WHERE clients.id = v.column1 \
            AND (clients.last_engaged_at IS NULL OR clients.last_engaged_at < v.column2) \
          RETURNING clients.id",
-        param_rows(3, newest.len(), 2, "")
+        first_step_after.num_seconds(),
+        ts(now),
+        int_rows(
+            newest
+                .iter()
+                .map(|(client, (_, at))| [Some(*client), Some(*at)])
+        )
     );
-    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(first_step_after.num_seconds())
-        .bind(ts(now));
-    for (client_id, (_, at)) in &newest {
-        query = query.bind(*client_id).bind(*at);
-    }
-    let moved: Vec<i64> = query.fetch_all(&mut *conn).await?;
+    let moved: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?;
 
     // Engagement after the moment we believed the quiet spell began means the
     // client is back: whatever was drafted for the spell no longer fits.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{from_opt_ts, from_ts, id_list, param_rows, ts};
+use super::{Placeholders, from_opt_ts, from_ts, id_list, ts};
 use crate::domain::{Channel, MessageStatus};
 
 /// The statuses of a message that has not settled yet.
@@ -43,9 +43,9 @@ pub async fn insert_drafts(
         "INSERT INTO messages (client_id, coach_id, episode_id, step, channel, recipient, subject, \
          body, html, template, template_hash, email_message_id, lint, status, created_at) \
          VALUES {} ON CONFLICT (episode_id, step) DO NOTHING",
-        param_rows(2, drafts.len(), 13, "'pending', $1")
+        Placeholders::for_conn(conn).rows(drafts.len(), 13, &format!("'pending', {}", ts(now)))
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ts(now));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for draft in drafts {
         query = query
             .bind(draft.client_id)
