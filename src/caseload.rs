@@ -94,7 +94,14 @@ pub async fn act(
                 source: "coach",
                 note: Some("reached personally"),
             };
-            events::record(&mut tx, &client, &event, first_step_after(ctx), now).await?;
+            events::record(
+                &mut tx,
+                &(&client).into(),
+                &event,
+                first_step_after(ctx),
+                now,
+            )
+            .await?;
             ("coach_contact", None)
         }
         CaseAction::OptOut(channel) => {

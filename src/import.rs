@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::context::AppContext;
 use crate::domain::{Channel, ClientStatus, EmailAddress, EventKind, PhoneNumber};
 use crate::store::audit::{self, Actor};
-use crate::store::clients::{self, ClientFields, ClientRow};
+use crate::store::clients::{self, ClientFields, ClientRow, EventTarget};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::events::{self, EventOutcome, NewEvent};
 use crate::store::{coaches, messages};
@@ -531,7 +531,7 @@ pub async fn events(
                 .iter()
                 .filter_map(|(_, r)| present(&r.external_id))
                 .collect();
-            let known: HashMap<String, ClientRow> = clients::by_external_ids(&mut tx, &ids)
+            let known: HashMap<String, EventTarget> = clients::event_targets(&mut tx, &ids)
                 .await?
                 .into_iter()
                 .map(|c| (c.external_id.clone(), c))
@@ -557,7 +557,7 @@ pub async fn events(
                     }),
                 }
             }
-            let batch: Vec<(&ClientRow, &NewEvent)> = good.iter().map(|(c, e)| (c, e)).collect();
+            let batch: Vec<(&EventTarget, &NewEvent)> = good.iter().map(|(c, e)| (c, e)).collect();
             for outcome in events::record_many(&mut tx, &batch, first_step, now).await? {
                 match outcome {
                     EventOutcome::Duplicate => report.unchanged += 1,
@@ -581,9 +581,9 @@ pub async fn events(
 pub fn check_event(
     settings: &Settings,
     row: &EventRecord,
-    client: Option<ClientRow>,
+    client: Option<EventTarget>,
     now: DateTime<Utc>,
-) -> Result<(ClientRow, EventKind, DateTime<Utc>), Vec<String>> {
+) -> Result<(EventTarget, EventKind, DateTime<Utc>), Vec<String>> {
     let mut reasons = Vec::new();
     let kind = match present(&row.kind) {
         None => {

@@ -242,7 +242,14 @@ pub async fn receive(
                 source: "sms",
                 note: None,
             };
-            events::record(&mut tx, &client, &event, first_step_after(ctx), now).await?;
+            events::record(
+                &mut tx,
+                &(&client).into(),
+                &event,
+                first_step_after(ctx),
+                now,
+            )
+            .await?;
             ("reply", None)
         }
     };

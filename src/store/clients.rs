@@ -186,6 +186,56 @@ pub async fn by_external_ids(
     Ok(query.fetch_all(conn).await?)
 }
 
+/// What recording an engagement event needs to know of its client.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventTarget {
+    pub id: i64,
+    pub external_id: String,
+    pub timezone: String,
+    pub last_engaged_at: Option<i64>,
+    pub created_at: i64,
+}
+
+impl EventTarget {
+    /// See [`ClientRow::quiet_since`].
+    pub fn quiet_since(&self) -> DateTime<Utc> {
+        from_ts(self.last_engaged_at.unwrap_or(self.created_at))
+    }
+}
+
+impl From<&ClientRow> for EventTarget {
+    fn from(client: &ClientRow) -> Self {
+        Self {
+            id: client.id,
+            external_id: client.external_id.clone(),
+            timezone: client.timezone.clone(),
+            last_engaged_at: client.last_engaged_at,
+            created_at: client.created_at,
+        }
+    }
+}
+
+/// The event targets with these external ids, in no particular order: only the
+/// columns events need, since every row read costs.
+pub async fn event_targets(
+    conn: &mut AnyConnection,
+    external_ids: &[&str],
+) -> anyhow::Result<Vec<EventTarget>> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id, external_id, timezone, last_engaged_at, created_at FROM clients \
+         WHERE external_id IN ({})",
+        Placeholders::for_conn(conn).list(external_ids.len())
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for id in external_ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_all(conn).await?)
+}
+
 /// Adds clients (their external ids new and distinct) in one statement; quiet
 /// time counts from `now` until an engagement event arrives.
 pub async fn insert_many(

@@ -18,7 +18,7 @@ use crate::context::AppContext;
 use crate::domain::MessageStatus;
 use crate::drafts::{self, ActionError, EditError};
 use crate::import::{self, ClientRecord, ClientRules, EventRecord};
-use crate::store::clients::{self, ClientRow};
+use crate::store::clients::{self, ClientRow, EventTarget};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::events::{self, EventOutcome, NewEvent};
 use crate::store::messages::{self, MessageView};
@@ -372,7 +372,7 @@ async fn post_event(
             if client.as_ref().is_none_or(|c| !may_see(&coach, c)) {
                 return Err(ApiError::NotFound);
             }
-            client
+            client.as_ref().map(EventTarget::from)
         }
         _ => None,
     };
