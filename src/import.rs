@@ -1,9 +1,9 @@
 //! CSV import of clients and engagement events, as DESIGN.md specifies.
 //!
-//! The file streams through one transaction, a chunk of rows at a time: each
-//! chunk is checked, then written with a few multi-row statements, so memory does
-//! not grow with the file and a large file costs a few round trips per
-//! [`CHUNK`] rows, not several per row. If any row is bad the
+//! The file streams through one transaction, a chunk of rows at a time: a
+//! thread reads and checks the next chunk while the current one is written with
+//! a few multi-row statements. Memory does not grow with the file, and a large
+//! file costs a few round trips per [`CHUNK`] rows, not several per row. If any row is bad the
 //! transaction is rolled back and nothing is imported, unless `skip_invalid`
 //! asks for the good rows to be kept. Every bad row is reported as
 //! `line N: reason`. Re-importing a file changes nothing: clients are matched by
@@ -13,9 +13,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::io::Read;
 use std::str::FromStr;
+use std::sync::Arc;
 
+use anyhow::Context as _;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
@@ -152,55 +155,93 @@ pub struct EventRecord {
     pub note: Option<String>,
 }
 
-/// Walks the CSV, calling `chunk` with up to [`CHUNK`] records at a time, each
-/// with its line number. Problems with the file's shape become row errors; a
-/// bad header stops the walk.
-async fn walk<R: Read, T: for<'de> Deserialize<'de>>(
-    input: R,
+/// Up to [`CHUNK`] rows as read and checked, the good and the bad.
+struct Chunk<U> {
+    rows: u64,
+    good: Vec<U>,
+    errors: Vec<RowError>,
+}
+
+impl<U> Chunk<U> {
+    fn new() -> Self {
+        Self {
+            rows: 0,
+            good: Vec::with_capacity(CHUNK),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// Reads and checks the CSV on a thread of its own, handing over a [`Chunk`]
+/// at a time: reading and checking the next chunk (phone numbers cost most)
+/// overlaps with the database writing this one. `check` gets each record with
+/// its line number. Problems with the file's shape become row errors; a bad
+/// header stops the reading. The caller awaits the handle once the chunks run
+/// out, so that a reader that died is an error, never a short file.
+fn read_chunks<T, U>(
+    input: impl Read + Send + 'static,
+    known: &'static [&'static str],
+    required: &'static [&'static str],
+    check: impl FnMut(u64, T) -> Result<U, String> + Send + 'static,
+) -> (
+    tokio::sync::mpsc::Receiver<Chunk<U>>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    T: DeserializeOwned,
+    U: Send + 'static,
+{
+    // Two chunks ahead at most, so memory stays flat however long the file.
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::task::spawn_blocking(move || {
+        walk(input, known, required, check, |chunk| {
+            sender.blocking_send(chunk).is_ok()
+        })
+    });
+    (receiver, reader)
+}
+
+/// The reading half of [`read_chunks`]. Stops early if `emit` says the chunks
+/// are no longer wanted.
+fn walk<T: DeserializeOwned, U>(
+    input: impl Read,
     known: &[&str],
     required: &[&str],
-    report: &mut ImportReport,
-    mut chunk: impl AsyncFnMut(Vec<(u64, T)>, &mut ImportReport) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    mut check: impl FnMut(u64, T) -> Result<U, String>,
+    mut emit: impl FnMut(Chunk<U>) -> bool,
+) {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(input);
-    let headers = match reader.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            report.errors.push(RowError {
-                line: 1,
-                reason: format!("cannot read the header: {e}"),
-            });
-            return Ok(());
+    let mut chunk = Chunk::new();
+    let header = match reader.headers() {
+        Ok(h) => header_problem(h, known, required).map_or(Ok(h.clone()), Err),
+        Err(e) => Err(format!("cannot read the header: {e}")),
+    };
+    let headers = match header {
+        Ok(headers) => headers,
+        Err(reason) => {
+            chunk.errors.push(RowError { line: 1, reason });
+            emit(chunk);
+            return;
         }
     };
-    if let Some(problem) = header_problem(&headers, known, required) {
-        report.errors.push(RowError {
-            line: 1,
-            reason: problem,
-        });
-        return Ok(());
-    }
     let mut record = csv::StringRecord::new();
-    let mut rows = Vec::with_capacity(CHUNK);
     loop {
         let line = reader.position().line();
-        match reader.read_record(&mut record) {
+        let result = match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                report.rows += 1;
                 let line = record.position().map_or(line, |p| p.line());
                 match record.deserialize::<T>(Some(&headers)) {
-                    Ok(parsed) => rows.push((line, parsed)),
-                    Err(e) => report.errors.push(RowError {
+                    Ok(parsed) => check(line, parsed).map_err(|reason| RowError { line, reason }),
+                    Err(e) => Err(RowError {
                         line,
                         reason: format!("cannot read the row: {e}"),
                     }),
                 }
             }
             Err(e) => {
-                report.rows += 1;
                 let line = e.position().map_or(line, |p| p.line());
                 let reason = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
@@ -209,21 +250,28 @@ async fn walk<R: Read, T: for<'de> Deserialize<'de>>(
                     csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
                     _ => e.to_string(),
                 };
-                report.errors.push(RowError { line, reason });
+                Err(RowError { line, reason })
             }
+        };
+        chunk.rows += 1;
+        match result {
+            Ok(good) => chunk.good.push(good),
+            Err(error) => chunk.errors.push(error),
         }
-        if rows.len() == CHUNK {
-            chunk(
-                std::mem::replace(&mut rows, Vec::with_capacity(CHUNK)),
-                report,
-            )
-            .await?;
+        if chunk.rows == CHUNK as u64 && !emit(std::mem::replace(&mut chunk, Chunk::new())) {
+            return;
         }
     }
-    if !rows.is_empty() {
-        chunk(rows, report).await?;
+    if chunk.rows > 0 {
+        emit(chunk);
     }
-    Ok(())
+}
+
+/// Adds a chunk's count and bad rows to the report; returns its good rows.
+fn tally<U>(report: &mut ImportReport, chunk: Chunk<U>) -> Vec<U> {
+    report.rows += chunk.rows;
+    report.errors.extend(chunk.errors);
+    chunk.good
 }
 
 fn header_problem(
@@ -277,7 +325,7 @@ fn flag(name: &str, value: &Option<String>, reasons: &mut Vec<String>) -> bool {
 /// added, changed ones updated, identical ones left alone.
 pub async fn clients(
     ctx: &AppContext,
-    input: impl Read,
+    input: impl Read + Send + 'static,
     options: ImportOptions,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportReport> {
@@ -285,59 +333,52 @@ pub async fn clients(
     let mut tx = ctx.store.begin().await?;
     let rules = ClientRules::load(ctx, &mut tx).await?;
     let mut seen: HashMap<String, u64> = HashMap::new();
-    let mut report = ImportReport::default();
-
-    walk(
+    let (mut chunks, reader) = read_chunks(
         input,
         CLIENT_COLUMNS,
         CLIENT_REQUIRED,
-        &mut report,
-        async |rows: Vec<(u64, ClientRecord)>, report: &mut ImportReport| {
-            let mut good = Vec::with_capacity(rows.len());
-            for (line, row) in rows {
-                let duplicate = present(&row.external_id).and_then(|id| match seen.get(id) {
-                    Some(first) => {
-                        Some(format!("external_id {id} already appears on line {first}"))
+        move |line, row: ClientRecord| {
+            let duplicate = present(&row.external_id).and_then(|id| match seen.get(id) {
+                Some(first) => Some(format!("external_id {id} already appears on line {first}")),
+                None => {
+                    seen.insert(id.to_owned(), line);
+                    None
+                }
+            });
+            match (rules.check(&row), duplicate) {
+                (Ok(fields), None) => Ok(fields),
+                (result, duplicate) => {
+                    let mut reasons: Vec<String> = duplicate.into_iter().collect();
+                    if let Err(more) = result {
+                        reasons.extend(more);
                     }
-                    None => {
-                        seen.insert(id.to_owned(), line);
-                        None
-                    }
-                });
-                match (rules.check(&row), duplicate) {
-                    (Ok(fields), None) => good.push(fields),
-                    (result, duplicate) => {
-                        let mut reasons: Vec<String> = duplicate.into_iter().collect();
-                        if let Err(more) = result {
-                            reasons.extend(more);
-                        }
-                        report.errors.push(RowError {
-                            line,
-                            reason: reasons.join("; "),
-                        });
-                    }
+                    Err(reasons.join("; "))
                 }
             }
-            upsert_clients(&mut tx, &good, first_step, now, report).await
         },
-    )
-    .await?;
+    );
+    let mut report = ImportReport::default();
+    while let Some(chunk) = chunks.recv().await {
+        let good = tally(&mut report, chunk);
+        upsert_clients(&mut tx, &good, first_step, now, &mut report).await?;
+    }
+    reader.await.context("Failed to read the CSV")?;
     finish(tx, options, report, "import_clients", now).await
 }
 
 /// What a client record is checked against: the settings, the languages that
 /// have templates, and the active coaches.
-pub struct ClientRules<'a> {
-    settings: &'a Settings,
+pub struct ClientRules {
+    settings: Arc<Settings>,
     region: phonenumber::country::Id,
     languages: BTreeSet<String>,
     coaches_by_email: HashMap<String, i64>,
 }
 
-impl<'a> ClientRules<'a> {
-    pub async fn load(ctx: &'a AppContext, conn: &mut AnyConnection) -> anyhow::Result<Self> {
+impl ClientRules {
+    pub async fn load(ctx: &AppContext, conn: &mut AnyConnection) -> anyhow::Result<Self> {
         Ok(Self {
-            settings: &ctx.settings,
+            settings: ctx.settings.clone(),
             region: ctx.settings.phone_region(),
             languages: ctx.composer.languages(),
             coaches_by_email: coaches::all_active(conn)
@@ -514,64 +555,65 @@ pub async fn upsert_clients(
 /// Imports `events.csv`. Each event's client must exist already.
 pub async fn events(
     ctx: &AppContext,
-    input: impl Read,
+    input: impl Read + Send + 'static,
     options: ImportOptions,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportReport> {
     let first_step = first_step_after(ctx);
     let mut tx = ctx.store.begin().await?;
-    let mut report = ImportReport::default();
-    walk(
+    // Checking an event needs its client, so it happens here, a chunk at a time.
+    let (mut chunks, reader) = read_chunks(
         input,
         EVENT_COLUMNS,
         EVENT_REQUIRED,
-        &mut report,
-        async |rows: Vec<(u64, EventRecord)>, report: &mut ImportReport| {
-            let ids: Vec<&str> = rows
-                .iter()
-                .filter_map(|(_, r)| present(&r.external_id))
-                .collect();
-            let known: HashMap<String, EventTarget> = clients::event_targets(&mut tx, &ids)
-                .await?
-                .into_iter()
-                .map(|c| (c.external_id.clone(), c))
-                .collect();
-            let mut good = Vec::with_capacity(rows.len());
-            for (line, row) in &rows {
-                let client = present(&row.external_id)
-                    .and_then(|id| known.get(id))
-                    .cloned();
-                match check_event(&ctx.settings, row, client, now) {
-                    Ok((client, kind, occurred_at)) => {
-                        let event = NewEvent {
-                            kind,
-                            occurred_at,
-                            source: "csv",
-                            note: present(&row.note),
-                        };
-                        good.push((client, event));
-                    }
-                    Err(reasons) => report.errors.push(RowError {
-                        line: *line,
-                        reason: reasons.join("; "),
-                    }),
+        |line, row: EventRecord| Ok((line, row)),
+    );
+    let mut report = ImportReport::default();
+    while let Some(chunk) = chunks.recv().await {
+        let rows = tally(&mut report, chunk);
+        let ids: Vec<&str> = rows
+            .iter()
+            .filter_map(|(_, r)| present(&r.external_id))
+            .collect();
+        let known: HashMap<String, EventTarget> = clients::event_targets(&mut tx, &ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.external_id.clone(), c))
+            .collect();
+        let mut good = Vec::with_capacity(rows.len());
+        for (line, row) in &rows {
+            let client = present(&row.external_id)
+                .and_then(|id| known.get(id))
+                .cloned();
+            match check_event(&ctx.settings, row, client, now) {
+                Ok((client, kind, occurred_at)) => {
+                    let event = NewEvent {
+                        kind,
+                        occurred_at,
+                        source: "csv",
+                        note: present(&row.note),
+                    };
+                    good.push((client, event));
+                }
+                Err(reasons) => report.errors.push(RowError {
+                    line: *line,
+                    reason: reasons.join("; "),
+                }),
+            }
+        }
+        let batch: Vec<(&EventTarget, &NewEvent)> = good.iter().map(|(c, e)| (c, e)).collect();
+        for outcome in events::record_many(&mut tx, &batch, first_step, now).await? {
+            match outcome {
+                EventOutcome::Duplicate => report.unchanged += 1,
+                EventOutcome::Recorded => report.created += 1,
+                EventOutcome::ReEngaged => {
+                    report.created += 1;
+                    report.re_engaged += 1;
                 }
             }
-            let batch: Vec<(&EventTarget, &NewEvent)> = good.iter().map(|(c, e)| (c, e)).collect();
-            for outcome in events::record_many(&mut tx, &batch, first_step, now).await? {
-                match outcome {
-                    EventOutcome::Duplicate => report.unchanged += 1,
-                    EventOutcome::Recorded => report.created += 1,
-                    EventOutcome::ReEngaged => {
-                        report.created += 1;
-                        report.re_engaged += 1;
-                    }
-                }
-            }
-            Ok(())
-        },
-    )
-    .await?;
+        }
+    }
+    reader.await.context("Failed to read the CSV")?;
     finish(tx, options, report, "import_events", now).await
 }
 

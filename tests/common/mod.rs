@@ -171,15 +171,25 @@ impl TestApp {
         options: ImportOptions,
         now: DateTime<Utc>,
     ) -> ImportReport {
-        import::clients(&self.ctx, csv.as_bytes(), options, now)
-            .await
-            .expect("the import runs")
+        import::clients(
+            &self.ctx,
+            std::io::Cursor::new(csv.to_owned()),
+            options,
+            now,
+        )
+        .await
+        .expect("the import runs")
     }
 
     pub async fn import_events(&self, csv: &str, now: DateTime<Utc>) -> ImportReport {
-        import::events(&self.ctx, csv.as_bytes(), ImportOptions::default(), now)
-            .await
-            .expect("the import runs")
+        import::events(
+            &self.ctx,
+            std::io::Cursor::new(csv.to_owned()),
+            ImportOptions::default(),
+            now,
+        )
+        .await
+        .expect("the import runs")
     }
 
     pub async fn detect(&self, now: DateTime<Utc>) -> DetectSummary {
