@@ -29,7 +29,7 @@ use crate::domain::{Channel, ClientStatus, EmailAddress, EventKind, PhoneNumber}
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientFields, ClientRow, EventTarget};
 use crate::store::episodes::{self, CloseReason};
-use crate::store::events::{self, EventOutcome, NewEvent};
+use crate::store::events::{self, NewEvent};
 use crate::store::{coaches, messages};
 
 pub const CLIENT_COLUMNS: &[&str] = &[
@@ -79,7 +79,7 @@ pub struct ImportReport {
     pub created: u64,
     pub updated: u64,
     pub unchanged: u64,
-    /// Events whose client re-engaged: their open episode closed.
+    /// Clients the events show are back in touch: their open episode closed.
     pub re_engaged: u64,
     pub errors: Vec<RowError>,
     /// Whether the good rows were written.
@@ -102,7 +102,12 @@ impl fmt::Display for ImportReport {
             self.rows, self.created, self.updated, self.unchanged
         )?;
         if self.re_engaged > 0 {
-            write!(f, ", {} clients back in touch", self.re_engaged)?;
+            let who = if self.re_engaged == 1 {
+                "client"
+            } else {
+                "clients"
+            };
+            write!(f, ", {} {who} back in touch", self.re_engaged)?;
         }
         if !self.errors.is_empty() {
             write!(f, ", {} bad rows skipped", self.errors.len())?;
@@ -602,16 +607,10 @@ pub async fn events(
             }
         }
         let batch: Vec<(&EventTarget, &NewEvent)> = good.iter().map(|(c, e)| (c, e)).collect();
-        for outcome in events::record_many(&mut tx, &batch, first_step, now).await? {
-            match outcome {
-                EventOutcome::Duplicate => report.unchanged += 1,
-                EventOutcome::Recorded => report.created += 1,
-                EventOutcome::ReEngaged => {
-                    report.created += 1;
-                    report.re_engaged += 1;
-                }
-            }
-        }
+        let recorded = events::record_many(&mut tx, &batch, first_step, now).await?;
+        report.created += recorded.new;
+        report.unchanged += batch.len() as u64 - recorded.new;
+        report.re_engaged += recorded.back;
     }
     reader.await.context("Failed to read the CSV")?;
     finish(tx, options, report, "import_events", now).await

@@ -22,6 +22,7 @@ on_both_backends!(
     a_bad_csv_imports_nothing_and_names_every_bad_line,
     a_coach_cannot_approve_another_coachs_draft,
     a_client_who_stays_quiet_gets_three_drafts_then_none,
+    files_longer_than_a_chunk_import_whole_and_once,
 );
 
 async fn approved_messages_reach_the_outbox_and_the_send_log_once(app: TestApp) {
@@ -916,4 +917,104 @@ async fn an_opt_out_of_one_channel_leaves_the_other_channels_draft(app: TestApp)
     .unwrap()
     .unwrap();
     assert_eq!(app.message(draft.id).await.status, "cancelled");
+}
+
+/// Imports write a chunk of rows at a time; nothing about that may show. Three
+/// chunks' worth of rows, with a bad row and a repeated id in later chunks than
+/// their first sight, and events repeated and reordered across chunks.
+async fn files_longer_than_a_chunk_import_whole_and_once(app: TestApp) {
+    let now = at("2026-06-01T15:00:00Z");
+    let n = reengage::import::CHUNK * 2 + 203;
+    let ids: Vec<String> = (0..n).map(|i| format!("c-{i:04}")).collect();
+    let mut rows: Vec<ClientCsv> = ids
+        .iter()
+        .map(|id| ClientCsv {
+            external_id: id,
+            channel: "email",
+            ..Default::default()
+        })
+        .collect();
+    // Line numbers count the header as line 1.
+    rows[700].phone = "555-12";
+    rows[1100].external_id = "c-0003";
+    let csv = clients_csv(&rows);
+    let report = app.import_clients(&csv, now).await;
+    assert!(!report.committed);
+    let lines: Vec<u64> = report.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![702, 1102], "{:?}", report.errors);
+    assert!(
+        report.errors[1]
+            .reason
+            .contains("already appears on line 5")
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM clients").await, 0);
+
+    let report = app
+        .import_clients_with(&csv, ImportOptions { skip_invalid: true }, now)
+        .await;
+    assert!(report.committed);
+    assert_eq!((report.rows, report.created), (n as u64, n as u64 - 2));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM clients").await,
+        n as i64 - 2
+    );
+
+    // One check-in each, a few days back; c-0010's second, newer one comes a
+    // chunk later (and shows it back after a quiet day), and c-0020's first
+    // one again at the very end.
+    let mut events = String::from("external_id,kind,occurred_at,note\n");
+    for id in ids
+        .iter()
+        .filter(|id| !["c-0700", "c-1100"].contains(&id.as_str()))
+    {
+        events.push_str(&format!("{id},check_in,2026-05-29T10:00:00Z,\n"));
+    }
+    events.push_str("c-0010,check_in,2026-05-30T10:00:00Z,\n");
+    events.push_str("c-0020,check_in,2026-05-29T10:00:00Z,\n");
+    let report = app.import_events(&events, now).await;
+    assert!(report.committed, "{:?}", report.errors);
+    assert_eq!(
+        (report.created, report.unchanged, report.re_engaged),
+        (n as u64 - 1, 1, 1),
+        "{report}"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM engagement_events").await,
+        n as i64 - 1
+    );
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let c10 = clients::by_external_id(&mut conn, "c-0010")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c10.last_engaged_at,
+        Some(at("2026-05-30T10:00:00Z").timestamp())
+    );
+    drop(conn);
+
+    // A week later everyone is due; c-0010's newer check-in makes it a day later.
+    let later = at("2026-06-05T11:00:00Z");
+    assert_eq!(app.detect(later).await.drafted, n as u64 - 3);
+    let again = app.import_events(&events, later).await;
+    assert_eq!((again.created, again.unchanged), (0, n as u64));
+    assert_eq!(app.pending().await.len(), n - 3);
+
+    // Everyone checks in again, twice: every draft is cancelled, and each
+    // client is counted back once.
+    let mut back = String::from("external_id,kind,occurred_at,note\n");
+    for id in ids
+        .iter()
+        .filter(|id| !["c-0700", "c-1100"].contains(&id.as_str()))
+    {
+        back.push_str(&format!("{id},check_in,2026-06-05T09:00:00Z,\n"));
+        back.push_str(&format!("{id},session_attended,2026-06-05T10:00:00Z,\n"));
+    }
+    let report = app.import_events(&back, later).await;
+    assert_eq!(
+        (report.created, report.re_engaged),
+        (2 * (n as u64 - 2), n as u64 - 2),
+        "{report}"
+    );
+    assert!(app.pending().await.is_empty());
 }

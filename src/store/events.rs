@@ -1,6 +1,6 @@
 //! Engagement events, and what an engagement does to a quiet spell.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::AnyConnection;
@@ -10,16 +10,15 @@ use super::episodes::{self, CloseReason};
 use super::{Placeholders, int_rows, messages, ts};
 use crate::domain::EventKind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventOutcome {
-    /// The same client, kind and time was recorded before: nothing changed.
-    Duplicate,
-    /// Recorded; the client's quiet spell is unchanged (a missed session, or an
-    /// engagement older than one already known).
-    Recorded,
-    /// Recorded, and it shows the client is back: the open episode closed and
+/// What recording a batch of events did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// Events stored now; the rest (the same client, kind and time) were
+    /// stored before, and changed nothing.
+    pub new: u64,
+    /// Clients the events show are back: their open episode closed and
     /// unsent messages were cancelled.
-    ReEngaged,
+    pub back: u64,
 }
 
 pub struct NewEvent<'a> {
@@ -36,82 +35,39 @@ pub async fn record(
     event: &NewEvent<'_>,
     first_step_after: Duration,
     now: DateTime<Utc>,
-) -> anyhow::Result<EventOutcome> {
-    let outcomes = record_many(conn, &[(client, event)], first_step_after, now).await?;
-    Ok(outcomes[0])
+) -> anyhow::Result<Recorded> {
+    record_many(conn, &[(client, event)], first_step_after, now).await
 }
 
-/// Records events and applies them, a few statements for the whole batch, and
-/// returns each event's outcome in order. An engagement newer than what was known
-/// moves the client's `last_engaged_at`; if it is also newer than the start of
-/// the quiet spell, the client is back: the open episode closes (`re_engaged`),
-/// the outreach task ends and pending and approved messages are cancelled.
-/// Re-recording the same event changes nothing. The targets are as read in
-/// this transaction, before the batch.
+/// Records events and applies them, two statements for the whole batch (more
+/// for clients who are back). An engagement newer than what was known moves
+/// the client's `last_engaged_at`; if it is also newer than the start of the
+/// quiet spell, the client is back: the open episode closes (`re_engaged`), the
+/// outreach task ends and pending and approved messages are cancelled.
+/// Recording the same event again changes nothing.
 ///
-/// No statement here returns a row per event: with SQLite each row read costs
-/// more than the row written. Events already stored are found first (few, as
-/// a rule), and what moves is worked out from the targets; the guarded update
-/// agrees with that, since `last_engaged_at` only ever grows.
+/// The targets are as read in this transaction, before the batch, and what
+/// moves is worked out from them: no statement returns a row per event, since
+/// with SQLite each row read costs more than the row written. An event stored
+/// before is older than or as old as its client's `last_engaged_at`, so it
+/// moves nothing here either; and the guarded update agrees with the targets,
+/// since `last_engaged_at` only ever grows.
 pub async fn record_many(
     conn: &mut AnyConnection,
     batch: &[(&EventTarget, &NewEvent<'_>)],
     first_step_after: Duration,
     now: DateTime<Utc>,
-) -> anyhow::Result<Vec<EventOutcome>> {
+) -> anyhow::Result<Recorded> {
     if batch.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Recorded::default());
     }
-    let key = |(client, event): &(&EventTarget, &NewEvent<'_>)| {
-        (
-            client.id,
-            event.kind.as_ref().to_owned(),
-            ts(event.occurred_at),
-        )
-    };
-    let sql = format!(
-        "SELECT e.client_id, e.kind, e.occurred_at FROM (VALUES {}) AS v \
-         JOIN engagement_events e \
-           ON e.client_id = v.column1 AND e.kind = v.column2 AND e.occurred_at = v.column3",
-        Placeholders::for_conn(conn).rows(batch.len(), 3, "")
-    );
-    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-    for (client, event) in batch {
-        query = query
-            .bind(client.id)
-            .bind(event.kind.as_ref())
-            .bind(ts(event.occurred_at));
-    }
-    let mut known: HashSet<(i64, String, i64)> =
-        query.fetch_all(&mut *conn).await?.into_iter().collect();
-    // Each event is new at most once, even if the batch repeats it.
-    let outcomes: Vec<EventOutcome> = batch
-        .iter()
-        .map(|item| {
-            if known.insert(key(item)) {
-                EventOutcome::Recorded
-            } else {
-                EventOutcome::Duplicate
-            }
-        })
-        .collect();
-    let new: Vec<_> = batch
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| **o == EventOutcome::Recorded)
-        .map(|(item, _)| item)
-        .collect();
-    if new.is_empty() {
-        return Ok(outcomes);
-    }
-    // ON CONFLICT still guards against an insert by another transaction since.
     let sql = format!(
         "INSERT INTO engagement_events (client_id, kind, occurred_at, source, note, recorded_at) \
          VALUES {} ON CONFLICT (client_id, kind, occurred_at) DO NOTHING",
-        Placeholders::for_conn(conn).rows(new.len(), 5, &ts(now).to_string())
+        Placeholders::for_conn(conn).rows(batch.len(), 5, &ts(now).to_string())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (client, event) in &new {
+    for (client, event) in batch {
         query = query
             .bind(client.id)
             .bind(event.kind.as_ref())
@@ -119,33 +75,35 @@ pub async fn record_many(
             .bind(event.source)
             .bind(event.note);
     }
-    query.execute(&mut *conn).await?;
-    apply_engagements(conn, batch, outcomes, first_step_after, now).await
+    let new = query.execute(&mut *conn).await?.rows_affected();
+    let back = apply_engagements(conn, batch, first_step_after, now).await?;
+    Ok(Recorded { new, back })
 }
 
-/// Moves `last_engaged_at` for the new engagements among `batch`, and winds
-/// down the quiet spells of the clients who are back.
+/// Moves `last_engaged_at` for the engagements among `batch` newer than what
+/// was known, and winds down the quiet spells of the clients who are back.
+/// Returns how many are back.
 async fn apply_engagements(
     conn: &mut AnyConnection,
     batch: &[(&EventTarget, &NewEvent<'_>)],
-    mut outcomes: Vec<EventOutcome>,
     first_step_after: Duration,
     now: DateTime<Utc>,
-) -> anyhow::Result<Vec<EventOutcome>> {
-    // The newest new engagement of each client that moves its engagement time.
-    let mut newest: HashMap<i64, usize> = HashMap::new();
-    for (i, ((client, event), outcome)) in batch.iter().zip(&outcomes).enumerate() {
-        let at = ts(event.occurred_at);
-        let moves = client.last_engaged_at.is_none_or(|known| known < at);
-        if *outcome == EventOutcome::Recorded && event.kind.is_engagement() && moves {
-            let entry = newest.entry(client.id).or_insert(i);
-            if event.occurred_at > batch[*entry].1.occurred_at {
-                *entry = i;
-            }
+) -> anyhow::Result<u64> {
+    // The newest engagement of each client that moves its engagement time.
+    let mut newest: HashMap<i64, (&EventTarget, DateTime<Utc>)> = HashMap::new();
+    for (client, event) in batch {
+        let moves = client
+            .last_engaged_at
+            .is_none_or(|known| known < ts(event.occurred_at));
+        if event.kind.is_engagement() && moves {
+            let entry = newest
+                .entry(client.id)
+                .or_insert((client, event.occurred_at));
+            entry.1 = entry.1.max(event.occurred_at);
         }
     }
     if newest.is_empty() {
-        return Ok(outcomes);
+        return Ok(0);
     }
     // Guarded so that an older event never moves the engagement time back.
     let sql = format!(
@@ -158,7 +116,7 @@ async fn apply_engagements(
         int_rows(
             newest
                 .iter()
-                .map(|(client, i)| [Some(*client), Some(ts(batch[*i].1.occurred_at))])
+                .map(|(id, (_, at))| [Some(*id), Some(ts(*at))])
         )
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -167,18 +125,15 @@ async fn apply_engagements(
 
     // Engagement after the moment we believed the quiet spell began means the
     // client is back: whatever was drafted for the spell no longer fits.
-    let mut back = Vec::new();
-    for (client_id, i) in newest {
-        let (client, event) = batch[i];
-        if event.occurred_at > client.quiet_since() {
-            outcomes[i] = EventOutcome::ReEngaged;
-            back.push(client_id);
-        }
-    }
+    let back: Vec<i64> = newest
+        .into_iter()
+        .filter(|(_, (client, at))| *at > client.quiet_since())
+        .map(|(id, _)| id)
+        .collect();
     episodes::close_open(conn, &back, CloseReason::ReEngaged, now).await?;
     episodes::finish_outreach(conn, &back, now).await?;
     messages::cancel_unsent(conn, &back, None, "re_engaged", now).await?;
-    Ok(outcomes)
+    Ok(back.len() as u64)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

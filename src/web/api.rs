@@ -20,7 +20,7 @@ use crate::drafts::{self, ActionError, EditError};
 use crate::import::{self, ClientRecord, ClientRules, EventRecord};
 use crate::store::clients::{self, ClientRow, EventTarget};
 use crate::store::coaches::{self, CoachRow};
-use crate::store::events::{self, EventOutcome, NewEvent};
+use crate::store::events::{self, NewEvent};
 use crate::store::messages::{self, MessageView};
 use crate::store::{from_opt_ts, send_log, tokens};
 
@@ -393,7 +393,7 @@ async fn post_event(
     )
     .await?;
     tx.commit().await?;
-    let status = if outcome == EventOutcome::Duplicate {
+    let status = if outcome.new == 0 {
         StatusCode::OK
     } else {
         StatusCode::CREATED
@@ -401,8 +401,8 @@ async fn post_event(
     Ok((
         status,
         Json(json!({
-            "recorded": outcome != EventOutcome::Duplicate,
-            "re_engaged": outcome == EventOutcome::ReEngaged,
+            "recorded": outcome.new > 0,
+            "re_engaged": outcome.back > 0,
         })),
     ))
 }

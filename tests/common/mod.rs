@@ -231,6 +231,12 @@ impl TestApp {
         messages::list(&mut conn, status, None).await.unwrap()
     }
 
+    /// The one number an SQL query answers, such as a `COUNT(*)`.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        let mut conn = self.ctx.store.conn().await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut *conn).await.unwrap()
+    }
+
     pub async fn pending(&self) -> Vec<MessageView> {
         self.messages(Some(MessageStatus::Pending)).await
     }
