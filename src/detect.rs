@@ -148,7 +148,13 @@ async fn evaluate(
             let mut conn = ctx.store.conn().await?;
             clients::due_for_detection(&mut conn, now, after, PAGE).await?
         };
-        let Some(last) = page.last() else { break };
+        // The page's end, whatever order its rows came in.
+        let Some(last) = page
+            .iter()
+            .max_by_key(|c| (c.client.next_detect_at, c.client.id))
+        else {
+            break;
+        };
         after = Some((
             last.client.next_detect_at.unwrap_or_default(),
             last.client.id,

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{Placeholders, from_opt_ts, from_ts, id_list, int_rows, ts};
+use super::{Placeholders, from_opt_ts, from_ts, id_list, int_rows, packed, ts, unpack};
 use crate::domain::{Channel, ClientStatus, EmailAddress, PhoneNumber};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct ClientRow {
     pub id: i64,
     pub external_id: String,
@@ -28,6 +28,29 @@ pub struct ClientRow {
     pub next_detect_at: Option<i64>,
     pub created_at: i64,
 }
+
+/// The columns of [`ClientRow`], for [`packed`] queries.
+const CLIENT_COLUMNS: &[&str] = &[
+    "id",
+    "external_id",
+    "first_name",
+    "preferred_name",
+    "email",
+    "phone",
+    "preferred_channel",
+    "language",
+    "timezone",
+    "coach_id",
+    "consent_email",
+    "consent_sms",
+    "discreet",
+    "status",
+    "opted_out_email_at",
+    "opted_out_sms_at",
+    "last_engaged_at",
+    "next_detect_at",
+    "created_at",
+];
 
 impl ClientRow {
     /// The name to greet the client by.
@@ -187,7 +210,7 @@ pub async fn by_external_ids(
 }
 
 /// What recording an engagement event needs to know of its client.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct EventTarget {
     pub id: i64,
     pub external_id: String,
@@ -215,8 +238,8 @@ impl From<&ClientRow> for EventTarget {
     }
 }
 
-/// The event targets with these external ids, in no particular order: only the
-/// columns events need, since every row read costs.
+/// The event targets with these external ids, in no particular order, read
+/// as one packed row.
 pub async fn event_targets(
     conn: &mut AnyConnection,
     external_ids: &[&str],
@@ -224,16 +247,28 @@ pub async fn event_targets(
     if external_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
+    let inner = format!(
         "SELECT id, external_id, timezone, last_engaged_at, created_at FROM clients \
          WHERE external_id IN ({})",
         Placeholders::for_conn(conn).list(external_ids.len())
     );
-    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    let sql = packed(
+        conn,
+        &inner,
+        &[
+            "id",
+            "external_id",
+            "timezone",
+            "last_engaged_at",
+            "created_at",
+        ],
+    );
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
     for id in external_ids {
         query = query.bind(*id);
     }
-    Ok(query.fetch_all(conn).await?)
+    let json: String = query.fetch_one(conn).await?;
+    unpack(&json)
 }
 
 /// Adds clients (their external ids new and distinct) in one statement; quiet
@@ -454,9 +489,9 @@ pub async fn for_dispatch(
 }
 
 /// A client due for a look by detection, with what detection needs to decide.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct DetectionCandidate {
-    #[sqlx(flatten)]
+    #[serde(flatten)]
     pub client: ClientRow,
     pub coach_name: String,
     pub episode_id: Option<i64>,
@@ -468,8 +503,9 @@ pub struct DetectionCandidate {
 }
 
 /// The next page of clients whose `next_detect_at` has come, in
-/// (`next_detect_at`, `id`) order after `after`. Keyset paging keeps each page an
-/// index range scan, and lets a dry run walk the set without changing it.
+/// (`next_detect_at`, `id`) order after `after`, read as one packed row. Keyset
+/// paging keeps each page an index range scan, and lets a dry run walk the set
+/// without changing it.
 pub async fn due_for_detection(
     conn: &mut AnyConnection,
     now: DateTime<Utc>,
@@ -477,8 +513,7 @@ pub async fn due_for_detection(
     limit: i64,
 ) -> anyhow::Result<Vec<DetectionCandidate>> {
     let (after_at, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
-    Ok(sqlx::query_as(
-        "SELECT c.*, co.name AS coach_name, e.id AS episode_id, e.step AS episode_step, \
+    let inner = "SELECT c.*, co.name AS coach_name, e.id AS episode_id, e.step AS episode_step, \
            (SELECT m.settled_at FROM messages m WHERE m.episode_id = e.id AND m.step = e.step) \
              AS step_settled_at, \
            (SELECT COUNT(*) FROM messages m WHERE m.client_id = c.id \
@@ -489,12 +524,22 @@ pub async fn due_for_detection(
          WHERE c.next_detect_at <= $1 \
            AND (c.next_detect_at > $2 OR (c.next_detect_at = $2 AND c.id > $3)) \
          ORDER BY c.next_detect_at, c.id \
-         LIMIT $4",
-    )
-    .bind(ts(now))
-    .bind(after_at)
-    .bind(after_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
+         LIMIT $4";
+    let mut columns = CLIENT_COLUMNS.to_vec();
+    columns.extend([
+        "coach_name",
+        "episode_id",
+        "episode_step",
+        "step_settled_at",
+        "open_messages",
+    ]);
+    let sql = packed(conn, inner, &columns);
+    let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(ts(now))
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_one(conn)
+        .await?;
+    unpack(&json)
 }
