@@ -123,7 +123,6 @@ async fn evaluate(
         dry_run,
         ..Default::default()
     };
-    let cadence = &ctx.settings.detection.cadence;
     let expiry_cutoff = now - Duration::hours(i64::from(ctx.settings.detection.draft_expiry_hours));
     {
         let mut conn = ctx.store.conn().await?;
@@ -142,60 +141,105 @@ async fn evaluate(
         }
     }
 
-    let mut after = None;
-    loop {
-        let page = {
-            let mut conn = ctx.store.conn().await?;
-            clients::due_for_detection(&mut conn, now, after, PAGE).await?
-        };
-        // The page's end, whatever order its rows came in.
-        let Some(last) = page
-            .iter()
-            .max_by_key(|c| (c.client.next_detect_at, c.client.id))
-        else {
-            break;
-        };
-        after = Some((
-            last.client.next_detect_at.unwrap_or_default(),
-            last.client.id,
-        ));
-        let mut decisions = Vec::with_capacity(page.len());
-        let mut drafts = Vec::new();
-        for candidate in &page {
-            summary.evaluated += 1;
-            let mut decision = decide(candidate, cadence, now);
-            if let Decision::Draft { step, channel } = decision {
-                if dry_run {
-                    summary.drafted += 1;
-                    continue;
-                }
-                match compose(ctx, candidate, &cadence[step - 1], step, channel) {
-                    Ok(draft) => {
-                        drafts.push(draft);
-                        summary.drafted += 1;
-                    }
-                    Err(e) => {
-                        tracing::error!(client = candidate.client.id, error = %e, "draft not created");
-                        decision = Decision::Skip(SkipReason::TemplateError);
-                    }
-                }
+    // Reading and deciding the next page (rendering costs most) overlaps with
+    // writing this one; the pages hold different clients, so neither waits on
+    // the other's transaction.
+    let (pages, mut decided) = tokio::sync::mpsc::channel::<Page>(1);
+    let read = async move {
+        let mut after = None;
+        loop {
+            let candidates = {
+                let mut conn = ctx.store.conn().await?;
+                clients::due_for_detection(&mut conn, now, after, PAGE).await?
+            };
+            // The page's end, whatever order its rows came in.
+            let Some(last) = candidates
+                .iter()
+                .max_by_key(|c| (c.client.next_detect_at, c.client.id))
+            else {
+                break;
+            };
+            after = Some((
+                last.client.next_detect_at.unwrap_or_default(),
+                last.client.id,
+            ));
+            let ctx = ctx.clone();
+            let page =
+                tokio::task::spawn_blocking(move || decide_page(&ctx, candidates, now, dry_run))
+                    .await?;
+            if pages.send(page).await.is_err() {
+                break;
             }
-            match decision {
-                Decision::Draft { .. } => {}
-                Decision::Skip(reason) => *summary.skipped.entry(reason).or_default() += 1,
-                Decision::Wait(_) => summary.not_yet_due += 1,
-                Decision::Finish => summary.finished_episodes += 1,
-            }
-            decisions.push((candidate, decision));
         }
-        if !dry_run {
-            let mut tx = ctx.store.begin().await?;
-            store_drafts(&mut tx, &drafts, now).await?;
-            settle(&mut tx, &decisions, now).await?;
-            tx.commit().await?;
+        anyhow::Ok(())
+    };
+    let write = async {
+        while let Some(page) = decided.recv().await {
+            summary.count(&page.decisions);
+            if !dry_run {
+                let mut tx = ctx.store.begin().await?;
+                store_drafts(&mut tx, &page.drafts, now).await?;
+                settle(&mut tx, &page.candidates, &page.decisions, now).await?;
+                tx.commit().await?;
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(read, write)?;
+    Ok(summary)
+}
+
+/// A page of candidates, what detection decided for each, and the drafts.
+struct Page {
+    candidates: Vec<DetectionCandidate>,
+    decisions: Vec<Decision>,
+    drafts: Vec<Composed>,
+}
+
+/// Decides for each candidate and composes the drafts (none in a dry run). A
+/// draft whose template fails becomes a skip, logged with the error.
+fn decide_page(
+    ctx: &AppContext,
+    candidates: Vec<DetectionCandidate>,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Page {
+    let cadence = &ctx.settings.detection.cadence;
+    let mut decisions = Vec::with_capacity(candidates.len());
+    let mut drafts = Vec::new();
+    for candidate in &candidates {
+        let mut decision = decide(candidate, cadence, now);
+        if let (Decision::Draft { step, channel }, false) = (&decision, dry_run) {
+            let (step, channel) = (*step, *channel);
+            match compose(ctx, candidate, &cadence[step - 1], step, channel) {
+                Ok(draft) => drafts.push(draft),
+                Err(e) => {
+                    tracing::error!(client = candidate.client.id, error = %e, "draft not created");
+                    decision = Decision::Skip(SkipReason::TemplateError);
+                }
+            }
+        }
+        decisions.push(decision);
+    }
+    Page {
+        candidates,
+        decisions,
+        drafts,
+    }
+}
+
+impl DetectSummary {
+    fn count(&mut self, decisions: &[Decision]) {
+        for decision in decisions {
+            self.evaluated += 1;
+            match decision {
+                Decision::Draft { .. } => self.drafted += 1,
+                Decision::Skip(reason) => *self.skipped.entry(*reason).or_default() += 1,
+                Decision::Wait(_) => self.not_yet_due += 1,
+                Decision::Finish => self.finished_episodes += 1,
+            }
         }
     }
-    Ok(summary)
 }
 
 fn decide(candidate: &DetectionCandidate, cadence: &[CadenceStep], now: DateTime<Utc>) -> Decision {
@@ -348,13 +392,14 @@ async fn store_drafts(
 /// Records the page's decisions and when to look at each client again.
 async fn settle(
     conn: &mut sqlx::AnyConnection,
-    decisions: &[(&DetectionCandidate, Decision)],
+    candidates: &[DetectionCandidate],
+    decisions: &[Decision],
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let mut finished = Vec::new();
     let mut no_channel = Vec::new();
     let mut next_looks = Vec::new();
-    for (candidate, decision) in decisions {
+    for (candidate, decision) in candidates.iter().zip(decisions) {
         let client_id = candidate.client.id;
         let next = match decision {
             // Left as it is, so the next run tries again once the template is fixed.
