@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{Placeholders, from_opt_ts, from_ts, id_list, int_rows, packed, ts, unpack};
+use super::{Placeholders, from_opt_ts, from_ts, id_list, packed, ts, unpack};
 use crate::domain::{Channel, ClientStatus, EmailAddress, PhoneNumber};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
@@ -448,9 +448,13 @@ pub async fn set_next_detect(
     let sql = format!(
         "UPDATE clients SET next_detect_at = v.column2 FROM (VALUES {}) AS v \
          WHERE clients.id = v.column1",
-        int_rows(next.iter().map(|(id, at)| [Some(*id), at.map(ts)]))
+        Placeholders::for_conn(conn).rows(next.len(), 2, "")
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(conn).await?;
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (id, at) in next {
+        query = query.bind(*id).bind(at.map(ts));
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{id_list, int_rows, ts};
+use super::{Placeholders, id_list, ts};
 
 /// Why an episode ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::AsRefStr, strum::Display)]
@@ -27,18 +27,15 @@ pub async fn open(
     if clients_and_steps.is_empty() {
         return Ok(Vec::new());
     }
-    let started_at = ts(started_at);
     let sql = format!(
         "INSERT INTO episodes (client_id, step, started_at) VALUES {} RETURNING client_id, id",
-        int_rows(clients_and_steps.iter().map(|(client, step)| [
-            Some(*client),
-            Some(*step),
-            Some(started_at)
-        ]))
+        Placeholders::for_conn(conn).rows(clients_and_steps.len(), 2, &ts(started_at).to_string())
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(conn)
-        .await?)
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for (client_id, step) in clients_and_steps {
+        query = query.bind(*client_id).bind(*step);
+    }
+    Ok(query.fetch_all(conn).await?)
 }
 
 /// Records, for each `(episode, step)`, that the step has been drafted.
@@ -49,13 +46,13 @@ pub async fn advance(conn: &mut AnyConnection, steps: &[(i64, i64)]) -> anyhow::
     let sql = format!(
         "UPDATE episodes SET step = v.column2 FROM (VALUES {}) AS v \
          WHERE episodes.id = v.column1 AND episodes.step < v.column2",
-        int_rows(
-            steps
-                .iter()
-                .map(|(episode, step)| [Some(*episode), Some(*step)])
-        )
+        Placeholders::for_conn(conn).rows(steps.len(), 2, "")
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(conn).await?;
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (episode_id, step) in steps {
+        query = query.bind(*episode_id).bind(*step);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 
 use super::clients::EventTarget;
 use super::episodes::{self, CloseReason};
-use super::{Placeholders, int_rows, messages, ts};
+use super::{Placeholders, messages, ts};
 use crate::domain::EventKind;
 
 /// What recording a batch of events did.
@@ -113,15 +113,13 @@ async fn apply_engagements(
            AND (clients.last_engaged_at IS NULL OR clients.last_engaged_at < v.column2)",
         first_step_after.num_seconds(),
         ts(now),
-        int_rows(
-            newest
-                .iter()
-                .map(|(id, (_, at))| [Some(*id), Some(ts(*at))])
-        )
+        Placeholders::for_conn(conn).rows(newest.len(), 2, "")
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *conn)
-        .await?;
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (id, (_, at)) in &newest {
+        query = query.bind(*id).bind(ts(*at));
+    }
+    query.execute(&mut *conn).await?;
 
     // Engagement after the moment we believed the quiet spell began means the
     // client is back: whatever was drafted for the spell no longer fits.

@@ -70,8 +70,7 @@ pub(crate) fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
 /// quadratic in their number (it was 84% of a 100,000-row import); its plain
 /// `?` are bound by position. PostgreSQL wants `$N`. A statement built with
 /// these uses them for all of its parameters, in order and once each, and
-/// writes shared integers (times, ids) into its text with [`int_rows`] or
-/// [`id_list`]. (sqlx's `QueryBuilder` writes `?` for the `Any` driver, which
+/// writes values shared by every row (integer times) into its text. (sqlx's `QueryBuilder` writes `?` for the `Any` driver, which
 /// PostgreSQL refuses.)
 pub(crate) struct Placeholders {
     positional: bool,
@@ -140,26 +139,6 @@ pub(crate) fn packed(conn: &AnyConnection, inner: &str, columns: &[&str]) -> Str
 /// The rows a [`packed`] query read.
 pub(crate) fn unpack<T: serde::de::DeserializeOwned>(json: &str) -> anyhow::Result<Vec<T>> {
     serde_json::from_str(json).context("Failed to read rows packed as JSON")
-}
-
-/// `(1, NULL), (2, 3)`: rows of integers written as literals, for a multi-row
-/// `VALUES` that needs no parameters. Only integers go in, so the text is safe.
-pub(crate) fn int_rows<const N: usize>(rows: impl IntoIterator<Item = [Option<i64>; N]>) -> String {
-    let rows: Vec<String> = rows
-        .into_iter()
-        .map(|row| {
-            let values: Vec<String> = row
-                .iter()
-                .map(|v| match v {
-                    Some(v) => v.to_string(),
-                    // Typed, so that PostgreSQL reads a column of NULLs as integers.
-                    None => "CAST(NULL AS BIGINT)".to_owned(),
-                })
-                .collect();
-            format!("({})", values.join(", "))
-        })
-        .collect();
-    rows.join(", ")
 }
 
 impl Store {
