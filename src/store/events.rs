@@ -115,7 +115,10 @@ async fn apply_engagements(
         ts(now),
         Placeholders::for_conn(conn).rows(newest.len(), 2, "")
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    // Planned afresh each time: the generic plan PostgreSQL adopts for a
+    // prepared statement after five runs scanned every client for the list
+    // (18 ms a batch of 500 on a freshly imported table, against 4 ms).
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
     for (id, (_, at)) in &newest {
         query = query.bind(*id).bind(ts(*at));
     }
