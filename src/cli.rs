@@ -275,6 +275,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS);
     }
     let ctx = context(&cli).await?;
+    if matches!(cli.command, Command::Serve | Command::Dispatch { .. }) {
+        ctx.settings.validate_sending()?;
+    }
     let code = match cli.command {
         Command::Serve => {
             serve::serve(ctx.clone()).await?;

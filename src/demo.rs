@@ -195,6 +195,7 @@ pub async fn run(_config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> 
         ),
     )?;
     let settings = Settings::load(Some(&config_path), None)?;
+    settings.validate_sending()?;
     crate::cli::init_tracing(&settings.log);
     let ctx = AppContext::build(settings).await?;
     let now = ctx.clock.now();

@@ -205,6 +205,19 @@ fn bad_settings_stop_start_up_with_the_key_named() {
 }
 
 #[test]
+fn a_bad_sender_number_stops_the_commands_that_send() {
+    let op = Operator::new("[sms]\nfrom = \"+1 555\"\n");
+    for command in [&["dispatch"][..], &["serve"]] {
+        let out = op.run(command);
+        assert_eq!(out.status.code(), Some(1), "{command:?}");
+        assert!(stderr(&out).contains("sms.from"), "{}", stderr(&out));
+    }
+    // The others never send, so they do not load the phone metadata to check.
+    let out = op.run(&["detect"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn secrets_never_appear_in_debug_output_or_start_up_errors() {
     let op = Operator::new(
         "[security]\nsecret_key = \"k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y\"\n\
