@@ -478,11 +478,16 @@ pub async fn for_dispatch(
     if client_ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Counted from each client's own messages, then each message's attempts,
+    // both by index. Written as a join (or an EXISTS, which PostgreSQL turns
+    // into one), it let PostgreSQL start from every recent attempt instead,
+    // for every client: 3 s a wave of 500, against 3 ms.
     let sql = format!(
         "SELECT c.*, co.email AS coach_email, \
-           (SELECT COUNT(DISTINCT l.message_id) FROM send_log l JOIN messages m ON m.id = l.message_id \
-             WHERE m.client_id = c.id AND m.status <> 'sending' AND l.started_at >= $1 \
-               AND l.event = 'attempt' AND l.outcome IN ('sent', 'in_doubt')) AS recent_sends \
+           (SELECT COUNT(*) FROM messages m WHERE m.client_id = c.id AND m.status <> 'sending' \
+              AND (SELECT COUNT(*) FROM send_log l WHERE l.message_id = m.id \
+                AND l.event = 'attempt' AND l.started_at >= $1 \
+                AND l.outcome IN ('sent', 'in_doubt')) > 0) AS recent_sends \
          FROM clients c JOIN coaches co ON co.id = c.coach_id WHERE c.id IN {}",
         id_list(client_ids.iter().copied())
     );
