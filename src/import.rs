@@ -253,6 +253,15 @@ fn walk<T: DeserializeOwned, U>(
                         expected_len, len, ..
                     } => format!("has {len} fields, but the header has {expected_len}"),
                     csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
+                    // The rest of the file cannot be read: it ends here, as a bad row.
+                    csv::ErrorKind::Io(e) => {
+                        chunk.rows += 1;
+                        chunk.errors.push(RowError {
+                            line,
+                            reason: format!("the file could not be read from here on: {e}"),
+                        });
+                        break;
+                    }
                     _ => e.to_string(),
                 };
                 Err(RowError { line, reason })

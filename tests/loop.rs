@@ -23,6 +23,7 @@ on_both_backends!(
     a_coach_cannot_approve_another_coachs_draft,
     a_client_who_stays_quiet_gets_three_drafts_then_none,
     files_longer_than_a_chunk_import_whole_and_once,
+    a_file_that_fails_to_read_part_way_imports_nothing,
 );
 
 async fn approved_messages_reach_the_outbox_and_the_send_log_once(app: TestApp) {
@@ -1017,4 +1018,47 @@ async fn files_longer_than_a_chunk_import_whole_and_once(app: TestApp) {
         "{report}"
     );
     assert!(app.pending().await.is_empty());
+}
+
+/// The file is read on a thread of its own; a read that fails part way is a
+/// bad file, never a short one.
+async fn a_file_that_fails_to_read_part_way_imports_nothing(app: TestApp) {
+    struct Failing(std::io::Cursor<String>);
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other("the disk went away")),
+                n => Ok(n),
+            }
+        }
+    }
+    let now = at("2026-06-01T15:00:00Z");
+    let rows: Vec<String> = (0..reengage::import::CHUNK + 10)
+        .map(|i| format!("c-{i:04}"))
+        .collect();
+    let csv = clients_csv(
+        &rows
+            .iter()
+            .map(|id| ClientCsv {
+                external_id: id,
+                ..Default::default()
+            })
+            .collect::<Vec<_>>(),
+    );
+    let report = reengage::import::clients(
+        &app.ctx,
+        Failing(std::io::Cursor::new(csv)),
+        ImportOptions::default(),
+        now,
+    )
+    .await
+    .expect("a read error is reported, not raised");
+    assert!(!report.committed);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].reason.contains("the disk went away"),
+        "{}",
+        report.errors[0]
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM clients").await, 0);
 }
