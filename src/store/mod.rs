@@ -1,8 +1,9 @@
 //! All SQL lives here. One implementation over sqlx's `Any` driver serves both
 //! SQLite and PostgreSQL: the statements are portable (`$N` parameters, `ON
 //! CONFLICT`, `RETURNING`, partial indexes, Unix-second timestamps and 0/1 flags
-//! in both). The only dialect split is the migration folder and the SQLite
-//! connection pragmas in [`Store::connect`].
+//! in both). The dialect splits are the migration folders, the connection
+//! settings in [`Store::connect`], and two helpers for the statements that work
+//! hundreds of rows at a time, both for speed: [`Placeholders`] and [`packed`].
 //!
 //! Functions take `&mut AnyConnection` so that the same code runs inside a
 //! transaction (`&mut *tx`) or on a pooled connection.
@@ -64,36 +65,43 @@ pub(crate) fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
     format!("({})", ids.join(", "))
 }
 
+/// Whether the connection is to SQLite, for the two places the statements
+/// differ by database: [`Placeholders`] and [`packed`].
+fn is_sqlite(conn: &AnyConnection) -> bool {
+    conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME
+}
+
 /// Parameter placeholders for the multi-row statements, in the style the
-/// connection's database binds fastest. SQLite looks each `$N` up by name as it
-/// binds it, walking a list, so a statement with thousands of them costs time
-/// quadratic in their number (it was 84% of a 100,000-row import); its plain
-/// `?` are bound by position. PostgreSQL wants `$N`. A statement built with
-/// these uses them for all of its parameters, in order and once each, and
-/// writes values shared by every row (integer times) into its text. (sqlx's `QueryBuilder` writes `?` for the `Any` driver, which
-/// PostgreSQL refuses.)
+/// connection's database binds fastest. SQLite looks each `$N` up by name as
+/// it binds it, walking a list, so a statement with thousands of them costs
+/// time quadratic in their number (it was 84% of a 100,000-row import); its
+/// plain `?` are bound by position. PostgreSQL wants `$N`. A statement built
+/// with these uses them for all of its parameters, in order and once each, and
+/// writes values shared by every row (integer times) into its text. (sqlx's
+/// `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL refuses.)
 pub(crate) struct Placeholders {
     positional: bool,
-    next: usize,
+    used: usize,
 }
 
 impl Placeholders {
     pub(crate) fn for_conn(conn: &AnyConnection) -> Self {
         Self {
-            positional: conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME,
-            next: 1,
+            positional: is_sqlite(conn),
+            used: 0,
         }
     }
 
-    /// `count` placeholders, for an `IN` list.
+    /// The next `count` placeholders, comma-separated, as for an `IN` list.
     pub(crate) fn list(&mut self, count: usize) -> String {
-        let params: Vec<String> = (0..count)
-            .map(|_| {
-                self.next += 1;
+        let first = self.used + 1;
+        self.used += count;
+        let params: Vec<String> = (first..=self.used)
+            .map(|n| {
                 if self.positional {
                     "?".to_owned()
                 } else {
-                    format!("${}", self.next - 1)
+                    format!("${n}")
                 }
             })
             .collect();
@@ -121,10 +129,9 @@ impl Placeholders {
 /// the async side on its own, copying every value and converting every
 /// column's description on the way: a detection page paid 12 µs a row of 24
 /// columns, ten times what SQLite took to find the row. One row of JSON costs
-/// a few µs a row to write and to read. The JSON functions are the one place
-/// the statements differ between the databases, outside the migrations.
+/// a few µs a row to write and to read.
 pub(crate) fn packed(conn: &AnyConnection, inner: &str, columns: &[&str]) -> String {
-    let (array, object) = if conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+    let (array, object) = if is_sqlite(conn) {
         ("json_group_array", "json_object")
     } else {
         ("json_agg", "json_build_object")
