@@ -5,6 +5,10 @@
 //! what is due, not the size of the caseload. Each look ends by setting that
 //! time again: when the next step could be due, or `NULL` while only an outside
 //! event (a settled message, an engagement, a changed client) can change things.
+//!
+//! It works a page of [`PAGE`] clients at a time: one read, then a handful of
+//! multi-row statements in one transaction, while the next page is read and its
+//! drafts rendered on another thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -23,6 +27,8 @@ use crate::store::episodes::{self, CloseReason};
 use crate::store::messages::{self, NewDraft};
 use crate::store::{from_ts, ts};
 
+/// Clients decided and written together. Larger pages were slower: a
+/// transaction of 2,000 drafts spilled its pages before it committed.
 const PAGE: i64 = 500;
 
 /// Why a client who may be quiet got no draft.
