@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context as _;
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 use rust_embed::RustEmbed;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -176,6 +176,12 @@ impl Composer {
         vars: &TemplateVars,
     ) -> Result<Rendered, ComposeError> {
         let base = format!("{language}/{template}");
+        // The variables become JSON once, for both parts of an email.
+        let vars = Context::wraps(vars).map_err(|e| ComposeError::Render {
+            name: base.clone(),
+            reason: e.to_string(),
+        })?;
+        let vars = &vars;
         match channel {
             Channel::Sms => {
                 let name = format!("{base}.sms");
@@ -210,7 +216,7 @@ impl Composer {
         &self,
         registry: &Handlebars<'static>,
         name: &str,
-        vars: &TemplateVars,
+        vars: &Context,
     ) -> Result<String, ComposeError> {
         if !registry.has_template(name) {
             return Err(ComposeError::Missing {
@@ -218,7 +224,7 @@ impl Composer {
             });
         }
         registry
-            .render(name, vars)
+            .render_with_context(name, vars)
             .map_err(|e| ComposeError::Render {
                 name: name.to_owned(),
                 reason: e.to_string(),
