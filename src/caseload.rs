@@ -68,16 +68,8 @@ pub async fn act(
     let (name, detail) = match action {
         CaseAction::SetStatus(status) => {
             clients::set_status(&mut tx, client.id, *status, now).await?;
-            let reason = match status {
-                ClientStatus::Active => None,
-                ClientStatus::Paused => Some(CloseReason::Paused),
-                ClientStatus::Hold => Some(CloseReason::Hold),
-                ClientStatus::Discharged => Some(CloseReason::Discharged),
-            };
-            if let Some(reason) = reason {
-                episodes::close_open(&mut tx, &[client.id], reason, now).await?;
-                episodes::finish_outreach(&mut tx, &[client.id], now).await?;
-                messages::cancel_unsent(&mut tx, &[client.id], None, reason.as_ref(), now).await?;
+            if let Some(reason) = CloseReason::for_status(*status) {
+                episodes::wind_down(&mut tx, &[client.id], reason, now).await?;
             }
             let name = match status {
                 ClientStatus::Active => "resume",

@@ -130,21 +130,19 @@ async fn evaluate(
         ..Default::default()
     };
     let expiry_cutoff = now - Duration::hours(i64::from(ctx.settings.detection.draft_expiry_hours));
-    {
+    if dry_run {
         let mut conn = ctx.store.conn().await?;
-        if dry_run {
-            summary.expired = messages::count_expirable(&mut conn, expiry_cutoff).await? as u64;
-        } else {
-            let mut tx = ctx.store.begin().await?;
-            let clients_touched = messages::expire_pending(&mut tx, expiry_cutoff, now).await?;
-            summary.expired = clients_touched.len() as u64;
-            let again: Vec<_> = clients_touched
-                .into_iter()
-                .map(|id| (id, Some(now)))
-                .collect();
-            clients::set_next_detect(&mut tx, &again).await?;
-            tx.commit().await?;
-        }
+        summary.expired = messages::count_expirable(&mut conn, expiry_cutoff).await? as u64;
+    } else {
+        let mut tx = ctx.store.begin().await?;
+        let clients_touched = messages::expire_pending(&mut tx, expiry_cutoff, now).await?;
+        summary.expired = clients_touched.len() as u64;
+        let again: Vec<_> = clients_touched
+            .into_iter()
+            .map(|id| (id, Some(now)))
+            .collect();
+        clients::set_next_detect(&mut tx, &again).await?;
+        tx.commit().await?;
     }
 
     // Reading and deciding the next page (rendering costs most) overlaps with

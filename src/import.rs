@@ -28,9 +28,9 @@ use crate::context::AppContext;
 use crate::domain::{Channel, ClientStatus, EmailAddress, EventKind, PhoneNumber};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientFields, ClientRow, EventTarget};
+use crate::store::coaches;
 use crate::store::episodes::{self, CloseReason};
 use crate::store::events::{self, NewEvent};
-use crate::store::{coaches, messages};
 
 pub const CLIENT_COLUMNS: &[&str] = &[
     "external_id",
@@ -232,7 +232,8 @@ fn walk<T: DeserializeOwned, U>(
         }
     };
     let mut record = csv::StringRecord::new();
-    loop {
+    let mut readable = true;
+    while readable {
         let line = reader.position().line();
         let result = match reader.read_record(&mut record) {
             Ok(false) => break,
@@ -255,12 +256,8 @@ fn walk<T: DeserializeOwned, U>(
                     csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
                     // The rest of the file cannot be read: it ends here, as a bad row.
                     csv::ErrorKind::Io(e) => {
-                        chunk.rows += 1;
-                        chunk.errors.push(RowError {
-                            line,
-                            reason: format!("the file could not be read from here on: {e}"),
-                        });
-                        break;
+                        readable = false;
+                        format!("the file could not be read from here on: {e}")
                     }
                     _ => e.to_string(),
                 };
@@ -543,19 +540,9 @@ pub async fn upsert_clients(
             Some(existing) if fields.matches(existing) => report.unchanged += 1,
             Some(existing) => {
                 clients::update(conn, existing.id, fields, now).await?;
-                let close_reason = match fields.status {
-                    ClientStatus::Active => None,
-                    ClientStatus::Paused => Some(CloseReason::Paused),
-                    ClientStatus::Hold => Some(CloseReason::Hold),
-                    ClientStatus::Discharged => Some(CloseReason::Discharged),
-                };
-                if let Some(reason) =
-                    close_reason.filter(|_| existing.status != fields.status.as_ref())
-                {
-                    episodes::close_open(conn, &[existing.id], reason, now).await?;
-                    episodes::finish_outreach(conn, &[existing.id], now).await?;
-                    messages::cancel_unsent(conn, &[existing.id], None, reason.as_ref(), now)
-                        .await?;
+                let changed = existing.status != fields.status.as_ref();
+                if let Some(reason) = CloseReason::for_status(fields.status).filter(|_| changed) {
+                    episodes::wind_down(conn, &[existing.id], reason, now).await?;
                 }
                 report.updated += 1;
             }

@@ -5,6 +5,7 @@ mod common;
 
 use chrono::Duration;
 use common::*;
+use reengage::caseload::CaseAction;
 use reengage::detect::SkipReason;
 use reengage::domain::{Channel, MessageStatus};
 use reengage::drafts::ActionError;
@@ -673,31 +674,15 @@ async fn dispatch_never_sends_past_a_no(app: TestApp) {
     for draft in app.pending().await {
         app.approve(draft.id, COACH, now).await.unwrap();
     }
-    let coach = reengage::drafts::acting_coach(&app.ctx, COACH)
-        .await
-        .unwrap()
-        .unwrap();
-    use reengage::caseload::{self, CaseAction};
-    caseload::act(
-        &app.ctx,
-        &coach,
-        "no-1",
-        &CaseAction::OptOut(Channel::Sms),
-        now,
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    caseload::act(
-        &app.ctx,
-        &coach,
+    app.act(COACH, "no-1", CaseAction::OptOut(Channel::Sms), now)
+        .await;
+    app.act(
+        COACH,
         "no-2",
-        &CaseAction::SetStatus(reengage::domain::ClientStatus::Hold),
+        CaseAction::SetStatus(reengage::domain::ClientStatus::Hold),
         now,
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     app.import_events(
         "external_id,kind,occurred_at,note\nno-3,message_reply,2026-06-01T14:30:00Z,\n",
         now,
@@ -887,36 +872,15 @@ async fn an_opt_out_of_one_channel_leaves_the_other_channels_draft(app: TestApp)
     app.detect(now).await;
     let draft = app.pending().await.pop().unwrap();
     assert_eq!(draft.channel, "email");
-    let coach = reengage::drafts::acting_coach(&app.ctx, COACH)
-        .await
-        .unwrap()
-        .unwrap();
-    use reengage::caseload::{self, CaseAction};
-    caseload::act(
-        &app.ctx,
-        &coach,
-        "c-1",
-        &CaseAction::OptOut(Channel::Sms),
-        now,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    app.act(COACH, "c-1", CaseAction::OptOut(Channel::Sms), now)
+        .await;
     assert_eq!(
         app.message(draft.id).await.status,
         "pending",
         "an SMS opt-out leaves email alone"
     );
-    caseload::act(
-        &app.ctx,
-        &coach,
-        "c-1",
-        &CaseAction::OptOut(Channel::Email),
-        now,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    app.act(COACH, "c-1", CaseAction::OptOut(Channel::Email), now)
+        .await;
     assert_eq!(app.message(draft.id).await.status, "cancelled");
 }
 

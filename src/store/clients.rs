@@ -190,23 +190,36 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<C
         .await?)
 }
 
-/// The clients with these external ids, in no particular order.
+/// The clients with these external ids, in no particular order, read as one
+/// packed row.
 pub async fn by_external_ids(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> anyhow::Result<Vec<ClientRow>> {
+    with_external_ids(conn, CLIENT_COLUMNS, external_ids).await
+}
+
+/// `columns` of the clients with these external ids, read as one packed row.
+async fn with_external_ids<T: serde::de::DeserializeOwned>(
+    conn: &mut AnyConnection,
+    columns: &[&str],
+    external_ids: &[&str],
+) -> anyhow::Result<Vec<T>> {
     if external_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT * FROM clients WHERE external_id IN ({})",
+    let inner = format!(
+        "SELECT {} FROM clients WHERE external_id IN ({})",
+        columns.join(", "),
         Placeholders::for_conn(conn).list(external_ids.len())
     );
-    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    let sql = packed(conn, &inner, columns);
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
     for id in external_ids {
         query = query.bind(*id);
     }
-    Ok(query.fetch_all(conn).await?)
+    let json: String = query.fetch_one(conn).await?;
+    unpack(&json)
 }
 
 /// What recording an engagement event needs to know of its client.
@@ -238,37 +251,19 @@ impl From<&ClientRow> for EventTarget {
     }
 }
 
-/// The event targets with these external ids, in no particular order, read
-/// as one packed row.
+/// The event targets with these external ids, in no particular order.
 pub async fn event_targets(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> anyhow::Result<Vec<EventTarget>> {
-    if external_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let inner = format!(
-        "SELECT id, external_id, timezone, last_engaged_at, created_at FROM clients \
-         WHERE external_id IN ({})",
-        Placeholders::for_conn(conn).list(external_ids.len())
-    );
-    let sql = packed(
-        conn,
-        &inner,
-        &[
-            "id",
-            "external_id",
-            "timezone",
-            "last_engaged_at",
-            "created_at",
-        ],
-    );
-    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
-    for id in external_ids {
-        query = query.bind(*id);
-    }
-    let json: String = query.fetch_one(conn).await?;
-    unpack(&json)
+    let columns = [
+        "id",
+        "external_id",
+        "timezone",
+        "last_engaged_at",
+        "created_at",
+    ];
+    with_external_ids(conn, &columns, external_ids).await
 }
 
 /// Adds clients (their external ids new and distinct) in one statement; quiet

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{Placeholders, id_list, ts};
+use super::{Placeholders, id_list, messages, ts};
+use crate::domain::ClientStatus;
 
 /// Why an episode ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::AsRefStr, strum::Display)]
@@ -15,6 +16,32 @@ pub enum CloseReason {
     Paused,
     Hold,
     Discharged,
+}
+
+impl CloseReason {
+    /// Why a change to `status` ends the client's quiet spell, if it does.
+    pub fn for_status(status: ClientStatus) -> Option<Self> {
+        match status {
+            ClientStatus::Active => None,
+            ClientStatus::Paused => Some(Self::Paused),
+            ClientStatus::Hold => Some(Self::Hold),
+            ClientStatus::Discharged => Some(Self::Discharged),
+        }
+    }
+}
+
+/// Ends these clients' quiet spells for `reason`: the open episode closes, the
+/// outreach task ends, and pending and approved messages are cancelled.
+pub async fn wind_down(
+    conn: &mut AnyConnection,
+    client_ids: &[i64],
+    reason: CloseReason,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    close_open(conn, client_ids, reason, now).await?;
+    finish_outreach(conn, client_ids, now).await?;
+    messages::cancel_unsent(conn, client_ids, None, reason.as_ref(), now).await?;
+    Ok(())
 }
 
 /// Opens an episode for each `(client, first step drafted)` and returns

@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 
 use super::clients::EventTarget;
 use super::episodes::{self, CloseReason};
-use super::{Placeholders, messages, ts};
+use super::{Placeholders, ts};
 use crate::domain::EventKind;
 
 /// What recording a batch of events did.
@@ -131,9 +131,7 @@ async fn apply_engagements(
         .filter(|(_, (client, at))| *at > client.quiet_since())
         .map(|(id, _)| id)
         .collect();
-    episodes::close_open(conn, &back, CloseReason::ReEngaged, now).await?;
-    episodes::finish_outreach(conn, &back, now).await?;
-    messages::cancel_unsent(conn, &back, None, "re_engaged", now).await?;
+    episodes::wind_down(conn, &back, CloseReason::ReEngaged, now).await?;
     Ok(back.len() as u64)
 }
 

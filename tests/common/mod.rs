@@ -214,6 +214,24 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A coach's action on one of their clients, which must succeed.
+    pub async fn act(
+        &self,
+        coach: &str,
+        external_id: &str,
+        action: reengage::caseload::CaseAction,
+        now: DateTime<Utc>,
+    ) {
+        let coach = drafts::acting_coach(&self.ctx, coach)
+            .await
+            .unwrap()
+            .expect("an active coach");
+        reengage::caseload::act(&self.ctx, &coach, external_id, &action, now)
+            .await
+            .unwrap()
+            .expect("the action is allowed");
+    }
+
     pub async fn reject(
         &self,
         id: i64,
