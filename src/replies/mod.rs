@@ -8,13 +8,11 @@
 //!   the coach, who can undo it if it was misread.
 //! - Anything else: the engagement event `message_reply`.
 
-use std::collections::HashSet;
-use std::path::Path;
+pub mod classify;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use regex::Regex;
-use serde::Deserialize;
+
+pub use classify::{Class, Classification, Match, Words};
 
 use crate::channels::{Delivery, Outgoing};
 use crate::context::AppContext;
@@ -25,132 +23,6 @@ use crate::store::clients::{self, ClientRow};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::events::{self, NewEvent};
 use crate::store::{coaches, inbound, messages};
-
-const BUILT_IN_WORDS: &str = include_str!("../config/words.toml");
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WordLists {
-    #[serde(default)]
-    opt_out: Vec<String>,
-    #[serde(default)]
-    opt_in: Vec<String>,
-    #[serde(default)]
-    help: Vec<String>,
-    #[serde(default)]
-    plain_opt_out: Vec<String>,
-    #[serde(default)]
-    crisis: Vec<String>,
-}
-
-/// What a reply is, by its words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::AsRefStr)]
-#[strum(serialize_all = "snake_case")]
-pub enum Classification {
-    OptOut,
-    /// An opt-out in the client's own words; stored as `opt_out`.
-    #[strum(serialize = "opt_out")]
-    PlainOptOut,
-    OptIn,
-    Help,
-    Crisis,
-    Reply,
-}
-
-/// The compiled word lists.
-pub struct Words {
-    opt_out: HashSet<String>,
-    opt_in: HashSet<String>,
-    help: HashSet<String>,
-    plain_opt_out: Regex,
-    crisis: Regex,
-}
-
-/// Lowercase, with apostrophes (straight or curly) read as spaces, so that
-/// "OD'd" still says "od" and "can’t" and "can't" read the same. The lists carry
-/// the apostrophe-free spellings ("cant", "dont") too.
-fn normalize(text: &str) -> String {
-    text.to_lowercase()
-        .replace(['\u{2019}', '\u{2018}', '\''], " ")
-}
-
-/// One regex matching any of `phrases` on word boundaries.
-fn any_phrase(phrases: &[String], extra: Option<&str>) -> anyhow::Result<Regex> {
-    let mut parts: Vec<String> = phrases
-        .iter()
-        .map(|p| normalize(p.trim()))
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            regex::escape(&p)
-                .replace(r"\ ", r"\s+")
-                .replace(' ', r"\s+")
-        })
-        .collect();
-    parts.extend(extra.map(str::to_owned));
-    Ok(Regex::new(&format!(r"\b(?:{})\b", parts.join("|")))?)
-}
-
-impl Words {
-    /// The built-in lists, extended by `file` if it is set.
-    pub fn load(file: &Path) -> anyhow::Result<Self> {
-        let mut lists: WordLists = toml_lists(BUILT_IN_WORDS).context("the built-in word lists")?;
-        if !file.as_os_str().is_empty() {
-            let text = std::fs::read_to_string(file).with_context(|| {
-                format!(
-                    "config key `replies.words_file`: cannot read {}",
-                    file.display()
-                )
-            })?;
-            let extra = toml_lists(&text).with_context(|| {
-                format!(
-                    "config key `replies.words_file`: {} is not a word list",
-                    file.display()
-                )
-            })?;
-            lists.opt_out.extend(extra.opt_out);
-            lists.opt_in.extend(extra.opt_in);
-            lists.help.extend(extra.help);
-            lists.plain_opt_out.extend(extra.plain_opt_out);
-            lists.crisis.extend(extra.crisis);
-        }
-        let set = |words: &[String]| words.iter().map(|w| normalize(w.trim())).collect();
-        Ok(Self {
-            opt_out: set(&lists.opt_out),
-            opt_in: set(&lists.opt_in),
-            help: set(&lists.help),
-            plain_opt_out: any_phrase(&lists.plain_opt_out, None)?,
-            // A dose: a number with "mg".
-            crisis: any_phrase(&lists.crisis, Some(r"\d+\s*mg"))?,
-        })
-    }
-
-    pub fn classify(&self, body: &str) -> Classification {
-        let text = normalize(body);
-        let keyword: String = text
-            .chars()
-            .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-            .collect::<String>()
-            .trim()
-            .to_owned();
-        if self.opt_out.contains(&keyword) {
-            Classification::OptOut
-        } else if self.opt_in.contains(&keyword) {
-            Classification::OptIn
-        } else if self.help.contains(&keyword) {
-            Classification::Help
-        } else if self.crisis.is_match(&text) {
-            Classification::Crisis
-        } else if self.plain_opt_out.is_match(&text) {
-            Classification::PlainOptOut
-        } else {
-            Classification::Reply
-        }
-    }
-}
-
-fn toml_lists(text: &str) -> anyhow::Result<WordLists> {
-    Ok(toml::from_str(text)?)
-}
 
 /// An inbound SMS as the provider reports it.
 pub struct Incoming<'a> {
