@@ -12,7 +12,7 @@ use crate::store::clients::{self, ClientRow};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::events::{self, NewEvent};
-use crate::store::messages;
+use crate::store::{inbound, messages};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CaseError {
@@ -31,10 +31,23 @@ pub async fn visible_client(
     external_id: &str,
 ) -> anyhow::Result<Result<ClientRow, CaseError>> {
     let mut conn = ctx.store.conn().await?;
+    let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
     Ok(clients::by_external_id(&mut conn, external_id)
         .await?
-        .filter(|c| coach.is_admin() || c.coach_id == coach.id)
+        .filter(|c| scope.includes(c.coach_id))
         .ok_or(CaseError::NotFound))
+}
+
+/// An audit detail, noting when a backup acts for a coach who is away.
+pub fn covering_note(coach: &CoachRow, client_coach_id: i64, detail: Option<String>) -> Option<String> {
+    if coach.is_admin() || coach.id == client_coach_id {
+        return detail;
+    }
+    let note = format!("covering for coach {client_coach_id}");
+    Some(match detail {
+        Some(d) => format!("{d}; {note}"),
+        None => note,
+    })
 }
 
 /// A client-level action, as the audit log names it.
@@ -48,6 +61,8 @@ pub enum CaseAction {
     Reassign(String),
     /// The coach closes the "reach out personally" task without a contact.
     DismissOutreach,
+    /// The phone a reply called a wrong number is the client's after all.
+    ConfirmPhone,
 }
 
 /// Applies `action` to the client as `coach`. Pausing, holding or discharging
@@ -94,6 +109,7 @@ pub async fn act(
                 now,
             )
             .await?;
+            inbound::handled_by_contact(&mut tx, client.id, coach.id, now).await?;
             ("coach_contact", None)
         }
         CaseAction::OptOut(channel) => {
@@ -106,6 +122,10 @@ pub async fn act(
         CaseAction::OptIn(channel) => {
             clients::record_opt_in(&mut tx, client.id, *channel, now).await?;
             ("opt_in", Some(format!("{channel}, recorded by the coach")))
+        }
+        CaseAction::ConfirmPhone => {
+            clients::confirm_phone(&mut tx, client.id, now).await?;
+            ("confirm_phone", client.phone.clone())
         }
         CaseAction::DismissOutreach => {
             episodes::finish_outreach(&mut tx, &[client.id], now).await?;
@@ -135,11 +155,151 @@ pub async fn act(
             action: name,
             client_id: Some(client.id),
             message_id: None,
-            detail,
+            detail: covering_note(coach, client.coach_id, detail),
         },
         now,
     )
     .await?;
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+/// Why an away period was not set.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AwayError {
+    #[error("no active coach has the email {0}")]
+    UnknownCoach(String),
+    #[error("only an admin may set another coach's away period")]
+    NotYours,
+    #[error("`{0}` is not a date like 2026-12-24 or an RFC 3339 time")]
+    BadDate(String),
+    #[error("the away period must end in the future ({0} has passed)")]
+    Past(String),
+    #[error("a coach cannot be their own backup")]
+    SelfBackup,
+}
+
+/// The coach named by `email`, if `actor` (`None`: the operator, at the CLI)
+/// may change their away period.
+async fn away_target(
+    ctx: &AppContext,
+    actor: Option<&CoachRow>,
+    email: &str,
+) -> anyhow::Result<Result<CoachRow, AwayError>> {
+    let mut conn = ctx.store.conn().await?;
+    let Some(coach) = coaches::by_email(&mut conn, email.trim())
+        .await?
+        .filter(|c| c.active != 0)
+    else {
+        return Ok(Err(AwayError::UnknownCoach(email.to_owned())));
+    };
+    if actor.is_some_and(|a| !a.is_admin() && a.id != coach.id) {
+        return Ok(Err(AwayError::NotYours));
+    }
+    Ok(Ok(coach))
+}
+
+fn away_actor(actor: Option<&CoachRow>) -> Actor<'_> {
+    match actor {
+        Some(a) => Actor::Coach {
+            id: a.id,
+            email: &a.email,
+        },
+        None => Actor::System("operator"),
+    }
+}
+
+/// Sets `email`'s away period, to the end of `until` (a date, in the
+/// coach's timezone, or an RFC 3339 time), with `backup` covering. Audited.
+/// Returns a sentence saying what was set.
+pub async fn set_away(
+    ctx: &AppContext,
+    actor: Option<&CoachRow>,
+    email: &str,
+    until: &str,
+    backup: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<String, AwayError>> {
+    let coach = match away_target(ctx, actor, email).await? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let tz = coach.tz(ctx.settings.defaults.timezone);
+    let until_text = until.trim();
+    let end = match chrono::NaiveDate::parse_from_str(until_text, "%Y-%m-%d") {
+        Ok(day) => match day.succ_opt() {
+            Some(next) => crate::clock::local_to_utc(tz, next.and_time(chrono::NaiveTime::MIN)),
+            None => return Ok(Err(AwayError::BadDate(until_text.to_owned()))),
+        },
+        Err(_) => match DateTime::parse_from_rfc3339(until_text) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => return Ok(Err(AwayError::BadDate(until_text.to_owned()))),
+        },
+    };
+    if end <= now {
+        return Ok(Err(AwayError::Past(until_text.to_owned())));
+    }
+    let mut tx = ctx.store.begin().await?;
+    let backup = match backup.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(b) => match coaches::by_email(&mut tx, b).await?.filter(|c| c.active != 0) {
+            Some(c) if c.id == coach.id => return Ok(Err(AwayError::SelfBackup)),
+            Some(c) => Some(c),
+            None => return Ok(Err(AwayError::UnknownCoach(b.to_owned()))),
+        },
+        None => None,
+    };
+    coaches::set_away(&mut tx, coach.id, Some(end), backup.as_ref().map(|b| b.id)).await?;
+    let covered = match &backup {
+        Some(b) => format!("{} covers", b.email),
+        None => "no backup: notices go to the admins".to_owned(),
+    };
+    let text = format!(
+        "{} is away until {}; {covered}",
+        coach.email,
+        end.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+    );
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: away_actor(actor),
+            action: "coach_away",
+            client_id: None,
+            message_id: None,
+            detail: Some(text.clone()),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(text))
+}
+
+/// Ends `email`'s away period now; the backup stays, for escalations.
+pub async fn set_back(
+    ctx: &AppContext,
+    actor: Option<&CoachRow>,
+    email: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<String, AwayError>> {
+    let coach = match away_target(ctx, actor, email).await? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut tx = ctx.store.begin().await?;
+    coaches::set_away(&mut tx, coach.id, None, coach.backup_coach_id).await?;
+    let text = format!("{} is back", coach.email);
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: away_actor(actor),
+            action: "coach_back",
+            client_id: None,
+            message_id: None,
+            detail: Some(text.clone()),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(text))
 }

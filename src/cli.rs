@@ -16,7 +16,7 @@ use crate::config::{LogFormat, LogSettings, Settings};
 use crate::context::AppContext;
 use crate::domain::{EmailAddress, MessageStatus, PhoneNumber, Role};
 use crate::import::{ImportOptions, ImportReport};
-use crate::store::{coaches, messages, send_log, tokens};
+use crate::store::{Scope, coaches, messages, send_log, tokens};
 use crate::{auth, demo, detect, dispatch, drafts, import, serve};
 
 #[derive(Debug, Parser)]
@@ -77,6 +77,9 @@ pub enum Command {
     /// Check the templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+    /// Try the reply classifier on a text or a labelled corpus.
+    #[command(subcommand)]
+    Replies(RepliesCommand),
     /// Write a consistent copy of the SQLite database to FILE, even while `serve` runs.
     Backup { file: PathBuf },
     /// Apply the retention policy once.
@@ -186,6 +189,38 @@ pub enum CoachesCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a coach away until the end of DATE (their timezone): their drafts,
+    /// replies, notices and crisis alerts go to the backup meanwhile (to the
+    /// admins if there is none).
+    Away {
+        #[arg(long)]
+        email: String,
+        /// The last day away, YYYY-MM-DD, or an RFC 3339 time.
+        #[arg(long)]
+        until: String,
+        /// The coach who covers (and who hears crisis escalations).
+        #[arg(long, value_name = "EMAIL")]
+        backup: Option<String>,
+    },
+    /// End a coach's away period now; their backup stays set for escalations.
+    Back {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepliesCommand {
+    /// Print what a text is and which rule said so.
+    Test { text: String },
+    /// Classify a labelled corpus (CSV: text,classes,lang,lookalike) and print
+    /// recall and precision for each class.
+    Eval {
+        file: PathBuf,
+        /// Also print every text classified differently from its label.
+        #[arg(long)]
+        misses: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,6 +309,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS);
     }
+    if let Command::Replies(command) = &cli.command {
+        // Needs the word lists only, not a database.
+        let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
+        let words = crate::replies::Words::load(&settings.replies.words_file)?;
+        return replies_command(&words, command);
+    }
     let ctx = context(&cli).await?;
     if matches!(cli.command, Command::Serve | Command::Dispatch { .. }) {
         ctx.settings.validate_sending()?;
@@ -326,7 +367,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sends(SendsCommand::List { json }) => {
             let mut conn = ctx.store.conn().await?;
             let entries =
-                send_log::list(&mut conn, &send_log::Filter::default(), 0, i64::MAX).await?;
+                send_log::list(&mut conn, &send_log::Filter::scope(Scope::All), 0, i64::MAX).await?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
@@ -361,6 +402,15 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Templates(TemplatesCommand::Check) => check_templates(&ctx),
+        Command::Replies(_) => unreachable!("handled above"),
+        Command::Coaches(CoachesCommand::Away {
+            email,
+            until,
+            backup,
+        }) => coach_away(&ctx, &email, Some(&until), backup.as_deref()).await?,
+        Command::Coaches(CoachesCommand::Back { email }) => {
+            coach_away(&ctx, &email, None, None).await?
+        }
         Command::Backup { file } => {
             ctx.store.backup_to(&file).await?;
             say!("backup written to {}", file.display());
@@ -427,18 +477,18 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             coach,
             json,
         } => {
-            let coach_id = match coach {
+            let scope = match coach {
                 Some(email) => match drafts::acting_coach(ctx, &email).await? {
-                    Ok(c) => Some(c.id),
+                    Ok(c) => Scope::Coaches(vec![c.id]),
                     Err(e) => {
                         eprintln!("error: {e}");
                         return Ok(ExitCode::FAILURE);
                     }
                 },
-                None => None,
+                None => Scope::All,
             };
             let mut conn = ctx.store.conn().await?;
-            let list = messages::list(&mut conn, status, coach_id).await?;
+            let list = messages::list(&mut conn, status, &scope).await?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {
@@ -702,5 +752,70 @@ fn check_templates(ctx: &AppContext) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `replies test` and `replies eval`.
+fn replies_command(
+    words: &crate::replies::Words,
+    command: &RepliesCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        RepliesCommand::Test { text } => {
+            let class = words.classify(text);
+            let classes: Vec<&str> = class.classes.iter().map(|c| c.as_ref()).collect();
+            say!("{}", classes.join(", "));
+            if class.keyword {
+                say!("  the whole text is a keyword");
+            }
+            for m in &class.matched {
+                say!("  {}: \"{}\" matched `{}`", m.class, m.text, m.rule);
+            }
+        }
+        RepliesCommand::Eval { file, misses } => {
+            let corpus = std::fs::File::open(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let report = crate::replies::evaluate::evaluate(words, corpus)?;
+            if *misses {
+                for miss in &report.misses {
+                    let names = |c: &[crate::replies::Class]| {
+                        c.iter().map(|c| c.as_ref()).collect::<Vec<_>>().join(";")
+                    };
+                    say!(
+                        "line {}: expected {}, got {}: {}",
+                        miss.line,
+                        names(&miss.expected),
+                        names(&miss.got),
+                        miss.text
+                    );
+                }
+            }
+            say!("{report}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `coaches away` (with `until`) and `coaches back` (without).
+async fn coach_away(
+    ctx: &AppContext,
+    email: &str,
+    until: Option<&str>,
+    backup: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let now = ctx.clock.now();
+    let outcome = match until {
+        Some(until) => crate::caseload::set_away(ctx, None, email, until, backup, now).await?,
+        None => crate::caseload::set_back(ctx, None, email, now).await?,
+    };
+    match outcome {
+        Ok(text) => {
+            say!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }

@@ -82,12 +82,16 @@ pub struct ReplySettings {
     pub confirm_opt_out: bool,
     pub opt_out_confirmation: String,
     pub help_text: String,
+    pub wrong_number_reply: String,
+    pub notify_after_minutes: u32,
+    pub notify_by_sms: bool,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct CrisisSettings {
     pub auto_reply: bool,
     pub resources_message: String,
+    pub escalate_after_minutes: u32,
 }
 
 #[derive(Debug, Deserialize)]

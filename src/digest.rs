@@ -53,10 +53,10 @@ pub async fn run(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<DigestS
                 summary.already_sent_today += 1;
                 continue;
             }
-            let scope = (!coach.is_admin()).then_some(coach.id);
+            let scope = coaches::scope_for(&mut conn, &coach, now).await?;
             (
-                counts::waiting(&mut conn, scope).await?,
-                counts::outreach_first_names(&mut conn, scope).await?,
+                counts::waiting(&mut conn, &scope).await?,
+                counts::outreach_first_names(&mut conn, &scope).await?,
             )
         };
         if waiting.is_empty() && first_names.is_empty() {

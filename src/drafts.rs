@@ -111,7 +111,7 @@ pub async fn edit(
         }
         .into()));
     }
-    record_action(&mut tx, coach, "edit", draft.client_id, id, None, now).await?;
+    record_action(&mut tx, coach, "edit", &draft, None, now).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -146,8 +146,7 @@ pub async fn snooze(
         &mut tx,
         coach,
         "snooze",
-        draft.client_id,
-        id,
+        &draft,
         Some(until.to_rfc3339()),
         now,
     )
@@ -204,8 +203,7 @@ pub async fn decide_in_doubt(
         &mut tx,
         coach,
         action,
-        message.client_id,
-        id,
+        &message,
         message.last_error.clone(),
         now,
     )
@@ -219,8 +217,7 @@ async fn record_action(
     conn: &mut sqlx::AnyConnection,
     coach: &CoachRow,
     action: &str,
-    client_id: i64,
-    message_id: i64,
+    draft: &MessageView,
     detail: Option<String>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
@@ -232,9 +229,9 @@ async fn record_action(
                 email: &coach.email,
             },
             action,
-            client_id: Some(client_id),
-            message_id: Some(message_id),
-            detail,
+            client_id: Some(draft.client_id),
+            message_id: Some(draft.id),
+            detail: crate::caseload::covering_note(coach, draft.client_coach_id, detail),
         },
         now,
     )
@@ -260,9 +257,10 @@ async fn visible_draft(
     id: i64,
 ) -> anyhow::Result<Result<MessageView, ActionError>> {
     let mut conn = ctx.store.conn().await?;
+    let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
     Ok(match messages::view(&mut conn, id).await? {
         None => Err(ActionError::NotFound(id)),
-        Some(m) if !coach.is_admin() && m.client_coach_id != coach.id => {
+        Some(m) if !scope.includes(m.client_coach_id) => {
             Err(ActionError::NotYours {
                 id,
                 coach: coach.email.clone(),
@@ -303,7 +301,7 @@ pub async fn approve(
     }
     let detail =
         (errors > 0).then(|| format!("approved despite {errors} error finding(s) of the lint"));
-    record_action(&mut tx, coach, "approve", draft.client_id, id, detail, now).await?;
+    record_action(&mut tx, coach, "approve", &draft, detail, now).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -333,8 +331,7 @@ pub async fn reject(
         &mut tx,
         coach,
         "reject",
-        draft.client_id,
-        id,
+        &draft,
         reason.map(str::to_owned),
         now,
     )

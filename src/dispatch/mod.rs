@@ -55,6 +55,12 @@ pub struct DispatchSummary {
     pub reconciled_sent: u64,
     /// In-doubt SMS the provider does not have: due again.
     pub reconciled_retry: u64,
+    /// Crisis alerts that had failed and went out on this run.
+    pub crisis_alerts_retried: u64,
+    /// Open crisis alerts sent on to the backup and the admins.
+    pub crisis_escalations: u64,
+    /// "Replies waiting" notices sent to coaches.
+    pub reply_notices: u64,
 }
 
 impl fmt::Display for DispatchSummary {
@@ -79,6 +85,9 @@ impl fmt::Display for DispatchSummary {
                 "in doubt, not at the provider (due again)",
                 self.reconciled_retry,
             ),
+            ("crisis alerts retried", self.crisis_alerts_retried),
+            ("crisis escalations", self.crisis_escalations),
+            ("reply notices", self.reply_notices),
         ] {
             if n > 0 {
                 write!(f, ", {label} {n}")?;
@@ -130,10 +139,10 @@ pub async fn run_once(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<Di
         summary.recovered_in_doubt = in_doubt;
     }
     reconcile_in_doubt(ctx, now, &mut summary).await?;
-    let alerts = crate::replies::retry_alerts(ctx, now).await?;
-    if alerts > 0 {
-        tracing::info!(alerts, "crisis alerts delivered on retry");
-    }
+    let follow_up = crate::replies::alerts::run(ctx, now).await?;
+    summary.crisis_alerts_retried = follow_up.alerts_retried;
+    summary.crisis_escalations = follow_up.escalations;
+    summary.reply_notices = follow_up.reply_notices;
 
     let run = Run {
         ctx,
@@ -602,6 +611,9 @@ fn ineligible(
     }
     if client.opted_out_at(channel).is_some() {
         return Some("opted_out");
+    }
+    if channel == Channel::Sms && client.phone_is_wrong() {
+        return Some("wrong_number");
     }
     if !client.may_contact_by(channel) {
         return Some("no_consent");

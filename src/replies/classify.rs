@@ -1062,7 +1062,7 @@ mod tests {
         Words::compile(&WordFile::parse(file).unwrap()).unwrap()
     }
 
-    const SMALL: &str = r#"
+    const SMALL: &str = r##"
         ignore = ["just", "really"]
         courtesy = ["please", "now"]
         [shortcuts]
@@ -1081,7 +1081,7 @@ mod tests {
         except = { en = ["dying to"] }
         [opt_out]
         en = ["stop (texting|messaging) me"]
-    "#;
+    "##;
 
     fn classes(w: &Words, text: &str) -> Vec<Class> {
         w.classify(text).classes

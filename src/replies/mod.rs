@@ -1,49 +1,83 @@
-//! Replies from clients: stored first, then classified and acted on.
+//! Replies from clients: stored first, then classified ([`classify`]) and
+//! acted on, class by class (a text may be several):
 //!
-//! - A whole-message keyword: opt out of SMS, opt back in, or ask for help.
-//! - Crisis language anywhere: the client goes on hold, the coach is alerted at
-//!   once (the SMS alert carries none of the reply's words), and, if the agency
-//!   turned it on, the client gets the resources message once.
-//! - A plain-language opt-out ("please stop texting me"): an opt-out, flagged for
-//!   the coach, who can undo it if it was misread.
-//! - Anything else: the engagement event `message_reply`.
+//! - **Crisis:** the client goes on hold, the coach (or whoever covers) is
+//!   alerted at once, the alert stays open until someone says "I'm on it", and
+//!   it escalates until then ([`alerts`]). If the agency turned it on, the
+//!   client gets the resources message once.
+//! - **Opt-out** (a keyword or the client's own words): SMS ends at once and
+//!   unsent SMS are cancelled; at most one confirmation is sent.
+//! - **Wrong number:** the phone is marked a stranger's, unsent SMS are
+//!   cancelled, the sender gets one short apology with no program words. It
+//!   is not engagement.
+//! - **Help:** the help text. **Opt-in:** SMS again, if the client had opted
+//!   out (otherwise "yes" is just a reply).
+//! - **Anything else** is the engagement event `message_reply`.
+//!
+//! Every stored reply that is not one bare keyword waits for a person
+//! (`needs_reply`) until a coach handles it or records a contact; each
+//! dispatch run tells coaches what is waiting ([`alerts::notify_replies`]).
 
+pub mod alerts;
 pub mod classify;
+pub mod evaluate;
 
 use chrono::{DateTime, Utc};
 
 pub use classify::{Class, Classification, Match, Words};
 
-use crate::channels::{Delivery, Outgoing};
 use crate::context::AppContext;
 use crate::domain::{Channel, ClientStatus, EventKind};
 use crate::import::first_step_after;
 use crate::store::audit::{self, Actor};
-use crate::store::clients::{self, ClientRow};
+use crate::store::clients;
+use crate::store::coaches::{self, CoachRow};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::events::{self, NewEvent};
-use crate::store::{coaches, inbound, messages};
+use crate::store::{inbound, messages};
 
-/// An inbound SMS as the provider reports it.
+/// An inbound message as the provider reports it.
 pub struct Incoming<'a> {
+    pub channel: Channel,
     pub from: &'a str,
     pub to: Option<&'a str>,
     pub body: &'a str,
     pub provider_id: Option<&'a str>,
 }
 
-/// Stores the reply, then acts on it. Returns the text to answer with, if any.
-/// A repeated delivery of the same provider message is answered again but acted
-/// on only once.
+/// The classes a stored reply is, comma-separated, and its matches as JSON.
+fn stored_classes(class: &Classification) -> anyhow::Result<(String, String)> {
+    let classes: Vec<&str> = class.classes.iter().map(|c| c.as_ref()).collect();
+    Ok((classes.join(","), serde_json::to_string(&class.matched)?))
+}
+
+/// Stores the reply, then acts on it. Returns the texts to answer with (none,
+/// or one per thing to say). A repeated delivery of the same provider message
+/// is stored and acted on only once, and answered with nothing.
 pub async fn receive(
     ctx: &AppContext,
     incoming: &Incoming<'_>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Vec<String>> {
     let class = ctx.words.classify(incoming.body);
     let client = {
         let mut conn = ctx.store.conn().await?;
-        clients::by_phone(&mut conn, incoming.from).await?
+        match incoming.channel {
+            Channel::Sms => clients::by_phone(&mut conn, incoming.from).await?,
+            Channel::Email => clients::by_email(&mut conn, incoming.from).await?,
+        }
+    };
+    // "yes" from a client who never opted out answers a question.
+    let opting_in = class.is(Class::OptIn)
+        && client
+            .as_ref()
+            .is_some_and(|c| c.opted_out_at(incoming.channel).is_some());
+    let bare_keyword = class.keyword && (opting_in || !class.is(Class::OptIn));
+    let (classes, matched) = stored_classes(&class)?;
+    let primary = if class.primary() == Class::OptIn && !opting_in {
+        Class::Reply
+    } else {
+        class.primary()
     };
     // Stored before anything else, so that no later failure can lose it.
     let stored = {
@@ -51,269 +85,253 @@ pub async fn receive(
         inbound::store(
             &mut conn,
             &inbound::NewReply {
-                channel: Channel::Sms,
+                channel: incoming.channel,
                 from: incoming.from,
                 to: incoming.to,
                 body: incoming.body,
                 client_id: client.as_ref().map(|c| c.id),
-                classification: class.as_ref(),
+                classification: primary.as_ref(),
+                classes,
+                matched,
+                needs_reply: !bare_keyword,
                 provider_id: incoming.provider_id,
             },
             now,
         )
         .await?
     };
-    let settings = &ctx.settings;
-    let Some(client) = client else {
-        tracing::warn!("a reply from a number no client has; stored as unmatched");
-        return Ok(answer_for(ctx, class, false));
-    };
     let Some(reply_id) = stored else {
-        return Ok(answer_for(ctx, class, false));
+        return Ok(Vec::new());
     };
+    let Some(client) = client else {
+        tracing::warn!("a reply from an address no client has; stored as unmatched");
+        return unmatched(ctx, &class, incoming, reply_id, now).await;
+    };
+    let mut answers = Vec::new();
     let mut tx = ctx.store.begin().await?;
-    let actor = Actor::System("client reply");
-    let mut resources_first_time = false;
-    let action: (&str, Option<String>) = match class {
-        Classification::OptOut | Classification::PlainOptOut => {
-            clients::record_opt_out(&mut tx, client.id, Channel::Sms, now).await?;
-            messages::cancel_unsent(&mut tx, &[client.id], Some(Channel::Sms), "opted_out", now)
-                .await?;
-            if class == Classification::PlainOptOut {
-                (
-                    "opt_out",
-                    Some("sms, in plain language: check it was meant".into()),
-                )
-            } else {
-                ("opt_out", Some("sms keyword".into()))
-            }
+    let mut done: Vec<(&str, Option<String>)> = Vec::new();
+    let channel = incoming.channel;
+    if class.is(Class::Crisis) {
+        clients::set_status(&mut tx, client.id, ClientStatus::Hold, now).await?;
+        episodes::wind_down(&mut tx, &[client.id], CloseReason::Hold, now).await?;
+        if ctx.settings.crisis.auto_reply && !inbound::resources_sent(&mut tx, client.id).await? {
+            inbound::mark_resources_sent(&mut tx, reply_id).await?;
+            answers.push(ctx.settings.crisis.resources_message.clone());
         }
-        Classification::OptIn => {
-            clients::record_opt_in(&mut tx, client.id, Channel::Sms, now).await?;
-            ("opt_in", Some("sms keyword".into()))
-        }
-        Classification::Help => ("help", None),
-        Classification::Crisis => {
-            clients::set_status(&mut tx, client.id, ClientStatus::Hold, now).await?;
-            episodes::close_open(&mut tx, &[client.id], CloseReason::Hold, now).await?;
-            messages::cancel_unsent(&mut tx, &[client.id], None, "hold", now).await?;
-            resources_first_time =
-                settings.crisis.auto_reply && !inbound::resources_sent(&mut tx, client.id).await?;
-            if resources_first_time {
-                inbound::mark_resources_sent(&mut tx, reply_id).await?;
-            }
-            (
-                "crisis_hold",
-                Some("the client is on hold until a coach resumes them".into()),
-            )
-        }
-        Classification::Reply => {
-            let event = NewEvent {
-                kind: EventKind::MessageReply,
-                occurred_at: now,
-                source: "sms",
-                note: None,
-            };
-            events::record(
-                &mut tx,
-                &(&client).into(),
-                &event,
-                first_step_after(ctx),
-                now,
-            )
+        done.push((
+            "crisis_hold",
+            Some(format!(
+                "matched {}; the client is on hold until a coach resumes them",
+                rules_of(&class, Class::Crisis)
+            )),
+        ));
+    }
+    if class.is(Class::WrongNumber) && channel == Channel::Sms {
+        let first = !client.phone_is_wrong();
+        clients::mark_phone_wrong(&mut tx, client.id, now).await?;
+        messages::cancel_unsent(&mut tx, &[client.id], Some(Channel::Sms), "wrong_number", now)
             .await?;
-            ("reply", None)
+        if first {
+            answers.push(ctx.settings.replies.wrong_number_reply.clone());
         }
-    };
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            actor,
-            action: action.0,
-            client_id: Some(client.id),
-            message_id: None,
-            detail: action.1,
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    if class == Classification::Crisis {
-        alert_coach(ctx, &client, reply_id, now).await?;
+        done.push((
+            "wrong_number",
+            Some(format!(
+                "{} marked as not the client's; matched {}",
+                incoming.from,
+                rules_of(&class, Class::WrongNumber)
+            )),
+        ));
     }
-    Ok(answer_for(ctx, class, resources_first_time))
-}
-
-/// The TwiML answer's text for a class of reply. The provider confirms STOP
-/// keywords itself unless told otherwise; words of the client's own get one
-/// confirmation; resources go out only the first time.
-fn answer_for(ctx: &AppContext, class: Classification, first_resources: bool) -> Option<String> {
-    let settings = &ctx.settings;
-    match class {
-        Classification::OptOut if settings.replies.confirm_opt_out => {
-            Some(settings.replies.opt_out_confirmation.clone())
+    if class.is(Class::OptOut) {
+        let first = client.opted_out_at(channel).is_none();
+        clients::record_opt_out(&mut tx, client.id, channel, now).await?;
+        messages::cancel_unsent(&mut tx, &[client.id], Some(channel), "opted_out", now).await?;
+        // The provider confirms a bare STOP itself, unless told it does not.
+        let confirm = first
+            && !class.is(Class::WrongNumber)
+            && (!class.keyword || ctx.settings.replies.confirm_opt_out);
+        if confirm && channel == Channel::Sms {
+            answers.push(ctx.settings.replies.opt_out_confirmation.clone());
         }
-        Classification::PlainOptOut => Some(settings.replies.opt_out_confirmation.clone()),
-        Classification::Help => Some(settings.replies.help_text.clone()),
-        Classification::Crisis if first_resources => {
-            Some(settings.crisis.resources_message.clone())
+        let how = if class.keyword {
+            "keyword".to_owned()
+        } else {
+            format!(
+                "in the client's words ({}): check it was meant",
+                rules_of(&class, Class::OptOut)
+            )
+        };
+        done.push(("opt_out", Some(format!("{channel}, {how}"))));
+    }
+    if opting_in && !class.is(Class::OptOut) {
+        clients::record_opt_in(&mut tx, client.id, channel, now).await?;
+        done.push(("opt_in", Some(format!("{channel}, from the client"))));
+    }
+    if class.is(Class::Help) {
+        if channel == Channel::Sms {
+            answers.push(ctx.settings.replies.help_text.clone());
         }
-        _ => None,
+        done.push(("help", None));
     }
-}
-
-/// Tells the client's coach at once, by email and (if they have a phone) SMS.
-/// Neither carries the reply's words. A failure is recorded, shown on
-/// `/healthz`, and retried by the next dispatch run.
-pub async fn alert_coach(
-    ctx: &AppContext,
-    client: &ClientRow,
-    reply_id: i64,
-    now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let coach = {
-        let mut conn = ctx.store.conn().await?;
-        coaches::by_id(&mut conn, client.coach_id).await?
-    };
-    let Some(coach) = coach else {
-        anyhow::bail!("client {} has no coach", client.id);
-    };
-    let link = format!(
-        "{}/replies",
-        ctx.settings.http.public_url.as_str().trim_end_matches('/')
-    );
-    let text = format!("A reply needs you now. Please look as soon as you can: {link}");
-    let mut outcomes = vec![(
-        Channel::Email,
-        ctx.channels
-            .email
-            .deliver(&Outgoing::to_coach(
-                Channel::Email,
-                format!("alert-{reply_id}"),
-                coach.email.clone(),
-                Some("A reply needs you now".into()),
-                text.clone(),
-                &ctx.settings.email.from,
-                now,
-            ))
-            .await,
-    )];
-    if let Some(phone) = coach.phone.as_deref().filter(|p| !p.is_empty()) {
-        let delivery = ctx
-            .channels
-            .sms
-            .deliver(&Outgoing::to_coach(
-                Channel::Sms,
-                format!("alert-{reply_id}"),
-                phone.to_owned(),
-                None,
-                text,
-                &ctx.settings.email.from,
-                now,
-            ))
-            .await;
-        outcomes.push((Channel::Sms, delivery));
+    if done.is_empty() {
+        let event = NewEvent {
+            kind: EventKind::MessageReply,
+            occurred_at: now,
+            source: channel.as_ref(),
+            note: None,
+        };
+        events::record(&mut tx, &(&client).into(), &event, first_step_after(ctx), now).await?;
+        done.push(("reply", None));
     }
-    let failures: Vec<String> = outcomes
-        .iter()
-        .filter_map(|(channel, d)| match d {
-            Delivery::Sent { .. } => None,
-            Delivery::Retry { error, .. }
-            | Delivery::Failed { error, .. }
-            | Delivery::InDoubt { error, .. }
-            | Delivery::ChannelDown { error, .. } => Some(format!("{channel}: {error}")),
-        })
-        .collect();
-    let mut conn = ctx.store.conn().await?;
-    if failures.is_empty() {
-        inbound::alert_sent(&mut conn, reply_id, now).await?;
+    for (action, detail) in done {
         audit::record(
-            &mut conn,
+            &mut tx,
             audit::Entry {
-                actor: Actor::System("crisis alert"),
-                action: "crisis_alert",
+                actor: Actor::System("client reply"),
+                action,
                 client_id: Some(client.id),
                 message_id: None,
-                detail: Some(format!("to {}", coach.email)),
+                detail,
             },
             now,
         )
         .await?;
-        Ok(true)
-    } else {
-        let error = failures.join("; ");
-        tracing::error!(reply = reply_id, "crisis alert not delivered: {error}");
-        inbound::alert_failed(&mut conn, reply_id, &error).await?;
-        Ok(false)
     }
+    if !answers.is_empty() {
+        inbound::set_answer(&mut tx, reply_id, &answers.join("\n")).await?;
+    }
+    tx.commit().await?;
+    if class.is(Class::Crisis) {
+        alerts::alert_crisis(ctx, reply_id, Some(&client), now).await?;
+    }
+    Ok(answers)
 }
 
-/// Tries again every crisis alert that has not gone out. Returns how many went.
-pub async fn retry_alerts(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<u64> {
-    let pending = {
+/// A reply from an address no client has. A crisis still reaches a person
+/// (the admins: it may be a client on a new phone); a wrong number gets its
+/// apology once; help gets the help text.
+async fn unmatched(
+    ctx: &AppContext,
+    class: &Classification,
+    incoming: &Incoming<'_>,
+    reply_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let mut answers = Vec::new();
+    if incoming.channel == Channel::Sms {
         let mut conn = ctx.store.conn().await?;
-        inbound::alerts_pending(&mut conn).await?
-    };
-    let mut sent = 0;
-    for (reply_id, client_id) in pending {
-        let client = {
-            let mut conn = ctx.store.conn().await?;
-            clients::by_id(&mut conn, client_id).await?
-        };
-        if let Some(client) = client
-            && alert_coach(ctx, &client, reply_id, now).await?
+        if class.is(Class::WrongNumber)
+            && !inbound::wrong_number_answered(&mut conn, incoming.from).await?
         {
-            sent += 1;
+            answers.push(ctx.settings.replies.wrong_number_reply.clone());
+        } else if class.is(Class::Help) {
+            answers.push(ctx.settings.replies.help_text.clone());
+        }
+        if !answers.is_empty() {
+            inbound::set_answer(&mut conn, reply_id, &answers.join("\n")).await?;
         }
     }
-    Ok(sent)
+    if class.is(Class::Crisis) {
+        alerts::alert_crisis(ctx, reply_id, None, now).await?;
+    }
+    Ok(answers)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The rules of `class` that matched, for the audit log.
+fn rules_of(class: &Classification, which: Class) -> String {
+    let rules: Vec<String> = class
+        .matched
+        .iter()
+        .filter(|m| m.class == which)
+        .map(|m| format!("`{}`", m.rule))
+        .collect();
+    rules.join(", ")
+}
 
-    fn words() -> Words {
-        Words::load(Path::new("")).unwrap()
-    }
+/// Why a coach's action on a reply did not happen.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReplyError {
+    /// No such reply, or not one of the coach's (or their covered) clients'.
+    #[error("no such reply")]
+    NotFound,
+    #[error("reply {0} is not waiting for anyone")]
+    NotWaiting(i64),
+    #[error("reply {0} is not an open crisis alert")]
+    NotOpenCrisis(i64),
+}
 
-    #[test]
-    fn keywords_are_whole_messages_and_phrases_match_on_word_boundaries() {
-        let w = words();
-        for (text, class) in [
-            ("STOP", Classification::OptOut),
-            (" Stop. ", Classification::OptOut),
-            ("stop it, that's funny", Classification::Reply),
-            ("Start", Classification::OptIn),
-            ("INFO", Classification::Help),
-            ("Please stop texting me", Classification::PlainOptOut),
-            ("dont text me again", Classification::PlainOptOut),
-            ("I feel like I can’t go on", Classification::Crisis),
-            ("took 30mg", Classification::Crisis),
-            ("almost OD'd last night", Classification::Crisis),
-            ("I might OD", Classification::Crisis),
-            ("good to hear from you", Classification::Reply),
-            ("the pills aren't helping", Classification::Crisis),
-            ("see you at the meeting", Classification::Reply),
-        ] {
-            assert_eq!(w.classify(text), class, "{text}");
-        }
-    }
+/// What a coach does with a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyAction {
+    /// Handled: answered or dealt with outside reengage.
+    Handled,
+    /// "I'm on it": a crisis alert stops escalating.
+    Acknowledge,
+}
 
-    #[test]
-    fn an_agency_file_extends_the_lists() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("words.toml");
-        std::fs::write(
-            &file,
-            "crisis = [\"no way out\"]\nplain_opt_out = [\"wrong number\"]\n",
-        )
-        .unwrap();
-        let w = Words::load(&file).unwrap();
-        assert_eq!(w.classify("there's no way out"), Classification::Crisis);
-        assert_eq!(w.classify("wrong number"), Classification::PlainOptOut);
-        assert_eq!(w.classify("STOP"), Classification::OptOut);
-        std::fs::write(&file, "crisiss = [\"typo\"]\n").unwrap();
-        assert!(Words::load(&file).is_err());
+/// Applies `action` to reply `id` as `coach`, audited (as covering, when the
+/// coach acts for one who is away).
+pub async fn act(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    action: ReplyAction,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<inbound::ReplyView, ReplyError>> {
+    let mut tx = ctx.store.begin().await?;
+    let scope = coaches::scope_for(&mut tx, coach, now).await?;
+    let Some(reply) = inbound::by_id(&mut tx, id).await? else {
+        return Ok(Err(ReplyError::NotFound));
+    };
+    let visible = match reply.client_coach_id {
+        Some(coach_id) => scope.includes(coach_id),
+        None => coach.is_admin(),
+    };
+    if !visible {
+        return Ok(Err(ReplyError::NotFound));
     }
+    let (changed, name, error) = match action {
+        ReplyAction::Handled => (
+            inbound::mark_handled(&mut tx, id, coach.id, now).await?,
+            "reply_handled",
+            ReplyError::NotWaiting(id),
+        ),
+        ReplyAction::Acknowledge => (
+            inbound::acknowledge(&mut tx, id, coach.id, now).await?,
+            "crisis_acknowledged",
+            ReplyError::NotOpenCrisis(id),
+        ),
+    };
+    if !changed {
+        return Ok(Err(error));
+    }
+    let client = match &reply.client_external_id {
+        Some(external_id) => clients::by_external_id(&mut tx, external_id).await?,
+        None => None,
+    };
+    let detail = Some(format!("reply {id}"));
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: Actor::Coach {
+                id: coach.id,
+                email: &coach.email,
+            },
+            action: name,
+            client_id: client.as_ref().map(|c| c.id),
+            message_id: None,
+            detail: match &client {
+                Some(c) => crate::caseload::covering_note(coach, c.coach_id, detail),
+                None => detail,
+            },
+        },
+        now,
+    )
+    .await?;
+    let updated = inbound::by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("reply {id} vanished"))?;
+    tx.commit().await?;
+    Ok(Ok(updated))
 }

@@ -27,6 +27,8 @@ pub struct ClientRow {
     pub last_engaged_at: Option<i64>,
     pub next_detect_at: Option<i64>,
     pub created_at: i64,
+    /// When a reply said the phone is not the client's (see `mark_phone_wrong`).
+    pub phone_wrong_at: Option<i64>,
 }
 
 /// The columns of [`ClientRow`], for [`packed`] queries.
@@ -50,6 +52,7 @@ const CLIENT_COLUMNS: &[&str] = &[
     "last_engaged_at",
     "next_detect_at",
     "created_at",
+    "phone_wrong_at",
 ];
 
 impl ClientRow {
@@ -78,13 +81,21 @@ impl ClientRow {
         })
     }
 
-    /// Consented to and not opted out of.
+    /// Consented to and not opted out of (and, for SMS, not a number a
+    /// stranger said is theirs).
     pub fn may_contact_by(&self, channel: Channel) -> bool {
         let consent = match channel {
             Channel::Email => self.consent_email,
             Channel::Sms => self.consent_sms,
         };
-        consent != 0 && self.opted_out_at(channel).is_none()
+        consent != 0
+            && self.opted_out_at(channel).is_none()
+            && !(channel == Channel::Sms && self.phone_is_wrong())
+    }
+
+    /// A reply said the phone is not the client's, and nobody has confirmed it since.
+    pub fn phone_is_wrong(&self) -> bool {
+        self.phone_wrong_at.is_some()
     }
 
     pub fn contact(&self, channel: Channel) -> Option<&str> {
@@ -181,6 +192,16 @@ pub async fn by_phone(conn: &mut AnyConnection, phone: &str) -> anyhow::Result<O
             .fetch_optional(conn)
             .await?,
     )
+}
+
+/// The client with this email, any case (the newest, should two share it).
+pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<ClientRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM clients WHERE lower(email) = lower($1) ORDER BY id DESC LIMIT 1",
+    )
+    .bind(email)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<ClientRow>> {
@@ -303,7 +324,8 @@ pub async fn update(
     let query = sqlx::query(
         "UPDATE clients SET first_name = $2, preferred_name = $3, email = $4, phone = $5, \
          preferred_channel = $6, language = $7, timezone = $8, coach_id = $9, consent_email = $10, \
-         consent_sms = $11, discreet = $12, status = $13, next_detect_at = $14, updated_at = $14 \
+         consent_sms = $11, discreet = $12, status = $13, next_detect_at = $14, updated_at = $14, \
+         phone_wrong_at = CASE WHEN phone = $5 THEN phone_wrong_at ELSE NULL END \
          WHERE id = $1",
     )
     .bind(id);
@@ -333,6 +355,40 @@ pub async fn record_opt_out(
         }
     };
     sqlx::query(sql).bind(id).bind(ts(at)).execute(conn).await?;
+    Ok(())
+}
+
+/// Marks the client's phone as a stranger's: no SMS goes to it until a coach
+/// confirms it or it changes. The first time is kept.
+pub async fn mark_phone_wrong(
+    conn: &mut AnyConnection,
+    id: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE clients SET phone_wrong_at = COALESCE(phone_wrong_at, $2), next_detect_at = $2, \
+         updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(ts(at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A coach confirmed the client's phone is theirs after all.
+pub async fn confirm_phone(
+    conn: &mut AnyConnection,
+    id: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE clients SET phone_wrong_at = NULL, next_detect_at = $2, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(ts(at))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -384,23 +440,24 @@ pub struct ClientListRow {
 /// after id `after`, for one coach or all.
 pub async fn search(
     conn: &mut AnyConnection,
-    coach_id: Option<i64>,
+    scope: &super::Scope,
     query: &str,
     status: Option<ClientStatus>,
     after: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<ClientListRow>> {
     let pattern = format!("%{}%", query.trim().to_lowercase());
-    Ok(sqlx::query_as(
+    let sql = format!(
         "SELECT c.*, co.email AS coach_email, e.step AS episode_step FROM clients c \
          JOIN coaches co ON co.id = c.coach_id \
          LEFT JOIN episodes e ON e.client_id = c.id AND e.closed_at IS NULL \
-         WHERE ($1 IS NULL OR c.coach_id = $1) AND ($2 IS NULL OR c.status = $2) \
-           AND (lower(c.first_name) LIKE $3 OR lower(COALESCE(c.preferred_name, '')) LIKE $3 \
-                OR lower(c.external_id) LIKE $3) \
-           AND c.id > $4 ORDER BY c.id LIMIT $5",
-    )
-    .bind(coach_id)
+         WHERE {} AND ($1 IS NULL OR c.status = $1) \
+           AND (lower(c.first_name) LIKE $2 OR lower(COALESCE(c.preferred_name, '')) LIKE $2 \
+                OR lower(c.external_id) LIKE $2) \
+           AND c.id > $3 ORDER BY c.id LIMIT $4",
+        scope.sql("c.coach_id")
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
     .bind(status.map(|s| s.as_ref().to_owned()))
     .bind(pattern)
     .bind(after)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::ts;
+use super::{Scope, ts};
 use crate::domain::Role;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -15,7 +15,14 @@ pub struct CoachRow {
     pub role: String,
     pub active: i64,
     pub timezone: Option<String>,
+    /// Who covers for this coach while they are away, and hears escalations.
+    pub backup_coach_id: Option<i64>,
+    pub away_until: Option<i64>,
 }
+
+/// The columns of [`CoachRow`], for queries that join coaches as `c`.
+pub(crate) const COACH_COLUMNS: &str =
+    "c.id, c.email, c.name, c.phone, c.role, c.active, c.timezone, c.backup_coach_id, c.away_until";
 
 impl CoachRow {
     pub fn is_admin(&self) -> bool {
@@ -28,6 +35,11 @@ impl CoachRow {
             .as_deref()
             .and_then(|tz| tz.parse().ok())
             .unwrap_or(default)
+    }
+
+    /// Whether the coach is away at `now`, so that their backup covers.
+    pub fn is_away(&self, now: DateTime<Utc>) -> bool {
+        self.away_until.is_some_and(|until| until > ts(now))
     }
 
     /// The first word of the name, for a warm sign-off.
@@ -74,7 +86,7 @@ pub async fn insert(
 
 pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<CoachRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, name, phone, role, active, timezone FROM coaches WHERE lower(email) = lower($1)",
+        sqlx::AssertSqlSafe(format!("SELECT {COACH_COLUMNS} FROM coaches c WHERE lower(c.email) = lower($1)")),
     )
     .bind(email)
     .fetch_optional(conn)
@@ -83,7 +95,7 @@ pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<O
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<CoachRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, name, phone, role, active, timezone FROM coaches WHERE id = $1",
+        sqlx::AssertSqlSafe(format!("SELECT {COACH_COLUMNS} FROM coaches c WHERE c.id = $1")),
     )
     .bind(id)
     .fetch_optional(conn)
@@ -93,7 +105,7 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<C
 /// Every active coach, for lookups during an import.
 pub async fn all_active(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, name, phone, role, active, timezone FROM coaches WHERE active = 1 ORDER BY id",
+        sqlx::AssertSqlSafe(format!("SELECT {COACH_COLUMNS} FROM coaches c WHERE c.active = 1 ORDER BY c.id")),
     )
     .fetch_all(conn)
     .await?)
@@ -102,7 +114,7 @@ pub async fn all_active(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow
 /// Every coach, active or not, for the admin page.
 pub async fn all(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, email, name, phone, role, active, timezone FROM coaches ORDER BY id",
+        sqlx::AssertSqlSafe(format!("SELECT {COACH_COLUMNS} FROM coaches c ORDER BY c.id")),
     )
     .fetch_all(conn)
     .await?)
@@ -136,4 +148,50 @@ pub async fn set_password(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Whose clients `coach` acts on at `now`: everyone's for an admin; else their
+/// own, and those of every coach away with them as backup.
+pub async fn scope_for(
+    conn: &mut AnyConnection,
+    coach: &CoachRow,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Scope> {
+    if coach.is_admin() {
+        return Ok(Scope::All);
+    }
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM coaches WHERE backup_coach_id = $1 AND away_until > $2 AND active = 1",
+    )
+    .bind(coach.id)
+    .bind(ts(now))
+    .fetch_all(conn)
+    .await?;
+    ids.insert(0, coach.id);
+    Ok(Scope::Coaches(ids))
+}
+
+/// Sets (or, with `None`, ends) a coach's away period and their backup.
+pub async fn set_away(
+    conn: &mut AnyConnection,
+    id: i64,
+    until: Option<DateTime<Utc>>,
+    backup: Option<i64>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE coaches SET away_until = $2, backup_coach_id = $3 WHERE id = $1")
+        .bind(id)
+        .bind(until.map(ts))
+        .bind(backup)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every active admin.
+pub async fn admins(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COACH_COLUMNS} FROM coaches c WHERE c.active = 1 AND c.role = 'admin' ORDER BY c.id"
+    )))
+    .fetch_all(conn)
+    .await?)
 }

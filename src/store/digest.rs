@@ -3,6 +3,8 @@
 use chrono::NaiveDate;
 use sqlx::AnyConnection;
 
+use super::Scope;
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Waiting {
     pub drafts: i64,
@@ -18,21 +20,21 @@ impl Waiting {
 
 /// Pending drafts and unhandled replies (and crisis replies among them), for
 /// one coach's clients or all.
-pub async fn waiting(conn: &mut AnyConnection, coach_id: Option<i64>) -> anyhow::Result<Waiting> {
-    let drafts: i64 = sqlx::query_scalar(
+pub async fn waiting(conn: &mut AnyConnection, scope: &Scope) -> anyhow::Result<Waiting> {
+    let drafts: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM messages m JOIN clients c ON c.id = m.client_id \
-         WHERE m.status = 'pending' AND ($1 IS NULL OR c.coach_id = $1)",
-    )
-    .bind(coach_id)
+         WHERE m.status = 'pending' AND {}",
+        scope.sql("c.coach_id")
+    )))
     .fetch_one(&mut *conn)
     .await?;
-    let (replies, crisis): (i64, i64) = sqlx::query_as(
+    let (replies, crisis): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*), COUNT(CASE WHEN i.classification = 'crisis' THEN 1 END) \
          FROM inbound i JOIN clients c ON c.id = i.client_id \
-         WHERE i.handled_at IS NULL AND i.classification IN ('reply', 'crisis', 'help') \
-           AND ($1 IS NULL OR c.coach_id = $1)",
-    )
-    .bind(coach_id)
+         WHERE (i.needs_reply = 1 OR (i.classification = 'crisis' AND i.acknowledged_at IS NULL)) \
+           AND {}",
+        scope.sql("c.coach_id")
+    )))
     .fetch_one(conn)
     .await?;
     Ok(Waiting {
@@ -45,14 +47,14 @@ pub async fn waiting(conn: &mut AnyConnection, coach_id: Option<i64>) -> anyhow:
 /// First names of the clients with an open reach-out task.
 pub async fn outreach_first_names(
     conn: &mut AnyConnection,
-    coach_id: Option<i64>,
+    scope: &Scope,
 ) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT c.first_name FROM episodes e JOIN clients c ON c.id = e.client_id \
          WHERE e.close_reason = 'max_steps' AND e.outreach_done_at IS NULL \
-           AND ($1 IS NULL OR c.coach_id = $1) ORDER BY e.started_at LIMIT 20",
-    )
-    .bind(coach_id)
+           AND {} ORDER BY e.started_at LIMIT 20",
+        scope.sql("c.coach_id")
+    )))
     .fetch_all(conn)
     .await?)
 }

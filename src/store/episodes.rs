@@ -117,16 +117,16 @@ pub struct OutreachTask {
 /// Open tasks for one coach's clients (or all), oldest spell first.
 pub async fn outreach_tasks(
     conn: &mut AnyConnection,
-    coach_id: Option<i64>,
+    scope: &super::Scope,
 ) -> anyhow::Result<Vec<OutreachTask>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT c.external_id, COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, \
            COALESCE(c.last_engaged_at, c.created_at) AS quiet_since \
          FROM episodes e JOIN clients c ON c.id = e.client_id \
          WHERE e.close_reason = 'max_steps' AND e.outreach_done_at IS NULL \
-           AND ($1 IS NULL OR c.coach_id = $1) ORDER BY e.started_at LIMIT 100",
-    )
-    .bind(coach_id)
+           AND {} ORDER BY e.started_at LIMIT 100",
+        scope.sql("c.coach_id")
+    )))
     .fetch_all(conn)
     .await?)
 }

@@ -1,87 +1,187 @@
 //! Replies and keywords received from clients: filled by the inbound webhook
-//! (`replies`), read by the coach's replies page and the digest.
+//! (`replies`), read by the coach's pages, the API, the notices and the
+//! crisis escalation.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{from_opt_ts, from_ts, ts};
+use super::{Scope, from_opt_ts, from_ts, id_list, ts};
 use crate::domain::Channel;
 
-#[derive(Debug, Clone)]
-pub struct Reply {
+/// A reply as the pages and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyView {
     pub id: i64,
-    pub received_at: DateTime<Utc>,
+    pub client_external_id: Option<String>,
     pub channel: String,
-    pub from_addr: String,
+    pub from: String,
     pub body: String,
     pub classification: String,
-    pub client_external_id: Option<String>,
-    pub client_name: Option<String>,
+    /// Every class the reply is, by precedence.
+    pub classes: Vec<String>,
+    /// The rules that matched: `{class, rule, text}`.
+    pub matched: serde_json::Value,
+    pub received_at: DateTime<Utc>,
+    pub needs_reply: bool,
     pub handled_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// The email of who acknowledged a crisis alert.
+    pub acknowledged_by: Option<String>,
+    #[serde(skip)]
+    pub client_name: Option<String>,
+    #[serde(skip)]
+    pub client_coach_id: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
 struct ReplyRow {
     id: i64,
-    received_at: i64,
+    client_external_id: Option<String>,
     channel: String,
     from_addr: String,
     body: String,
     classification: String,
-    client_external_id: Option<String>,
-    client_name: Option<String>,
+    classes: String,
+    matched: String,
+    received_at: i64,
+    needs_reply: i64,
     handled_at: Option<i64>,
+    acknowledged_at: Option<i64>,
+    acknowledged_by: Option<String>,
+    client_name: Option<String>,
+    client_coach_id: Option<i64>,
 }
 
-/// Replies for one coach's clients (or all, plus unmatched ones, for an admin):
-/// crisis first, then the newest.
+impl From<ReplyRow> for ReplyView {
+    fn from(r: ReplyRow) -> Self {
+        Self {
+            id: r.id,
+            client_external_id: r.client_external_id,
+            channel: r.channel,
+            from: r.from_addr,
+            body: r.body,
+            classes: r
+                .classes
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            classification: r.classification,
+            // Written by `store` below from a serialised list; a row that does
+            // not parse shows as its raw text rather than as nothing.
+            matched: serde_json::from_str(&r.matched)
+                .unwrap_or(serde_json::Value::String(r.matched)),
+            received_at: from_ts(r.received_at),
+            needs_reply: r.needs_reply != 0,
+            handled_at: from_opt_ts(r.handled_at),
+            acknowledged_at: from_opt_ts(r.acknowledged_at),
+            acknowledged_by: r.acknowledged_by,
+            client_name: r.client_name,
+            client_coach_id: r.client_coach_id,
+        }
+    }
+}
+
+const VIEW_SELECT: &str = "SELECT i.id, c.external_id AS client_external_id, i.channel, i.from_addr, \
+       i.body, i.classification, i.classes, i.matched, i.received_at, i.needs_reply, i.handled_at, \
+       i.acknowledged_at, a.email AS acknowledged_by, \
+       COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, \
+       c.coach_id AS client_coach_id \
+     FROM inbound i LEFT JOIN clients c ON c.id = i.client_id \
+     LEFT JOIN coaches a ON a.id = i.acknowledged_by";
+
+/// What a list of replies is narrowed to.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub needs_reply: Option<bool>,
+    pub classification: Option<String>,
+}
+
+/// Replies in `scope`, by id after `after`, oldest first.
+pub async fn page(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    filter: &Filter,
+    after: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<ReplyView>> {
+    let sql = format!(
+        "{VIEW_SELECT} WHERE {} AND ($1 IS NULL OR i.needs_reply = $1) \
+           AND ($2 IS NULL OR i.classes LIKE $2) AND i.id > $3 ORDER BY i.id LIMIT $4",
+        scope.sql("c.coach_id")
+    );
+    let rows: Vec<ReplyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(filter.needs_reply.map(i64::from))
+        .bind(filter.classification.as_ref().map(|c| format!("%{c}%")))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(ReplyView::from).collect())
+}
+
+/// Replies in `scope`: open crisis alerts first, then the newest.
 pub async fn for_coach(
     conn: &mut AnyConnection,
-    coach_id: Option<i64>,
+    scope: &Scope,
     limit: i64,
-) -> anyhow::Result<Vec<Reply>> {
-    let rows: Vec<ReplyRow> = sqlx::query_as(
-        "SELECT i.id, i.received_at, i.channel, i.from_addr, i.body, i.classification, \
-           c.external_id AS client_external_id, \
-           COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, i.handled_at \
-         FROM inbound i LEFT JOIN clients c ON c.id = i.client_id \
-         WHERE ($1 IS NULL OR c.coach_id = $1) \
-         ORDER BY CASE WHEN i.classification = 'crisis' THEN 0 ELSE 1 END, i.received_at DESC \
-         LIMIT $2",
-    )
-    .bind(coach_id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Reply {
-            id: r.id,
-            received_at: from_ts(r.received_at),
-            channel: r.channel,
-            from_addr: r.from_addr,
-            body: r.body,
-            classification: r.classification,
-            client_external_id: r.client_external_id,
-            client_name: r.client_name,
-            handled_at: from_opt_ts(r.handled_at),
-        })
-        .collect())
+) -> anyhow::Result<Vec<ReplyView>> {
+    let sql = format!(
+        "{VIEW_SELECT} WHERE {} ORDER BY \
+           CASE WHEN i.classification = 'crisis' AND i.acknowledged_at IS NULL THEN 0 ELSE 1 END, \
+           i.received_at DESC, i.id DESC LIMIT $1",
+        scope.sql("c.coach_id")
+    );
+    let rows: Vec<ReplyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(ReplyView::from).collect())
 }
 
-/// Replies not yet handled, for the queue's reminder.
-pub async fn needing_attention(
+/// Replies in `scope` waiting for a person: crisis first, then the oldest.
+pub async fn waiting(
     conn: &mut AnyConnection,
-    coach_id: Option<i64>,
-) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
+    scope: &Scope,
+    limit: i64,
+) -> anyhow::Result<Vec<ReplyView>> {
+    let sql = format!(
+        "{VIEW_SELECT} WHERE {} AND (i.needs_reply = 1 OR \
+           (i.classification = 'crisis' AND i.acknowledged_at IS NULL)) \
+         ORDER BY CASE WHEN i.classification = 'crisis' THEN 0 ELSE 1 END, i.received_at, i.id \
+         LIMIT $1",
+        scope.sql("c.coach_id")
+    );
+    let rows: Vec<ReplyView> = sqlx::query_as::<_, ReplyRow>(sqlx::AssertSqlSafe(sql))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(ReplyView::from)
+        .collect();
+    Ok(rows)
+}
+
+pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<ReplyView>> {
+    let sql = format!("{VIEW_SELECT} WHERE i.id = $1");
+    let row: Option<ReplyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(ReplyView::from))
+}
+
+/// How many replies in `scope` wait for a person.
+pub async fn needing_attention(conn: &mut AnyConnection, scope: &Scope) -> anyhow::Result<i64> {
+    let sql = format!(
         "SELECT COUNT(*) FROM inbound i LEFT JOIN clients c ON c.id = i.client_id \
-         WHERE i.handled_at IS NULL AND i.classification IN ('reply', 'crisis', 'help') \
-           AND ($1 IS NULL OR c.coach_id = $1)",
-    )
-    .bind(coach_id)
-    .fetch_one(conn)
-    .await?)
+         WHERE i.needs_reply = 1 AND {}",
+        scope.sql("c.coach_id")
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await?)
 }
 
 pub struct NewReply<'a> {
@@ -91,6 +191,11 @@ pub struct NewReply<'a> {
     pub body: &'a str,
     pub client_id: Option<i64>,
     pub classification: &'a str,
+    /// Every class, by precedence, comma-separated.
+    pub classes: String,
+    /// The matched rules, as JSON.
+    pub matched: String,
+    pub needs_reply: bool,
     pub provider_id: Option<&'a str>,
 }
 
@@ -102,8 +207,10 @@ pub async fn store(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<i64>> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO inbound (received_at, channel, from_addr, to_addr, body, client_id, classification, provider_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (provider_id) DO NOTHING RETURNING id",
+        "INSERT INTO inbound (received_at, channel, from_addr, to_addr, body, client_id, \
+           classification, classes, matched, needs_reply, provider_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (provider_id) DO NOTHING RETURNING id",
     )
     .bind(ts(now))
     .bind(reply.channel.as_ref())
@@ -112,9 +219,34 @@ pub async fn store(
     .bind(reply.body)
     .bind(reply.client_id)
     .bind(reply.classification)
+    .bind(&reply.classes)
+    .bind(&reply.matched)
+    .bind(i64::from(reply.needs_reply))
     .bind(reply.provider_id)
     .fetch_optional(conn)
     .await?)
+}
+
+/// Records what reengage answered the sender with.
+pub async fn set_answer(conn: &mut AnyConnection, id: i64, answer: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE inbound SET answer = $2 WHERE id = $1")
+        .bind(id)
+        .bind(answer)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether this address was answered for a wrong number before.
+pub async fn wrong_number_answered(conn: &mut AnyConnection, from: &str) -> anyhow::Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM inbound WHERE from_addr = $1 AND answer IS NOT NULL \
+           AND classes LIKE '%wrong_number%'",
+    )
+    .bind(from)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
 }
 
 /// Whether the client was sent the crisis resources before.
@@ -163,7 +295,7 @@ pub async fn alert_failed(
 }
 
 const ALERT_PENDING: &str =
-    "classification = 'crisis' AND alerted_at IS NULL AND client_id IS NOT NULL";
+    "classification = 'crisis' AND alerted_at IS NULL AND acknowledged_at IS NULL";
 
 /// How many crisis alerts have not gone out.
 pub async fn count_alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<i64> {
@@ -173,10 +305,161 @@ pub async fn count_alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<i6
     Ok(sqlx::query_scalar(sql).fetch_one(conn).await?)
 }
 
-/// Crisis replies whose coach alert has not gone out: (reply, client).
-pub async fn alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<Vec<(i64, i64)>> {
+/// Crisis replies whose first alert has not gone out: (reply, client).
+pub async fn alerts_pending(
+    conn: &mut AnyConnection,
+) -> anyhow::Result<Vec<(i64, Option<i64>)>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT id, client_id FROM inbound WHERE {ALERT_PENDING} ORDER BY id"
     ));
     Ok(sqlx::query_as(sql).fetch_all(conn).await?)
+}
+
+/// Open crisis alerts (nobody has said "I'm on it"): how many, and when the
+/// oldest came in.
+pub async fn open_crisis(
+    conn: &mut AnyConnection,
+) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
+    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(received_at) FROM inbound \
+         WHERE classification = 'crisis' AND acknowledged_at IS NULL",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((count, from_opt_ts(oldest)))
+}
+
+/// Open crisis alerts whose last alert or escalation is older than `cutoff`:
+/// (reply, client, escalations so far).
+pub async fn escalations_due(
+    conn: &mut AnyConnection,
+    cutoff: DateTime<Utc>,
+) -> anyhow::Result<Vec<(i64, Option<i64>, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, client_id, escalations FROM inbound \
+         WHERE classification = 'crisis' AND acknowledged_at IS NULL \
+           AND COALESCE(escalated_at, alerted_at, received_at) <= $1 ORDER BY id",
+    )
+    .bind(ts(cutoff))
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn mark_escalated(
+    conn: &mut AnyConnection,
+    reply_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE inbound SET escalated_at = $2, escalations = escalations + 1 WHERE id = $1",
+    )
+    .bind(reply_id)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// "I'm on it": closes a crisis alert. Returns whether it was open.
+pub async fn acknowledge(
+    conn: &mut AnyConnection,
+    reply_id: i64,
+    coach_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE inbound SET acknowledged_at = $3, acknowledged_by = $2 \
+         WHERE id = $1 AND classification = 'crisis' AND acknowledged_at IS NULL",
+    )
+    .bind(reply_id)
+    .bind(coach_id)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Marks a reply handled; a crisis alert still open is acknowledged with it.
+/// Returns whether it was waiting.
+pub async fn mark_handled(
+    conn: &mut AnyConnection,
+    reply_id: i64,
+    coach_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2, \
+           acknowledged_at = CASE WHEN classification = 'crisis' \
+             THEN COALESCE(acknowledged_at, $3) ELSE acknowledged_at END, \
+           acknowledged_by = CASE WHEN classification = 'crisis' \
+             THEN COALESCE(acknowledged_by, $2) ELSE acknowledged_by END \
+         WHERE id = $1 AND (needs_reply = 1 OR \
+           (classification = 'crisis' AND acknowledged_at IS NULL))",
+    )
+    .bind(reply_id)
+    .bind(coach_id)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A coach reached the client personally: their waiting replies are handled.
+pub async fn handled_by_contact(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    coach_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2 \
+         WHERE client_id = $1 AND needs_reply = 1",
+    )
+    .bind(client_id)
+    .bind(coach_id)
+    .bind(ts(now))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A reply waiting for its coach's notice.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Unnoticed {
+    pub id: i64,
+    pub client_id: i64,
+    pub coach_id: i64,
+    pub received_at: i64,
+}
+
+/// Replies that need a person and have not been in a notice yet. Crisis
+/// replies have alerts of their own.
+pub async fn unnoticed(conn: &mut AnyConnection) -> anyhow::Result<Vec<Unnoticed>> {
+    Ok(sqlx::query_as(
+        "SELECT i.id, i.client_id, c.coach_id, i.received_at FROM inbound i \
+         JOIN clients c ON c.id = i.client_id \
+         WHERE i.needs_reply = 1 AND i.notified_at IS NULL AND i.classification <> 'crisis' \
+         ORDER BY i.received_at",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn mark_notified(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE inbound SET notified_at = $1 WHERE id IN {}",
+        id_list(ids.iter().copied())
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ts(now))
+        .execute(conn)
+        .await?;
+    Ok(())
 }

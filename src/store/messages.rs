@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{Placeholders, from_opt_ts, from_ts, id_list, ts};
+use super::{Placeholders, Scope, from_opt_ts, from_ts, id_list, ts};
 use crate::domain::{Channel, MessageStatus};
 
 /// The statuses of a message that has not settled yet.
@@ -180,13 +180,13 @@ const VIEW_SELECT: &str = "SELECT m.id, c.external_id AS client_external_id, c.i
     JOIN coaches co ON co.id = c.coach_id \
     LEFT JOIN coaches ap ON ap.id = m.approved_by";
 
-/// Messages, oldest first, optionally only one status and only one coach's clients.
+/// Messages, oldest first, optionally only one status, of the clients in `scope`.
 pub async fn list(
     conn: &mut AnyConnection,
     status: Option<MessageStatus>,
-    coach_id: Option<i64>,
+    scope: &Scope,
 ) -> anyhow::Result<Vec<MessageView>> {
-    page(conn, status, coach_id, 0, i64::MAX).await
+    page(conn, status, scope, 0, i64::MAX).await
 }
 
 /// One page of messages after id `after`, oldest first: keyset paging, so every
@@ -194,17 +194,17 @@ pub async fn list(
 pub async fn page(
     conn: &mut AnyConnection,
     status: Option<MessageStatus>,
-    coach_id: Option<i64>,
+    scope: &Scope,
     after: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<MessageView>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "{VIEW_SELECT} WHERE ($1 IS NULL OR m.status = $1) AND ($2 IS NULL OR c.coach_id = $2) \
-         AND m.id > $3 ORDER BY m.id LIMIT $4"
+        "{VIEW_SELECT} WHERE ($1 IS NULL OR m.status = $1) AND {} \
+         AND m.id > $2 ORDER BY m.id LIMIT $3",
+        scope.sql("c.coach_id")
     ));
     let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
         .bind(status.map(|s| s.as_ref().to_owned()))
-        .bind(coach_id)
         .bind(after)
         .bind(limit)
         .fetch_all(conn)
@@ -216,18 +216,18 @@ pub async fn page(
 /// id `after`.
 pub async fn queue(
     conn: &mut AnyConnection,
-    coach_id: Option<i64>,
+    scope: &Scope,
     now: DateTime<Utc>,
     after: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<MessageView>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "{VIEW_SELECT} WHERE m.status = 'pending' AND ($1 IS NULL OR c.coach_id = $1) \
-         AND (m.snoozed_until IS NULL OR m.snoozed_until <= $2) AND m.id > $3 \
-         ORDER BY m.id LIMIT $4"
+        "{VIEW_SELECT} WHERE m.status = 'pending' AND {} \
+         AND (m.snoozed_until IS NULL OR m.snoozed_until <= $1) AND m.id > $2 \
+         ORDER BY m.id LIMIT $3",
+        scope.sql("c.coach_id")
     ));
     let rows: Vec<MessageViewRow> = sqlx::query_as(sql)
-        .bind(coach_id)
         .bind(ts(now))
         .bind(after)
         .bind(limit)

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{Store, from_opt_ts, from_ts, id_list, ts};
+use super::{Scope, Store, from_opt_ts, from_ts, id_list, ts};
 use crate::domain::SendOutcome;
 
 /// Writes the `started` row of one attempt for each message still claimed, in
@@ -211,10 +211,10 @@ struct SendLogRow {
 }
 
 /// Which rows of the send log to show.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Filter {
-    /// Only this coach's clients.
-    pub coach_id: Option<i64>,
+    /// Only the clients in this scope.
+    pub scope: Scope,
     pub outcome: Option<String>,
     pub channel: Option<String>,
     /// Only rows started at or after this time.
@@ -222,10 +222,12 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn coach(coach_id: Option<i64>) -> Self {
+    pub fn scope(scope: Scope) -> Self {
         Self {
-            coach_id,
-            ..Self::default()
+            scope,
+            outcome: None,
+            channel: None,
+            since: None,
         }
     }
 }
@@ -237,18 +239,18 @@ pub async fn list(
     after: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<SendLogEntry>> {
-    let rows: Vec<SendLogRow> = sqlx::query_as(
+    let rows: Vec<SendLogRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT l.id, l.message_id, l.event, l.attempt, l.channel, l.recipient, \
            c.external_id AS client_external_id, l.started_at, l.finished_at, l.outcome, \
            l.provider_id, l.delivery_status, l.code, l.error \
          FROM send_log l JOIN messages m ON m.id = l.message_id \
          JOIN clients c ON c.id = m.client_id \
-         WHERE ($1 IS NULL OR c.coach_id = $1) AND l.id > $2 \
-           AND ($4 IS NULL OR l.outcome = $4) AND ($5 IS NULL OR l.channel = $5) \
-           AND ($6 IS NULL OR l.started_at >= $6) \
-         ORDER BY l.id LIMIT $3",
-    )
-    .bind(filter.coach_id)
+         WHERE {} AND l.id > $1 \
+           AND ($3 IS NULL OR l.outcome = $3) AND ($4 IS NULL OR l.channel = $4) \
+           AND ($5 IS NULL OR l.started_at >= $5) \
+         ORDER BY l.id LIMIT $2",
+        filter.scope.sql("c.coach_id")
+    )))
     .bind(after)
     .bind(limit)
     .bind(filter.outcome.as_deref())

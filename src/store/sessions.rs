@@ -54,7 +54,7 @@ pub async fn find(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<Session>> {
     Ok(sqlx::query_as(
-        "SELECT c.id, c.email, c.name, c.phone, c.role, c.active, c.timezone, s.csrf_token FROM sessions s \
+        "SELECT c.id, c.email, c.name, c.phone, c.role, c.active, c.timezone, c.backup_coach_id, c.away_until, s.csrf_token FROM sessions s \
          JOIN coaches c ON c.id = s.coach_id \
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND c.active = 1",
     )

@@ -36,7 +36,7 @@ pub async fn create(
 /// The active coach a live token belongs to.
 pub async fn coach_for(conn: &mut AnyConnection, token: &str) -> anyhow::Result<Option<CoachRow>> {
     Ok(sqlx::query_as(
-        "SELECT c.id, c.email, c.name, c.phone, c.role, c.active, c.timezone FROM api_tokens t \
+        "SELECT c.id, c.email, c.name, c.phone, c.role, c.active, c.timezone, c.backup_coach_id, c.away_until FROM api_tokens t \
          JOIN coaches c ON c.id = t.coach_id \
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND c.active = 1",
     )

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::context::AppContext;
+use crate::{caseload, replies};
 use crate::domain::MessageStatus;
 use crate::drafts::{self, ActionError, EditError};
 use crate::import::{self, ClientRecord, ClientRules, EventRecord};
@@ -22,7 +23,7 @@ use crate::store::clients::{self, ClientRow, EventTarget};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::events::{self, NewEvent};
 use crate::store::messages::{self, MessageView};
-use crate::store::{from_opt_ts, send_log, tokens};
+use crate::store::{Scope, from_opt_ts, inbound, send_log, tokens};
 
 pub fn routes() -> Router<AppContext> {
     Router::new()
@@ -34,6 +35,10 @@ pub fn routes() -> Router<AppContext> {
         .route("/drafts/{id}/reject", post(reject))
         .route("/drafts/{id}/snooze", post(snooze))
         .route("/sends", get(list_sends))
+        .route("/replies", get(list_replies))
+        .route("/replies/{id}/handled", post(reply_handled))
+        .route("/replies/{id}/acknowledge", post(reply_acknowledge))
+        .route("/clients/{external_id}/confirm-phone", post(confirm_phone))
 }
 
 /// An API error. The cause of an internal error is logged, never returned.
@@ -189,8 +194,10 @@ impl FromRequestParts<AppContext> for ApiCoach {
     }
 }
 
-fn may_see(coach: &CoachRow, client: &ClientRow) -> bool {
-    coach.is_admin() || client.coach_id == coach.id
+/// Whose clients the caller acts on now.
+async fn scope(ctx: &AppContext, coach: &CoachRow) -> Result<Scope, ApiError> {
+    let mut conn = ctx.store.conn().await?;
+    Ok(coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?)
 }
 
 /// A client as the API shows it: the CSV's fields, plus what reengage knows.
@@ -212,9 +219,18 @@ struct ClientJson {
     last_engaged_at: Option<DateTime<Utc>>,
     opted_out_email_at: Option<DateTime<Utc>>,
     opted_out_sms_at: Option<DateTime<Utc>>,
+    /// `ok`, or `wrong_number` once a reply said the phone is a stranger's
+    /// (until a coach confirms it or the number changes).
+    phone_status: &'static str,
+    phone_wrong_at: Option<DateTime<Utc>>,
 }
 
 async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<ClientJson> {
+    let phone_status = if client.phone_is_wrong() {
+        "wrong_number"
+    } else {
+        "ok"
+    };
     let mut conn = ctx.store.conn().await?;
     let coach_email = coaches::by_id(&mut conn, client.coach_id)
         .await?
@@ -237,6 +253,8 @@ async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<Clie
         last_engaged_at: from_opt_ts(client.last_engaged_at),
         opted_out_email_at: from_opt_ts(client.opted_out_email_at),
         opted_out_sms_at: from_opt_ts(client.opted_out_sms_at),
+        phone_status,
+        phone_wrong_at: from_opt_ts(client.phone_wrong_at),
     })
 }
 
@@ -245,10 +263,11 @@ async fn get_client(
     ApiCoach(coach): ApiCoach,
     Path(external_id): Path<String>,
 ) -> Result<Json<ClientJson>, ApiError> {
+    let scope = scope(&ctx, &coach).await?;
     let mut conn = ctx.store.conn().await?;
     let client = clients::by_external_id(&mut conn, &external_id)
         .await?
-        .filter(|c| may_see(&coach, c))
+        .filter(|c| scope.includes(c.coach_id))
         .ok_or(ApiError::NotFound)?;
     drop(conn);
     Ok(Json(client_json(&ctx, client).await?))
@@ -324,9 +343,10 @@ async fn put_client(
         discreet: body.discreet.map(Flag::into_text),
         status: body.status,
     };
+    let scope = scope(&ctx, &coach).await?;
     let mut tx = ctx.store.begin().await?;
     let existing = clients::by_external_id(&mut tx, &external_id).await?;
-    if existing.as_ref().is_some_and(|c| !may_see(&coach, c)) {
+    if existing.as_ref().is_some_and(|c| !scope.includes(c.coach_id)) {
         return Err(ApiError::NotFound);
     }
     let fields = ClientRules::load(&ctx, &mut tx)
@@ -365,11 +385,12 @@ async fn post_event(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(record) = body?;
     let now = ctx.clock.now();
+    let scope = scope(&ctx, &coach).await?;
     let mut tx = ctx.store.begin().await?;
     let client = match record.external_id.as_deref().map(str::trim) {
         Some(external_id) if !external_id.is_empty() => {
             let client = clients::by_external_id(&mut tx, external_id).await?;
-            if client.as_ref().is_none_or(|c| !may_see(&coach, c)) {
+            if client.as_ref().is_none_or(|c| !scope.includes(c.coach_id)) {
                 return Err(ApiError::NotFound);
             }
             client.as_ref().map(EventTarget::from)
@@ -452,9 +473,9 @@ async fn list_drafts(
                 })?,
         ),
     };
+    let scope = scope(&ctx, &coach).await?;
     let mut conn = ctx.store.conn().await?;
-    let coach_filter = (!coach.is_admin()).then_some(coach.id);
-    let items = messages::page(&mut conn, status, coach_filter, query.after, limit).await?;
+    let items = messages::page(&mut conn, status, &scope, query.after, limit).await?;
     let next_after = (items.len() as i64 == limit)
         .then(|| items.last().map(|m| m.id))
         .flatten();
@@ -547,11 +568,11 @@ async fn list_sends(
 ) -> Result<Json<Page<send_log::SendLogEntry>>, ApiError> {
     let Query(query) = query?;
     let limit = query.limit()?;
+    let scope = scope(&ctx, &coach).await?;
     let mut conn = ctx.store.conn().await?;
-    let coach_filter = (!coach.is_admin()).then_some(coach.id);
     let items = send_log::list(
         &mut conn,
-        &send_log::Filter::coach(coach_filter),
+        &send_log::Filter::scope(scope),
         query.after,
         limit,
     )
@@ -560,4 +581,106 @@ async fn list_sends(
         .then(|| items.last().map(|e| e.id))
         .flatten();
     Ok(Json(Page { items, next_after }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepliesQuery {
+    needs_reply: Option<bool>,
+    classification: Option<String>,
+    #[serde(default)]
+    after: i64,
+    limit: Option<i64>,
+}
+
+/// Replies from the caller's clients (and those they cover for; an admin's
+/// include unmatched senders), oldest first, in keyset pages.
+async fn list_replies(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    query: Result<Query<RepliesQuery>, QueryRejection>,
+) -> Result<Json<Page<inbound::ReplyView>>, ApiError> {
+    let Query(query) = query?;
+    let limit = PageQuery {
+        status: None,
+        after: query.after,
+        limit: query.limit,
+    }
+    .limit()?;
+    let classification = match query.classification.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<replies::Class>()
+                .map_err(|_| ApiError::BadRequest {
+                    field: Some("classification".into()),
+                    detail: format!(
+                        "classification: `{c}` is not one of crisis, opt_out, wrong_number, \
+                         help, opt_in, reply"
+                    ),
+                })?
+                .to_string(),
+        ),
+    };
+    let filter = inbound::Filter {
+        needs_reply: query.needs_reply,
+        classification,
+    };
+    let scope = scope(&ctx, &coach).await?;
+    let mut conn = ctx.store.conn().await?;
+    let items = inbound::page(&mut conn, &scope, &filter, query.after, limit).await?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(Page { items, next_after }))
+}
+
+impl From<replies::ReplyError> for ApiError {
+    fn from(e: replies::ReplyError) -> Self {
+        match e {
+            replies::ReplyError::NotFound => ApiError::NotFound,
+            other => ApiError::Conflict(other.to_string()),
+        }
+    }
+}
+
+async fn reply_handled(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(id): Path<i64>,
+) -> Result<Json<inbound::ReplyView>, ApiError> {
+    let now = ctx.clock.now();
+    Ok(Json(
+        replies::act(&ctx, &coach, id, replies::ReplyAction::Handled, now).await??,
+    ))
+}
+
+/// "I'm on it": the crisis alert stops escalating; who said so is recorded.
+async fn reply_acknowledge(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(id): Path<i64>,
+) -> Result<Json<inbound::ReplyView>, ApiError> {
+    let now = ctx.clock.now();
+    Ok(Json(
+        replies::act(&ctx, &coach, id, replies::ReplyAction::Acknowledge, now).await??,
+    ))
+}
+
+/// A coach confirms that the phone a reply called a wrong number is the
+/// client's: SMS may go to it again.
+async fn confirm_phone(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(external_id): Path<String>,
+) -> Result<Json<ClientJson>, ApiError> {
+    let now = ctx.clock.now();
+    caseload::act(&ctx, &coach, &external_id, &caseload::CaseAction::ConfirmPhone, now)
+        .await?
+        .map_err(|_| ApiError::NotFound)?;
+    let mut conn = ctx.store.conn().await?;
+    let client = clients::by_external_id(&mut conn, &external_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    drop(conn);
+    Ok(Json(client_json(&ctx, client).await?))
 }

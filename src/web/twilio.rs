@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 
 use crate::channels::twilio::signature;
 use crate::context::AppContext;
+use crate::domain::Channel;
 use crate::replies;
 use crate::store::messages;
 use crate::store::send_log::{self, Note};
@@ -138,13 +139,14 @@ pub async fn inbound(
         return StatusCode::BAD_REQUEST.into_response();
     };
     let incoming = replies::Incoming {
+        channel: Channel::Sms,
         from,
         to: param(&params, "To"),
         body: param(&params, "Body").unwrap_or_default(),
         provider_id: param(&params, "MessageSid"),
     };
     match replies::receive(&ctx, &incoming, Utc::now()).await {
-        Ok(answer) => twiml(answer.as_deref()),
+        Ok(answers) => twiml(&answers),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "inbound reply not handled");
             // Not 2xx, so that the provider delivers it again.
@@ -153,14 +155,16 @@ pub async fn inbound(
     }
 }
 
-/// A TwiML document: `<Response/>`, or one `<Message>` with `text` escaped.
-fn twiml(text: Option<&str>) -> Response {
-    let body = match text {
-        Some(text) => format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
-            handlebars::html_escape(text)
-        ),
-        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>".to_owned(),
+/// A TwiML document: `<Response/>`, or one `<Message>` per answer, escaped.
+fn twiml(answers: &[String]) -> Response {
+    let body = if answers.is_empty() {
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>".to_owned()
+    } else {
+        let messages: String = answers
+            .iter()
+            .map(|a| format!("<Message>{}</Message>", handlebars::html_escape(a)))
+            .collect();
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{messages}</Response>")
     };
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
 }

@@ -27,7 +27,7 @@ use chrono::{Duration, NaiveDate};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::auth;
+use crate::{auth, replies};
 use crate::caseload::{self, CaseAction, CaseError};
 use crate::clock::local_to_utc;
 use crate::context::AppContext;
@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppContext> {
         .route("/sends", get(sends))
         .route("/messages/{id}/{decision}", post(decide))
         .route("/replies", get(replies))
+        .route("/replies/{id}/{action}", post(reply_action))
         .route("/admin", get(admin_page))
         .route("/admin/coaches", post(admin_coach))
         .route("/admin/templates", get(template_preview))
@@ -300,11 +301,11 @@ async fn queue(
 ) -> Response {
     let now = ctx.clock.now();
     let found = async {
+        let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
-        let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
-        let drafts = messages::queue(&mut conn, coach_filter, now, query.after, QUEUE_PAGE).await?;
-        let replies = inbound::needing_attention(&mut conn, coach_filter).await?;
-        let tasks = episodes::outreach_tasks(&mut conn, coach_filter).await?;
+        let drafts = messages::queue(&mut conn, &scope, now, query.after, QUEUE_PAGE).await?;
+        let replies = inbound::waiting(&mut conn, &scope, 20).await?;
+        let tasks = episodes::outreach_tasks(&mut conn, &scope).await?;
         anyhow::Ok((drafts, replies, tasks))
     }
     .await;
@@ -315,7 +316,7 @@ async fn queue(
                 .flatten();
             pages::page(
                 StatusCode::OK,
-                pages::queue(&ui.coach, &ui.csrf, &drafts, next, replies, &tasks, now),
+                pages::queue(&ui.coach, &ui.csrf, &drafts, next, &replies, &tasks, now),
             )
         }
         Err(e) => pages::internal_error(e),
@@ -361,12 +362,12 @@ async fn clients(
     Query(query): Query<ClientsQuery>,
 ) -> Response {
     let found = async {
+        let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
-        let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
         let status = query.status.parse::<ClientStatus>().ok();
         clients::search(
             &mut conn,
-            coach_filter,
+            &scope,
             &query.q,
             status,
             query.after,
@@ -622,7 +623,10 @@ async fn sends(
     ui: UiCoach,
     Query(query): Query<SendsQuery>,
 ) -> Response {
-    let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
+    let scope = match ui.scope(&ctx).await {
+        Ok(scope) => scope,
+        Err(e) => return pages::internal_error(e),
+    };
     let since = NaiveDate::parse_from_str(query.since.trim(), "%Y-%m-%d")
         .ok()
         .map(|d| {
@@ -632,7 +636,7 @@ async fn sends(
             )
         });
     let filter = send_log::Filter {
-        coach_id: coach_filter,
+        scope: scope.clone(),
         outcome: Some(query.outcome.trim().to_owned()).filter(|o| !o.is_empty()),
         channel: Some(query.channel.trim().to_owned()).filter(|c| !c.is_empty()),
         since,
@@ -643,7 +647,7 @@ async fn sends(
         let in_doubt = messages::page(
             &mut conn,
             Some(MessageStatus::InDoubt),
-            coach_filter,
+            &scope,
             0,
             100,
         )
@@ -688,16 +692,47 @@ async fn decide(
 
 async fn replies(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
     let found = async {
+        let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
-        let coach_filter = (!ui.coach.is_admin()).then_some(ui.coach.id);
-        inbound::for_coach(&mut conn, coach_filter, 200).await
+        inbound::for_coach(&mut conn, &scope, 200).await
     }
     .await;
     match found {
         Ok(replies) => pages::page(
             StatusCode::OK,
-            pages::replies(&ui.coach, &ui.csrf, &replies),
+            pages::replies(&ui.coach, &ui.csrf, &replies, ctx.clock.now()),
         ),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReplyForm {
+    csrf: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// "Mark handled" or "I'm on it" on a reply; back to the page it came from.
+async fn reply_action(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path((id, action)): Path<(i64, String)>,
+    Form(form): Form<ReplyForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let action = match action.as_str() {
+        "handled" => replies::ReplyAction::Handled,
+        "acknowledge" => replies::ReplyAction::Acknowledge,
+        _ => return not_found(),
+    };
+    let back = if form.back == "/" { "/" } else { "/replies" };
+    match replies::act(&ctx, &ui.coach, id, action, ctx.clock.now()).await {
+        Ok(Ok(_)) => Redirect::to(back).into_response(),
+        Ok(Err(replies::ReplyError::NotFound)) => not_found(),
+        Ok(Err(e)) => pages::message(StatusCode::CONFLICT, "Already done", &e.to_string()),
         Err(e) => pages::internal_error(e),
     }
 }

@@ -13,6 +13,7 @@ use crate::store::coaches::CoachRow;
 use crate::store::episodes::OutreachTask;
 use crate::store::events::EventRow;
 use crate::store::from_ts;
+use crate::store::inbound::ReplyView;
 use crate::store::messages::MessageView;
 use crate::store::send_log::SendLogEntry;
 
@@ -182,7 +183,7 @@ pub fn queue(
     csrf: &str,
     drafts: &[MessageView],
     next_after: Option<i64>,
-    replies: i64,
+    replies: &[ReplyView],
     tasks: &[OutreachTask],
     now: DateTime<Utc>,
 ) -> Markup {
@@ -190,12 +191,16 @@ pub fn queue(
         "Queue",
         Some((coach, csrf)),
         html! {
-            h1 { "Drafts waiting for you" }
-            @if replies > 0 {
-                p.error role="status" {
-                    a href="/replies" { (replies) " " @if replies == 1 { "reply needs" } @else { "replies need" } " your attention" }
+            @if !replies.is_empty() {
+                section aria-labelledby="waiting" {
+                    h1 #waiting { "Replies waiting for you" }
+                    @for r in replies {
+                        (reply_card(coach, csrf, r, now, "/"))
+                    }
+                    p { a href="/replies" { "All replies" } }
                 }
             }
+            h1 { "Drafts waiting for you" }
             @for t in tasks {
                 article.card aria-label={ "Reach out to " (t.client_name) } {
                     h2 style="font-size:1.1rem;margin:0" {
@@ -519,7 +524,80 @@ pub fn sends(
     )
 }
 
-pub fn replies(coach: &CoachRow, csrf: &str, replies: &[crate::store::inbound::Reply]) -> Markup {
+/// How long ago, in words a coach reads at a glance.
+fn age(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    let minutes = (now - at).num_minutes().max(0);
+    match minutes {
+        0 => "just now".to_owned(),
+        1..=59 => format!("{minutes} min ago"),
+        60..=1439 => format!("{} h ago", minutes / 60),
+        _ => format!("{} days ago", minutes / 1440),
+    }
+}
+
+/// One reply, with why it was flagged and what the coach can do.
+fn reply_card(coach: &CoachRow, csrf: &str, r: &ReplyView, now: DateTime<Utc>, back: &str) -> Markup {
+    let open_crisis = r.classification == "crisis" && r.acknowledged_at.is_none();
+    let matched: Vec<(String, String, String)> = r
+        .matched
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|m| {
+                    let field = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                    (field("class"), field("rule"), field("text"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    html! {
+        article.card aria-label={ "Reply " (r.id) } {
+            @if open_crisis {
+                p.error role="alert" { strong { "This reply needs you now." } " Nobody has said they are on it yet." }
+            }
+            p.meta {
+                (age(now, r.received_at)) " · " (coach_time(coach, r.received_at)) " · " (r.channel) " · " (r.classes.join(", "))
+                @if r.needs_reply { " · waiting for a reply" }
+                @if let Some(at) = r.acknowledged_at {
+                    " · on it: " (r.acknowledged_by.as_deref().unwrap_or("someone")) " at " (coach_time(coach, at))
+                }
+                @if r.handled_at.is_some() && !r.needs_reply { " · handled" }
+            }
+            p {
+                @match (&r.client_external_id, &r.client_name) {
+                    (Some(id), Some(name)) => { a href={ "/clients/" (id) } { (name) } },
+                    _ => { "Unmatched sender " (r.from) },
+                }
+            }
+            p.text { (r.body) }
+            @if !matched.is_empty() {
+                p.meta {
+                    "Why: "
+                    @for (i, (class, rule, text)) in matched.iter().enumerate() {
+                        @if i > 0 { "; " }
+                        (class) ": “" (text) "” (" code { (rule) } ")"
+                    }
+                }
+            }
+            @if open_crisis {
+                form.inline method="post" action={ "/replies/" (r.id) "/acknowledge" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="back" value=(back);
+                    button type="submit" { "I'm on it" }
+                }
+            }
+            @if r.needs_reply {
+                form.inline method="post" action={ "/replies/" (r.id) "/handled" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="back" value=(back);
+                    button.quiet type="submit" { "Mark handled" }
+                }
+            }
+        }
+    }
+}
+
+pub fn replies(coach: &CoachRow, csrf: &str, replies: &[ReplyView], now: DateTime<Utc>) -> Markup {
     layout(
         "Replies",
         Some((coach, csrf)),
@@ -529,22 +607,7 @@ pub fn replies(coach: &CoachRow, csrf: &str, replies: &[crate::store::inbound::R
                 p { "No replies yet." }
             }
             @for r in replies {
-                article.card {
-                    @if r.classification == "crisis" {
-                        p.error role="alert" { strong { "This reply needs you now." } }
-                    }
-                    p.meta {
-                        (coach_time(coach, r.received_at)) " · " (r.channel) " · " (r.classification)
-                        @if r.handled_at.is_some() { " · handled" }
-                    }
-                    p {
-                        @match (&r.client_external_id, &r.client_name) {
-                            (Some(id), Some(name)) => { a href={ "/clients/" (id) } { (name) } },
-                            _ => { "Unmatched sender " (r.from_addr) },
-                        }
-                    }
-                    p.text { (r.body) }
-                }
+                (reply_card(coach, csrf, r, now, "/replies"))
             }
         },
     )

@@ -12,8 +12,8 @@ use cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
 use crate::context::AppContext;
-use crate::store::coaches::CoachRow;
-use crate::store::sessions;
+use crate::store::coaches::{self, CoachRow};
+use crate::store::{Scope, sessions};
 
 pub const SESSION_COOKIE: &str = "reengage_session";
 pub const LOGIN_CSRF_COOKIE: &str = "reengage_login_csrf";
@@ -23,6 +23,14 @@ pub struct UiCoach {
     pub coach: CoachRow,
     pub csrf: String,
     pub token: String,
+}
+
+impl UiCoach {
+    /// Whose clients this coach acts on now (see `coaches::scope_for`).
+    pub async fn scope(&self, ctx: &AppContext) -> anyhow::Result<Scope> {
+        let mut conn = ctx.store.conn().await?;
+        coaches::scope_for(&mut conn, &self.coach, ctx.clock.now()).await
+    }
 }
 
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
