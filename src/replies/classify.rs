@@ -166,6 +166,8 @@ pub(super) struct WordFile {
     #[serde(default)]
     courtesy: Vec<String>,
     #[serde(default)]
+    not_names: Vec<String>,
+    #[serde(default)]
     shortcuts: HashMap<String, String>,
     #[serde(default)]
     numbers: HashMap<String, u32>,
@@ -195,6 +197,7 @@ impl WordFile {
     pub(super) fn extend(&mut self, other: WordFile) {
         self.ignore.extend(other.ignore);
         self.courtesy.extend(other.courtesy);
+        self.not_names.extend(other.not_names);
         self.shortcuts.extend(other.shortcuts);
         self.numbers.extend(other.numbers);
         for (name, words) in other.sets {
@@ -229,8 +232,11 @@ struct Token {
     /// Stems by language (two when the word was stretched for emphasis).
     stems: [Vec<String>; 2],
     number: Option<u32>,
+    /// Written with a capital and then small letters ("Devon"), as a name is.
+    capitalized: bool,
     /// The bytes of the original text it came from.
     span: (usize, usize),
+    /// The clause it is in: sentences and comma-separated parts count apart.
     sentence: u32,
 }
 
@@ -238,6 +244,7 @@ struct Token {
 struct Word {
     /// Folded, apostrophes kept as `'`.
     text: String,
+    capitalized: bool,
     span: (usize, usize),
     sentence: u32,
 }
@@ -246,8 +253,18 @@ fn is_apostrophe(c: char) -> bool {
     matches!(c, '\'' | '\u{2019}' | '\u{2018}' | '`' | '\u{b4}' | '\u{2bc}')
 }
 
-fn ends_sentence(c: char) -> bool {
-    matches!(c, '.' | '!' | '?' | ';' | '\n' | '\u{2026}' | '\u{a1}' | '\u{bf}')
+fn ends_clause(c: char) -> bool {
+    matches!(
+        c,
+        '.' | '!' | '?' | ';' | ',' | '\n' | '\u{2026}' | '\u{a1}' | '\u{bf}'
+    )
+}
+
+/// Whether a word as written looks like a name: a capital, then small letters.
+fn looks_capitalized(original: &str) -> bool {
+    let mut letters = original.chars().filter(|c| c.is_alphabetic());
+    letters.next().is_some_and(char::is_uppercase) && letters.clone().count() > 0
+        && letters.all(|c| !c.is_uppercase())
 }
 
 /// A character as its folded letters: lowercase, accents stripped.
@@ -303,11 +320,12 @@ fn words(text: &str, symbols: &HashSet<char>) -> Vec<Word> {
     let mut digits = false;
     let mut sentence = 0;
     let mut folded = String::new();
-    let flush = |current: &mut String, out: &mut Vec<Word>, start, end, sentence| {
+    let flush = |current: &mut String, out: &mut Vec<Word>, start: usize, end: usize, sentence| {
         let trimmed = current.trim_matches('\'');
         if !trimmed.is_empty() {
             out.push(Word {
                 text: trimmed.to_owned(),
+                capitalized: looks_capitalized(text.get(start..end).unwrap_or_default()),
                 span: (start, end),
                 sentence,
             });
@@ -337,11 +355,12 @@ fn words(text: &str, symbols: &HashSet<char>) -> Vec<Word> {
                 end = i + c.len_utf8();
             } else {
                 flush(&mut current, &mut out, start, end, sentence);
-                if ends_sentence(f) {
+                if ends_clause(f) {
                     sentence += 1;
                 } else if symbols.contains(&f) {
                     out.push(Word {
                         text: f.to_string(),
+                        capitalized: false,
                         span: (i, i + c.len_utf8()),
                         sentence,
                     });
@@ -452,6 +471,7 @@ impl Normaliser {
             squeezed,
             stems,
             number,
+            capitalized: word.capitalized,
             span: word.span,
             sentence: word.sentence,
         });
@@ -470,10 +490,33 @@ struct Literal {
 }
 
 impl Literal {
+    fn new(token: Token, stemmer: &Stemmer, lang: Lang) -> Self {
+        // A Spanish verb with its pronoun ("matarme": kill myself) means what
+        // the pronoun says, and the stemmer drops the pronoun: such a word
+        // matches as written, never by its stem.
+        let clitic = lang == Lang::Es
+            && ["me", "te", "se", "nos"].iter().any(|p| {
+                token
+                    .raw
+                    .strip_suffix(p)
+                    .is_some_and(|verb| ["ar", "er", "ir", "ando", "iendo"].iter().any(|e| verb.ends_with(e)))
+            });
+        Self {
+            stem: if clitic {
+                String::new()
+            } else {
+                stemmer.stem(&token.raw).into_owned()
+            },
+            squeezed: token.squeezed,
+            raw: token.raw,
+            lang,
+        }
+    }
+
     fn matches(&self, token: &Token) -> bool {
         token.raw == self.raw
             || token.squeezed == self.squeezed
-            || token.stems[self.lang.index()].contains(&self.stem)
+            || (!self.stem.is_empty() && token.stems[self.lang.index()].contains(&self.stem))
     }
 }
 
@@ -489,6 +532,11 @@ enum Node {
     Gap(usize),
     /// `#` or `#10+`: a number (digits or a number word) of at least this.
     Number(u32),
+    /// `{name}`: the client's first or preferred name, or (when the text's
+    /// writer is not known) a word written as a name is.
+    Name,
+    /// `^`: the start of the text.
+    Start,
     /// `(a|b c)`, or `[a|b c]` when it may be left out.
     Group { alternatives: Vec<Vec<Node>>, optional: bool },
 }
@@ -501,6 +549,8 @@ enum Node {
 /// - `*`: any one word; `..`: up to three words;
 /// - `#`: a number, in digits or words; `#10+`: a number of at least 10;
 /// - `@name`: one of the words or phrases of the set `name`;
+/// - `{name}`: the client's name (or, not knowing it, a capitalised word);
+/// - `^`: the start of the text;
 /// - `(a|b c)`: one of these; `[a|b c]`: one of these, or nothing.
 #[derive(Debug, Clone)]
 struct Rule {
@@ -638,6 +688,12 @@ impl<'a> Parser<'a> {
         if let Some(name) = item.strip_prefix('@') {
             return Ok(vec![self.set(name)?]);
         }
+        if item == "{name}" {
+            return Ok(vec![Node::Name]);
+        }
+        if item == "^" {
+            return Ok(vec![Node::Start]);
+        }
         if let Some(rest) = item.strip_prefix('#') {
             let min = match rest.strip_suffix('+') {
                 Some(n) => n
@@ -663,14 +719,7 @@ impl<'a> Parser<'a> {
             .normaliser
             .tokens(item)
             .into_iter()
-            .map(|t| {
-                Node::Literal(Literal {
-                    stem: stemmer.stem(&t.raw).into_owned(),
-                    squeezed: t.squeezed,
-                    raw: t.raw,
-                    lang: self.lang,
-                })
-            })
+            .map(|t| Node::Literal(Literal::new(t, stemmer, self.lang)))
             .collect())
     }
 }
@@ -697,9 +746,13 @@ fn starts<'a>(nodes: &'a [Node], into: &mut Starts<'a>) -> bool {
                 into.prefixes.push(p);
                 false
             }
-            Node::Any => {
+            Node::Any | Node::Name => {
                 into.anywhere = true;
                 false
+            }
+            Node::Start => {
+                into.anywhere = true;
+                true
             }
             Node::Gap(_) => {
                 into.anywhere = true;
@@ -727,34 +780,50 @@ fn starts<'a>(nodes: &'a [Node], into: &mut Starts<'a>) -> bool {
     true
 }
 
-/// Matches `nodes` at token `i`, then hands the end to `then`.
-fn match_at(nodes: &[Node], tokens: &[Token], i: usize, then: &mut dyn FnMut(usize) -> bool) -> bool {
-    let Some((node, rest)) = nodes.split_first() else {
-        return then(i);
-    };
-    let token = tokens.get(i);
-    match node {
-        Node::Literal(l) => token.is_some_and(|t| l.matches(t)) && match_at(rest, tokens, i + 1, then),
-        Node::Prefix(p) => {
-            token.is_some_and(|t| t.raw.starts_with(p.as_str()))
-                && match_at(rest, tokens, i + 1, then)
-        }
-        Node::Any => token.is_some() && match_at(rest, tokens, i + 1, then),
-        Node::Number(min) => {
-            token.is_some_and(|t| t.number.is_some_and(|n| n >= *min))
-                && match_at(rest, tokens, i + 1, then)
-        }
-        Node::Gap(n) => (0..=*n)
-            .filter(|g| i + g <= tokens.len())
-            .any(|g| match_at(rest, tokens, i + g, then)),
-        Node::Group {
-            alternatives,
-            optional,
-        } => {
-            alternatives
-                .iter()
-                .any(|a| match_at(a, tokens, i, &mut |j| match_at(rest, tokens, j, then)))
-                || (*optional && match_at(rest, tokens, i, then))
+/// The text being matched, and what is known of who wrote it.
+struct Subject<'a> {
+    tokens: &'a [Token],
+    /// The client's names, folded.
+    names: &'a [String],
+    /// Capitalised words that are not names ("Monday", "OK").
+    not_names: &'a HashSet<String>,
+}
+
+impl Subject<'_> {
+    fn is_name(&self, token: &Token) -> bool {
+        self.names.contains(&token.raw)
+            || (token.capitalized && !self.not_names.contains(&token.raw))
+    }
+
+    /// Matches `nodes` at token `i`, then hands the end to `then`.
+    fn match_at(&self, nodes: &[Node], i: usize, then: &mut dyn FnMut(usize) -> bool) -> bool {
+        let Some((node, rest)) = nodes.split_first() else {
+            return then(i);
+        };
+        let token = self.tokens.get(i);
+        let next = |ok: bool, then: &mut dyn FnMut(usize) -> bool| ok && self.match_at(rest, i + 1, then);
+        match node {
+            Node::Literal(l) => next(token.is_some_and(|t| l.matches(t)), then),
+            Node::Prefix(p) => next(token.is_some_and(|t| t.raw.starts_with(p.as_str())), then),
+            Node::Any => next(token.is_some(), then),
+            Node::Name => next(token.is_some_and(|t| self.is_name(t)), then),
+            Node::Number(min) => next(
+                token.is_some_and(|t| t.number.is_some_and(|n| n >= *min)),
+                then,
+            ),
+            Node::Start => i == 0 && self.match_at(rest, i, then),
+            Node::Gap(n) => (0..=*n)
+                .filter(|g| i + g <= self.tokens.len())
+                .any(|g| self.match_at(rest, i + g, then)),
+            Node::Group {
+                alternatives,
+                optional,
+            } => {
+                alternatives
+                    .iter()
+                    .any(|a| self.match_at(a, i, &mut |j| self.match_at(rest, j, then)))
+                    || (*optional && self.match_at(rest, i, then))
+            }
         }
     }
 }
@@ -771,6 +840,7 @@ pub struct Words {
     by_number: Vec<usize>,
     anywhere: Vec<usize>,
     courtesy: HashSet<String>,
+    not_names: HashSet<String>,
     opt_out_keywords: HashSet<String>,
     opt_in_keywords: HashSet<String>,
     help_keywords: HashSet<String>,
@@ -862,6 +932,7 @@ impl Words {
         };
         let mut words = Self {
             courtesy: keywords(&file.courtesy),
+            not_names: keywords(&file.not_names),
             opt_out_keywords: keywords(&file.keywords.opt_out),
             opt_in_keywords: keywords(&file.keywords.opt_in),
             help_keywords: keywords(&file.keywords.help),
@@ -909,9 +980,25 @@ impl Words {
         self.rules.len()
     }
 
-    /// What `text` is, and which rules said so.
+    /// What `text` is, and which rules said so, not knowing who wrote it.
     pub fn classify(&self, text: &str) -> Classification {
+        self.classify_from(text, &[])
+    }
+
+    /// What `text` is, written to the client with these names (first and
+    /// preferred), for rules that say `{name}`.
+    pub fn classify_from(&self, text: &str, names: &[&str]) -> Classification {
+        let names: Vec<String> = names
+            .iter()
+            .flat_map(|n| self.normaliser.tokens(n))
+            .map(|t| t.raw)
+            .collect();
         let tokens = self.normaliser.tokens(text);
+        let subject = Subject {
+            tokens: &tokens,
+            names: &names,
+            not_names: &self.not_names,
+        };
         let mut matched = Vec::new();
         let mut classes = Vec::new();
         let keyword = self.keywords(text, &tokens, &mut classes, &mut matched);
@@ -955,7 +1042,7 @@ impl Words {
                 }
                 tried[r] = i;
                 let mut end = None;
-                if match_at(&self.rules[r].nodes, &tokens, i, &mut |j| {
+                if subject.match_at(&self.rules[r].nodes, i, &mut |j| {
                     end = Some(j);
                     j > i
                 }) {
@@ -1007,7 +1094,7 @@ impl Words {
     ) -> bool {
         let meaningful: Vec<&Token> = tokens
             .iter()
-            .filter(|t| !self.courtesy.contains(&t.raw))
+            .filter(|t| !self.courtesy.contains(&t.raw) && !self.courtesy.contains(&t.squeezed))
             .collect();
         let all_in = |set: &HashSet<String>, words: &[&Token]| {
             !words.is_empty() && words.iter().all(|t| set.contains(&t.raw) || set.contains(&t.squeezed))

@@ -59,7 +59,6 @@ pub async fn receive(
     incoming: &Incoming<'_>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
-    let class = ctx.words.classify(incoming.body);
     let client = {
         let mut conn = ctx.store.conn().await?;
         match incoming.channel {
@@ -67,6 +66,12 @@ pub async fn receive(
             Channel::Email => clients::by_email(&mut conn, incoming.from).await?,
         }
     };
+    let names: Vec<&str> = client
+        .iter()
+        .flat_map(|c| [Some(c.first_name.as_str()), c.preferred_name.as_deref()])
+        .flatten()
+        .collect();
+    let class = ctx.words.classify_from(incoming.body, &names);
     // "yes" from a client who never opted out answers a question.
     let opting_in = class.is(Class::OptIn)
         && client
