@@ -466,6 +466,7 @@ mod tests {
                 last_engaged_at: Some(ts(now - Duration::days(quiet_days))),
                 next_detect_at: Some(ts(now)),
                 created_at: 0,
+                phone_wrong_at: None,
             },
             coach_name: "Rosa Diaz".into(),
             episode_id: None,

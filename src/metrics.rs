@@ -46,6 +46,8 @@ pub struct Metrics {
     job_runs: Family<JobLabels, Counter>,
     job_seconds: Family<JobNameLabels, Histogram>,
     oldest_pending: Gauge,
+    crisis_open: Gauge,
+    crisis_oldest: Gauge,
 }
 
 impl Default for Metrics {
@@ -85,7 +87,21 @@ impl Default for Metrics {
             "Age of the oldest draft waiting for a coach (0 when none)",
             oldest_pending.clone(),
         );
+        let crisis_open = Gauge::default();
+        registry.register(
+            "crisis_alerts_open",
+            "Crisis replies nobody has acknowledged yet (\"I'm on it\")",
+            crisis_open.clone(),
+        );
+        let crisis_oldest = Gauge::default();
+        registry.register(
+            "crisis_alert_oldest_age_seconds",
+            "Age of the oldest crisis reply nobody has acknowledged (0 when none)",
+            crisis_oldest.clone(),
+        );
         Self {
+            crisis_open,
+            crisis_oldest,
             registry,
             messages,
             send_attempts,
@@ -113,12 +129,20 @@ impl Metrics {
     }
 
     /// Reads the counts from the database and renders the text exposition format.
-    pub async fn render(&self, store: &Store, channels: &Channels) -> anyhow::Result<String> {
+    pub async fn render(
+        &self,
+        store: &Store,
+        channels: &Channels,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<String> {
         let mut conn = store.conn().await?;
         let (by_status, by_outcome) = crate::store::counts(&mut conn).await?;
         let oldest = crate::store::oldest_pending_draft(&mut conn).await?;
-        self.oldest_pending
-            .set(oldest.map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0)));
+        let age = |at: Option<chrono::DateTime<chrono::Utc>>| at.map_or(0, |at| (now - at).num_seconds().max(0));
+        self.oldest_pending.set(age(oldest));
+        let (open, oldest_crisis) = crate::store::inbound::open_crisis(&mut conn).await?;
+        self.crisis_open.set(open);
+        self.crisis_oldest.set(age(oldest_crisis));
         self.messages.clear();
         for (status, n) in by_status {
             self.messages.get_or_create(&StatusLabels { status }).set(n);

@@ -2,12 +2,10 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use chrono::Duration;
 use common::*;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 on_both_backends!(
     a_draft_with_error_findings_is_approved_only_when_confirmed,
@@ -15,47 +13,6 @@ on_both_backends!(
     drafts_are_edited_snoozed_approved_and_rejected_through_the_api,
     clients_and_events_posted_through_the_api_act_like_csv_rows,
 );
-
-async fn token(app: &TestApp, email: &str) -> String {
-    let coach = reengage::drafts::acting_coach(&app.ctx, email)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut conn = app.ctx.store.conn().await.unwrap();
-    reengage::store::tokens::create(&mut conn, coach.id, chrono::Utc::now())
-        .await
-        .unwrap()
-}
-
-async fn call(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let request = match body {
-        Some(body) => request
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = reengage::web::router(app.ctx.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-        .await
-        .unwrap();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
-}
 
 async fn a_coach_sees_and_acts_on_their_own_clients_only(app: TestApp) {
     let (rosa_draft, marcus_draft) = drafts_for_rosa_and_marcus(&app, "Jordan").await;

@@ -3,7 +3,7 @@
 mod common;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use chrono::Duration;
 use common::*;
 use reengage::channels::twilio::signature;
@@ -283,4 +283,441 @@ async fn an_unknown_number_is_stored_unmatched_and_a_forged_request_changes_noth
             .await
             .unwrap();
     assert_eq!(rows, vec![("+12015550999".to_owned(), None)]);
+}
+
+on_both_backends!(
+    with hearing_settings;
+    what_a_reply_says_is_what_happens_to_its_client,
+    a_plain_reply_waits_for_a_person_and_its_coach_gets_one_notice_without_its_words,
+    a_crisis_alert_escalates_to_the_admins_until_someone_is_on_it,
+    a_wrong_number_gets_no_more_sms_until_the_number_changes,
+    while_a_coach_is_away_their_backup_hears_and_acts_for_them,
+);
+
+/// Everything through the file outbox; the webhook's signing key set.
+fn hearing_settings() -> String {
+    "[sms.twilio]\nauth_token = \"test-auth-token\"\n".to_owned()
+}
+
+/// Clients of Rosa's, one per phone, quiet for 10 days, each with a draft.
+async fn clients_with_phones(app: &TestApp, phones: &[(&str, &str)]) {
+    let rows: Vec<ClientCsv> = phones
+        .iter()
+        .map(|(external_id, phone)| ClientCsv {
+            external_id,
+            phone,
+            ..Default::default()
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    app.import_clients(&clients_csv(&rows), now - Duration::days(10))
+        .await;
+    app.detect(now).await;
+}
+
+/// The outbox emails whose names start with `prefix`, as (file, To, whole text).
+fn outbox_emails(app: &TestApp, prefix: &str) -> Vec<(String, String, String)> {
+    app.outbox_files()
+        .into_iter()
+        .filter(|f| f.starts_with(prefix) && f.ends_with(".eml"))
+        .map(|f| {
+            let raw = app.outbox_file(&f);
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&raw)
+                .expect("an RFC 5322 file");
+            let to = parsed
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_owned();
+            (f, to, String::from_utf8_lossy(&raw).into_owned())
+        })
+        .collect()
+}
+
+async fn what_a_reply_says_is_what_happens_to_its_client(app: TestApp) {
+    let cases = [
+        ("r-crisis", "+12015550201", "i dont wanna be here anymore"),
+        ("r-stop", "+12015550202", "quit texting me"),
+        ("r-wrong", "+12015550203", "You have the wrong person"),
+        ("r-work", "+12015550204", "work is killing me lol"),
+        ("r-group", "+12015550205", "dying to get back to group"),
+        ("r-dog", "+12015550206", "my dog died, its been a hard week"),
+        ("r-es", "+12015550207", "ya no me mandes mensajes"),
+    ];
+    let phones: Vec<(&str, &str)> = cases.iter().map(|(id, phone, _)| (*id, *phone)).collect();
+    clients_with_phones(&app, &phones).await;
+    for (i, (_, phone, text)) in cases.iter().enumerate() {
+        let (status, _) = post_sms(&app, phone, text, &format!("SMk{i}"), false).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+    }
+    let admin = token(&app, ADMIN).await;
+    let client = |id: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let (status, body) = call(
+                app,
+                Method::GET,
+                &format!("/api/v1/clients/{id}"),
+                Some(admin),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    assert_eq!(client("r-crisis").await["status"], "hold");
+    assert!(client("r-stop").await["opted_out_sms_at"].is_string());
+    assert!(client("r-es").await["opted_out_sms_at"].is_string());
+    let wrong = client("r-wrong").await;
+    assert_eq!(wrong["phone_status"], "wrong_number");
+    assert!(wrong["opted_out_sms_at"].is_null());
+    for look_alike in ["r-work", "r-group", "r-dog"] {
+        let body = client(look_alike).await;
+        assert_eq!(body["status"], "active", "{look_alike}");
+        assert_eq!(body["phone_status"], "ok", "{look_alike}");
+        assert!(body["opted_out_sms_at"].is_null(), "{look_alike}");
+    }
+    // Why the crisis was flagged, for the coach to see.
+    let (_, crisis) = call(
+        &app,
+        Method::GET,
+        "/api/v1/replies?classification=crisis",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let items = crisis["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{crisis}");
+    assert_eq!(items[0]["client_external_id"], "r-crisis");
+    assert_eq!(items[0]["needs_reply"], true);
+    assert!(!items[0]["matched"].as_array().unwrap().is_empty());
+    let (status, bad) = call(
+        &app,
+        Method::GET,
+        "/api/v1/replies?classification=angry",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad["field"], "classification");
+}
+
+async fn a_plain_reply_waits_for_a_person_and_its_coach_gets_one_notice_without_its_words(
+    app: TestApp,
+) {
+    clients_with_phones(&app, &[("n-1", "+12015550211"), ("n-2", "+12015550212")]).await;
+    let words = "its been a strange month, can we talk";
+    let now = chrono::Utc::now();
+    post_sms(&app, "+12015550211", words, "SMn1", false).await;
+    app.dispatch(now + Duration::minutes(2)).await;
+    assert!(
+        outbox_emails(&app, "notice-").is_empty(),
+        "a notice waits for replies to settle"
+    );
+    post_sms(&app, "+12015550212", "thanks, doing ok", "SMn2", false).await;
+    let coach = token(&app, COACH).await;
+    let (_, waiting) = call(
+        &app,
+        Method::GET,
+        "/api/v1/replies?needs_reply=true",
+        Some(&coach),
+        None,
+    )
+    .await;
+    let items = waiting["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{waiting}");
+    assert_eq!(items[0]["body"], words);
+    assert_eq!(items[0]["classification"], "reply");
+    assert_eq!(items[0]["needs_reply"], true);
+
+    let summary = app.dispatch(now + Duration::minutes(10)).await;
+    assert_eq!(summary.reply_notices, 1);
+    let notices = outbox_emails(&app, "notice-");
+    assert_eq!(notices.len(), 1, "one notice for a burst of replies");
+    let (_, to, text) = &notices[0];
+    assert_eq!(to, COACH);
+    assert!(text.contains("2 clients replied"), "{text}");
+    assert!(text.contains("/replies"));
+    for secret in ["strange month", "doing ok", "Jordan", "+1201555021"] {
+        assert!(!text.contains(secret), "the notice carries {secret}");
+    }
+    app.dispatch(now + Duration::minutes(20)).await;
+    assert_eq!(outbox_emails(&app, "notice-").len(), 1, "no second notice");
+
+    // Another coach sees none of it; marking one handled takes it off the list.
+    let other = token(&app, OTHER_COACH).await;
+    let (_, theirs) = call(&app, Method::GET, "/api/v1/replies", Some(&other), None).await;
+    assert_eq!(theirs["items"], serde_json::json!([]));
+    let id = items[0]["id"].as_i64().unwrap();
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/replies/{id}/handled"),
+        Some(&other),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, handled) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/replies/{id}/handled"),
+        Some(&coach),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{handled}");
+    assert_eq!(handled["needs_reply"], false);
+    let (_, waiting) = call(
+        &app,
+        Method::GET,
+        "/api/v1/replies?needs_reply=true",
+        Some(&coach),
+        None,
+    )
+    .await;
+    assert_eq!(waiting["items"].as_array().unwrap().len(), 1);
+    // A keyword is not waiting for anyone.
+    post_sms(&app, "+12015550212", "STOP", "SMn3", false).await;
+    let (_, waiting) = call(
+        &app,
+        Method::GET,
+        "/api/v1/replies?needs_reply=true",
+        Some(&coach),
+        None,
+    )
+    .await;
+    assert_eq!(waiting["items"].as_array().unwrap().len(), 1);
+}
+
+async fn health_line(app: &TestApp) -> String {
+    let response = reengage::web::router(app.ctx.clone())
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find(|l| l.starts_with("crisis alerts open"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn a_crisis_alert_escalates_to_the_admins_until_someone_is_on_it(app: TestApp) {
+    clients_with_phones(&app, &[("e-1", "+12015550221")]).await;
+    let now = chrono::Utc::now();
+    let words = "i have the rope ready";
+    post_sms(&app, "+12015550221", words, "SMe1", false).await;
+    let alerts = outbox_emails(&app, "alert-");
+    assert_eq!(alerts.len(), 1, "the coach is alerted in the same request");
+    assert_eq!(alerts[0].1, COACH);
+    assert!(!alerts[0].2.contains("rope"));
+    assert!(health_line(&app).await.starts_with("crisis alerts open: 1"));
+
+    app.dispatch(now + Duration::minutes(5)).await;
+    assert!(outbox_emails(&app, "escalation-").is_empty(), "not yet");
+    let summary = app.dispatch(now + Duration::minutes(25)).await;
+    assert_eq!(summary.crisis_escalations, 1);
+    let escalations = outbox_emails(&app, "escalation-");
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert_eq!(escalations[0].1, ADMIN);
+    assert!(!escalations[0].2.contains("rope"));
+    assert!(escalations[0].2.contains("I'm on it"));
+    // Again every escalate_after_minutes, until someone is on it.
+    app.dispatch(now + Duration::minutes(36)).await;
+    assert_eq!(outbox_emails(&app, "escalation-").len(), 2);
+
+    let coach = token(&app, COACH).await;
+    let (_, list) = call(
+        &app,
+        Method::GET,
+        "/api/v1/replies?classification=crisis",
+        Some(&coach),
+        None,
+    )
+    .await;
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    let (status, acked) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/replies/{id}/acknowledge"),
+        Some(&coach),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert_eq!(acked["acknowledged_by"], COACH);
+    assert!(acked["acknowledged_at"].is_string());
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/replies/{id}/acknowledge"),
+        Some(&coach),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "acknowledged once");
+    app.dispatch(now + Duration::minutes(60)).await;
+    app.dispatch(now + Duration::minutes(90)).await;
+    assert_eq!(
+        outbox_emails(&app, "escalation-").len(),
+        2,
+        "no more after acknowledgement"
+    );
+    assert_eq!(health_line(&app).await, "crisis alerts open: 0");
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let audit = reengage::store::audit::recent(&mut conn, 50).await.unwrap();
+    for action in ["crisis_alert", "crisis_escalation", "crisis_acknowledged"] {
+        assert!(audit.iter().any(|a| a.action == action), "{action}");
+    }
+}
+
+async fn a_wrong_number_gets_no_more_sms_until_the_number_changes(app: TestApp) {
+    clients_with_phones(&app, &[("w-1", "+12015550231")]).await;
+    let draft = app.pending().await.pop().unwrap().id;
+    let (_, twiml) = post_sms(&app, "+12015550231", "wrong number", "SMw1", false).await;
+    assert!(twiml.contains("Sorry for the mix-up"), "{twiml}");
+    for word in ["recovery", "coach", "Riverside"] {
+        assert!(!twiml.contains(word), "{twiml}");
+    }
+    let (_, twiml) = post_sms(&app, "+12015550231", "WRONG NUMBER!!", "SMw2", false).await;
+    assert!(twiml.contains("<Response/>"), "one answer only: {twiml}");
+    let message = app.message(draft).await;
+    assert_eq!(message.status, "cancelled");
+    let now = chrono::Utc::now();
+    assert!(
+        app.approve(draft, COACH, now).await.is_err(),
+        "a cancelled draft cannot be approved"
+    );
+    app.dispatch(now + Duration::hours(12)).await;
+    assert!(
+        !app.outbox_files().iter().any(|f| f.ends_with(".json")),
+        "no SMS went to the number"
+    );
+    app.detect(now + Duration::days(8)).await;
+    let drafts = app.pending().await;
+    assert!(
+        drafts.iter().all(|d| d.channel == "email"),
+        "no new SMS draft for a stranger's phone (email may still go): {drafts:?}"
+    );
+    // Not engagement: the quiet spell goes on.
+    let admin = token(&app, ADMIN).await;
+    let (_, before) = call(&app, Method::GET, "/api/v1/clients/w-1", Some(&admin), None).await;
+    assert!(before["last_engaged_at"].is_null());
+
+    // A new number through the API clears the mark.
+    let (status, after) = call(
+        &app,
+        Method::PUT,
+        "/api/v1/clients/w-1",
+        Some(&admin),
+        Some(serde_json::json!({
+            "first_name": "Jordan", "phone": "+12015550239", "coach_email": COACH,
+            "consent_sms": true, "preferred_channel": "sms"
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["phone_status"], "ok");
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let audit = reengage::store::audit::recent(&mut conn, 50).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "wrong_number"));
+}
+
+async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp) {
+    clients_with_phones(&app, &[("a-1", "+12015550241")]).await;
+    let now = chrono::Utc::now();
+    let until = (now + Duration::days(3)).format("%Y-%m-%d").to_string();
+    let set = reengage::caseload::set_away(&app.ctx, None, COACH, &until, Some(OTHER_COACH), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(set.contains(OTHER_COACH), "{set}");
+    let backup = token(&app, OTHER_COACH).await;
+    let (status, _) = call(&app, Method::GET, "/api/v1/clients/a-1", Some(&backup), None).await;
+    assert_eq!(status, StatusCode::OK, "the backup sees the client");
+    let (_, drafts) = call(&app, Method::GET, "/api/v1/drafts?status=pending", Some(&backup), None).await;
+    assert_eq!(drafts["items"].as_array().unwrap().len(), 1);
+
+    post_sms(&app, "+12015550241", "took 40 of my ibuprofen", "SMa1", false).await;
+    let alerts = outbox_emails(&app, "alert-");
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].1, OTHER_COACH, "the alert goes to the backup");
+    let (_, list) = call(&app, Method::GET, "/api/v1/replies", Some(&backup), None).await;
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/replies/{id}/acknowledge"),
+        Some(&backup),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let audit = reengage::store::audit::recent(&mut conn, 50).await.unwrap();
+    let ack = audit
+        .iter()
+        .find(|a| a.action == "crisis_acknowledged")
+        .unwrap();
+    assert!(
+        ack.detail.as_deref().unwrap_or_default().contains("covering for"),
+        "{:?}",
+        ack.detail
+    );
+    drop(conn);
+
+    // Back: everything returns to the coach.
+    reengage::caseload::set_back(&app.ctx, None, COACH, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _) = call(&app, Method::GET, "/api/v1/clients/a-1", Some(&backup), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Away without a backup: notices go to the admins.
+    reengage::caseload::set_away(&app.ctx, None, COACH, &until, None, now)
+        .await
+        .unwrap()
+        .unwrap();
+    {
+        let mut conn = app.ctx.store.conn().await.unwrap();
+        sqlx::query("UPDATE coaches SET backup_coach_id = NULL")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    post_sms(&app, "+12015550241", "ok i'm safe now, can we talk tomorrow", "SMa2", false).await;
+    app.dispatch(now + Duration::minutes(10)).await;
+    let notices = outbox_emails(&app, "notice-");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].1, ADMIN);
+}
+
+/// The classifier against the labelled corpus in tests/data/replies.csv.
+#[test]
+fn the_classifier_meets_its_recall_goals_on_the_corpus() {
+    let words = reengage::replies::Words::load(std::path::Path::new("")).unwrap();
+    let corpus = std::fs::File::open(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/replies.csv"),
+    )
+    .unwrap();
+    let report = reengage::replies::evaluate::evaluate(&words, corpus).unwrap();
+    println!("{report}");
+    for miss in &report.misses {
+        println!(
+            "  line {}: expected {:?}, got {:?}: {}",
+            miss.line, miss.expected, miss.got, miss.text
+        );
+    }
+    assert!(report.texts >= 400, "the corpus has {} texts", report.texts);
+    use reengage::replies::Class;
+    assert!(report.counts(Class::Crisis).recall() >= 0.98);
+    assert!(report.counts(Class::OptOut).recall() >= 0.98);
+    assert!(report.lookalike_crisis_rate() <= 0.10);
 }

@@ -566,8 +566,11 @@ async fn replies_put_a_crisis_first_and_the_queue_points_to_them(app: TestApp) {
             ("m-1", "Marcus's client writes", "reply", now),
         ] {
             sqlx::query(
-                "INSERT INTO inbound (received_at, channel, from_addr, body, client_id, classification) \
-                 SELECT $1, 'sms', phone, $2, id, $3 FROM clients WHERE external_id = $4",
+                "INSERT INTO inbound (received_at, channel, from_addr, body, client_id, classification, \
+                   classes, matched, needs_reply) \
+                 SELECT $1, 'sms', phone, $2, id, $3, $3, \
+                   '[{\"class\":\"crisis\",\"rule\":\"can not go on\",\"text\":\"cant go on\"}]', 1 \
+                 FROM clients WHERE external_id = $4",
             )
             .bind(at)
             .bind(body)
@@ -581,11 +584,16 @@ async fn replies_put_a_crisis_first_and_the_queue_points_to_them(app: TestApp) {
     let mut rosa = Browser::new(&app);
     rosa.log_in(COACH, PASSWORD).await;
     let queue = rosa.get("/").await;
-    assert!(
-        queue.body.contains("2 replies need your attention"),
-        "{}",
-        queue.body
-    );
+    let waiting = queue
+        .body
+        .find("Replies waiting for you")
+        .expect("the queue opens with the replies");
+    let crisis = queue.body.find("needs you now").expect("the crisis is marked");
+    let ordinary = queue.body.find("thanks, doing ok").unwrap();
+    assert!(waiting < crisis && crisis < ordinary, "the crisis comes first");
+    assert!(queue.body.contains("1 h ago"), "each reply shows its age");
+    assert!(queue.body.contains("can not go on"), "what matched is shown");
+    assert!(!queue.body.contains("Marcus's client writes"));
     let page = rosa.get("/replies").await;
     let crisis = page
         .body
@@ -595,6 +603,44 @@ async fn replies_put_a_crisis_first_and_the_queue_points_to_them(app: TestApp) {
     assert!(crisis < ordinary, "the crisis comes first");
     assert!(page.body.contains("&lt;b&gt;anymore&lt;/b&gt;"));
     assert!(!page.body.contains("Marcus's client writes"));
+
+    // "I'm on it", then "Mark handled": the crisis stops being open, then waiting.
+    let id: i64 = {
+        let mut conn = app.ctx.store.conn().await.unwrap();
+        sqlx::query_scalar("SELECT id FROM inbound WHERE classification = 'crisis'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    };
+    let csrf = Browser::csrf(&page);
+    let on_it = rosa
+        .post(&format!("/replies/{id}/acknowledge"), &[("csrf", &csrf), ("back", "/")])
+        .await;
+    assert_eq!(on_it.location.as_deref(), Some("/"));
+    let queue = rosa.get("/").await;
+    assert!(queue.body.contains(&format!("on it: {COACH}")), "{}", queue.body);
+    let handled = rosa
+        .post(&format!("/replies/{id}/handled"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(handled.location.as_deref(), Some("/replies"));
+    let queue = rosa.get("/").await;
+    assert!(!queue.body.contains("cant go on"), "handled replies leave the queue");
+    // Someone else's reply is not there to act on.
+    let marcus_reply: i64 = {
+        let mut conn = app.ctx.store.conn().await.unwrap();
+        sqlx::query_scalar("SELECT id FROM inbound WHERE body = 'Marcus''s client writes'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    };
+    let refused = rosa
+        .post(&format!("/replies/{marcus_reply}/handled"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let forged = rosa
+        .post(&format!("/replies/{marcus_reply}/handled"), &[("csrf", "made-up")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
 
 async fn admins_manage_coaches_and_preview_templates_and_coaches_cannot(app: TestApp) {

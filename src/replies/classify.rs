@@ -1003,22 +1003,23 @@ impl Words {
         let mut classes = Vec::new();
         let keyword = self.keywords(text, &tokens, &mut classes, &mut matched);
 
-        // Each rule's first match: (rule, first token, end).
+        // Every match of every rule: (rule, first token, end). All of them,
+        // since an exception may take back one place a rule matched but not
+        // another.
         let mut found: Vec<(usize, usize, usize)> = Vec::new();
         let mut tried = vec![usize::MAX; self.rules.len()];
-        let mut done = vec![false; self.rules.len()];
         let mut candidates = Vec::new();
         for (i, token) in tokens.iter().enumerate() {
             candidates.clear();
             candidates.extend_from_slice(&self.anywhere);
-            for map_hit in [
+            for hit in [
                 self.by_raw.get(&token.raw),
                 self.by_squeezed.get(&token.squeezed),
             ]
             .into_iter()
             .flatten()
             {
-                candidates.extend_from_slice(map_hit);
+                candidates.extend_from_slice(hit);
             }
             for lang in LANGS {
                 for stem in &token.stems[lang.index()] {
@@ -1037,7 +1038,7 @@ impl Words {
                 candidates.extend_from_slice(&self.by_number);
             }
             for &r in &candidates {
-                if done[r] || tried[r] == i {
+                if tried[r] == i {
                     continue;
                 }
                 tried[r] = i;
@@ -1046,15 +1047,15 @@ impl Words {
                     end = Some(j);
                     j > i
                 }) {
-                    done[r] = true;
                     found.push((r, i, end.unwrap_or(i)));
                 }
             }
         }
         found.sort_unstable();
+        let mut shown = HashSet::new();
         for &(r, start, end) in &found {
             let rule = &self.rules[r];
-            if rule.exception {
+            if rule.exception || shown.contains(&r) {
                 continue;
             }
             let excused = found.iter().any(|&(x, s, e)| {
@@ -1064,6 +1065,7 @@ impl Words {
             if excused {
                 continue;
             }
+            shown.insert(r);
             matched.push(Match {
                 class: rule.class,
                 rule: rule.text.clone(),

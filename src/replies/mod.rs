@@ -174,7 +174,8 @@ pub async fn receive(
         done.push(("opt_in", Some(format!("{channel}, from the client"))));
     }
     if class.is(Class::Help) {
-        if channel == Channel::Sms {
+        // A phone a stranger holds is never told what the program is.
+        if channel == Channel::Sms && !client.phone_is_wrong() && !class.is(Class::WrongNumber) {
             answers.push(ctx.settings.replies.help_text.clone());
         }
         done.push(("help", None));
@@ -215,7 +216,7 @@ pub async fn receive(
 
 /// A reply from an address no client has. A crisis still reaches a person
 /// (the admins: it may be a client on a new phone); a wrong number gets its
-/// apology once; help gets the help text.
+/// apology once.
 async fn unmatched(
     ctx: &AppContext,
     class: &Classification,
@@ -226,12 +227,12 @@ async fn unmatched(
     let mut answers = Vec::new();
     if incoming.channel == Channel::Sms {
         let mut conn = ctx.store.conn().await?;
+        // No help text: it names the program, and this sender may be a
+        // stranger who was never texted.
         if class.is(Class::WrongNumber)
             && !inbound::wrong_number_answered(&mut conn, incoming.from).await?
         {
             answers.push(ctx.settings.replies.wrong_number_reply.clone());
-        } else if class.is(Class::Help) {
-            answers.push(ctx.settings.replies.help_text.clone());
         }
         if !answers.is_empty() {
             inbound::set_answer(&mut conn, reply_id, &answers.join("\n")).await?;

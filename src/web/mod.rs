@@ -52,6 +52,17 @@ async fn healthz(State(ctx): State<AppContext>) -> (StatusCode, String) {
         }
         Err(e) => tracing::error!(error = format!("{e:#}"), "health check of alerts failed"),
     }
+    // Open alerts are people's work, not an outage: shown, never a 503.
+    match crate::store::open_crisis_alerts(&ctx.store).await {
+        Ok((0, _)) => body.push_str("crisis alerts open: 0\n"),
+        Ok((n, oldest)) => {
+            let minutes = oldest.map_or(0, |at| (ctx.clock.now() - at).num_minutes().max(0));
+            body.push_str(&format!(
+                "crisis alerts open: {n} (oldest {minutes} min, waiting for \"I'm on it\")\n"
+            ));
+        }
+        Err(e) => tracing::error!(error = format!("{e:#}"), "health check of open alerts failed"),
+    }
     let paused = ctx.channels.paused();
     for channel in ["email", "sms"] {
         match paused.get(channel) {
@@ -71,7 +82,7 @@ async fn healthz(State(ctx): State<AppContext>) -> (StatusCode, String) {
 }
 
 async fn metrics(State(ctx): State<AppContext>) -> Response {
-    match ctx.metrics.render(&ctx.store, &ctx.channels).await {
+    match ctx.metrics.render(&ctx.store, &ctx.channels, ctx.clock.now()).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

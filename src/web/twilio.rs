@@ -6,7 +6,6 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use secrecy::ExposeSecret;
 
 use crate::channels::twilio::signature;
@@ -116,7 +115,7 @@ async fn record_status(
             code: error_code,
             error: None,
         },
-        Utc::now(),
+        ctx.clock.now(),
     )
     .await?;
     tx.commit().await?;
@@ -145,7 +144,7 @@ pub async fn inbound(
         body: param(&params, "Body").unwrap_or_default(),
         provider_id: param(&params, "MessageSid"),
     };
-    match replies::receive(&ctx, &incoming, Utc::now()).await {
+    match replies::receive(&ctx, &incoming, ctx.clock.now()).await {
         Ok(answers) => twiml(&answers),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "inbound reply not handled");

@@ -17,6 +17,7 @@ use reengage::store::coaches::{self, NewCoach};
 use reengage::store::messages::{self, MessageView};
 use reengage::store::send_log::{self, SendLogEntry};
 use tempfile::TempDir;
+use tower::ServiceExt as _;
 
 /// Runs each named story on SQLite, and on PostgreSQL when `TEST_DATABASE_URL`
 /// is set. Plain `cargo test` lists the PostgreSQL runs as ignored, not passed.
@@ -246,7 +247,7 @@ impl TestApp {
 
     pub async fn messages(&self, status: Option<MessageStatus>) -> Vec<MessageView> {
         let mut conn = self.ctx.store.conn().await.unwrap();
-        messages::list(&mut conn, status, None).await.unwrap()
+        messages::list(&mut conn, status, &reengage::store::Scope::All).await.unwrap()
     }
 
     /// The one number an SQL query answers, such as a `COUNT(*)`.
@@ -269,7 +270,7 @@ impl TestApp {
 
     pub async fn send_log(&self) -> Vec<SendLogEntry> {
         let mut conn = self.ctx.store.conn().await.unwrap();
-        send_log::list(&mut conn, &send_log::Filter::default(), 0, i64::MAX)
+        send_log::list(&mut conn, &send_log::Filter::scope(reengage::store::Scope::All), 0, i64::MAX)
             .await
             .unwrap()
     }
@@ -581,4 +582,48 @@ pub async fn drafts_for_rosa_and_marcus(app: &TestApp, first_name: &str) -> (i64
             .id
     };
     (id("c-1"), id("m-1"))
+}
+
+/// A new API token for the coach with this email.
+pub async fn token(app: &TestApp, email: &str) -> String {
+    let coach = reengage::drafts::acting_coach(&app.ctx, email)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    reengage::store::tokens::create(&mut conn, coach.id, chrono::Utc::now())
+        .await
+        .unwrap()
+}
+
+/// One API request as that token's coach: the status and the JSON body
+/// (`null` when the body is not JSON).
+pub async fn call(
+    app: &TestApp,
+    method: axum::http::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string())),
+        None => request.body(axum::body::Body::empty()),
+    }
+    .unwrap();
+    let response = reengage::web::router(app.ctx.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, value)
 }

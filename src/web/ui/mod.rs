@@ -55,6 +55,8 @@ pub fn routes() -> Router<AppContext> {
         .route("/messages/{id}/{decision}", post(decide))
         .route("/replies", get(replies))
         .route("/replies/{id}/{action}", post(reply_action))
+        .route("/account", get(account_page))
+        .route("/account/{change}", post(account_change))
         .route("/admin", get(admin_page))
         .route("/admin/coaches", post(admin_coach))
         .route("/admin/templates", get(template_preview))
@@ -449,6 +451,7 @@ async fn client_action(
         "dismiss_outreach" => CaseAction::DismissOutreach,
         "opt_in_sms" => CaseAction::OptIn(Channel::Sms),
         "opt_in_email" => CaseAction::OptIn(Channel::Email),
+        "confirm_phone" => CaseAction::ConfirmPhone,
         _ => {
             return pages::message(
                 StatusCode::BAD_REQUEST,
@@ -733,6 +736,86 @@ async fn reply_action(
         Ok(Ok(_)) => Redirect::to(back).into_response(),
         Ok(Err(replies::ReplyError::NotFound)) => not_found(),
         Ok(Err(e)) => pages::message(StatusCode::CONFLICT, "Already done", &e.to_string()),
+        Err(e) => pages::internal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AccountQuery {
+    #[serde(default)]
+    email: String,
+}
+
+/// The coach's own page; an admin may open any coach's with `?email=`.
+async fn account_page(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Query(query): Query<AccountQuery>,
+) -> Response {
+    let found = async {
+        let mut conn = ctx.store.conn().await?;
+        let everyone = coaches::all(&mut conn).await?;
+        anyhow::Ok(everyone)
+    }
+    .await;
+    let everyone = match found {
+        Ok(everyone) => everyone,
+        Err(e) => return pages::internal_error(e),
+    };
+    let wanted = query.email.trim();
+    let target = if wanted.is_empty() || !ui.coach.is_admin() {
+        everyone.iter().find(|c| c.id == ui.coach.id)
+    } else {
+        everyone.iter().find(|c| c.email.eq_ignore_ascii_case(wanted))
+    };
+    match target {
+        Some(target) => pages::page(
+            StatusCode::OK,
+            pages::account(&ui.coach, &ui.csrf, target, &everyone, ctx.clock.now()),
+        ),
+        None => not_found(),
+    }
+}
+
+#[derive(Deserialize)]
+struct AwayForm {
+    csrf: String,
+    email: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    backup: String,
+}
+
+/// `away` (with a last day and a backup) or `back`.
+async fn account_change(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(change): Path<String>,
+    Form(form): Form<AwayForm>,
+) -> Response {
+    if !same_token(&form.csrf, &ui.csrf) {
+        return forbidden();
+    }
+    let now = ctx.clock.now();
+    let result = match change.as_str() {
+        "away" => {
+            let backup = Some(form.backup.as_str()).filter(|b| !b.trim().is_empty());
+            caseload::set_away(&ctx, Some(&ui.coach), &form.email, &form.until, backup, now).await
+        }
+        "back" => caseload::set_back(&ctx, Some(&ui.coach), &form.email, now).await,
+        _ => return not_found(),
+    };
+    match result {
+        Ok(Ok(_)) => {
+            let back = if form.email.eq_ignore_ascii_case(&ui.coach.email) {
+                "/account".to_owned()
+            } else {
+                format!("/account?email={}", url::form_urlencoded::byte_serialize(form.email.as_bytes()).collect::<String>())
+            };
+            Redirect::to(&back).into_response()
+        }
+        Ok(Err(e)) => pages::message(StatusCode::BAD_REQUEST, "Not done", &e.to_string()),
         Err(e) => pages::internal_error(e),
     }
 }

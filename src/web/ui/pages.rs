@@ -41,7 +41,7 @@ pub fn layout(title: &str, signed_in: Option<(&CoachRow, &str)>, body: Markup) -
                             a href="/sends" { "Send log" }
                             @if coach.is_admin() { a href="/admin" { "Admin" } }
                         }
-                        span.meta { (coach.name) }
+                        a.meta href="/account" { (coach.name) }
                         form.inline method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(csrf);
                             button.quiet type="submit" { "Log out" }
@@ -409,6 +409,14 @@ pub fn client(
                     @if c.opted_out_email_at.is_some() { " · opted out" } }
                 p { "Phone: " (c.phone.as_deref().unwrap_or("none")) " · consent " (yes(c.consent_sms))
                     @if c.opted_out_sms_at.is_some() { " · opted out" } }
+                @if let Some(at) = c.phone_wrong_at {
+                    p.error role="status" {
+                        strong { "Wrong number." }
+                        " A reply on " (coach_time(coach, from_ts(at))) " said this phone is not theirs. "
+                        "No SMS goes to it until you confirm it or the number changes."
+                    }
+                    (action("confirm_phone", "The number is theirs: confirm it"))
+                }
                 p { "Quiet since " (c.quiet_since().format("%Y-%m-%d")) }
             }
             div {
@@ -597,6 +605,65 @@ fn reply_card(coach: &CoachRow, csrf: &str, r: &ReplyView, now: DateTime<Utc>, b
     }
 }
 
+/// A coach's own page (or, for an admin, any coach's): the away period and
+/// the backup who covers.
+pub fn account(
+    coach: &CoachRow,
+    csrf: &str,
+    target: &CoachRow,
+    everyone: &[CoachRow],
+    now: DateTime<Utc>,
+) -> Markup {
+    let backup = target
+        .backup_coach_id
+        .and_then(|id| everyone.iter().find(|c| c.id == id));
+    let away = target.is_away(now);
+    layout(
+        "Away and cover",
+        Some((coach, csrf)),
+        html! {
+            h1 { (target.name) }
+            p.meta { (target.email) " · " (target.role) }
+            h2 style="font-size:1.1rem" { "Away and cover" }
+            @if away {
+                p role="status" {
+                    strong { "Away" } " until "
+                    (coach_time(coach, from_ts(target.away_until.unwrap_or_default())))
+                    @match backup {
+                        Some(b) => { ". " (b.name) " covers: drafts, replies, notices and crisis alerts go to them." },
+                        None => { ". No backup: notices and crisis alerts go to the admins." },
+                    }
+                }
+                form method="post" action="/account/back" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="email" value=(target.email);
+                    button type="submit" { "I'm back" }
+                }
+            } @else {
+                p { "Not away." @if let Some(b) = backup { " Backup for crisis escalations: " (b.name) "." } }
+            }
+            form.card method="post" action="/account/away" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="email" value=(target.email);
+                p {
+                    label for="until" { "Away through (the last day away)" } br;
+                    input #until type="date" name="until" required;
+                }
+                p {
+                    label for="backup" { "Backup coach" } br;
+                    select #backup name="backup" {
+                        option value="" { "Nobody: the admins" }
+                        @for c in everyone.iter().filter(|c| c.id != target.id && c.active != 0) {
+                            option value=(c.email) selected[Some(c.id) == target.backup_coach_id] { (c.name) " (" (c.email) ")" }
+                        }
+                    }
+                }
+                button type="submit" { "Set away" }
+            }
+        },
+    )
+}
+
 pub fn replies(coach: &CoachRow, csrf: &str, replies: &[ReplyView], now: DateTime<Utc>) -> Markup {
     layout(
         "Replies",
@@ -641,7 +708,10 @@ pub fn admin(
                 tbody {
                     @for c in all {
                         tr {
-                            td { (c.name) br; span.meta { (c.email) } }
+                            td {
+                                a href={ "/account?email=" (url::form_urlencoded::byte_serialize(c.email.as_bytes()).collect::<String>()) } { (c.name) } br;
+                                span.meta { (c.email) }
+                            }
                             td { (c.role) }
                             td { @if c.active != 0 { "active" } @else { "deactivated" } }
                             td {
