@@ -157,6 +157,19 @@ struct Keywords {
     help: Vec<String>,
 }
 
+/// Words that together signal danger, with their weights: the crisis net
+/// under the rules, for what no rule foresaw.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Signals {
+    #[serde(default)]
+    threshold: Option<f64>,
+    #[serde(default)]
+    en: HashMap<String, f64>,
+    #[serde(default)]
+    es: HashMap<String, f64>,
+}
+
 /// `config/words.toml`, and an agency's file of the same shape.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +188,8 @@ pub(super) struct WordFile {
     sets: HashMap<String, Vec<String>>,
     #[serde(default)]
     keywords: Keywords,
+    #[serde(default)]
+    signals: Signals,
     #[serde(default)]
     crisis: ClassRules,
     #[serde(default)]
@@ -203,6 +218,11 @@ impl WordFile {
         for (name, words) in other.sets {
             self.sets.entry(name).or_default().extend(words);
         }
+        if other.signals.threshold.is_some() {
+            self.signals.threshold = other.signals.threshold;
+        }
+        self.signals.en.extend(other.signals.en);
+        self.signals.es.extend(other.signals.es);
         self.keywords.opt_out.extend(other.keywords.opt_out);
         self.keywords.opt_in.extend(other.keywords.opt_in);
         self.keywords.help.extend(other.keywords.help);
@@ -501,12 +521,13 @@ impl Literal {
                     .strip_suffix(p)
                     .is_some_and(|verb| ["ar", "er", "ir", "ando", "iendo"].iter().any(|e| verb.ends_with(e)))
             });
+        let stem = stemmer.stem(&token.raw).into_owned();
+        // A stem cut down to three letters or fewer ("morir" → "mor") matches
+        // words of another language and meaning ("more"): such a word matches
+        // as written.
+        let too_short = stem.chars().count() < 4 && stem != token.raw;
         Self {
-            stem: if clitic {
-                String::new()
-            } else {
-                stemmer.stem(&token.raw).into_owned()
-            },
+            stem: if clitic || too_short { String::new() } else { stem },
             squeezed: token.squeezed,
             raw: token.raw,
             lang,
@@ -844,6 +865,10 @@ pub struct Words {
     opt_out_keywords: HashSet<String>,
     opt_in_keywords: HashSet<String>,
     help_keywords: HashSet<String>,
+    /// The crisis signals, their weights, and where to find them by word.
+    signals: Vec<(Literal, f64)>,
+    signal_threshold: f64,
+    signals_by: HashMap<String, Vec<usize>>,
 }
 
 const BUILT_IN_WORDS: &str = include_str!("../../config/words.toml");
@@ -944,7 +969,37 @@ impl Words {
             by_prefix: Vec::new(),
             by_number: Vec::new(),
             anywhere: Vec::new(),
+            signals: Vec::new(),
+            signal_threshold: file.signals.threshold.unwrap_or(0.0),
+            signals_by: HashMap::new(),
         };
+        for (lang, list, name) in [
+            (Lang::En, &file.signals.en, "en"),
+            (Lang::Es, &file.signals.es, "es"),
+        ] {
+            let stemmer = &words.normaliser.stemmers[lang.index()];
+            let mut entries: Vec<(&String, &f64)> = list.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            for (word, weight) in entries {
+                let mut tokens = words.normaliser.tokens(word);
+                if tokens.len() != 1 {
+                    anyhow::bail!(
+                        "word list `signals.{name}`: `{word}` must be one word (not a filler)"
+                    );
+                }
+                let literal = Literal::new(tokens.remove(0), stemmer, lang);
+                let index = words.signals.len();
+                for key in [&literal.raw, &literal.squeezed, &literal.stem] {
+                    if !key.is_empty() {
+                        let entry = words.signals_by.entry(key.clone()).or_default();
+                        if !entry.contains(&index) {
+                            entry.push(index);
+                        }
+                    }
+                }
+                words.signals.push((literal, *weight));
+            }
+        }
         for (index, rule) in rules.iter().enumerate() {
             let mut s = Starts::default();
             starts(&rule.nodes, &mut s);
@@ -1073,6 +1128,12 @@ impl Words {
             });
             classes.push(rule.class);
         }
+        if !classes.contains(&Class::Crisis)
+            && let Some(signal) = self.signal_match(text, &tokens, &found)
+        {
+            matched.push(signal);
+            classes.push(Class::Crisis);
+        }
         classes.sort_unstable();
         classes.dedup();
         if classes.is_empty() {
@@ -1083,6 +1144,52 @@ impl Words {
             keyword,
             matched,
         }
+    }
+
+    /// The crisis net: the weights of the distinct signal words in the text
+    /// (outside benign idioms the crisis exceptions cover), when they reach
+    /// the threshold.
+    fn signal_match(
+        &self,
+        text: &str,
+        tokens: &[Token],
+        found: &[(usize, usize, usize)],
+    ) -> Option<Match> {
+        if self.signal_threshold <= 0.0 {
+            return None;
+        }
+        let excused = |i: usize| {
+            found.iter().any(|&(r, s, e)| {
+                let rule = &self.rules[r];
+                rule.exception && rule.class == Class::Crisis && s <= i && i < e
+            })
+        };
+        let mut hit = vec![false; self.signals.len()];
+        let mut score = 0.0;
+        let mut words = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            if excused(i) {
+                continue;
+            }
+            let keys = std::iter::once(&token.raw)
+                .chain(std::iter::once(&token.squeezed))
+                .chain(token.stems.iter().flatten());
+            for key in keys {
+                for &s in self.signals_by.get(key).into_iter().flatten() {
+                    let (literal, weight) = &self.signals[s];
+                    if !hit[s] && literal.matches(token) {
+                        hit[s] = true;
+                        score += weight;
+                        words.push(excerpt(text, std::slice::from_ref(token)));
+                    }
+                }
+            }
+        }
+        (score >= self.signal_threshold).then(|| Match {
+            class: Class::Crisis,
+            rule: format!("signals {score:.1} of {}", self.signal_threshold),
+            text: words.join(", "),
+        })
     }
 
     /// Keywords: a whole message of HELP or START (courtesy words aside), a
