@@ -558,6 +558,8 @@ enum Node {
     Name,
     /// `^`: the start of the text.
     Start,
+    /// `$`: the end of a clause (or of the text).
+    End,
     /// `(a|b c)`, or `[a|b c]` when it may be left out.
     Group { alternatives: Vec<Vec<Node>>, optional: bool },
 }
@@ -571,7 +573,7 @@ enum Node {
 /// - `#`: a number, in digits or words; `#10+`: a number of at least 10;
 /// - `@name`: one of the words or phrases of the set `name`;
 /// - `{name}`: the client's name (or, not knowing it, a capitalised word);
-/// - `^`: the start of the text;
+/// - `^`: the start of the text; `$`: the end of a clause or of the text;
 /// - `(a|b c)`: one of these; `[a|b c]`: one of these, or nothing.
 #[derive(Debug, Clone)]
 struct Rule {
@@ -715,6 +717,9 @@ impl<'a> Parser<'a> {
         if item == "^" {
             return Ok(vec![Node::Start]);
         }
+        if item == "$" {
+            return Ok(vec![Node::End]);
+        }
         if let Some(rest) = item.strip_prefix('#') {
             let min = match rest.strip_suffix('+') {
                 Some(n) => n
@@ -771,7 +776,7 @@ fn starts<'a>(nodes: &'a [Node], into: &mut Starts<'a>) -> bool {
                 into.anywhere = true;
                 false
             }
-            Node::Start => {
+            Node::Start | Node::End => {
                 into.anywhere = true;
                 true
             }
@@ -833,6 +838,14 @@ impl Subject<'_> {
                 then,
             ),
             Node::Start => i == 0 && self.match_at(rest, i, then),
+            Node::End => {
+                let ends = match (i.checked_sub(1).and_then(|p| self.tokens.get(p)), token) {
+                    (_, None) => true,
+                    (Some(before), Some(next)) => before.sentence != next.sentence,
+                    (None, Some(_)) => false,
+                };
+                ends && self.match_at(rest, i, then)
+            }
             Node::Gap(n) => (0..=*n)
                 .filter(|g| i + g <= self.tokens.len())
                 .any(|g| self.match_at(rest, i + g, then)),
