@@ -68,7 +68,10 @@ fn main() {
             ]),
         ),
     ];
-    println!("reply classifier, {LIMIT}-character texts ({} rules)", words.rule_count());
+    println!(
+        "reply classifier, {LIMIT}-character texts ({} rules)",
+        words.rule_count()
+    );
     let mut worst: f64 = 0.0;
     for (name, text) in &cases {
         let classify = time(|| {

@@ -39,7 +39,11 @@ pub async fn visible_client(
 }
 
 /// An audit detail, noting when a backup acts for a coach who is away.
-pub fn covering_note(coach: &CoachRow, client_coach_id: i64, detail: Option<String>) -> Option<String> {
+pub fn covering_note(
+    coach: &CoachRow,
+    client_coach_id: i64,
+    detail: Option<String>,
+) -> Option<String> {
     if coach.is_admin() || coach.id == client_coach_id {
         return detail;
     }
@@ -241,7 +245,10 @@ pub async fn set_away(
     }
     let mut tx = ctx.store.begin().await?;
     let backup = match backup.map(str::trim).filter(|b| !b.is_empty()) {
-        Some(b) => match coaches::by_email(&mut tx, b).await?.filter(|c| c.active != 0) {
+        Some(b) => match coaches::by_email(&mut tx, b)
+            .await?
+            .filter(|c| c.active != 0)
+        {
             Some(c) if c.id == coach.id => return Ok(Err(AwayError::SelfBackup)),
             Some(c) => Some(c),
             None => return Ok(Err(AwayError::UnknownCoach(b.to_owned()))),

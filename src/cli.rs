@@ -367,7 +367,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sends(SendsCommand::List { json }) => {
             let mut conn = ctx.store.conn().await?;
             let entries =
-                send_log::list(&mut conn, &send_log::Filter::scope(Scope::All), 0, i64::MAX).await?;
+                send_log::list(&mut conn, &send_log::Filter::scope(Scope::All), 0, i64::MAX)
+                    .await?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&entries)?);
             } else {

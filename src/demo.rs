@@ -262,7 +262,12 @@ async fn print_welcome(
     summary: &detect::DetectSummary,
 ) -> anyhow::Result<()> {
     let mut conn = ctx.store.conn().await?;
-    let pending = messages::list(&mut conn, Some(MessageStatus::Pending), &crate::store::Scope::All).await?;
+    let pending = messages::list(
+        &mut conn,
+        Some(MessageStatus::Pending),
+        &crate::store::Scope::All,
+    )
+    .await?;
     let coaches_with_drafts = COACHES
         .iter()
         .filter(|c| pending.iter().any(|m| m.coach_email == c.email))

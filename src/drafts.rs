@@ -260,12 +260,10 @@ async fn visible_draft(
     let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
     Ok(match messages::view(&mut conn, id).await? {
         None => Err(ActionError::NotFound(id)),
-        Some(m) if !scope.includes(m.client_coach_id) => {
-            Err(ActionError::NotYours {
-                id,
-                coach: coach.email.clone(),
-            })
-        }
+        Some(m) if !scope.includes(m.client_coach_id) => Err(ActionError::NotYours {
+            id,
+            coach: coach.email.clone(),
+        }),
         Some(m) => Ok(m),
     })
 }

@@ -138,7 +138,9 @@ impl Metrics {
         let mut conn = store.conn().await?;
         let (by_status, by_outcome) = crate::store::counts(&mut conn).await?;
         let oldest = crate::store::oldest_pending_draft(&mut conn).await?;
-        let age = |at: Option<chrono::DateTime<chrono::Utc>>| at.map_or(0, |at| (now - at).num_seconds().max(0));
+        let age = |at: Option<chrono::DateTime<chrono::Utc>>| {
+            at.map_or(0, |at| (now - at).num_seconds().max(0))
+        };
         self.oldest_pending.set(age(oldest));
         let (open, oldest_crisis) = crate::store::inbound::open_crisis(&mut conn).await?;
         self.crisis_open.set(open);

@@ -460,3 +460,104 @@ fn backup_writes_a_working_copy_and_logs_can_be_json() {
         );
     }
 }
+
+#[test]
+fn replies_test_shows_the_class_and_the_rule_and_an_agency_file_extends_the_lists() {
+    let op = Operator::new("");
+    let out = op.run(&["replies", "test", "i dont wanna be here anymore"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("crisis"), "{text}");
+    assert!(text.contains("matched `"), "{text}");
+    let out = op.run(&["replies", "test", "STOP"]);
+    assert!(stdout(&out).contains("the whole text is a keyword"));
+
+    // An agency's own rule, and a typo in one that names the list and the rule.
+    let words = op.file(
+        "words.toml",
+        "[crisis]\nen = [\"(thinking|think) of the (quarry|silo)\"]\n",
+    );
+    let with_words = Operator {
+        config: op
+            .file(
+                "with-words.toml",
+                &format!(
+                    "{}\n[replies]\nwords_file = \"{words}\"\n",
+                    std::fs::read_to_string(&op.config).unwrap()
+                ),
+            )
+            .into(),
+        dir: op.dir,
+    };
+    let out = with_words.run(&["replies", "test", "been thinking of the quarry again"]);
+    assert!(stdout(&out).starts_with("crisis"), "{}", stdout(&out));
+    std::fs::write(&words, "[crisis]\nen = [\"want to (die\"]\n").unwrap();
+    let out = with_words.run(&["replies", "test", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("crisis.en") && stderr(&out).contains("want to (die"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A labelled corpus: recall and precision by class.
+    std::fs::write(&words, "[crisis]\nen = [\"think of the quarry\"]\n").unwrap();
+    let corpus = with_words.file(
+        "corpus.csv",
+        "text,classes,lang,lookalike\nkms,crisis,en,no\nwork is killing me lol,reply,en,yes\nSTOP,opt_out,en,no\n",
+    );
+    let out = with_words.run(&["replies", "eval", &corpus, "--misses"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("3 texts"), "{report}");
+    assert!(report.contains("held as crisis: 0 of 1"), "{report}");
+}
+
+#[test]
+fn coaches_away_sets_a_backup_and_coaches_back_ends_it() {
+    let op = Operator::new("");
+    for (email, name) in [
+        ("rosa@example.org", "Rosa Diaz"),
+        ("marcus@example.org", "Marcus Lee"),
+    ] {
+        let out = op.run(&["coaches", "add", "--email", email, "--name", name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = op.run(&[
+        "coaches",
+        "away",
+        "--email",
+        "rosa@example.org",
+        "--until",
+        "2099-01-31",
+        "--backup",
+        "marcus@example.org",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("marcus@example.org covers"),
+        "{}",
+        stdout(&out)
+    );
+    for (args, problem) in [
+        (vec!["--until", "2001-01-01"], "has passed"),
+        (vec!["--until", "next week"], "is not a date"),
+        (
+            vec!["--until", "2099-01-31", "--backup", "nobody@example.org"],
+            "no active coach",
+        ),
+        (
+            vec!["--until", "2099-01-31", "--backup", "rosa@example.org"],
+            "own backup",
+        ),
+    ] {
+        let mut all = vec!["coaches", "away", "--email", "rosa@example.org"];
+        all.extend(args);
+        let out = op.run(&all);
+        assert_eq!(out.status.code(), Some(1), "{all:?}");
+        assert!(stderr(&out).contains(problem), "{all:?}: {}", stderr(&out));
+    }
+    let out = op.run(&["coaches", "back", "--email", "rosa@example.org"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("is back"));
+}

@@ -640,12 +640,33 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
         .unwrap();
     assert!(set.contains(OTHER_COACH), "{set}");
     let backup = token(&app, OTHER_COACH).await;
-    let (status, _) = call(&app, Method::GET, "/api/v1/clients/a-1", Some(&backup), None).await;
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/clients/a-1",
+        Some(&backup),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "the backup sees the client");
-    let (_, drafts) = call(&app, Method::GET, "/api/v1/drafts?status=pending", Some(&backup), None).await;
+    let (_, drafts) = call(
+        &app,
+        Method::GET,
+        "/api/v1/drafts?status=pending",
+        Some(&backup),
+        None,
+    )
+    .await;
     assert_eq!(drafts["items"].as_array().unwrap().len(), 1);
 
-    post_sms(&app, "+12015550241", "took 40 of my ibuprofen", "SMa1", false).await;
+    post_sms(
+        &app,
+        "+12015550241",
+        "took 40 of my ibuprofen",
+        "SMa1",
+        false,
+    )
+    .await;
     let alerts = outbox_emails(&app, "alert-");
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].1, OTHER_COACH, "the alert goes to the backup");
@@ -667,7 +688,10 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
         .find(|a| a.action == "crisis_acknowledged")
         .unwrap();
     assert!(
-        ack.detail.as_deref().unwrap_or_default().contains("covering for"),
+        ack.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("covering for"),
         "{:?}",
         ack.detail
     );
@@ -678,7 +702,14 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
         .await
         .unwrap()
         .unwrap();
-    let (status, _) = call(&app, Method::GET, "/api/v1/clients/a-1", Some(&backup), None).await;
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        "/api/v1/clients/a-1",
+        Some(&backup),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Away without a backup: notices go to the admins.
     reengage::caseload::set_away(&app.ctx, None, COACH, &until, None, now)
@@ -692,7 +723,14 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
             .await
             .unwrap();
     }
-    post_sms(&app, "+12015550241", "ok i'm safe now, can we talk tomorrow", "SMa2", false).await;
+    post_sms(
+        &app,
+        "+12015550241",
+        "ok i'm safe now, can we talk tomorrow",
+        "SMa2",
+        false,
+    )
+    .await;
     app.dispatch(now + Duration::minutes(10)).await;
     let notices = outbox_emails(&app, "notice-");
     assert_eq!(notices.len(), 1, "{notices:?}");

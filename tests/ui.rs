@@ -588,11 +588,20 @@ async fn replies_put_a_crisis_first_and_the_queue_points_to_them(app: TestApp) {
         .body
         .find("Replies waiting for you")
         .expect("the queue opens with the replies");
-    let crisis = queue.body.find("needs you now").expect("the crisis is marked");
+    let crisis = queue
+        .body
+        .find("needs you now")
+        .expect("the crisis is marked");
     let ordinary = queue.body.find("thanks, doing ok").unwrap();
-    assert!(waiting < crisis && crisis < ordinary, "the crisis comes first");
+    assert!(
+        waiting < crisis && crisis < ordinary,
+        "the crisis comes first"
+    );
     assert!(queue.body.contains("1 h ago"), "each reply shows its age");
-    assert!(queue.body.contains("can not go on"), "what matched is shown");
+    assert!(
+        queue.body.contains("can not go on"),
+        "what matched is shown"
+    );
     assert!(!queue.body.contains("Marcus's client writes"));
     let page = rosa.get("/replies").await;
     let crisis = page
@@ -614,11 +623,18 @@ async fn replies_put_a_crisis_first_and_the_queue_points_to_them(app: TestApp) {
     };
     let csrf = Browser::csrf(&page);
     let on_it = rosa
-        .post(&format!("/replies/{id}/acknowledge"), &[("csrf", &csrf), ("back", "/")])
+        .post(
+            &format!("/replies/{id}/acknowledge"),
+            &[("csrf", &csrf), ("back", "/")],
+        )
         .await;
     assert_eq!(on_it.location.as_deref(), Some("/"));
     let queue = rosa.get("/").await;
-    assert!(queue.body.contains(&format!("on it: {COACH}")), "{}", queue.body);
+    assert!(
+        queue.body.contains(&format!("on it: {COACH}")),
+        "{}",
+        queue.body
+    );
     let handled = rosa
         .post(&format!("/replies/{id}/handled"), &[("csrf", &csrf)])
         .await;
@@ -637,11 +653,17 @@ async fn replies_put_a_crisis_first_and_the_queue_points_to_them(app: TestApp) {
             .unwrap()
     };
     let refused = rosa
-        .post(&format!("/replies/{marcus_reply}/handled"), &[("csrf", &csrf)])
+        .post(
+            &format!("/replies/{marcus_reply}/handled"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND);
     let forged = rosa
-        .post(&format!("/replies/{marcus_reply}/handled"), &[("csrf", "made-up")])
+        .post(
+            &format!("/replies/{marcus_reply}/handled"),
+            &[("csrf", "made-up")],
+        )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }

@@ -115,7 +115,10 @@ async fn tell(
         }
         for (channel, to) in outgoing {
             if ctx.channels.is_paused(channel) {
-                failures.push(format!("{channel} to {}: the channel is paused", person.email));
+                failures.push(format!(
+                    "{channel} to {}: the channel is paused",
+                    person.email
+                ));
                 continue;
             }
             let message = Outgoing::to_coach(
@@ -320,40 +323,60 @@ pub async fn escalate(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<u6
     Ok(escalated)
 }
 
+/// The replies waiting for one set of people on duty.
+struct NoticeGroup {
+    people: Vec<CoachRow>,
+    replies: Vec<i64>,
+    clients: Vec<i64>,
+    oldest: DateTime<Utc>,
+}
+
 /// Sends each person on duty one notice for the replies that came in since
 /// their last one, once the oldest is `replies.notify_after_minutes` old: a
 /// count and a link. Returns how many notices went.
 pub async fn notify_replies(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<u64> {
     let cutoff = now - Duration::minutes(i64::from(ctx.settings.replies.notify_after_minutes));
-    // (people on duty, reply ids, client ids, oldest) for each group of coaches.
-    let mut groups: Vec<(Vec<CoachRow>, Vec<i64>, Vec<i64>, DateTime<Utc>)> = Vec::new();
+    let mut groups: Vec<NoticeGroup> = Vec::new();
     {
         let mut conn = ctx.store.conn().await?;
         for reply in inbound::unnoticed(&mut conn).await? {
             let people = on_duty(&mut conn, reply.coach_id, now).await?;
-            let key: Vec<i64> = people.iter().map(|p| p.id).collect();
             let received = from_ts(reply.received_at);
-            match groups
-                .iter_mut()
-                .find(|(p, ..)| p.iter().map(|c| c.id).eq(key.iter().copied()))
-            {
-                Some((_, ids, clients, oldest)) => {
-                    ids.push(reply.id);
-                    if !clients.contains(&reply.client_id) {
-                        clients.push(reply.client_id);
+            let same = |g: &&mut NoticeGroup| {
+                g.people
+                    .iter()
+                    .map(|c| c.id)
+                    .eq(people.iter().map(|c| c.id))
+            };
+            match groups.iter_mut().find(same) {
+                Some(group) => {
+                    group.replies.push(reply.id);
+                    if !group.clients.contains(&reply.client_id) {
+                        group.clients.push(reply.client_id);
                     }
-                    *oldest = (*oldest).min(received);
+                    group.oldest = group.oldest.min(received);
                 }
-                None => groups.push((people, vec![reply.id], vec![reply.client_id], received)),
+                None => groups.push(NoticeGroup {
+                    people,
+                    replies: vec![reply.id],
+                    clients: vec![reply.client_id],
+                    oldest: received,
+                }),
             }
         }
     }
     let mut notices = 0;
-    for (people, ids, client_ids, oldest) in groups {
+    for NoticeGroup {
+        people,
+        replies: ids,
+        clients,
+        oldest,
+    } in groups
+    {
         if oldest > cutoff || people.is_empty() {
             continue;
         }
-        let n = client_ids.len();
+        let n = clients.len();
         let text = format!(
             "{n} {} replied: open reengage {}",
             if n == 1 { "client" } else { "clients" },
@@ -382,7 +405,11 @@ pub async fn notify_replies(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Res
             ctx,
             "reply_notice",
             None,
-            format!("{} repl(ies) of {n} client(s), to {}", ids.len(), emails(&people)),
+            format!(
+                "{} repl(ies) of {n} client(s), to {}",
+                ids.len(),
+                emails(&people)
+            ),
             now,
         )
         .await?;

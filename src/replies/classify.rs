@@ -270,7 +270,10 @@ struct Word {
 }
 
 fn is_apostrophe(c: char) -> bool {
-    matches!(c, '\'' | '\u{2019}' | '\u{2018}' | '`' | '\u{b4}' | '\u{2bc}')
+    matches!(
+        c,
+        '\'' | '\u{2019}' | '\u{2018}' | '`' | '\u{b4}' | '\u{2bc}'
+    )
 }
 
 fn ends_clause(c: char) -> bool {
@@ -283,7 +286,8 @@ fn ends_clause(c: char) -> bool {
 /// Whether a word as written looks like a name: a capital, then small letters.
 fn looks_capitalized(original: &str) -> bool {
     let mut letters = original.chars().filter(|c| c.is_alphabetic());
-    letters.next().is_some_and(char::is_uppercase) && letters.clone().count() > 0
+    letters.next().is_some_and(char::is_uppercase)
+        && letters.clone().count() > 0
         && letters.all(|c| !c.is_uppercase())
 }
 
@@ -482,10 +486,7 @@ impl Normaliser {
             }
             stems
         });
-        let number = raw
-            .parse()
-            .ok()
-            .or_else(|| self.numbers.get(raw).copied());
+        let number = raw.parse().ok().or_else(|| self.numbers.get(raw).copied());
         out.push(Token {
             raw: raw.to_owned(),
             squeezed,
@@ -516,10 +517,11 @@ impl Literal {
         // matches as written, never by its stem.
         let clitic = lang == Lang::Es
             && ["me", "te", "se", "nos"].iter().any(|p| {
-                token
-                    .raw
-                    .strip_suffix(p)
-                    .is_some_and(|verb| ["ar", "er", "ir", "ando", "iendo"].iter().any(|e| verb.ends_with(e)))
+                token.raw.strip_suffix(p).is_some_and(|verb| {
+                    ["ar", "er", "ir", "ando", "iendo"]
+                        .iter()
+                        .any(|e| verb.ends_with(e))
+                })
             });
         let stem = stemmer.stem(&token.raw).into_owned();
         // A stem cut down to three letters or fewer ("morir" → "mor") matches
@@ -527,7 +529,11 @@ impl Literal {
         // as written.
         let too_short = stem.chars().count() < 4 && stem != token.raw;
         Self {
-            stem: if clitic || too_short { String::new() } else { stem },
+            stem: if clitic || too_short {
+                String::new()
+            } else {
+                stem
+            },
             squeezed: token.squeezed,
             raw: token.raw,
             lang,
@@ -561,7 +567,10 @@ enum Node {
     /// `$`: the end of a clause (or of the text).
     End,
     /// `(a|b c)`, or `[a|b c]` when it may be left out.
-    Group { alternatives: Vec<Vec<Node>>, optional: bool },
+    Group {
+        alternatives: Vec<Vec<Node>>,
+        optional: bool,
+    },
 }
 
 /// A rule as compiled: its class, its text as written, its pieces.
@@ -626,7 +635,8 @@ impl<'a> Parser<'a> {
         }
         let mut alternatives = Vec::new();
         for entry in entries {
-            let mut inner = Parser::new(entry, self.normaliser, self.sets, self.lang, self.depth + 1);
+            let mut inner =
+                Parser::new(entry, self.normaliser, self.sets, self.lang, self.depth + 1);
             alternatives.extend(
                 inner
                     .alternatives(None)
@@ -672,7 +682,8 @@ impl<'a> Parser<'a> {
                     let close = if open == '(' { ')' } else { ']' };
                     let inner = self.alternatives(Some(close))?;
                     let optional = open == '[' || inner.iter().any(Vec::is_empty);
-                    let inner: Vec<Vec<Node>> = inner.into_iter().filter(|a| !a.is_empty()).collect();
+                    let inner: Vec<Vec<Node>> =
+                        inner.into_iter().filter(|a| !a.is_empty()).collect();
                     if !inner.is_empty() {
                         let last = alternatives.len() - 1;
                         alternatives[last].push(Node::Group {
@@ -827,7 +838,8 @@ impl Subject<'_> {
             return then(i);
         };
         let token = self.tokens.get(i);
-        let next = |ok: bool, then: &mut dyn FnMut(usize) -> bool| ok && self.match_at(rest, i + 1, then);
+        let next =
+            |ok: bool, then: &mut dyn FnMut(usize) -> bool| ok && self.match_at(rest, i + 1, then);
         match node {
             Node::Literal(l) => next(token.is_some_and(|t| l.matches(t)), then),
             Node::Prefix(p) => next(token.is_some_and(|t| t.raw.starts_with(p.as_str())), then),
@@ -944,7 +956,10 @@ impl Words {
                         1 => alternatives.into_iter().next().unwrap_or_default(),
                         _ => vec![Node::Group {
                             optional: alternatives.iter().any(Vec::is_empty),
-                            alternatives: alternatives.into_iter().filter(|a| !a.is_empty()).collect(),
+                            alternatives: alternatives
+                                .into_iter()
+                                .filter(|a| !a.is_empty())
+                                .collect(),
                         }],
                     };
                     if starts(&nodes, &mut Starts::default()) {
@@ -1219,7 +1234,10 @@ impl Words {
             .filter(|t| !self.courtesy.contains(&t.raw) && !self.courtesy.contains(&t.squeezed))
             .collect();
         let all_in = |set: &HashSet<String>, words: &[&Token]| {
-            !words.is_empty() && words.iter().all(|t| set.contains(&t.raw) || set.contains(&t.squeezed))
+            !words.is_empty()
+                && words
+                    .iter()
+                    .all(|t| set.contains(&t.raw) || set.contains(&t.squeezed))
         };
         let mut note = |class: Class, words: &[&Token]| {
             classes.push(class);
@@ -1327,7 +1345,10 @@ mod tests {
 
     #[test]
     fn an_exception_takes_back_only_the_match_it_covers() {
-        let w = words(&SMALL.replace("\"want to (die|be dead)\"", "\"want to (die|be dead)\", \"dying\""));
+        let w = words(&SMALL.replace(
+            "\"want to (die|be dead)\"",
+            "\"want to (die|be dead)\", \"dying\"",
+        ));
         assert_eq!(classes(&w, "dying to see you"), [Class::Reply]);
         assert_eq!(
             classes(&w, "dying to see you, but i am dying"),
@@ -1368,7 +1389,10 @@ mod tests {
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
-            assert!(error.contains("crisis.en") && error.contains(problem), "{rule}: {error}");
+            assert!(
+                error.contains("crisis.en") && error.contains(problem),
+                "{rule}: {error}"
+            );
         }
     }
 }

@@ -52,7 +52,11 @@ impl Counts {
 }
 
 fn ratio(n: u32, d: u32) -> f64 {
-    if d == 0 { 1.0 } else { f64::from(n) / f64::from(d) }
+    if d == 0 {
+        1.0
+    } else {
+        f64::from(n) / f64::from(d)
+    }
 }
 
 /// A text the lists got wrong.
@@ -92,7 +96,11 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{} texts", self.texts)?;
-        writeln!(f, "{:<13} {:>7} {:>9}   TP  FP  FN", "class", "recall", "precision")?;
+        writeln!(
+            f,
+            "{:<13} {:>7} {:>9}   TP  FP  FN",
+            "class", "recall", "precision"
+        )?;
         for class in CLASSES {
             let c = self.counts(class);
             writeln!(

@@ -134,8 +134,14 @@ pub async fn receive(
     if class.is(Class::WrongNumber) && channel == Channel::Sms {
         let first = !client.phone_is_wrong();
         clients::mark_phone_wrong(&mut tx, client.id, now).await?;
-        messages::cancel_unsent(&mut tx, &[client.id], Some(Channel::Sms), "wrong_number", now)
-            .await?;
+        messages::cancel_unsent(
+            &mut tx,
+            &[client.id],
+            Some(Channel::Sms),
+            "wrong_number",
+            now,
+        )
+        .await?;
         if first {
             answers.push(ctx.settings.replies.wrong_number_reply.clone());
         }
@@ -187,7 +193,14 @@ pub async fn receive(
             source: channel.as_ref(),
             note: None,
         };
-        events::record(&mut tx, &(&client).into(), &event, first_step_after(ctx), now).await?;
+        events::record(
+            &mut tx,
+            &(&client).into(),
+            &event,
+            first_step_after(ctx),
+            now,
+        )
+        .await?;
         done.push(("reply", None));
     }
     for (action, detail) in done {

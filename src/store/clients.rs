@@ -458,12 +458,12 @@ pub async fn search(
         scope.sql("c.coach_id")
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-    .bind(status.map(|s| s.as_ref().to_owned()))
-    .bind(pattern)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?)
+        .bind(status.map(|s| s.as_ref().to_owned()))
+        .bind(pattern)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Records that the client opted back in to `channel` (which also counts as

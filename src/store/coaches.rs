@@ -85,18 +85,18 @@ pub async fn insert(
 }
 
 pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<CoachRow>> {
-    Ok(sqlx::query_as(
-        sqlx::AssertSqlSafe(format!("SELECT {COACH_COLUMNS} FROM coaches c WHERE lower(c.email) = lower($1)")),
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COACH_COLUMNS} FROM coaches c WHERE lower(c.email) = lower($1)"
+    )))
     .bind(email)
     .fetch_optional(conn)
     .await?)
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<CoachRow>> {
-    Ok(sqlx::query_as(
-        sqlx::AssertSqlSafe(format!("SELECT {COACH_COLUMNS} FROM coaches c WHERE c.id = $1")),
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COACH_COLUMNS} FROM coaches c WHERE c.id = $1"
+    )))
     .bind(id)
     .fetch_optional(conn)
     .await?)
@@ -104,18 +104,18 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<C
 
 /// Every active coach, for lookups during an import.
 pub async fn all_active(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
-    Ok(sqlx::query_as(
-        sqlx::AssertSqlSafe(format!("SELECT {COACH_COLUMNS} FROM coaches c WHERE c.active = 1 ORDER BY c.id")),
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COACH_COLUMNS} FROM coaches c WHERE c.active = 1 ORDER BY c.id"
+    )))
     .fetch_all(conn)
     .await?)
 }
 
 /// Every coach, active or not, for the admin page.
 pub async fn all(conn: &mut AnyConnection) -> anyhow::Result<Vec<CoachRow>> {
-    Ok(sqlx::query_as(
-        sqlx::AssertSqlSafe(format!("SELECT {COACH_COLUMNS} FROM coaches c ORDER BY c.id")),
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COACH_COLUMNS} FROM coaches c ORDER BY c.id"
+    )))
     .fetch_all(conn)
     .await?)
 }

@@ -306,9 +306,7 @@ pub async fn count_alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<i6
 }
 
 /// Crisis replies whose first alert has not gone out: (reply, client).
-pub async fn alerts_pending(
-    conn: &mut AnyConnection,
-) -> anyhow::Result<Vec<(i64, Option<i64>)>> {
+pub async fn alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<Vec<(i64, Option<i64>)>> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT id, client_id FROM inbound WHERE {ALERT_PENDING} ORDER BY id"
     ));
@@ -317,9 +315,7 @@ pub async fn alerts_pending(
 
 /// Open crisis alerts (nobody has said "I'm on it"): how many, and when the
 /// oldest came in.
-pub async fn open_crisis(
-    conn: &mut AnyConnection,
-) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
+pub async fn open_crisis(conn: &mut AnyConnection) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
     let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
         "SELECT COUNT(*), MIN(received_at) FROM inbound \
          WHERE classification = 'crisis' AND acknowledged_at IS NULL",

@@ -344,9 +344,7 @@ pub async fn counts(
 
 /// How many crisis alerts have not gone out, for `/healthz`.
 /// Crisis alerts nobody has acknowledged: how many, and the oldest's arrival.
-pub async fn open_crisis_alerts(
-    store: &Store,
-) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
+pub async fn open_crisis_alerts(store: &Store) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
     let mut conn = store.conn().await?;
     inbound::open_crisis(&mut conn).await
 }

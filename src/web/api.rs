@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::context::AppContext;
-use crate::{caseload, replies};
 use crate::domain::MessageStatus;
 use crate::drafts::{self, ActionError, EditError};
 use crate::import::{self, ClientRecord, ClientRules, EventRecord};
@@ -24,6 +23,7 @@ use crate::store::coaches::{self, CoachRow};
 use crate::store::events::{self, NewEvent};
 use crate::store::messages::{self, MessageView};
 use crate::store::{Scope, from_opt_ts, inbound, send_log, tokens};
+use crate::{caseload, replies};
 
 pub fn routes() -> Router<AppContext> {
     Router::new()
@@ -346,7 +346,10 @@ async fn put_client(
     let scope = scope(&ctx, &coach).await?;
     let mut tx = ctx.store.begin().await?;
     let existing = clients::by_external_id(&mut tx, &external_id).await?;
-    if existing.as_ref().is_some_and(|c| !scope.includes(c.coach_id)) {
+    if existing
+        .as_ref()
+        .is_some_and(|c| !scope.includes(c.coach_id))
+    {
         return Err(ApiError::NotFound);
     }
     let fields = ClientRules::load(&ctx, &mut tx)
@@ -674,9 +677,15 @@ async fn confirm_phone(
     Path(external_id): Path<String>,
 ) -> Result<Json<ClientJson>, ApiError> {
     let now = ctx.clock.now();
-    caseload::act(&ctx, &coach, &external_id, &caseload::CaseAction::ConfirmPhone, now)
-        .await?
-        .map_err(|_| ApiError::NotFound)?;
+    caseload::act(
+        &ctx,
+        &coach,
+        &external_id,
+        &caseload::CaseAction::ConfirmPhone,
+        now,
+    )
+    .await?
+    .map_err(|_| ApiError::NotFound)?;
     let mut conn = ctx.store.conn().await?;
     let client = clients::by_external_id(&mut conn, &external_id)
         .await?

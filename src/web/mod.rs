@@ -61,7 +61,10 @@ async fn healthz(State(ctx): State<AppContext>) -> (StatusCode, String) {
                 "crisis alerts open: {n} (oldest {minutes} min, waiting for \"I'm on it\")\n"
             ));
         }
-        Err(e) => tracing::error!(error = format!("{e:#}"), "health check of open alerts failed"),
+        Err(e) => tracing::error!(
+            error = format!("{e:#}"),
+            "health check of open alerts failed"
+        ),
     }
     let paused = ctx.channels.paused();
     for channel in ["email", "sms"] {
@@ -82,7 +85,11 @@ async fn healthz(State(ctx): State<AppContext>) -> (StatusCode, String) {
 }
 
 async fn metrics(State(ctx): State<AppContext>) -> Response {
-    match ctx.metrics.render(&ctx.store, &ctx.channels, ctx.clock.now()).await {
+    match ctx
+        .metrics
+        .render(&ctx.store, &ctx.channels, ctx.clock.now())
+        .await
+    {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -247,7 +247,9 @@ impl TestApp {
 
     pub async fn messages(&self, status: Option<MessageStatus>) -> Vec<MessageView> {
         let mut conn = self.ctx.store.conn().await.unwrap();
-        messages::list(&mut conn, status, &reengage::store::Scope::All).await.unwrap()
+        messages::list(&mut conn, status, &reengage::store::Scope::All)
+            .await
+            .unwrap()
     }
 
     /// The one number an SQL query answers, such as a `COUNT(*)`.
@@ -270,9 +272,14 @@ impl TestApp {
 
     pub async fn send_log(&self) -> Vec<SendLogEntry> {
         let mut conn = self.ctx.store.conn().await.unwrap();
-        send_log::list(&mut conn, &send_log::Filter::scope(reengage::store::Scope::All), 0, i64::MAX)
-            .await
-            .unwrap()
+        send_log::list(
+            &mut conn,
+            &send_log::Filter::scope(reengage::store::Scope::All),
+            0,
+            i64::MAX,
+        )
+        .await
+        .unwrap()
     }
 
     /// The outbox's file names, sorted.

@@ -27,7 +27,6 @@ use chrono::{Duration, NaiveDate};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::{auth, replies};
 use crate::caseload::{self, CaseAction, CaseError};
 use crate::clock::local_to_utc;
 use crate::context::AppContext;
@@ -35,6 +34,7 @@ use crate::domain::{Channel, ClientStatus, MessageStatus};
 use crate::drafts::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
 use crate::store::{clients, coaches, episodes, events, inbound, messages, send_log, sessions};
+use crate::{auth, replies};
 use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, cookie, cookie_value, same_token};
 
 const SESSION_HOURS: i64 = 12;
@@ -367,15 +367,7 @@ async fn clients(
         let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
         let status = query.status.parse::<ClientStatus>().ok();
-        clients::search(
-            &mut conn,
-            &scope,
-            &query.q,
-            status,
-            query.after,
-            QUEUE_PAGE,
-        )
-        .await
+        clients::search(&mut conn, &scope, &query.q, status, query.after, QUEUE_PAGE).await
     }
     .await;
     match found {
@@ -647,14 +639,8 @@ async fn sends(
     let found = async {
         let mut conn = ctx.store.conn().await?;
         let entries = send_log::list(&mut conn, &filter, 0, 500).await?;
-        let in_doubt = messages::page(
-            &mut conn,
-            Some(MessageStatus::InDoubt),
-            &scope,
-            0,
-            100,
-        )
-        .await?;
+        let in_doubt =
+            messages::page(&mut conn, Some(MessageStatus::InDoubt), &scope, 0, 100).await?;
         anyhow::Ok((entries, in_doubt))
     }
     .await;
@@ -766,7 +752,9 @@ async fn account_page(
     let target = if wanted.is_empty() || !ui.coach.is_admin() {
         everyone.iter().find(|c| c.id == ui.coach.id)
     } else {
-        everyone.iter().find(|c| c.email.eq_ignore_ascii_case(wanted))
+        everyone
+            .iter()
+            .find(|c| c.email.eq_ignore_ascii_case(wanted))
     };
     match target {
         Some(target) => pages::page(
@@ -811,7 +799,10 @@ async fn account_change(
             let back = if form.email.eq_ignore_ascii_case(&ui.coach.email) {
                 "/account".to_owned()
             } else {
-                format!("/account?email={}", url::form_urlencoded::byte_serialize(form.email.as_bytes()).collect::<String>())
+                format!(
+                    "/account?email={}",
+                    url::form_urlencoded::byte_serialize(form.email.as_bytes()).collect::<String>()
+                )
             };
             Redirect::to(&back).into_response()
         }

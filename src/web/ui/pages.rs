@@ -544,7 +544,13 @@ fn age(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
 }
 
 /// One reply, with why it was flagged and what the coach can do.
-fn reply_card(coach: &CoachRow, csrf: &str, r: &ReplyView, now: DateTime<Utc>, back: &str) -> Markup {
+fn reply_card(
+    coach: &CoachRow,
+    csrf: &str,
+    r: &ReplyView,
+    now: DateTime<Utc>,
+    back: &str,
+) -> Markup {
     let open_crisis = r.classification == "crisis" && r.acknowledged_at.is_none();
     let matched: Vec<(String, String, String)> = r
         .matched
@@ -552,7 +558,12 @@ fn reply_card(coach: &CoachRow, csrf: &str, r: &ReplyView, now: DateTime<Utc>, b
         .map(|list| {
             list.iter()
                 .map(|m| {
-                    let field = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                    let field = |k: &str| {
+                        m.get(k)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
                     (field("class"), field("rule"), field("text"))
                 })
                 .collect()
