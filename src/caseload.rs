@@ -203,14 +203,35 @@ async fn away_target(
     Ok(Ok(coach))
 }
 
-fn away_actor(actor: Option<&CoachRow>) -> Actor<'_> {
-    match actor {
+/// Audits a change of an away period and commits it; returns `text`.
+async fn record_away(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    actor: Option<&CoachRow>,
+    action: &str,
+    text: String,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<String, AwayError>> {
+    let actor = match actor {
         Some(a) => Actor::Coach {
             id: a.id,
             email: &a.email,
         },
         None => Actor::System("operator"),
-    }
+    };
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor,
+            action,
+            client_id: None,
+            message_id: None,
+            detail: Some(text.clone()),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(text))
 }
 
 /// Sets `email`'s away period, to the end of `until` (a date, in the
@@ -265,20 +286,7 @@ pub async fn set_away(
         coach.email,
         end.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
     );
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            actor: away_actor(actor),
-            action: "coach_away",
-            client_id: None,
-            message_id: None,
-            detail: Some(text.clone()),
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Ok(text))
+    record_away(tx, actor, "coach_away", text, now).await
 }
 
 /// Ends `email`'s away period now; the backup stays, for escalations.
@@ -295,18 +303,5 @@ pub async fn set_back(
     let mut tx = ctx.store.begin().await?;
     coaches::set_away(&mut tx, coach.id, None, coach.backup_coach_id).await?;
     let text = format!("{} is back", coach.email);
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            actor: away_actor(actor),
-            action: "coach_back",
-            client_id: None,
-            message_id: None,
-            detail: Some(text.clone()),
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Ok(text))
+    record_away(tx, actor, "coach_back", text, now).await
 }

@@ -451,6 +451,7 @@ impl Normaliser {
 
     fn tokens(&self, text: &str) -> Vec<Token> {
         let mut out = Vec::new();
+        let mut stems_seen = HashMap::new();
         for word in words(text, &self.symbols) {
             let plain = word.text.replace('\'', "");
             let (collapsed, stretched) = collapse_runs(&plain);
@@ -464,28 +465,55 @@ impl Normaliser {
             match expansion {
                 Some(parts) => {
                     for part in parts {
-                        self.push(&mut out, part, false, &word);
+                        self.push(&mut out, &mut stems_seen, part, false, &word);
                     }
                 }
-                None => self.push(&mut out, &collapsed, stretched, &word),
+                None => self.push(&mut out, &mut stems_seen, &collapsed, stretched, &word),
             }
         }
         out
     }
 
-    fn push(&self, out: &mut Vec<Token>, raw: &str, stretched: bool, word: &Word) {
+    /// A word's stem in `lang`; a word of three letters or fewer is its own
+    /// (the stemmers leave nearly all of them so, and it is the commonest
+    /// kind of word in a text).
+    fn stem(&self, lang: Lang, word: &str) -> String {
+        if word.chars().count() <= 3 {
+            word.to_owned()
+        } else {
+            self.stemmers[lang.index()].stem(word).into_owned()
+        }
+    }
+
+    fn push(
+        &self,
+        out: &mut Vec<Token>,
+        stems_seen: &mut HashMap<String, [Vec<String>; 2]>,
+        raw: &str,
+        stretched: bool,
+        word: &Word,
+    ) {
         if raw.is_empty() || self.ignore.contains(raw) {
             return;
         }
         let squeezed = squeeze(raw);
-        let stems = LANGS.map(|lang| {
-            let stemmer = &self.stemmers[lang.index()];
-            let mut stems = vec![stemmer.stem(raw).into_owned()];
-            if stretched {
-                stems.push(stemmer.stem(&squeezed).into_owned());
+        // A long text says the same words again: each is stemmed once.
+        let stems = match stems_seen.get(raw) {
+            Some(stems) if !stretched => stems.clone(),
+            _ => {
+                let stems = LANGS.map(|lang| {
+                    let mut stems = vec![self.stem(lang, raw)];
+                    if stretched {
+                        stems.push(self.stem(lang, &squeezed));
+                    }
+                    stems
+                });
+                if !stretched {
+                    stems_seen.insert(raw.to_owned(), stems.clone());
+                }
+                stems
             }
-            stems
-        });
+        };
         let number = raw.parse().ok().or_else(|| self.numbers.get(raw).copied());
         out.push(Token {
             raw: raw.to_owned(),
@@ -511,7 +539,7 @@ struct Literal {
 }
 
 impl Literal {
-    fn new(token: Token, stemmer: &Stemmer, lang: Lang) -> Self {
+    fn new(token: Token, normaliser: &Normaliser, lang: Lang) -> Self {
         // A Spanish verb with its pronoun ("matarme": kill myself) means what
         // the pronoun says, and the stemmer drops the pronoun: such a word
         // matches as written, never by its stem.
@@ -523,7 +551,7 @@ impl Literal {
                         .any(|e| verb.ends_with(e))
                 })
             });
-        let stem = stemmer.stem(&token.raw).into_owned();
+        let stem = normaliser.stem(lang, &token.raw);
         // A stem cut down to three letters or fewer ("morir" → "mor") matches
         // words of another language and meaning ("more"): such a word matches
         // as written.
@@ -751,12 +779,11 @@ impl<'a> Parser<'a> {
             }
             return Ok(vec![Node::Prefix(folded)]);
         }
-        let stemmer = &self.normaliser.stemmers[self.lang.index()];
         Ok(self
             .normaliser
             .tokens(item)
             .into_iter()
-            .map(|t| Node::Literal(Literal::new(t, stemmer, self.lang)))
+            .map(|t| Node::Literal(Literal::new(t, self.normaliser, self.lang)))
             .collect())
     }
 }
@@ -1005,7 +1032,6 @@ impl Words {
             (Lang::En, &file.signals.en, "en"),
             (Lang::Es, &file.signals.es, "es"),
         ] {
-            let stemmer = &words.normaliser.stemmers[lang.index()];
             let mut entries: Vec<(&String, &f64)> = list.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
             for (word, weight) in entries {
@@ -1015,7 +1041,7 @@ impl Words {
                         "word list `signals.{name}`: `{word}` must be one word (not a filler)"
                     );
                 }
-                let literal = Literal::new(tokens.remove(0), stemmer, lang);
+                let literal = Literal::new(tokens.remove(0), &words.normaliser, lang);
                 let index = words.signals.len();
                 for key in [&literal.raw, &literal.squeezed, &literal.stem] {
                     if !key.is_empty() {

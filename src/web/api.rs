@@ -36,8 +36,7 @@ pub fn routes() -> Router<AppContext> {
         .route("/drafts/{id}/snooze", post(snooze))
         .route("/sends", get(list_sends))
         .route("/replies", get(list_replies))
-        .route("/replies/{id}/handled", post(reply_handled))
-        .route("/replies/{id}/acknowledge", post(reply_acknowledge))
+        .route("/replies/{id}/{action}", post(reply_action))
         .route("/clients/{external_id}/confirm-phone", post(confirm_phone))
 }
 
@@ -646,27 +645,20 @@ impl From<replies::ReplyError> for ApiError {
     }
 }
 
-async fn reply_handled(
+/// `handled`: the reply was dealt with; `acknowledge`: "I'm on it", so a
+/// crisis alert stops escalating (who said so is recorded).
+async fn reply_action(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
-    Path(id): Path<i64>,
+    Path((id, action)): Path<(i64, String)>,
 ) -> Result<Json<inbound::ReplyView>, ApiError> {
+    let action = match action.as_str() {
+        "handled" => replies::ReplyAction::Handled,
+        "acknowledge" => replies::ReplyAction::Acknowledge,
+        _ => return Err(ApiError::NotFound),
+    };
     let now = ctx.clock.now();
-    Ok(Json(
-        replies::act(&ctx, &coach, id, replies::ReplyAction::Handled, now).await??,
-    ))
-}
-
-/// "I'm on it": the crisis alert stops escalating; who said so is recorded.
-async fn reply_acknowledge(
-    State(ctx): State<AppContext>,
-    ApiCoach(coach): ApiCoach,
-    Path(id): Path<i64>,
-) -> Result<Json<inbound::ReplyView>, ApiError> {
-    let now = ctx.clock.now();
-    Ok(Json(
-        replies::act(&ctx, &coach, id, replies::ReplyAction::Acknowledge, now).await??,
-    ))
+    Ok(Json(replies::act(&ctx, &coach, id, action, now).await??))
 }
 
 /// A coach confirms that the phone a reply called a wrong number is the
