@@ -99,6 +99,8 @@ pub async fn act(
             (name, None)
         }
         CaseAction::ReachedPersonally => {
+            // First, so that the replies it answers say who answered them.
+            inbound::handled_by_contact(&mut tx, client.id, coach.id, now).await?;
             let event = NewEvent {
                 kind: EventKind::CoachContact,
                 occurred_at: now,
@@ -113,7 +115,6 @@ pub async fn act(
                 now,
             )
             .await?;
-            inbound::handled_by_contact(&mut tx, client.id, coach.id, now).await?;
             ("coach_contact", None)
         }
         CaseAction::OptOut(channel) => {

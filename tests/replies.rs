@@ -481,6 +481,21 @@ async fn a_plain_reply_waits_for_a_person_and_its_coach_gets_one_notice_without_
     post_sms(&app, "+12015550212", "STOP", "SMn3", false).await;
     let waiting = replies_seen(&app, &coach, "needs_reply=true").await;
     assert_eq!(waiting.len(), 1);
+    // A contact the agency records (here through the API) answers the rest.
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/events",
+        Some(&coach),
+        Some(serde_json::json!({
+            "external_id": "n-2", "kind": "coach_contact",
+            "occurred_at": chrono::Utc::now().to_rfc3339(),
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let waiting = replies_seen(&app, &coach, "needs_reply=true").await;
+    assert!(waiting.is_empty(), "{waiting:?}");
 }
 
 async fn health_line(app: &TestApp) -> String {

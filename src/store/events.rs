@@ -76,6 +76,7 @@ pub async fn record_many(
             .bind(event.note);
     }
     let new = query.execute(&mut *conn).await?.rows_affected();
+    contacts_handle_replies(conn, batch, now).await?;
     let back = apply_engagements(conn, batch, first_step_after, now).await?;
     Ok(Recorded { new, back })
 }
@@ -83,6 +84,36 @@ pub async fn record_many(
 /// Moves `last_engaged_at` for the engagements among `batch` newer than what
 /// was known, and winds down the quiet spells of the clients who are back.
 /// Returns how many are back.
+/// A coach's contact with a client answers the replies they sent before it:
+/// those stop waiting for a person. One statement for the batch.
+async fn contacts_handle_replies(
+    conn: &mut AnyConnection,
+    batch: &[(&EventTarget, &NewEvent<'_>)],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let contacts: Vec<(i64, i64)> = batch
+        .iter()
+        .filter(|(_, e)| e.kind == EventKind::CoachContact)
+        .map(|(c, e)| (c.id, ts(e.occurred_at)))
+        .collect();
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE inbound SET needs_reply = 0, handled_at = {} FROM (VALUES {}) AS v \
+         WHERE inbound.client_id = v.column1 AND inbound.needs_reply = 1 \
+           AND inbound.received_at <= v.column2",
+        ts(now),
+        Placeholders::for_conn(conn).rows(contacts.len(), 2, "")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (client, at) in contacts {
+        query = query.bind(client).bind(at);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
 async fn apply_engagements(
     conn: &mut AnyConnection,
     batch: &[(&EventTarget, &NewEvent<'_>)],
