@@ -248,11 +248,64 @@ pub async fn run(_config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> 
     }
 
     let summary = detect::run(&ctx, now).await?;
+    let replies = sample_replies(&ctx, args.clients, now).await?;
     print_welcome(&ctx, args, &config_path, &summary).await?;
+    println!();
+    println!(
+        "{replies} sample replies came in for {}: they open the queue (one reads as a crisis: \
+         its alert is in the outbox, and it escalates to the admin until someone presses \
+         \"I'm on it\").",
+        COACHES[0].email
+    );
     if args.no_serve {
         return Ok(());
     }
     serve::serve(ctx).await
+}
+
+/// Replies from three of the first coach's clients who have a phone, through
+/// the same path as the inbound webhook: a plain reply, a wrong number and a
+/// crisis. Returns how many came in.
+async fn sample_replies(
+    ctx: &AppContext,
+    clients: u32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    const TEXTS: [&str; 3] = [
+        "its been a strange month honestly. can we talk this week?",
+        "wrong number, sorry",
+        "i dont want to be here anymore",
+    ];
+    let mut phones = Vec::new();
+    {
+        let mut conn = ctx.store.conn().await?;
+        let first = coaches::by_email(&mut conn, COACHES[0].email).await?;
+        for i in 0..clients {
+            if phones.len() == TEXTS.len() {
+                break;
+            }
+            let client = clients::by_external_id(&mut conn, &format!("demo-{i:05}")).await?;
+            if let (Some(client), Some(coach)) = (client, &first)
+                && client.coach_id == coach.id
+                && client.status() == Some(crate::domain::ClientStatus::Active)
+                && let Some(phone) = client.phone.clone()
+            {
+                phones.push(phone);
+            }
+        }
+    }
+    for (i, (phone, text)) in phones.iter().zip(TEXTS).enumerate() {
+        let sid = format!("SMdemo{i}");
+        let incoming = crate::replies::Incoming {
+            channel: Channel::Sms,
+            from: phone,
+            to: None,
+            body: text,
+            provider_id: Some(&sid),
+        };
+        crate::replies::receive(ctx, &incoming, now).await?;
+    }
+    Ok(phones.len())
 }
 
 async fn print_welcome(

@@ -575,7 +575,7 @@ fn reply_card(
                 p.error role="alert" { strong { "This reply needs you now." } " Nobody has said they are on it yet." }
             }
             p.meta {
-                (age(now, r.received_at)) " · " (coach_time(coach, r.received_at)) " · " (r.channel) " · " (r.classes.join(", "))
+                (age(now, r.received_at)) " · " (coach_time(coach, r.received_at)) " · " (r.channel) " · " (r.classes.join(", ").replace('_', " "))
                 @if r.needs_reply { " · waiting for a reply" }
                 @if let Some(at) = r.acknowledged_at {
                     " · on it: " (r.acknowledged_by.as_deref().unwrap_or("someone")) " at " (coach_time(coach, at))
@@ -592,9 +592,17 @@ fn reply_card(
             @if !matched.is_empty() {
                 p.meta {
                     "Why: "
-                    @for (i, (class, rule, text)) in matched.iter().enumerate() {
+                    @for (i, (class, _, text)) in matched.iter().enumerate() {
                         @if i > 0 { "; " }
-                        (class) ": “" (text) "” (" code { (rule) } ")"
+                        (class.replace('_', " ")) " “" (text) "”"
+                    }
+                }
+                details.meta {
+                    summary { "The rules that matched" }
+                    ul {
+                        @for (class, rule, _) in &matched {
+                            li { (class.replace('_', " ")) ": " code style="overflow-wrap:anywhere" { (rule) } }
+                        }
                     }
                 }
             }
