@@ -670,7 +670,8 @@ impl<'a> Parser<'a> {
                     .alternatives(None)
                     .map_err(|e| format!("set `@{name}`: `{entry}`: {e}"))?
                     .into_iter()
-                    .filter(|a| !a.is_empty()),
+                    .map(|(nodes, _)| nodes)
+                    .filter(|nodes| !nodes.is_empty()),
             );
         }
         Ok(Node::Group {
@@ -679,10 +680,14 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// Alternatives up to `close` (or the end, when `close` is `None`).
-    fn alternatives(&mut self, close: Option<char>) -> Result<Vec<Vec<Node>>, String> {
-        let mut alternatives = vec![Vec::new()];
+    /// Alternatives up to `close` (or the end, when `close` is `None`), each
+    /// with whether anything was written in it: `(a|)` has an empty one, so
+    /// the group may match nothing; `(a|lol)` does not, though the filler
+    /// "lol" leaves nothing to match.
+    fn alternatives(&mut self, close: Option<char>) -> Result<Vec<(Vec<Node>, bool)>, String> {
+        let mut alternatives = vec![(Vec::new(), false)];
         loop {
+            let last = alternatives.len() - 1;
             match self.chars.peek().map(|(_, c)| *c) {
                 None => {
                     return match close {
@@ -700,7 +705,7 @@ impl<'a> Parser<'a> {
                 }
                 Some('|') => {
                     self.chars.next();
-                    alternatives.push(Vec::new());
+                    alternatives.push((Vec::new(), false));
                 }
                 Some(c) if c.is_whitespace() => {
                     self.chars.next();
@@ -709,21 +714,15 @@ impl<'a> Parser<'a> {
                     self.chars.next();
                     let close = if open == '(' { ')' } else { ']' };
                     let inner = self.alternatives(Some(close))?;
-                    let optional = open == '[' || inner.iter().any(Vec::is_empty);
-                    let inner: Vec<Vec<Node>> =
-                        inner.into_iter().filter(|a| !a.is_empty()).collect();
-                    if !inner.is_empty() {
-                        let last = alternatives.len() - 1;
-                        alternatives[last].push(Node::Group {
-                            alternatives: inner,
-                            optional,
-                        });
+                    alternatives[last].1 = true;
+                    if let Some(group) = group(inner, open == '[') {
+                        alternatives[last].0.push(group);
                     }
                 }
                 Some(_) => {
                     let nodes = self.item()?;
-                    let last = alternatives.len() - 1;
-                    alternatives[last].extend(nodes);
+                    alternatives[last].1 = true;
+                    alternatives[last].0.extend(nodes);
                 }
             }
         }
@@ -786,6 +785,21 @@ impl<'a> Parser<'a> {
             .map(|t| Node::Literal(Literal::new(t, self.normaliser, self.lang)))
             .collect())
     }
+}
+
+/// A group of alternatives, optional when written `[…]` or with an empty
+/// alternative; `None` when nothing in it is left to match (all fillers).
+fn group(alternatives: Vec<(Vec<Node>, bool)>, optional: bool) -> Option<Node> {
+    let optional = optional || alternatives.iter().any(|(_, written)| !written);
+    let alternatives: Vec<Vec<Node>> = alternatives
+        .into_iter()
+        .map(|(nodes, _)| nodes)
+        .filter(|nodes| !nodes.is_empty())
+        .collect();
+    (!alternatives.is_empty()).then_some(Node::Group {
+        alternatives,
+        optional,
+    })
 }
 
 /// Where a rule can start: the words it can begin with, or anywhere.
@@ -980,14 +994,12 @@ impl Words {
                         .alternatives(None)
                         .map_err(|e| anyhow::anyhow!("word list `{place}`: `{text}`: {e}"))?;
                     let nodes = match alternatives.len() {
-                        1 => alternatives.into_iter().next().unwrap_or_default(),
-                        _ => vec![Node::Group {
-                            optional: alternatives.iter().any(Vec::is_empty),
-                            alternatives: alternatives
-                                .into_iter()
-                                .filter(|a| !a.is_empty())
-                                .collect(),
-                        }],
+                        1 => alternatives
+                            .into_iter()
+                            .next()
+                            .map(|(nodes, _)| nodes)
+                            .unwrap_or_default(),
+                        _ => group(alternatives, false).into_iter().collect(),
                     };
                     if starts(&nodes, &mut Starts::default()) {
                         anyhow::bail!(
@@ -1400,6 +1412,25 @@ mod tests {
         assert_eq!(both.primary(), Class::Crisis);
         assert!(both.matched.iter().any(|m| m.text == "want to die"));
         assert!(both.matched.iter().any(|m| m.text == "stop texting me"));
+    }
+
+    #[test]
+    fn a_filler_in_a_choice_does_not_make_the_choice_optional() {
+        let w = words(&SMALL.replace(
+            "en = [\"stop (texting|messaging) me\"]",
+            "en = [\"stop (texting|messaging) me\", \"quit (just|texting)\", \"end (it|)\"]",
+        ));
+        assert_eq!(classes(&w, "i quit texting him"), [Class::OptOut]);
+        assert_eq!(
+            classes(&w, "i quit"),
+            [Class::Reply],
+            "`just` is a filler, not nothing"
+        );
+        assert_eq!(
+            classes(&w, "the end"),
+            [Class::OptOut],
+            "`(it|)` may be nothing"
+        );
     }
 
     #[test]
