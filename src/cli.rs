@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::config::{LogFormat, LogSettings, Settings};
-use crate::context::AppContext;
+use crate::context::{AppContext, Migrations};
 use crate::domain::{EmailAddress, MessageStatus, PhoneNumber, Role};
 use crate::import::{ImportOptions, ImportReport};
 use crate::store::{Scope, coaches, messages, send_log, tokens};
@@ -297,10 +297,16 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The context for a command: `serve` applies missing migrations, every
+/// other command refuses to run without them.
 async fn context(cli: &Cli) -> anyhow::Result<AppContext> {
     let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
     init_tracing(&settings.log);
-    AppContext::build(settings).await
+    let migrations = match cli.command {
+        Command::Serve => Migrations::Apply,
+        _ => Migrations::Require,
+    };
+    AppContext::build_with(settings, migrations).await
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -315,6 +321,21 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         let words = crate::replies::Words::load(&settings.replies.words_file)?;
         return replies_command(&words, command);
     }
+    if let Command::Migrate = &cli.command {
+        // Migrations and nothing else: no templates, word lists or channels
+        // that could fail on unrelated settings.
+        let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
+        init_tracing(&settings.log);
+        let store = crate::store::Store::connect(settings.database.url.expose_secret()).await?;
+        let pending = store.pending_migrations().await?;
+        store.migrate().await?;
+        if pending.is_empty() {
+            say!("the database is up to date");
+        } else {
+            say!("migrations applied: {}", pending.join(", "));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = context(&cli).await?;
     if matches!(cli.command, Command::Serve | Command::Dispatch { .. }) {
         ctx.settings.validate_sending()?;
@@ -324,10 +345,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             serve::serve(ctx.clone()).await?;
             ExitCode::SUCCESS
         }
-        Command::Migrate => {
-            say!("migrations applied");
-            ExitCode::SUCCESS
-        }
+        Command::Migrate => unreachable!("handled above"),
         Command::Demo(_) => unreachable!("handled above"),
         Command::Import(command) => import_command(&ctx, command).await?,
         Command::Detect { now, dry_run } => {

@@ -31,10 +31,27 @@ pub struct AppContext {
     pub shutdown: CancellationToken,
 }
 
+/// What building the context does about migrations the database lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply them (`serve`, `demo`, tests).
+    Apply,
+    /// Refuse to run, naming the command that applies them: a read-only
+    /// command must not change a production schema during a rolling upgrade.
+    Require,
+}
+
 impl AppContext {
-    /// Connects to the database, applies migrations, loads the templates and checks
-    /// that every cadence step has them in every language and for both channels.
+    /// Loads the templates (checking that every cadence step has them in every
+    /// language and for both channels), the channels and the word lists, then
+    /// connects to the database and applies migrations.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Migrations::Apply).await
+    }
+
+    /// As [`AppContext::build`], with `migrations` saying whether to apply
+    /// missing migrations or refuse to run without them.
+    pub async fn build_with(settings: Settings, migrations: Migrations) -> anyhow::Result<Self> {
         let composer = Composer::load(&settings.templates.dir)?;
         for step in &settings.detection.cadence {
             composer.check_complete(&step.template).with_context(
@@ -48,18 +65,6 @@ impl AppContext {
             );
         }
         let channels = Channels::from_settings(&settings)?;
-        let store = Store::connect(settings.database.url.expose_secret()).await?;
-        store.migrate().await?;
-        let clock = Clock::System;
-        store
-            .sync_cadence(&settings.cadence_fingerprint(), clock.now())
-            .await?;
-        let key = if settings.security.secret_key.expose_secret().is_empty() {
-            store.stored_secret_key().await?
-        } else {
-            settings.security.secret_key.clone()
-        };
-        let unsubscribe = UnsubscribeSigner::new(key, &settings.http.public_url);
         let words = Arc::new(Words::load(&settings.replies.words_file)?);
         let lint = Arc::new(Lint::load(&settings.templates.tone_file)?);
         // The neutral sender name of discreet clients must itself be neutral.
@@ -76,6 +81,48 @@ impl AppContext {
         {
             anyhow::bail!("config key `email.discreet_name`: {}", finding.message);
         }
+        // A stranger's phone is answered with this: no program words.
+        if let Some(finding) = lint
+            .check(&crate::compose::lint::Draft {
+                channel: crate::domain::Channel::Sms,
+                subject: None,
+                body: &settings.replies.wrong_number_reply,
+                discreet: true,
+                first_of_episode: false,
+            })
+            .into_iter()
+            .find(|f| f.rule == "discreet")
+        {
+            anyhow::bail!(
+                "config key `replies.wrong_number_reply`: {}",
+                finding.message
+            );
+        }
+        // Everything above checks settings alone; the database comes last, so
+        // that a settings mistake is reported before a database one.
+        let store = Store::connect(settings.database.url.expose_secret()).await?;
+        match migrations {
+            Migrations::Apply => store.migrate().await?,
+            Migrations::Require => {
+                let pending = store.pending_migrations().await?;
+                if !pending.is_empty() {
+                    anyhow::bail!(
+                        "the database lacks migrations {}: run `reengage migrate` first",
+                        pending.join(", ")
+                    );
+                }
+            }
+        }
+        let clock = Clock::System;
+        store
+            .sync_cadence(&settings.cadence_fingerprint(), clock.now())
+            .await?;
+        let key = if settings.security.secret_key.expose_secret().is_empty() {
+            store.stored_secret_key().await?
+        } else {
+            settings.security.secret_key.clone()
+        };
+        let unsubscribe = UnsubscribeSigner::new(key, &settings.http.public_url);
         Ok(Self {
             lint,
             words,

@@ -175,7 +175,16 @@ fn write_csv(
     Ok((clients_path, events_path))
 }
 
-pub async fn run(_config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> {
+/// Builds a fresh demo and serves it. The demo writes its own configuration,
+/// so a global `--config` is not used, and it says so.
+pub async fn run(config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> {
+    if let Some(config) = config {
+        eprintln!(
+            "note: demo ignores --config {}: it writes its own settings to {}",
+            config.display(),
+            args.dir.join("reengage.toml").display()
+        );
+    }
     let dir = &args.dir;
     if dir.exists() {
         std::fs::remove_dir_all(dir)

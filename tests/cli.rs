@@ -27,6 +27,14 @@ impl Operator {
         Self { dir, config }
     }
 
+    /// An operator's first step on a new database.
+    fn migrated(extra: &str) -> Self {
+        let op = Self::new(extra);
+        let out = op.run(&["migrate"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        op
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reengage"));
         cmd.arg("--config")
@@ -62,7 +70,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn an_operator_imports_detects_approves_and_dispatches_from_the_shell() {
-    let op = Operator::new("");
+    let op = Operator::migrated("");
     let added = op.run(&[
         "coaches",
         "add",
@@ -189,11 +197,11 @@ fn bad_settings_stop_start_up_with_the_key_named() {
         ),
     ] {
         let op = Operator::new(extra);
-        let out = op.run(&["migrate"]);
+        let out = op.run(&["detect"]);
         assert_eq!(out.status.code(), Some(1), "{extra}");
         assert!(stderr(&out).contains(key), "{extra}: {}", stderr(&out));
     }
-    let op = Operator::new("");
+    let op = Operator::migrated("");
     let out = op
         .command(&["migrate"])
         .env("REENGAGE__DATABASE__URL", "mysql://nope")
@@ -206,7 +214,7 @@ fn bad_settings_stop_start_up_with_the_key_named() {
 
 #[test]
 fn a_bad_sender_number_stops_the_commands_that_send() {
-    let op = Operator::new("[sms]\nfrom = \"+1 555\"\n");
+    let op = Operator::migrated("[sms]\nfrom = \"+1 555\"\n");
     for command in [&["dispatch"][..], &["serve"]] {
         let out = op.run(command);
         assert_eq!(out.status.code(), Some(1), "{command:?}");
@@ -219,7 +227,7 @@ fn a_bad_sender_number_stops_the_commands_that_send() {
 
 #[test]
 fn secrets_never_appear_in_debug_output_or_start_up_errors() {
-    let op = Operator::new(
+    let op = Operator::migrated(
         "[security]\nsecret_key = \"k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y\"\n\
          [email]\ntransport = \"smtp\"\n[email.smtp]\nhost = \"smtp.example.org\"\nusername = \"mailer\"\n\
          password = \"smtp-pa55word\"\n[sms]\ntransport = \"twilio\"\n[sms.twilio]\n\
@@ -287,7 +295,7 @@ fn missing_provider_settings_stop_start_up_with_the_key_named() {
         ),
     ] {
         let op = Operator::new(extra);
-        let out = op.run(&["migrate"]);
+        let out = op.run(&["detect"]);
         assert_eq!(out.status.code(), Some(1), "{extra}");
         assert!(stderr(&out).contains(key), "{extra}: {}", stderr(&out));
     }
@@ -300,7 +308,7 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    let op = Operator::new(&format!("[http]\nbind = \"127.0.0.1:{port}\"\n"));
+    let op = Operator::migrated(&format!("[http]\nbind = \"127.0.0.1:{port}\"\n"));
     let mut child = op
         .command(&["serve"])
         .stdout(Stdio::null())
@@ -344,7 +352,7 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn the_demo_queues_drafts_for_two_coaches_and_says_what_to_do_next() {
-    let op = Operator::new("");
+    let op = Operator::migrated("");
     let out = Command::new(env!("CARGO_BIN_EXE_reengage"))
         .args(["demo", "--clients", "60", "--no-serve", "--dir", "demo"])
         .current_dir(op.path())
@@ -381,7 +389,7 @@ fn the_demo_queues_drafts_for_two_coaches_and_says_what_to_do_next() {
 
 #[test]
 fn templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_one() {
-    let op = Operator::new("");
+    let op = Operator::migrated("");
     let ok = op.run(&["templates", "check"]);
     assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
     assert!(stdout(&ok).contains("es/checkin-3.sms"));
@@ -414,7 +422,7 @@ fn templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_one() {
 
 #[test]
 fn backup_writes_a_working_copy_and_logs_can_be_json() {
-    let op = Operator::new("[log]\nformat = \"json\"\n");
+    let op = Operator::migrated("[log]\nformat = \"json\"\n");
     op.run(&[
         "coaches",
         "add",
@@ -463,7 +471,7 @@ fn backup_writes_a_working_copy_and_logs_can_be_json() {
 
 #[test]
 fn replies_test_shows_the_class_and_the_rule_and_an_agency_file_extends_the_lists() {
-    let op = Operator::new("");
+    let op = Operator::migrated("");
     let out = op.run(&["replies", "test", "i dont wanna be here anymore"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -515,7 +523,7 @@ fn replies_test_shows_the_class_and_the_rule_and_an_agency_file_extends_the_list
 
 #[test]
 fn coaches_away_sets_a_backup_and_coaches_back_ends_it() {
-    let op = Operator::new("");
+    let op = Operator::migrated("");
     for (email, name) in [
         ("rosa@example.org", "Rosa Diaz"),
         ("marcus@example.org", "Marcus Lee"),
@@ -560,4 +568,65 @@ fn coaches_away_sets_a_backup_and_coaches_back_ends_it() {
     let out = op.run(&["coaches", "back", "--email", "rosa@example.org"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("is back"));
+}
+
+#[test]
+fn migrate_migrates_and_other_commands_refuse_a_database_that_needs_it() {
+    let op = Operator::new("");
+    let out = op.run(&[
+        "coaches",
+        "add",
+        "--email",
+        "rosa@example.org",
+        "--name",
+        "Rosa",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("run `reengage migrate` first") && stderr(&out).contains("0001"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing else touched the database: migrate still has everything to do.
+    let out = op.run(&["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("migrations applied: 0001"),
+        "{}",
+        stdout(&out)
+    );
+    let out = op.run(&["migrate"]);
+    assert!(stdout(&out).contains("up to date"), "{}", stdout(&out));
+    let out = op.run(&[
+        "coaches",
+        "add",
+        "--email",
+        "rosa@example.org",
+        "--name",
+        "Rosa",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Migrating needs no word lists, templates or channels.
+    let broken = op.file(
+        "broken.toml",
+        &format!(
+            "{}\n[replies]\nwords_file = \"no-such-file.toml\"\n",
+            std::fs::read_to_string(&op.config).unwrap()
+        ),
+    );
+    let run = |command: &str| {
+        Command::new(env!("CARGO_BIN_EXE_reengage"))
+            .args(["--config", &broken, command])
+            .current_dir(op.path())
+            .output()
+            .unwrap()
+    };
+    let out = run("migrate");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run("detect");
+    assert!(
+        stderr(&out).contains("replies.words_file"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -200,7 +200,12 @@ fn sms_form(draft: &Draft<'_>) -> Vec<Finding> {
         ));
     }
     if count.encoding == Encoding::Ucs2 {
-        for (start, c) in body.char_indices().filter(|(_, c)| !segments::is_gsm7(*c)) {
+        // One finding per distinct character, at its first place.
+        let mut seen = std::collections::HashSet::new();
+        for (start, c) in body
+            .char_indices()
+            .filter(|(_, c)| !segments::is_gsm7(*c) && seen.insert(*c))
+        {
             let fix = match c {
                 '\u{2018}' | '\u{2019}' => "use a straight apostrophe (')",
                 '\u{201C}' | '\u{201D}' => "use straight quotes (\")",
@@ -249,6 +254,16 @@ mod tests {
             .into_iter()
             .map(|f| (f.rule, f.severity))
             .collect()
+    }
+
+    #[test]
+    fn a_character_that_forces_ucs2_is_one_finding_however_often_it_appears() {
+        let body = format!("Hi {}, Reply STOP to opt out. \u{2019}", "🙂".repeat(35));
+        let encoding: Vec<(String, Severity)> = rules(&body, false)
+            .into_iter()
+            .filter(|(rule, _)| rule == "sms_encoding")
+            .collect();
+        assert_eq!(encoding.len(), 2, "one for the emoji, one for the quote");
     }
 
     #[test]

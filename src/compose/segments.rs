@@ -32,25 +32,47 @@ pub fn is_gsm7(c: char) -> bool {
 
 /// Counts the segments `body` is sent in.
 pub fn count(body: &str) -> SegmentCount {
-    let (encoding, units, single, multi) = if body.chars().all(is_gsm7) {
+    let (encoding, widths, single, multi): (_, Vec<usize>, _, _) = if body.chars().all(is_gsm7) {
         let septets = body
             .chars()
             .map(|c| if GSM7_EXTENSION.contains(c) { 2 } else { 1 })
-            .sum();
+            .collect();
         (Encoding::Gsm7, septets, 160, 153)
     } else {
-        (Encoding::Ucs2, body.encode_utf16().count(), 70, 67)
+        (
+            Encoding::Ucs2,
+            body.chars().map(char::len_utf16).collect(),
+            70,
+            67,
+        )
     };
+    let units: usize = widths.iter().sum();
     let segments = match units {
         0 => 0,
         n if n <= single => 1,
-        n => n.div_ceil(multi),
+        _ => fill(&widths, multi),
     };
     SegmentCount {
         encoding,
         units,
         segments,
     }
+}
+
+/// Segments of `capacity` units filled character by character: a character
+/// of two units (an extension character in GSM-7, an emoji in UCS-2) is never
+/// split across two segments, so it may start a new one early.
+fn fill(widths: &[usize], capacity: usize) -> usize {
+    let mut segments = 1;
+    let mut used = 0;
+    for &width in widths {
+        if used + width > capacity {
+            segments += 1;
+            used = 0;
+        }
+        used += width;
+    }
+    segments
 }
 
 #[cfg(test)]
@@ -64,6 +86,19 @@ mod tests {
         assert_eq!(count(&"a".repeat(306)).segments, 2);
         assert_eq!(count(&"a".repeat(307)).segments, 3);
         assert_eq!(count("a€").units, 3);
+    }
+
+    #[test]
+    fn a_two_unit_character_never_straddles_two_segments() {
+        // 306 septets would fit two segments of 153, but the "€" would be split.
+        let body = format!("{}€{}", "a".repeat(152), "a".repeat(152));
+        assert_eq!(count(&body).units, 306);
+        assert_eq!(count(&body).segments, 3);
+        let body = format!("{}€{}", "a".repeat(151), "a".repeat(153));
+        assert_eq!(count(&body).segments, 2);
+        // In UCS-2 an emoji is a surrogate pair: the same holds.
+        let body = format!("{}🙂{}", "é".repeat(66), "é".repeat(66));
+        assert_eq!(count(&body).segments, 3);
     }
 
     #[test]

@@ -217,12 +217,32 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
-    pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.backend {
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator
+        }
+    }
+
+    /// The migrations this binary has that the database has not applied, as
+    /// `0003 replies`; all of them for a database never migrated.
+    pub async fn pending_migrations(&self) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        // No table yet: nothing was ever applied.
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{:04} {}", m.version, m.description))
+            .collect())
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        self.migrator()
             .run(&self.pool)
             .await
             .context("Failed to apply database migrations")

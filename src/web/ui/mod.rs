@@ -453,7 +453,7 @@ async fn client_action(
         }
     };
     match caseload::act(&ctx, &ui.coach, &external_id, &action, ctx.clock.now()).await {
-        Ok(Ok(())) => Redirect::to(&format!("/clients/{external_id}")).into_response(),
+        Ok(Ok(())) => Redirect::to(&pages::client_path(&external_id)).into_response(),
         Ok(Err(CaseError::NotFound)) => not_found(),
         Ok(Err(e @ (CaseError::AdminOnly | CaseError::UnknownCoach(_)))) => {
             pages::message(StatusCode::BAD_REQUEST, "Not done", &e.to_string())
@@ -590,9 +590,9 @@ async fn snooze(
             "until: pick a date",
         );
     };
-    // Midnight in the agency's timezone opens the day the coach picked.
+    // Midnight in the coach's own timezone opens the day they picked.
     let until = local_to_utc(
-        ctx.settings.defaults.timezone,
+        ui.coach.tz(ctx.settings.defaults.timezone),
         date.and_time(chrono::NaiveTime::MIN),
     );
     after(
@@ -626,7 +626,7 @@ async fn sends(
         .ok()
         .map(|d| {
             local_to_utc(
-                ctx.settings.defaults.timezone,
+                ui.coach.tz(ctx.settings.defaults.timezone),
                 d.and_time(chrono::NaiveTime::MIN),
             )
         });

@@ -105,6 +105,22 @@ fn days_quiet(m: &MessageView, now: DateTime<Utc>) -> i64 {
 }
 
 /// A time as the coach reads it, in their timezone.
+/// The characters a path segment may carry as they are.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The client's page: the agency's external id, percent-encoded, so that an id
+/// with "/", "?" or a space still names one client.
+pub fn client_path(external_id: &str) -> String {
+    format!(
+        "/clients/{}",
+        percent_encoding::utf8_percent_encode(external_id, PATH_SEGMENT)
+    )
+}
+
 fn coach_time(coach: &CoachRow, at: DateTime<Utc>) -> String {
     at.with_timezone(&coach.tz(Tz::UTC))
         .format("%a %d %b %H:%M %Z")
@@ -204,13 +220,13 @@ pub fn queue(
             @for t in tasks {
                 article.card aria-label={ "Reach out to " (t.client_name) } {
                     h2 style="font-size:1.1rem;margin:0" {
-                        "Reach out personally: " a href={ "/clients/" (t.external_id) } { (t.client_name) }
+                        "Reach out personally: " a href=(client_path(&t.external_id)) { (t.client_name) }
                     }
                     p.meta {
                         "Quiet " ((now - from_ts(t.quiet_since)).num_days()) " days; the check-ins have run their course. A call or a word from you is next."
                     }
                     @for (action, label) in [("reached", "I reached them"), ("hold", "Put on hold"), ("dismiss_outreach", "Dismiss")] {
-                        form.inline method="post" action={ "/clients/" (t.external_id) "/action" } {
+                        form.inline method="post" action={ (client_path(&t.external_id)) "/action" } {
                             input type="hidden" name="csrf" value=(csrf);
                             input type="hidden" name="action" value=(action);
                             button.quiet type="submit" { (label) }
@@ -293,7 +309,7 @@ pub fn draft(
                 "Quiet " (days_quiet(m, now)) " days · step " (m.step) " · " (m.channel) " to " (m.to)
                 " · status " (m.status)
             }
-            p { a href={ "/clients/" (m.client_external_id) } { "About this client" } }
+            p { a href=(client_path(&m.client_external_id)) { "About this client" } }
             div.card {
                 @if let Some(subject) = &m.subject { p { strong { (subject) } } }
                 p.text { (m.body) }
@@ -359,7 +375,7 @@ pub fn clients(
                 tbody {
                     @for r in rows {
                         tr {
-                            td { a href={ "/clients/" (r.client.external_id) } { (r.client.greeting_name()) } br; span.meta { (r.client.external_id) } }
+                            td { a href=(client_path(&r.client.external_id)) { (r.client.greeting_name()) } br; span.meta { (r.client.external_id) } }
                             td { (r.client.status) }
                             td { (r.client.quiet_since().format("%Y-%m-%d")) }
                             td { @match r.episode_step { Some(step) => { "step " (step) }, None => { "none" } } }
@@ -388,7 +404,7 @@ pub fn client(
 ) -> Markup {
     let action = |value: &str, label: &str| {
         html! {
-            form.inline method="post" action={ "/clients/" (c.external_id) "/action" } {
+            form.inline method="post" action={ (client_path(&c.external_id)) "/action" } {
                 input type="hidden" name="csrf" value=(csrf);
                 input type="hidden" name="action" value=(value);
                 button.quiet type="submit" { (label) }
@@ -439,7 +455,7 @@ pub fn client(
                 }
             }
             @if coach.is_admin() {
-                form.inline method="post" action={ "/clients/" (c.external_id) "/action" } {
+                form.inline method="post" action={ (client_path(&c.external_id)) "/action" } {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="action" value="reassign";
                     label.meta for="to" { "Reassign to (coach email)" }
@@ -584,7 +600,7 @@ fn reply_card(
             }
             p {
                 @match (&r.client_external_id, &r.client_name) {
-                    (Some(id), Some(name)) => { a href={ "/clients/" (id) } { (name) } },
+                    (Some(id), Some(name)) => { a href=(client_path(&id)) { (name) } },
                     _ => { "Unmatched sender " (r.from) },
                 }
             }
