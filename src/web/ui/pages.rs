@@ -600,7 +600,7 @@ fn reply_card(
             }
             p {
                 @match (&r.client_external_id, &r.client_name) {
-                    (Some(id), Some(name)) => { a href=(client_path(&id)) { (name) } },
+                    (Some(id), Some(name)) => { a href=(client_path(id)) { (name) } },
                     _ => { "Unmatched sender " (r.from) },
                 }
             }
