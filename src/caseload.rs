@@ -12,7 +12,7 @@ use crate::store::clients::{self, ClientRow};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::events::{self, NewEvent};
-use crate::store::{inbound, messages};
+use crate::store::inbound;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CaseError {
@@ -118,10 +118,7 @@ pub async fn act(
             ("coach_contact", None)
         }
         CaseAction::OptOut(channel) => {
-            clients::record_opt_out(&mut tx, client.id, *channel, now).await?;
-            // Only that channel's messages: the other may still be wanted.
-            messages::cancel_unsent(&mut tx, &[client.id], Some(*channel), "opted_out", now)
-                .await?;
+            clients::opt_out(&mut tx, client.id, *channel, now).await?;
             ("opt_out", Some(channel.to_string()))
         }
         CaseAction::OptIn(channel) => {

@@ -250,7 +250,7 @@ pub async fn run(config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> {
                 if let Some(client) =
                     clients::by_external_id(&mut conn, &format!("demo-{i:05}")).await?
                 {
-                    clients::record_opt_out(&mut conn, client.id, *channel, now).await?;
+                    clients::opt_out(&mut conn, client.id, *channel, now).await?;
                 }
             }
         }

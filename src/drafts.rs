@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::compose::lint::{self, Finding, Severity};
+use crate::compose::lint::{self, Severity};
 use crate::context::AppContext;
 use crate::domain::Channel;
 use crate::store::audit::{self, Actor};
@@ -282,8 +282,8 @@ pub async fn approve(
         Ok(d) => d,
         Err(e) => return Ok(Err(e)),
     };
-    let findings: Vec<Finding> = serde_json::from_value(draft.lint.clone()).unwrap_or_default();
-    let errors = findings
+    let errors = draft
+        .lint
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();

@@ -437,4 +437,41 @@ async fn a_draft_with_error_findings_is_approved_only_when_confirmed(app: TestAp
         "{:?}",
         approve.detail
     );
+    drop(conn);
+
+    // A lint column that does not read is an error finding, not "no findings".
+    let marcus_draft = {
+        let mut conn = app.ctx.store.conn().await.unwrap();
+        let id: i64 =
+            sqlx::query_scalar("SELECT id FROM messages WHERE status = 'pending' LIMIT 1")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        sqlx::query("UPDATE messages SET lint = 'not json' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        id
+    };
+    let admin = token(&app, ADMIN).await;
+    let (_, body) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v1/drafts/{marcus_draft}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(body["lint"][0]["rule"], "lint_unreadable", "{body}");
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        &format!("/api/v1/drafts/{marcus_draft}/approve"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "confirm");
 }

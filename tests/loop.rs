@@ -297,7 +297,7 @@ async fn opt_outs_move_the_draft_to_email_or_leave_the_client_out(app: TestApp) 
                 .unwrap()
                 .unwrap();
             for channel in channels {
-                clients::record_opt_out(&mut conn, client.id, *channel, now - Duration::days(1))
+                clients::opt_out(&mut conn, client.id, *channel, now - Duration::days(1))
                     .await
                     .unwrap();
             }

@@ -33,6 +33,27 @@ pub struct Finding {
     pub end: usize,
 }
 
+impl Finding {
+    /// Findings as stored on a message. A column that does not read as
+    /// findings is itself an error finding, never "no findings": approving
+    /// such a draft then takes the same extra confirmation as any error.
+    pub fn read_stored(json: &str) -> Vec<Finding> {
+        serde_json::from_str(json).unwrap_or_else(|e| {
+            tracing::error!("a message's lint findings do not read: {e}");
+            vec![Finding {
+                rule: "lint_unreadable".into(),
+                severity: Severity::Error,
+                message: "the lint's findings for this draft could not be read: \
+                          check it with care"
+                    .into(),
+                part: "body".into(),
+                start: 0,
+                end: 0,
+            }]
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ToneFile {

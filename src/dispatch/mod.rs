@@ -427,7 +427,8 @@ impl Run<'_> {
         }
         if channel == Channel::Sms && finish.code == Some(RECIPIENT_OPTED_OUT) {
             let mut tx = ctx.store.begin().await?;
-            clients::record_opt_out(&mut tx, client.id, Channel::Sms, finished_at).await?;
+            // The client's other unsent SMS are cancelled with it.
+            clients::opt_out(&mut tx, client.id, Channel::Sms, finished_at).await?;
             audit::record(
                 &mut tx,
                 audit::Entry {

@@ -156,8 +156,7 @@ pub async fn receive(
     }
     if class.is(Class::OptOut) {
         let first = client.opted_out_at(channel).is_none();
-        clients::record_opt_out(&mut tx, client.id, channel, now).await?;
-        messages::cancel_unsent(&mut tx, &[client.id], Some(channel), "opted_out", now).await?;
+        clients::opt_out(&mut tx, client.id, channel, now).await?;
         // The provider confirms a bare STOP itself, unless told it does not.
         let confirm = first
             && !class.is(Class::WrongNumber)

@@ -336,9 +336,24 @@ pub async fn update(
     Ok(())
 }
 
+/// The client opted out of `channel`, by whatever means (a reply, a link, a
+/// coach's note, the provider's report): it is recorded, and every message on
+/// that channel not yet sent is cancelled (the other channel may still be
+/// wanted). The one home of this rule; every source calls it.
+pub async fn opt_out(
+    conn: &mut AnyConnection,
+    id: i64,
+    channel: Channel,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    record_opt_out(conn, id, channel, at).await?;
+    super::messages::cancel_unsent(conn, &[id], Some(channel), "opted_out", at).await?;
+    Ok(())
+}
+
 /// Records that the client opted out of `channel`. The first opt-out time is kept
 /// as evidence; repeating it changes nothing.
-pub async fn record_opt_out(
+async fn record_opt_out(
     conn: &mut AnyConnection,
     id: i64,
     channel: Channel,

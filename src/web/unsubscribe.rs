@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use crate::context::AppContext;
 use crate::domain::Channel;
 use crate::store::audit::{self, Actor};
-use crate::store::{clients, messages};
+use crate::store::clients;
 
 fn page(status: StatusCode, body: Markup) -> Response {
     (status, super::ui::plain_page("Email preferences", body)).into_response()
@@ -52,15 +52,7 @@ pub async fn unsubscribe(State(ctx): State<AppContext>, Path(token): Path<String
             return anyhow::Ok(false);
         };
         if client.opted_out_email_at.is_none() {
-            clients::record_opt_out(&mut tx, client.id, Channel::Email, now).await?;
-            messages::cancel_unsent(
-                &mut tx,
-                &[client.id],
-                Some(Channel::Email),
-                "opted_out",
-                now,
-            )
-            .await?;
+            clients::opt_out(&mut tx, client.id, Channel::Email, now).await?;
             audit::record(
                 &mut tx,
                 audit::Entry {

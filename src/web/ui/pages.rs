@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::compose::lint::{Finding, Severity};
+use crate::compose::lint::Severity;
 use crate::compose::segments;
 use crate::store::clients::{ClientListRow, ClientRow};
 use crate::store::coaches::CoachRow;
@@ -146,17 +146,13 @@ fn sms_counter(m: &MessageView) -> Markup {
     }
 }
 
-fn lint_of(m: &MessageView) -> Vec<Finding> {
-    serde_json::from_value(m.lint.clone()).unwrap_or_default()
-}
-
 /// The tone and privacy lint's findings, errors first.
 fn findings(m: &MessageView) -> Markup {
-    let found = lint_of(m);
+    let found = &m.lint;
     html! {
         @if !found.is_empty() {
             ul.findings aria-label="Guardrail findings" {
-                @for f in &found {
+                @for f in found {
                     li class=(if f.severity == Severity::Error { "error" } else { "warning" }) {
                         strong { @if f.severity == Severity::Error { "Error" } @else { "Warning" } } " (" (f.rule) "): " (f.message)
                     }
@@ -169,7 +165,7 @@ fn findings(m: &MessageView) -> Markup {
 /// The draft's actions: approve, reject with a reason, snooze until a date.
 /// A draft with error findings is approved only with "Approve anyway" ticked.
 fn actions(m: &MessageView, csrf: &str) -> Markup {
-    let needs_confirmation = lint_of(m).iter().any(|f| f.severity == Severity::Error);
+    let needs_confirmation = m.lint.iter().any(|f| f.severity == Severity::Error);
     html! {
         form.inline method="post" action={ "/drafts/" (m.id) "/approve" } {
             input type="hidden" name="csrf" value=(csrf);
