@@ -1,10 +1,8 @@
 //! The JSON API as an agency's systems use it, on both backends.
 
-mod common;
-
+use crate::common::*;
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
-use common::*;
 use serde_json::{Value, json};
 
 on_both_backends!(

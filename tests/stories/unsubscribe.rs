@@ -1,11 +1,9 @@
 //! The unsubscribe link in every email, on both backends.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Duration;
-use common::*;
 use reengage::store::clients;
 use tower::ServiceExt as _;
 

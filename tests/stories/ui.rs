@@ -1,14 +1,12 @@
 //! The coach's web UI, driven the way a browser would: cookies, forms, CSRF
 //! tokens, redirects. On both backends.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::Duration;
-use common::*;
 use tower::ServiceExt as _;
 
 on_both_backends!(

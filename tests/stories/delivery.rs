@@ -1,15 +1,13 @@
 //! Real delivery: email to postfix's smtp-sink, SMS to a Twilio-compatible mock,
 //! delivery callbacks, pace, and two dispatchers at once.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Duration;
-use common::*;
 use reengage::channels::twilio::signature;
 use reengage::channels::{Delivery, Outgoing, Transport};
 use reengage::drafts::{self, InDoubtDecision};

@@ -2,13 +2,11 @@
 //! queue the way a coach does. The queue's screenshot is saved to
 //! `target/test-artifacts/queue.png`.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
 
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 

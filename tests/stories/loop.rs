@@ -1,10 +1,8 @@
 //! The whole loop, import → detect → draft → approve → dispatch → send log, as
 //! stories on both backends.
 
-mod common;
-
+use crate::common::*;
 use chrono::Duration;
-use common::*;
 use reengage::caseload::CaseAction;
 use reengage::detect::SkipReason;
 use reengage::domain::{Channel, MessageStatus};

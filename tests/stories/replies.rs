@@ -1,11 +1,9 @@
 //! Replies from clients through the inbound webhook, on both backends.
 
-mod common;
-
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chrono::Duration;
-use common::*;
 use reengage::channels::twilio::signature;
 use reengage::store::clients;
 use tower::ServiceExt as _;

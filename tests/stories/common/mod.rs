@@ -1,8 +1,6 @@
 //! A fresh reengage for each test, on SQLite or PostgreSQL, driven the way a
 //! coach or an operator would drive it, with helpers that read what they would see.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -55,7 +53,8 @@ macro_rules! on_both_backends {
 
 pub struct TestApp {
     pub ctx: AppContext,
-    pub dir: TempDir,
+    /// Holds the test's folder (database, outbox, config) until the test ends.
+    pub _dir: TempDir,
     pub outbox: PathBuf,
     /// The config file, for running the `reengage` binary on the same database.
     pub config: PathBuf,
@@ -132,7 +131,7 @@ impl TestApp {
         let ctx = AppContext::build(settings).await.expect("the app starts");
         let app = Self {
             ctx,
-            dir,
+            _dir: dir,
             outbox,
             config,
         };

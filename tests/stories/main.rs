@@ -1,0 +1,17 @@
+//! reengage's black-box stories, one test binary: each module drives the
+//! app the way a coach, an operator or a provider would, on SQLite and (with
+//! `TEST_DATABASE_URL`, as `scripts/test` sets) PostgreSQL.
+
+#[macro_use]
+mod common;
+
+mod api;
+mod browser;
+mod cli;
+mod crash;
+mod delivery;
+mod r#loop;
+mod replies;
+mod templates;
+mod ui;
+mod unsubscribe;
