@@ -268,43 +268,98 @@ async fn forms_without_a_valid_csrf_token_change_nothing(app: TestApp) {
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
-    browser.log_in(COACH, PASSWORD).await;
-    for fields in [vec![], vec![("csrf", "made-up")]] {
-        let page = browser
-            .post(&format!("/drafts/{rosa_draft}/approve"), &fields)
-            .await;
-        assert!(
-            matches!(
-                page.status,
-                StatusCode::FORBIDDEN | StatusCode::UNPROCESSABLE_ENTITY
-            ),
-            "{}",
-            page.status
-        );
-        let page = browser
-            .post(
-                &format!("/drafts/{rosa_draft}/reject"),
-                &[fields.as_slice(), &[("reason", "x")]].concat(),
-            )
-            .await;
-        assert!(
-            matches!(
-                page.status,
-                StatusCode::FORBIDDEN | StatusCode::UNPROCESSABLE_ENTITY
-            ),
-            "{}",
-            page.status
-        );
-    }
-    assert_eq!(app.message(rosa_draft).await.status, "pending");
-    let page = browser
-        .post(
-            "/drafts/approve",
-            &[("csrf", "made-up"), ("ids", &rosa_draft.to_string())],
+    browser.log_in(ADMIN, PASSWORD).await;
+    let reply: i64 = {
+        let mut conn = app.ctx.store.conn().await.unwrap();
+        sqlx::query_scalar(
+            "INSERT INTO inbound (received_at, channel, from_addr, body, client_id, classification, \
+               classes, needs_reply) \
+             SELECT 0, 'sms', phone, 'i cant go on', id, 'crisis', 'crisis', 1 FROM clients \
+             WHERE external_id = 'c-1' RETURNING id",
         )
-        .await;
-    assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.message(rosa_draft).await.status, "pending");
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+    };
+    let audited = audit_actions(&app).await.len();
+    let (draft, reply) = (rosa_draft.to_string(), reply.to_string());
+    // Every form of the UI, with otherwise valid fields.
+    let forms: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/logout".into(), vec![]),
+        ("/drafts/approve".into(), vec![("ids", &draft)]),
+        (
+            format!("/drafts/{draft}/edit"),
+            vec![("body", "a new text")],
+        ),
+        (format!("/drafts/{draft}/approve"), vec![]),
+        (format!("/drafts/{draft}/reject"), vec![("reason", "x")]),
+        (
+            format!("/drafts/{draft}/snooze"),
+            vec![("until", "2099-01-01")],
+        ),
+        (format!("/messages/{draft}/resend"), vec![]),
+        (format!("/replies/{reply}/handled"), vec![("back", "/")]),
+        (format!("/replies/{reply}/acknowledge"), vec![]),
+        (
+            "/account/away".into(),
+            vec![("email", COACH), ("until", "2099-01-01")],
+        ),
+        ("/account/back".into(), vec![("email", COACH)]),
+        (
+            "/admin/coaches".into(),
+            vec![("action", "deactivate"), ("email", OTHER_COACH)],
+        ),
+        ("/clients/c-1/action".into(), vec![("action", "hold")]),
+    ];
+    for (path, fields) in &forms {
+        for token in [None, Some("made-up")] {
+            let mut all = fields.clone();
+            all.extend(token.map(|t| ("csrf", t)));
+            let page = browser.post(path, &all).await;
+            assert!(
+                matches!(
+                    page.status,
+                    StatusCode::FORBIDDEN | StatusCode::UNPROCESSABLE_ENTITY
+                ),
+                "{path} with {token:?}: {}",
+                page.status
+            );
+        }
+    }
+    // Nothing changed: the draft, the reply, the client, the coaches, the
+    // session, the audit log.
+    let message = app.message(rosa_draft).await;
+    assert_eq!(
+        (message.status.as_str(), message.edited),
+        ("pending", false)
+    );
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let (needs_reply, acknowledged): (i64, Option<i64>) =
+        sqlx::query_as("SELECT needs_reply, acknowledged_at FROM inbound WHERE id = $1")
+            .bind(reply.parse::<i64>().unwrap())
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!((needs_reply, acknowledged), (1, None));
+    let (status, away): (String, Option<i64>) =
+        sqlx::query_as("SELECT c.status, co.away_until FROM clients c JOIN coaches co ON co.id = c.coach_id WHERE c.external_id = 'c-1'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), away), ("active", None));
+    let active: i64 = sqlx::query_scalar("SELECT active FROM coaches WHERE email = $1")
+        .bind(OTHER_COACH)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(active, 1);
+    drop(conn);
+    assert_eq!(
+        browser.get("/").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    assert_eq!(audit_actions(&app).await.len(), audited);
 }
 
 async fn five_failed_logins_pause_an_email_whether_or_not_it_exists(app: TestApp) {
