@@ -10,7 +10,6 @@ use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
 
 use crate::cli::DemoArgs;
-use crate::compose::{AgencyVars, ClientVars, CoachVars, TemplateVars};
 use crate::config::Settings;
 use crate::context::AppContext;
 use crate::domain::{Channel, MessageStatus, Role};
@@ -54,28 +53,6 @@ const TIMEZONES: [&str; 4] = [
     "America/Denver",
     "America/Los_Angeles",
 ];
-
-/// Template variables for a sample client, used by `templates check`.
-pub fn sample_vars(settings: &Settings, discreet: bool) -> TemplateVars {
-    TemplateVars {
-        client: ClientVars {
-            name: "Alexandria".into(),
-            first_name: "Alexandria".into(),
-        },
-        coach: CoachVars {
-            first_name: "Christopher".into(),
-            name: "Christopher Montgomery".into(),
-        },
-        agency: AgencyVars {
-            name: settings.agency.name.clone(),
-        },
-        unsubscribe_url: format!(
-            "{}/unsubscribe/sample-token",
-            settings.http.public_url.as_str().trim_end_matches('/')
-        ),
-        discreet,
-    }
-}
 
 /// One synthetic history, chosen by the client's number so the demo is the same
 /// every time.

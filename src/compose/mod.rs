@@ -39,6 +39,38 @@ pub enum ComposeError {
     Empty { name: String, part: &'static str },
 }
 
+/// The sample client templates are checked and previewed with: long names,
+/// so that an SMS that fits for them fits for anyone.
+pub fn sample_vars(agency: &str, public_url: &str, discreet: bool) -> TemplateVars {
+    TemplateVars {
+        client: ClientVars {
+            name: "Maximiliana".into(),
+            first_name: "Maximiliana".into(),
+        },
+        coach: CoachVars {
+            first_name: "Christopher".into(),
+            name: "Christopher Montgomery".into(),
+        },
+        agency: AgencyVars {
+            name: agency.to_owned(),
+        },
+        unsubscribe_url: format!(
+            "{}/unsubscribe/sample-token",
+            public_url.trim_end_matches('/')
+        ),
+        discreet,
+    }
+}
+
+/// One template rendered for a sample client.
+pub struct SampleRender {
+    pub language: String,
+    pub template: String,
+    pub channel: Channel,
+    pub discreet: bool,
+    pub rendered: Result<Rendered, ComposeError>,
+}
+
 /// What templates can use: `{{client.name}}`, `{{coach.first_name}}`, …
 #[derive(Debug, Clone, Serialize)]
 pub struct TemplateVars {
@@ -152,6 +184,29 @@ impl Composer {
                 Some((lang.to_owned(), name.to_owned()))
             })
             .collect()
+    }
+
+    /// Every template in every language, for each channel, rendered for a
+    /// regular and a discreet sample client ([`sample_vars`]): what
+    /// `templates check` and the admin's preview show. The one loop over them.
+    pub fn render_samples(&self, agency: &str, public_url: &str) -> Vec<SampleRender> {
+        let mut out = Vec::new();
+        for (language, template) in self.templates() {
+            for discreet in [false, true] {
+                for channel in [Channel::Sms, Channel::Email] {
+                    let vars = sample_vars(agency, public_url, discreet);
+                    let rendered = self.render(&template, &language, channel, &vars);
+                    out.push(SampleRender {
+                        language: language.clone(),
+                        template: template.clone(),
+                        channel,
+                        discreet,
+                        rendered,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Checks that `template` exists for both channels in every language.

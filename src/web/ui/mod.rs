@@ -950,23 +950,21 @@ async fn template_preview(State(ctx): State<AppContext>, ui: UiCoach) -> Respons
     if !ui.coach.is_admin() {
         return not_found();
     }
-    let mut previews = Vec::new();
-    for (language, template) in ctx.composer.templates() {
-        for discreet in [false, true] {
-            for channel in [Channel::Sms, Channel::Email] {
-                let vars = crate::demo::sample_vars(&ctx.settings, discreet);
-                let rendered = ctx
-                    .composer
-                    .render(&template, &language, channel, &vars)
-                    .map_err(|e| e.to_string());
-                previews.push((
-                    format!("{language}/{template} · {channel}"),
-                    discreet,
-                    rendered,
-                ));
-            }
-        }
-    }
+    let previews: Vec<_> = ctx
+        .composer
+        .render_samples(
+            &ctx.settings.agency.name,
+            ctx.settings.http.public_url.as_str(),
+        )
+        .into_iter()
+        .map(|s| {
+            (
+                format!("{}/{} · {}", s.language, s.template, s.channel),
+                s.discreet,
+                s.rendered.map_err(|e| e.to_string()),
+            )
+        })
+        .collect();
     pages::page(
         StatusCode::OK,
         pages::template_preview(&ui.coach, &ui.csrf, &previews),
