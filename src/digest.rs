@@ -80,21 +80,21 @@ pub async fn run(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<DigestS
                 first_names.join(", ")
             ));
         }
+        let message = Outgoing::to_coach(
+            Channel::Email,
+            format!("digest-{}-{day}", coach.id),
+            coach.email.clone(),
+            Some(format!(
+                "Your reengage day: {} waiting",
+                waiting.drafts + waiting.replies
+            )),
+            body,
+            &ctx.settings.email.from,
+            now,
+        );
         let delivery = ctx
             .channels
-            .email
-            .deliver(&Outgoing::to_coach(
-                Channel::Email,
-                format!("digest-{}-{day}", coach.id),
-                coach.email.clone(),
-                Some(format!(
-                    "Your reengage day: {} waiting",
-                    waiting.drafts + waiting.replies
-                )),
-                body,
-                &ctx.settings.email.from,
-                now,
-            ))
+            .deliver_gated(&ctx.clock, Channel::Email, &message)
             .await;
         let mut conn = ctx.store.conn().await?;
         match delivery {

@@ -167,6 +167,32 @@ impl Channels {
         pace.is_limited().then(|| pace.slot(earliest))
     }
 
+    /// Sends one message to a person outside the queue (a coach's alert,
+    /// notice or digest) through the same gate as every queued send: a paused
+    /// channel refuses it, the provider's pace holds, and credentials the
+    /// provider refuses pause the channel.
+    pub async fn deliver_gated(
+        &self,
+        clock: &crate::clock::Clock,
+        channel: Channel,
+        message: &Outgoing,
+    ) -> Delivery {
+        if let Some(reason) = self.paused().get(channel_name(channel)) {
+            return Delivery::ChannelDown {
+                code: None,
+                error: format!("the {channel} channel is paused: {reason}"),
+            };
+        }
+        if let Some(slot) = self.pace_slot(channel, clock.now()) {
+            clock.sleep_until(slot).await;
+        }
+        let delivery = self.for_channel(channel).deliver(message).await;
+        if let Delivery::ChannelDown { error, .. } = &delivery {
+            self.pause(channel, error.clone());
+        }
+        delivery
+    }
+
     pub fn for_channel(&self, channel: Channel) -> &dyn Transport {
         match channel {
             Channel::Email => self.email.as_ref(),

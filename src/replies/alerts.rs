@@ -95,8 +95,9 @@ async fn escalation_list(
 }
 
 /// Sends `text` to each person by email (and by SMS where `sms` and they have
-/// a phone), through the channels' gate: a paused channel is a failure, not
-/// a silent skip. Returns how many messages went, and what failed.
+/// a phone), through the channels' gate (`Channels::deliver_gated`): a paused
+/// channel is a failure, not a silent skip. Returns how many messages went,
+/// and what failed.
 async fn tell(
     ctx: &AppContext,
     people: &[CoachRow],
@@ -114,13 +115,6 @@ async fn tell(
             outgoing.push((Channel::Sms, phone.to_owned()));
         }
         for (channel, to) in outgoing {
-            if ctx.channels.is_paused(channel) {
-                failures.push(format!(
-                    "{channel} to {}: the channel is paused",
-                    person.email
-                ));
-                continue;
-            }
             let message = Outgoing::to_coach(
                 channel,
                 format!("{reference}-{}", person.id),
@@ -130,13 +124,14 @@ async fn tell(
                 &ctx.settings.email.from,
                 now,
             );
-            match ctx.channels.for_channel(channel).deliver(&message).await {
+            match ctx
+                .channels
+                .deliver_gated(&ctx.clock, channel, &message)
+                .await
+            {
                 Delivery::Sent { .. } => sent += 1,
-                Delivery::ChannelDown { error, .. } => {
-                    ctx.channels.pause(channel, error.clone());
-                    failures.push(format!("{channel} to {}: {error}", person.email));
-                }
-                Delivery::Retry { error, .. }
+                Delivery::ChannelDown { error, .. }
+                | Delivery::Retry { error, .. }
                 | Delivery::Failed { error, .. }
                 | Delivery::InDoubt { error, .. } => {
                     failures.push(format!("{channel} to {}: {error}", person.email));

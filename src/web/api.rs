@@ -478,9 +478,7 @@ async fn list_drafts(
     let scope = scope(&ctx, &coach).await?;
     let mut conn = ctx.store.conn().await?;
     let items = messages::page(&mut conn, status, &scope, query.after, limit).await?;
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|m| m.id))
-        .flatten();
+    let next_after = crate::web::next_after(&items, limit, |m| m.id);
     Ok(Json(Page { items, next_after }))
 }
 
@@ -579,9 +577,7 @@ async fn list_sends(
         limit,
     )
     .await?;
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|e| e.id))
-        .flatten();
+    let next_after = crate::web::next_after(&items, limit, |e| e.id);
     Ok(Json(Page { items, next_after }))
 }
 
@@ -630,9 +626,7 @@ async fn list_replies(
     let scope = scope(&ctx, &coach).await?;
     let mut conn = ctx.store.conn().await?;
     let items = inbound::page(&mut conn, &scope, &filter, query.after, limit).await?;
-    let next_after = (items.len() as i64 == limit)
-        .then(|| items.last().map(|r| r.id))
-        .flatten();
+    let next_after = crate::web::next_after(&items, limit, |r| r.id);
     Ok(Json(Page { items, next_after }))
 }
 

@@ -14,6 +14,14 @@ use axum::routing::{get, post};
 
 use crate::context::AppContext;
 
+/// The keyset cursor of a page: the last item's id when the page is full (so
+/// there may be more), else none. Every paged list, in the UI and the API.
+pub(crate) fn next_after<T>(items: &[T], limit: i64, id: impl Fn(&T) -> i64) -> Option<i64> {
+    (items.len() as i64 == limit)
+        .then(|| items.last().map(id))
+        .flatten()
+}
+
 pub fn router(ctx: AppContext) -> Router {
     Router::new()
         .route("/healthz", get(healthz))

@@ -313,9 +313,7 @@ async fn queue(
     .await;
     match found {
         Ok((drafts, replies, tasks)) => {
-            let next = (drafts.len() as i64 == QUEUE_PAGE)
-                .then(|| drafts.last().map(|d| d.id))
-                .flatten();
+            let next = crate::web::next_after(&drafts, QUEUE_PAGE, |d| d.id);
             pages::page(
                 StatusCode::OK,
                 pages::queue(&ui.coach, &ui.csrf, &drafts, next, &replies, &tasks, now),
@@ -372,9 +370,7 @@ async fn clients(
     .await;
     match found {
         Ok(rows) => {
-            let next = (rows.len() as i64 == QUEUE_PAGE)
-                .then(|| rows.last().map(|r| r.client.id))
-                .flatten();
+            let next = crate::web::next_after(&rows, QUEUE_PAGE, |r| r.client.id);
             pages::page(
                 StatusCode::OK,
                 pages::clients(&ui.coach, &ui.csrf, &rows, &query.q, &query.status, next),
