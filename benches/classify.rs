@@ -39,7 +39,8 @@ fn time(mut f: impl FnMut()) -> Duration {
 }
 
 fn main() {
-    let words = reengage::replies::Words::load(Path::new("")).expect("the built-in word lists");
+    let words =
+        reengage::pipeline::replies::Words::load(Path::new("")).expect("the built-in word lists");
     let cases = [
         (
             "an ordinary long reply",

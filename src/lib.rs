@@ -1,28 +1,20 @@
 //! reengage notices when a client in a recovery program goes quiet, drafts a warm
-//! check-in for their coach to approve, and sends it. See DESIGN.md for the map.
+//! check-in for their coach to approve, and sends it, then hears the replies.
 
-pub mod auth;
-pub mod caseload;
-pub mod channels;
+// The data path, in order: clients and events come in (`pipeline::intake`),
+// quiet spells are found (`pipeline::detect`), drafts go to coaches
+// (`pipeline::review`, `pipeline::casework`), approved messages go out
+// (`pipeline::dispatch` through `pipeline::channels`) into the send log, and
+// replies come back (`pipeline::replies`); `pipeline::follow_up` runs the
+// digest and retention. Underneath: `domain` (pure rules and types, no
+// database or HTTP), `store` (all SQL) and `app` (settings, context, clock,
+// jobs, metrics). On top: `cli` and `web`. See docs/architecture.md.
+
+pub mod app;
 pub mod cli;
-pub mod clock;
-pub mod compose;
-pub mod config;
-pub mod context;
-pub mod demo;
-pub mod detect;
-pub mod digest;
-pub mod dispatch;
 pub mod domain;
-pub mod drafts;
-pub mod housekeeping;
-pub mod import;
-pub mod metrics;
-pub mod replies;
-pub mod scheduler;
-pub mod serve;
+pub mod pipeline;
 pub mod store;
-pub mod unsubscribe;
 pub mod web;
 
 /// Installs the process-wide TLS crypto provider (ring). Call once at start;

@@ -14,16 +14,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::context::AppContext;
+use crate::app::context::AppContext;
 use crate::domain::MessageStatus;
-use crate::drafts::{self, ActionError, EditError};
-use crate::import::{self, ClientRecord, ClientRules, EventRecord};
+use crate::pipeline::intake::{self, ClientRecord, ClientRules, EventRecord};
+use crate::pipeline::review::{self, ActionError, EditError};
+use crate::pipeline::{casework, replies};
 use crate::store::clients::{self, ClientRow, EventTarget};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::events::{self, NewEvent};
 use crate::store::messages::{self, MessageView};
 use crate::store::{Scope, from_opt_ts, inbound, send_log, tokens};
-use crate::{caseload, replies};
 
 pub fn routes() -> Router<AppContext> {
     Router::new()
@@ -355,11 +355,11 @@ async fn put_client(
         .await?
         .check(&record)
         .map_err(ApiError::from_reasons)?;
-    let mut report = import::ImportReport::default();
-    import::upsert_clients(
+    let mut report = intake::ImportReport::default();
+    intake::upsert_clients(
         &mut tx,
         &[fields],
-        import::first_step_after(&ctx),
+        ctx.settings.first_step_after(),
         now,
         &mut report,
     )
@@ -400,7 +400,7 @@ async fn post_event(
         _ => None,
     };
     let (client, kind, occurred_at) =
-        import::check_event(&ctx.settings, &record, client, now).map_err(ApiError::from_reasons)?;
+        intake::check_event(&ctx.settings, &record, client, now).map_err(ApiError::from_reasons)?;
     let event = NewEvent {
         kind,
         occurred_at,
@@ -411,7 +411,7 @@ async fn post_event(
         &mut tx,
         &client,
         &event,
-        import::first_step_after(&ctx),
+        ctx.settings.first_step_after(),
         now,
     )
     .await?;
@@ -487,7 +487,7 @@ async fn get_draft(
     ApiCoach(coach): ApiCoach,
     Path(id): Path<i64>,
 ) -> Result<Json<MessageView>, ApiError> {
-    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+    Ok(Json(review::read(&ctx, &coach, id).await??))
 }
 
 #[derive(Debug, Deserialize)]
@@ -505,8 +505,8 @@ async fn patch_draft(
 ) -> Result<Json<MessageView>, ApiError> {
     let Json(edit) = body?;
     let now = ctx.clock.now();
-    drafts::edit(&ctx, &coach, id, edit.subject.as_deref(), &edit.body, now).await??;
-    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+    review::edit(&ctx, &coach, id, edit.subject.as_deref(), &edit.body, now).await??;
+    Ok(Json(review::read(&ctx, &coach, id).await??))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -523,8 +523,8 @@ async fn approve(
     query: Result<Query<ConfirmQuery>, QueryRejection>,
 ) -> Result<Json<MessageView>, ApiError> {
     let Query(query) = query?;
-    drafts::approve(&ctx, &coach, id, query.confirm, ctx.clock.now()).await??;
-    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+    review::approve(&ctx, &coach, id, query.confirm, ctx.clock.now()).await??;
+    Ok(Json(review::read(&ctx, &coach, id).await??))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -540,8 +540,8 @@ async fn reject(
     body: Option<Json<RejectBody>>,
 ) -> Result<Json<MessageView>, ApiError> {
     let reason = body.and_then(|Json(b)| b.reason);
-    drafts::reject(&ctx, &coach, id, reason.as_deref(), ctx.clock.now()).await??;
-    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+    review::reject(&ctx, &coach, id, reason.as_deref(), ctx.clock.now()).await??;
+    Ok(Json(review::read(&ctx, &coach, id).await??))
 }
 
 #[derive(Debug, Deserialize)]
@@ -557,8 +557,8 @@ async fn snooze(
     body: Result<Json<SnoozeBody>, JsonRejection>,
 ) -> Result<Json<MessageView>, ApiError> {
     let Json(snooze) = body?;
-    drafts::snooze(&ctx, &coach, id, snooze.until, ctx.clock.now()).await??;
-    Ok(Json(drafts::read(&ctx, &coach, id).await??))
+    review::snooze(&ctx, &coach, id, snooze.until, ctx.clock.now()).await??;
+    Ok(Json(review::read(&ctx, &coach, id).await??))
 }
 
 async fn list_sends(
@@ -663,11 +663,11 @@ async fn confirm_phone(
     Path(external_id): Path<String>,
 ) -> Result<Json<ClientJson>, ApiError> {
     let now = ctx.clock.now();
-    caseload::act(
+    casework::act(
         &ctx,
         &coach,
         &external_id,
-        &caseload::CaseAction::ConfirmPhone,
+        &casework::CaseAction::ConfirmPhone,
         now,
     )
     .await?

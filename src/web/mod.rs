@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::context::AppContext;
+use crate::app::context::AppContext;
 
 /// The keyset cursor of a page: the last item's id when the page is full (so
 /// there may be more), else none. Every paged list, in the UI and the API.

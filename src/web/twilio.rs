@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
-use crate::channels::twilio::signature;
-use crate::context::AppContext;
+use crate::app::context::AppContext;
 use crate::domain::Channel;
-use crate::replies;
+use crate::pipeline::channels::twilio::signature;
+use crate::pipeline::replies;
 use crate::store::messages;
 use crate::store::send_log::{self, Note};
 

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
-use crate::context::AppContext;
+use crate::app::context::AppContext;
 use crate::domain::Channel;
 use crate::store::audit::{self, Actor};
 use crate::store::clients;

@@ -53,7 +53,7 @@ fn wait_for_port(port: u16) {
 async fn a_coach_edits_approves_rejects_and_finds_the_send_in_a_real_browser() {
     let app = TestApp::sqlite().await;
     let hash =
-        reengage::auth::hash_password(&secrecy::SecretString::from("a long enough password"))
+        reengage::app::auth::hash_password(&secrecy::SecretString::from("a long enough password"))
             .unwrap();
     {
         let mut conn = app.ctx.store.conn().await.unwrap();

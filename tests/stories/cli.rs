@@ -234,7 +234,7 @@ fn secrets_never_appear_in_debug_output_or_start_up_errors() {
          account_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"tw1l10-t0ken\"\n\
          api_key_sid = \"SK0123\"\napi_key_secret = \"ap1-s3cret\"\n",
     );
-    let settings = reengage::config::Settings::load(
+    let settings = reengage::app::config::Settings::load(
         Some(&op.config),
         Some("postgres://reengage:hunter2secret@db/reengage"),
     )

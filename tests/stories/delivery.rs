@@ -8,9 +8,9 @@ use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Duration;
-use reengage::channels::twilio::signature;
-use reengage::channels::{Delivery, Outgoing, Transport};
-use reengage::drafts::{self, InDoubtDecision};
+use reengage::pipeline::channels::twilio::signature;
+use reengage::pipeline::channels::{Delivery, Outgoing, Transport};
+use reengage::pipeline::review::{self, InDoubtDecision};
 use reengage::store::clients;
 use tower::ServiceExt as _;
 use wiremock::matchers::{method, path_regex};
@@ -154,19 +154,19 @@ async fn a_connection_dropped_after_data_leaves_the_email_in_doubt_for_a_coach()
     assert_eq!((later.sent, later.retry, later.in_doubt), (0, 0, 0));
     assert_eq!(app.send_log().await.len(), 1);
     // A coach decides: resolve marks it sent, and the audit log says who.
-    let coach = drafts::acting_coach(&app.ctx, COACH)
+    let coach = review::acting_coach(&app.ctx, COACH)
         .await
         .unwrap()
         .unwrap();
-    let other = drafts::acting_coach(&app.ctx, OTHER_COACH)
+    let other = review::acting_coach(&app.ctx, OTHER_COACH)
         .await
         .unwrap()
         .unwrap();
-    let refused = drafts::decide_in_doubt(&app.ctx, &other, id, InDoubtDecision::Resolve, now())
+    let refused = review::decide_in_doubt(&app.ctx, &other, id, InDoubtDecision::Resolve, now())
         .await
         .unwrap();
     assert!(refused.is_err());
-    drafts::decide_in_doubt(&app.ctx, &coach, id, InDoubtDecision::Resolve, now())
+    review::decide_in_doubt(&app.ctx, &coach, id, InDoubtDecision::Resolve, now())
         .await
         .unwrap()
         .unwrap();
@@ -196,12 +196,12 @@ async fn a_421_and_disconnect_is_retried_and_a_coach_can_resend_an_email_in_doub
     assert_eq!(dropped.in_doubt, 1, "{dropped} {:?}", app.send_log().await);
     sink.stop();
     let sink = SmtpSink::start_on(port, &[]);
-    let coach = drafts::acting_coach(&app.ctx, COACH)
+    let coach = review::acting_coach(&app.ctx, COACH)
         .await
         .unwrap()
         .unwrap();
     let resend_at = now() + Duration::minutes(10);
-    drafts::decide_in_doubt(&app.ctx, &coach, id, InDoubtDecision::Resend, resend_at)
+    review::decide_in_doubt(&app.ctx, &coach, id, InDoubtDecision::Resend, resend_at)
         .await
         .unwrap()
         .unwrap();
@@ -675,7 +675,7 @@ async fn at_five_per_second_fifty_sms_start_at_least_200_ms_apart() {
     let mut app = TestApp::sqlite_with(&settings).await;
     approved_messages(&app, 100, now()).await;
     // The clock stands still: pacing computes the schedule without sleeping.
-    app.ctx.clock = reengage::clock::Clock::Fixed(now());
+    app.ctx.clock = reengage::app::clock::Clock::Fixed(now());
     let recorder = Arc::new(Recorder::default());
     app.ctx.channels.sms = recorder.clone();
     let summary = app.dispatch(now()).await;
@@ -732,9 +732,9 @@ on_both_backends!(two_dispatchers_at_once_never_send_a_message_twice);
 
 async fn two_dispatchers_at_once_never_send_a_message_twice(app: TestApp) {
     let ids = approved_messages(&app, 300, now()).await;
-    let settings = reengage::config::Settings::load(Some(&app.config), None).unwrap();
+    let settings = reengage::app::config::Settings::load(Some(&app.config), None).unwrap();
     let mut first = app.ctx.clone();
-    let mut second = reengage::context::AppContext::build(settings)
+    let mut second = reengage::app::context::AppContext::build(settings)
         .await
         .unwrap();
     let counter = Arc::new(Counter::default());
@@ -743,8 +743,8 @@ async fn two_dispatchers_at_once_never_send_a_message_twice(app: TestApp) {
         ctx.channels.sms = counter.clone();
     }
     let (a, b) = tokio::join!(
-        reengage::dispatch::run_once(&first, now()),
-        reengage::dispatch::run_once(&second, now())
+        reengage::pipeline::dispatch::run_once(&first, now()),
+        reengage::pipeline::dispatch::run_once(&second, now())
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.sent + b.sent, 300, "{a} / {b}");

@@ -3,11 +3,11 @@
 
 use crate::common::*;
 use chrono::Duration;
-use reengage::caseload::CaseAction;
-use reengage::detect::SkipReason;
 use reengage::domain::{Channel, MessageStatus};
-use reengage::drafts::ActionError;
-use reengage::import::ImportOptions;
+use reengage::pipeline::casework::CaseAction;
+use reengage::pipeline::detect::SkipReason;
+use reengage::pipeline::intake::ImportOptions;
+use reengage::pipeline::review::ActionError;
 use reengage::store::clients;
 
 on_both_backends!(
@@ -726,7 +726,9 @@ async fn each_coach_gets_one_digest_a_day_with_counts_and_no_details(app: TestAp
     )
     .await;
     app.detect(now).await;
-    let summary = reengage::digest::run(&app.ctx, now).await.unwrap();
+    let summary = reengage::pipeline::follow_up::digest::run(&app.ctx, now)
+        .await
+        .unwrap();
     // Rosa (the draft) and the admin (who sees all); Marcus has nothing waiting.
     assert_eq!((summary.sent, summary.nothing_waiting), (2, 1), "{summary}");
     let digests: Vec<String> = app
@@ -749,7 +751,7 @@ async fn each_coach_gets_one_digest_a_day_with_counts_and_no_details(app: TestAp
         !text.contains("+1201") && !text.contains("jordan@example.org"),
         "no contact details"
     );
-    let again = reengage::digest::run(&app.ctx, now + Duration::hours(3))
+    let again = reengage::pipeline::follow_up::digest::run(&app.ctx, now + Duration::hours(3))
         .await
         .unwrap();
     assert_eq!((again.sent, again.already_sent_today), (0, 2), "{again}");
@@ -790,36 +792,41 @@ async fn retention_clears_old_words_and_keeps_drafts_and_evidence(app: TestApp) 
     app.approve(sent, COACH, now).await.unwrap();
     app.dispatch(now).await;
     // A snooze keeps the other draft pending well past the body cutoff.
-    let coach = reengage::drafts::acting_coach(&app.ctx, COACH)
+    let coach = reengage::pipeline::review::acting_coach(&app.ctx, COACH)
         .await
         .unwrap()
         .unwrap();
-    reengage::drafts::snooze(&app.ctx, &coach, pending, now + Duration::days(200), now)
+    reengage::pipeline::review::snooze(&app.ctx, &coach, pending, now + Duration::days(200), now)
         .await
         .unwrap()
         .unwrap();
 
-    let early = reengage::housekeeping::run(&app.ctx, now + Duration::days(89))
-        .await
-        .unwrap();
+    let early =
+        reengage::pipeline::follow_up::housekeeping::run(&app.ctx, now + Duration::days(89))
+            .await
+            .unwrap();
     assert_eq!(early.bodies_cleared, 0);
-    let later = reengage::housekeeping::run(&app.ctx, now + Duration::days(91))
-        .await
-        .unwrap();
+    let later =
+        reengage::pipeline::follow_up::housekeeping::run(&app.ctx, now + Duration::days(91))
+            .await
+            .unwrap();
     assert_eq!(later.bodies_cleared, 1, "{later}");
     assert_eq!(
         app.message(sent).await.body,
-        reengage::housekeeping::REMOVED
+        reengage::pipeline::follow_up::housekeeping::REMOVED
     );
     assert_ne!(
         app.message(pending).await.body,
-        reengage::housekeeping::REMOVED
+        reengage::pipeline::follow_up::housekeeping::REMOVED
     );
     assert_eq!(app.send_log().await.len(), 1, "send-log metadata stays");
 
-    let much_later = reengage::housekeeping::run(&app.ctx, now + Duration::days(365 * 6 + 10))
-        .await
-        .unwrap();
+    let much_later = reengage::pipeline::follow_up::housekeeping::run(
+        &app.ctx,
+        now + Duration::days(365 * 6 + 10),
+    )
+    .await
+    .unwrap();
     assert_eq!(much_later.send_log_rows_deleted, 1);
     let mut conn = app.ctx.store.conn().await.unwrap();
     let audit = reengage::store::audit::recent(&mut conn, 10).await.unwrap();
@@ -832,7 +839,7 @@ async fn retention_clears_old_words_and_keeps_drafts_and_evidence(app: TestApp) 
 on_both_backends!(a_tick_while_the_previous_run_is_going_is_skipped);
 
 async fn a_tick_while_the_previous_run_is_going_is_skipped(app: TestApp) {
-    use reengage::scheduler::{JobKind, Tick, tick};
+    use reengage::app::scheduler::{JobKind, Tick, tick};
     app.import_clients(
         &clients_csv(&[ClientCsv::default()]),
         chrono::Utc::now() - Duration::days(10),
@@ -887,7 +894,7 @@ async fn an_opt_out_of_one_channel_leaves_the_other_channels_draft(app: TestApp)
 /// their first sight, and events repeated and reordered across chunks.
 async fn files_longer_than_a_chunk_import_whole_and_once(app: TestApp) {
     let now = at("2026-06-01T15:00:00Z");
-    let n = reengage::import::CHUNK * 2 + 203;
+    let n = reengage::pipeline::intake::CHUNK * 2 + 203;
     let ids: Vec<String> = (0..n).map(|i| format!("c-{i:04}")).collect();
     let mut rows: Vec<ClientCsv> = ids
         .iter()
@@ -995,7 +1002,7 @@ async fn a_file_that_fails_to_read_part_way_imports_nothing(app: TestApp) {
         }
     }
     let now = at("2026-06-01T15:00:00Z");
-    let rows: Vec<String> = (0..reengage::import::CHUNK + 10)
+    let rows: Vec<String> = (0..reengage::pipeline::intake::CHUNK + 10)
         .map(|i| format!("c-{i:04}"))
         .collect();
     let csv = clients_csv(
@@ -1007,7 +1014,7 @@ async fn a_file_that_fails_to_read_part_way_imports_nothing(app: TestApp) {
             })
             .collect::<Vec<_>>(),
     );
-    let report = reengage::import::clients(
+    let report = reengage::pipeline::intake::clients(
         &app.ctx,
         Failing(std::io::Cursor::new(csv)),
         ImportOptions::default(),

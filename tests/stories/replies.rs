@@ -4,7 +4,7 @@ use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chrono::Duration;
-use reengage::channels::twilio::signature;
+use reengage::pipeline::channels::twilio::signature;
 use reengage::store::clients;
 use tower::ServiceExt as _;
 
@@ -202,9 +202,9 @@ async fn help_answers_with_the_help_text_and_a_plain_reply_is_engagement(app: Te
 
 async fn a_crisis_reply_holds_the_client_alerts_the_coach_and_sends_resources_once(app: TestApp) {
     // Alerts go through the channels; here the outbox stands in for both.
-    let settings = reengage::config::Settings::load(Some(&app.config), None).unwrap();
+    let settings = reengage::app::config::Settings::load(Some(&app.config), None).unwrap();
     let mut ctx = app.ctx.clone();
-    ctx.channels.sms = std::sync::Arc::new(reengage::channels::outbox::OutboxSms::new(
+    ctx.channels.sms = std::sync::Arc::new(reengage::pipeline::channels::outbox::OutboxSms::new(
         app.outbox.clone(),
         settings.sms.from.clone(),
     ));
@@ -615,10 +615,17 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
     clients_with_phones(&app, &[("a-1", "+12015550241")]).await;
     let now = chrono::Utc::now();
     let until = (now + Duration::days(3)).format("%Y-%m-%d").to_string();
-    let set = reengage::caseload::set_away(&app.ctx, None, COACH, &until, Some(OTHER_COACH), now)
-        .await
-        .unwrap()
-        .unwrap();
+    let set = reengage::pipeline::casework::set_away(
+        &app.ctx,
+        None,
+        COACH,
+        &until,
+        Some(OTHER_COACH),
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(set.contains(OTHER_COACH), "{set}");
     let backup = token(&app, OTHER_COACH).await;
     let (status, _) = call(
@@ -672,7 +679,7 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
     drop(conn);
 
     // Back: everything returns to the coach.
-    reengage::caseload::set_back(&app.ctx, None, COACH, now)
+    reengage::pipeline::casework::set_back(&app.ctx, None, COACH, now)
         .await
         .unwrap()
         .unwrap();
@@ -686,7 +693,7 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Away without a backup: notices go to the admins.
-    reengage::caseload::set_away(&app.ctx, None, COACH, &until, None, now)
+    reengage::pipeline::casework::set_away(&app.ctx, None, COACH, &until, None, now)
         .await
         .unwrap()
         .unwrap();
@@ -716,14 +723,14 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
 /// hands (see the README for how each was used).
 #[test]
 fn the_classifier_meets_its_recall_goals_on_the_corpus() {
-    use reengage::replies::Class;
-    let words = reengage::replies::Words::load(std::path::Path::new("")).unwrap();
+    use reengage::pipeline::replies::Class;
+    let words = reengage::pipeline::replies::Words::load(std::path::Path::new("")).unwrap();
     for (file, at_least) in [("replies.csv", 400), ("replies-more.csv", 1000)] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data")
             .join(file);
         let corpus = std::fs::File::open(&path).unwrap();
-        let report = reengage::replies::evaluate::evaluate(&words, corpus).unwrap();
+        let report = reengage::domain::words::evaluate::evaluate(&words, corpus).unwrap();
         println!("{file}: {report}");
         for miss in &report.misses {
             println!(

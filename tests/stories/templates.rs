@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use reengage::compose::lint::{Draft, Lint};
-use reengage::compose::segments::{self, Encoding};
-use reengage::compose::{Composer, TemplateVars, sample_vars};
 use reengage::domain::Channel;
+use reengage::domain::compose::lint::{Draft, Lint};
+use reengage::domain::compose::segments::{self, Encoding};
+use reengage::domain::compose::{Composer, TemplateVars, sample_vars};
 
 /// The library's sample client (long names: the SMS must still fit one
 /// segment), for an agency whose name is itself a program word.

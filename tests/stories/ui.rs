@@ -124,7 +124,7 @@ impl<'a> Browser<'a> {
 }
 
 async fn set_passwords(app: &TestApp) {
-    let hash = reengage::auth::hash_password(&secrecy::SecretString::from(PASSWORD)).unwrap();
+    let hash = reengage::app::auth::hash_password(&secrecy::SecretString::from(PASSWORD)).unwrap();
     let mut conn = app.ctx.store.conn().await.unwrap();
     sqlx::query("UPDATE coaches SET password_hash = $1")
         .bind(hash)

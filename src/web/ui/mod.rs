@@ -27,14 +27,15 @@ use chrono::{Duration, NaiveDate};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::caseload::{self, CaseAction, CaseError};
-use crate::clock::local_to_utc;
-use crate::context::AppContext;
+use crate::app::auth;
+use crate::app::clock::local_to_utc;
+use crate::app::context::AppContext;
 use crate::domain::{Channel, ClientStatus, MessageStatus};
-use crate::drafts::{self, ActionError, EditError, InDoubtDecision};
+use crate::pipeline::casework::{self, CaseAction, CaseError};
+use crate::pipeline::replies;
+use crate::pipeline::review::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
 use crate::store::{clients, coaches, episodes, events, inbound, messages, send_log, sessions};
-use crate::{auth, replies};
 use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, cookie, cookie_value, same_token};
 
 const SESSION_HOURS: i64 = 12;
@@ -332,7 +333,7 @@ async fn history(ctx: &AppContext, client_id: i64) -> anyhow::Result<maud::Marku
 }
 
 async fn draft_page(State(ctx): State<AppContext>, ui: UiCoach, Path(id): Path<i64>) -> Response {
-    let m = match drafts::read(&ctx, &ui.coach, id).await {
+    let m = match review::read(&ctx, &ui.coach, id).await {
         Ok(Ok(m)) => m,
         Ok(Err(_)) => return not_found(),
         Err(e) => return pages::internal_error(e),
@@ -386,7 +387,7 @@ async fn client_page(
     Path(external_id): Path<String>,
 ) -> Response {
     let page = async {
-        let Ok(client) = caseload::visible_client(&ctx, &ui.coach, &external_id).await? else {
+        let Ok(client) = casework::visible_client(&ctx, &ui.coach, &external_id).await? else {
             return Ok(None);
         };
         let mut conn = ctx.store.conn().await?;
@@ -448,7 +449,7 @@ async fn client_action(
             );
         }
     };
-    match caseload::act(&ctx, &ui.coach, &external_id, &action, ctx.clock.now()).await {
+    match casework::act(&ctx, &ui.coach, &external_id, &action, ctx.clock.now()).await {
         Ok(Ok(())) => Redirect::to(&pages::client_path(&external_id)).into_response(),
         Ok(Err(CaseError::NotFound)) => not_found(),
         Ok(Err(e @ (CaseError::AdminOnly | CaseError::UnknownCoach(_)))) => {
@@ -474,7 +475,7 @@ async fn edit(
     if !same_token(&form.csrf, &ui.csrf) {
         return forbidden();
     }
-    let result = drafts::edit(
+    let result = review::edit(
         &ctx,
         &ui.coach,
         id,
@@ -504,7 +505,7 @@ async fn approve(
     }
     let confirmed = form.confirm.is_some();
     after(
-        drafts::approve(&ctx, &ui.coach, id, confirmed, ctx.clock.now()).await,
+        review::approve(&ctx, &ui.coach, id, confirmed, ctx.clock.now()).await,
         "/".into(),
     )
 }
@@ -529,7 +530,7 @@ async fn approve_many(
         .filter(|(k, _)| k == "ids")
         .filter_map(|(_, v)| v.parse::<i64>().ok())
     {
-        match drafts::approve(&ctx, &ui.coach, id, false, now).await {
+        match review::approve(&ctx, &ui.coach, id, false, now).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return action_error(e),
             Err(e) => return pages::internal_error(e),
@@ -559,7 +560,7 @@ async fn reject(
         .map(str::trim)
         .filter(|r| !r.is_empty());
     after(
-        drafts::reject(&ctx, &ui.coach, id, reason, ctx.clock.now()).await,
+        review::reject(&ctx, &ui.coach, id, reason, ctx.clock.now()).await,
         "/".into(),
     )
 }
@@ -592,7 +593,7 @@ async fn snooze(
         date.and_time(chrono::NaiveTime::MIN),
     );
     after(
-        drafts::snooze(&ctx, &ui.coach, id, until, ctx.clock.now()).await,
+        review::snooze(&ctx, &ui.coach, id, until, ctx.clock.now()).await,
         "/".into(),
     )
 }
@@ -671,7 +672,7 @@ async fn decide(
         "resolve" => InDoubtDecision::Resolve,
         _ => return not_found(),
     };
-    let result = drafts::decide_in_doubt(&ctx, &ui.coach, id, decision, ctx.clock.now()).await;
+    let result = review::decide_in_doubt(&ctx, &ui.coach, id, decision, ctx.clock.now()).await;
     after(result, "/sends".into())
 }
 
@@ -785,9 +786,9 @@ async fn account_change(
     let result = match change.as_str() {
         "away" => {
             let backup = Some(form.backup.as_str()).filter(|b| !b.trim().is_empty());
-            caseload::set_away(&ctx, Some(&ui.coach), &form.email, &form.until, backup, now).await
+            casework::set_away(&ctx, Some(&ui.coach), &form.email, &form.until, backup, now).await
         }
-        "back" => caseload::set_back(&ctx, Some(&ui.coach), &form.email, now).await,
+        "back" => casework::set_back(&ctx, Some(&ui.coach), &form.email, now).await,
         _ => return not_found(),
     };
     match result {

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::compose::lint::Severity;
-use crate::compose::segments;
+use crate::domain::compose::lint::Severity;
+use crate::domain::compose::segments;
 use crate::store::clients::{ClientListRow, ClientRow};
 use crate::store::coaches::CoachRow;
 use crate::store::episodes::OutreachTask;
@@ -716,7 +716,7 @@ pub fn admin(
     csrf: &str,
     all: &[CoachRow],
     expired: &[MessageView],
-    settings: &crate::config::Settings,
+    settings: &crate::app::config::Settings,
 ) -> Markup {
     let form_for = |c: &CoachRow, action: &str, label: &str| {
         html! {
@@ -806,7 +806,11 @@ pub fn admin(
 pub fn template_preview(
     coach: &CoachRow,
     csrf: &str,
-    previews: &[(String, bool, Result<crate::compose::Rendered, String>)],
+    previews: &[(
+        String,
+        bool,
+        Result<crate::domain::compose::Rendered, String>,
+    )],
 ) -> Markup {
     layout(
         "Templates",

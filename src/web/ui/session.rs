@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
-use crate::context::AppContext;
+use crate::app::context::AppContext;
 use crate::store::coaches::{self, CoachRow};
 use crate::store::{Scope, sessions};
 

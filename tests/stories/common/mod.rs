@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use reengage::config::Settings;
-use reengage::context::AppContext;
-use reengage::detect::{self, DetectSummary};
-use reengage::dispatch::{self, DispatchSummary};
+use reengage::app::config::Settings;
+use reengage::app::context::AppContext;
 use reengage::domain::{MessageStatus, Role};
-use reengage::drafts::{self, ActionError};
-use reengage::import::{self, ImportOptions, ImportReport};
+use reengage::pipeline::detect::{self, DetectSummary};
+use reengage::pipeline::dispatch::{self, DispatchSummary};
+use reengage::pipeline::intake::{self, ImportOptions, ImportReport};
+use reengage::pipeline::review::{self, ActionError};
 use reengage::store::coaches::{self, NewCoach};
 use reengage::store::messages::{self, MessageView};
 use reengage::store::send_log::{self, SendLogEntry};
@@ -171,7 +171,7 @@ impl TestApp {
         options: ImportOptions,
         now: DateTime<Utc>,
     ) -> ImportReport {
-        import::clients(
+        intake::clients(
             &self.ctx,
             std::io::Cursor::new(csv.to_owned()),
             options,
@@ -182,7 +182,7 @@ impl TestApp {
     }
 
     pub async fn import_events(&self, csv: &str, now: DateTime<Utc>) -> ImportReport {
-        import::events(
+        intake::events(
             &self.ctx,
             std::io::Cursor::new(csv.to_owned()),
             ImportOptions::default(),
@@ -208,8 +208,8 @@ impl TestApp {
         coach: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ActionError> {
-        let coach = drafts::acting_coach(&self.ctx, coach).await.unwrap()?;
-        drafts::approve(&self.ctx, &coach, id, false, now)
+        let coach = review::acting_coach(&self.ctx, coach).await.unwrap()?;
+        review::approve(&self.ctx, &coach, id, false, now)
             .await
             .unwrap()
     }
@@ -219,14 +219,14 @@ impl TestApp {
         &self,
         coach: &str,
         external_id: &str,
-        action: reengage::caseload::CaseAction,
+        action: reengage::pipeline::casework::CaseAction,
         now: DateTime<Utc>,
     ) {
-        let coach = drafts::acting_coach(&self.ctx, coach)
+        let coach = review::acting_coach(&self.ctx, coach)
             .await
             .unwrap()
             .expect("an active coach");
-        reengage::caseload::act(&self.ctx, &coach, external_id, &action, now)
+        reengage::pipeline::casework::act(&self.ctx, &coach, external_id, &action, now)
             .await
             .unwrap()
             .expect("the action is allowed");
@@ -238,8 +238,8 @@ impl TestApp {
         coach: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ActionError> {
-        let coach = drafts::acting_coach(&self.ctx, coach).await.unwrap()?;
-        drafts::reject(&self.ctx, &coach, id, Some("not now"), now)
+        let coach = review::acting_coach(&self.ctx, coach).await.unwrap()?;
+        review::reject(&self.ctx, &coach, id, Some("not now"), now)
             .await
             .unwrap()
     }
@@ -592,7 +592,7 @@ pub async fn drafts_for_rosa_and_marcus(app: &TestApp, first_name: &str) -> (i64
 
 /// A new API token for the coach with this email.
 pub async fn token(app: &TestApp, email: &str) -> String {
-    let coach = reengage::drafts::acting_coach(&app.ctx, email)
+    let coach = reengage::pipeline::review::acting_coach(&app.ctx, email)
         .await
         .unwrap()
         .unwrap();

@@ -1,0 +1,306 @@
+//! What a coach does with a client, beside drafts: pause, hold or resume them,
+//! record a personal contact, record an opt-out, and (admins) reassign them.
+//! The web UI calls these; each is audited.
+
+use chrono::{DateTime, Utc};
+
+use crate::app::context::AppContext;
+use crate::domain::{Channel, ClientStatus, EventKind};
+use crate::store::audit::{self, Actor};
+use crate::store::clients::{self, ClientRow};
+use crate::store::coaches::{self, CoachRow};
+use crate::store::episodes::{self, CloseReason};
+use crate::store::events::{self, NewEvent};
+use crate::store::inbound;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CaseError {
+    #[error("no such client")]
+    NotFound,
+    #[error("only an admin may do this")]
+    AdminOnly,
+    #[error("no active coach has the email {0}")]
+    UnknownCoach(String),
+}
+
+/// The client, if `coach` may see them.
+pub async fn visible_client(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    external_id: &str,
+) -> anyhow::Result<Result<ClientRow, CaseError>> {
+    let mut conn = ctx.store.conn().await?;
+    let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
+    Ok(clients::by_external_id(&mut conn, external_id)
+        .await?
+        .filter(|c| scope.includes(c.coach_id))
+        .ok_or(CaseError::NotFound))
+}
+
+/// An audit detail, noting when a backup acts for a coach who is away.
+pub fn covering_note(
+    coach: &CoachRow,
+    client_coach_id: i64,
+    detail: Option<String>,
+) -> Option<String> {
+    if coach.is_admin() || coach.id == client_coach_id {
+        return detail;
+    }
+    let note = format!("covering for coach {client_coach_id}");
+    Some(match detail {
+        Some(d) => format!("{d}; {note}"),
+        None => note,
+    })
+}
+
+/// A client-level action, as the audit log names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseAction {
+    SetStatus(ClientStatus),
+    ReachedPersonally,
+    OptOut(Channel),
+    /// Undo an opt-out that was misread (a plain-language one, say).
+    OptIn(Channel),
+    Reassign(String),
+    /// The coach closes the "reach out personally" task without a contact.
+    DismissOutreach,
+    /// The phone a reply called a wrong number is the client's after all.
+    ConfirmPhone,
+}
+
+/// Applies `action` to the client as `coach`. Pausing, holding or discharging
+/// closes the open episode and cancels unsent messages; resuming lets detection
+/// look again; a personal contact is an engagement event like any other.
+pub async fn act(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    external_id: &str,
+    action: &CaseAction,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), CaseError>> {
+    let client = match visible_client(ctx, coach, external_id).await? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut tx = ctx.store.begin().await?;
+    let (name, detail) = match action {
+        CaseAction::SetStatus(status) => {
+            clients::set_status(&mut tx, client.id, *status, now).await?;
+            if let Some(reason) = CloseReason::for_status(*status) {
+                episodes::wind_down(&mut tx, &[client.id], reason, now).await?;
+            }
+            let name = match status {
+                ClientStatus::Active => "resume",
+                ClientStatus::Paused => "pause",
+                ClientStatus::Hold => "hold",
+                ClientStatus::Discharged => "discharge",
+            };
+            (name, None)
+        }
+        CaseAction::ReachedPersonally => {
+            // First, so that the replies it answers say who answered them.
+            inbound::handled_by_contact(&mut tx, client.id, coach.id, now).await?;
+            let event = NewEvent {
+                kind: EventKind::CoachContact,
+                occurred_at: now,
+                source: "coach",
+                note: Some("reached personally"),
+            };
+            events::record(
+                &mut tx,
+                &(&client).into(),
+                &event,
+                ctx.settings.first_step_after(),
+                now,
+            )
+            .await?;
+            ("coach_contact", None)
+        }
+        CaseAction::OptOut(channel) => {
+            clients::opt_out(&mut tx, client.id, *channel, now).await?;
+            ("opt_out", Some(channel.to_string()))
+        }
+        CaseAction::OptIn(channel) => {
+            clients::record_opt_in(&mut tx, client.id, *channel, now).await?;
+            ("opt_in", Some(format!("{channel}, recorded by the coach")))
+        }
+        CaseAction::ConfirmPhone => {
+            clients::confirm_phone(&mut tx, client.id, now).await?;
+            ("confirm_phone", client.phone.clone())
+        }
+        CaseAction::DismissOutreach => {
+            episodes::finish_outreach(&mut tx, &[client.id], now).await?;
+            ("dismiss_outreach", None)
+        }
+        CaseAction::Reassign(email) => {
+            if !coach.is_admin() {
+                return Ok(Err(CaseError::AdminOnly));
+            }
+            let Some(to) = coaches::by_email(&mut tx, email)
+                .await?
+                .filter(|c| c.active != 0)
+            else {
+                return Ok(Err(CaseError::UnknownCoach(email.clone())));
+            };
+            clients::reassign(&mut tx, client.id, to.id, now).await?;
+            ("reassign", Some(format!("to {}", to.email)))
+        }
+    };
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: Actor::Coach {
+                id: coach.id,
+                email: &coach.email,
+            },
+            action: name,
+            client_id: Some(client.id),
+            message_id: None,
+            detail: covering_note(coach, client.coach_id, detail),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Why an away period was not set.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AwayError {
+    #[error("no active coach has the email {0}")]
+    UnknownCoach(String),
+    #[error("only an admin may set another coach's away period")]
+    NotYours,
+    #[error("`{0}` is not a date like 2026-12-24 or an RFC 3339 time")]
+    BadDate(String),
+    #[error("the away period must end in the future ({0} has passed)")]
+    Past(String),
+    #[error("a coach cannot be their own backup")]
+    SelfBackup,
+}
+
+/// The coach named by `email`, if `actor` (`None`: the operator, at the CLI)
+/// may change their away period.
+async fn away_target(
+    ctx: &AppContext,
+    actor: Option<&CoachRow>,
+    email: &str,
+) -> anyhow::Result<Result<CoachRow, AwayError>> {
+    let mut conn = ctx.store.conn().await?;
+    let Some(coach) = coaches::by_email(&mut conn, email.trim())
+        .await?
+        .filter(|c| c.active != 0)
+    else {
+        return Ok(Err(AwayError::UnknownCoach(email.to_owned())));
+    };
+    if actor.is_some_and(|a| !a.is_admin() && a.id != coach.id) {
+        return Ok(Err(AwayError::NotYours));
+    }
+    Ok(Ok(coach))
+}
+
+/// Audits a change of an away period and commits it; returns `text`.
+async fn record_away(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    actor: Option<&CoachRow>,
+    action: &str,
+    text: String,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<String, AwayError>> {
+    let actor = match actor {
+        Some(a) => Actor::Coach {
+            id: a.id,
+            email: &a.email,
+        },
+        None => Actor::System("operator"),
+    };
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor,
+            action,
+            client_id: None,
+            message_id: None,
+            detail: Some(text.clone()),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(text))
+}
+
+/// Sets `email`'s away period, to the end of `until` (a date, in the
+/// coach's timezone, or an RFC 3339 time), with `backup` covering. Audited.
+/// Returns a sentence saying what was set.
+pub async fn set_away(
+    ctx: &AppContext,
+    actor: Option<&CoachRow>,
+    email: &str,
+    until: &str,
+    backup: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<String, AwayError>> {
+    let coach = match away_target(ctx, actor, email).await? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let tz = coach.tz(ctx.settings.defaults.timezone);
+    let until_text = until.trim();
+    let end = match chrono::NaiveDate::parse_from_str(until_text, "%Y-%m-%d") {
+        Ok(day) => match day.succ_opt() {
+            Some(next) => {
+                crate::app::clock::local_to_utc(tz, next.and_time(chrono::NaiveTime::MIN))
+            }
+            None => return Ok(Err(AwayError::BadDate(until_text.to_owned()))),
+        },
+        Err(_) => match DateTime::parse_from_rfc3339(until_text) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => return Ok(Err(AwayError::BadDate(until_text.to_owned()))),
+        },
+    };
+    if end <= now {
+        return Ok(Err(AwayError::Past(until_text.to_owned())));
+    }
+    let mut tx = ctx.store.begin().await?;
+    let backup = match backup.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(b) => match coaches::by_email(&mut tx, b)
+            .await?
+            .filter(|c| c.active != 0)
+        {
+            Some(c) if c.id == coach.id => return Ok(Err(AwayError::SelfBackup)),
+            Some(c) => Some(c),
+            None => return Ok(Err(AwayError::UnknownCoach(b.to_owned()))),
+        },
+        None => None,
+    };
+    coaches::set_away(&mut tx, coach.id, Some(end), backup.as_ref().map(|b| b.id)).await?;
+    let covered = match &backup {
+        Some(b) => format!("{} covers", b.email),
+        None => "no backup: notices go to the admins".to_owned(),
+    };
+    let text = format!(
+        "{} is away until {}; {covered}",
+        coach.email,
+        end.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+    );
+    record_away(tx, actor, "coach_away", text, now).await
+}
+
+/// Ends `email`'s away period now; the backup stays, for escalations.
+pub async fn set_back(
+    ctx: &AppContext,
+    actor: Option<&CoachRow>,
+    email: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<String, AwayError>> {
+    let coach = match away_target(ctx, actor, email).await? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut tx = ctx.store.begin().await?;
+    coaches::set_away(&mut tx, coach.id, None, coach.backup_coach_id).await?;
+    let text = format!("{} is back", coach.email);
+    record_away(tx, actor, "coach_back", text, now).await
+}

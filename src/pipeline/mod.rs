@@ -1,0 +1,11 @@
+//! The data path, one stage a module: intake → detect → review and casework
+//! → dispatch → channels → send log → replies back, and the follow-up jobs.
+
+pub mod casework;
+pub mod channels;
+pub mod detect;
+pub mod dispatch;
+pub mod follow_up;
+pub mod intake;
+pub mod replies;
+pub mod review;

@@ -1,0 +1,339 @@
+//! What a coach does with drafts: approve or reject them. The CLI uses these now;
+//! the web UI and the API call the same functions. A coach acts only on their own
+//! clients' drafts, an admin on anyone's, and every action is audited.
+
+use chrono::{DateTime, Utc};
+
+use crate::app::context::AppContext;
+use crate::domain::Channel;
+use crate::domain::compose::lint::{self, Severity};
+use crate::store::audit::{self, Actor};
+use crate::store::coaches::{self, CoachRow};
+use crate::store::messages::{self, MessageView};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ActionError {
+    #[error("no active coach has the email {0}")]
+    UnknownCoach(String),
+    #[error("draft {0} does not exist")]
+    NotFound(i64),
+    #[error("draft {id} is for a client of another coach; {coach} cannot act on it")]
+    NotYours { id: i64, coach: String },
+    #[error("draft {id} is {status}, not pending")]
+    NotPending { id: i64, status: String },
+    #[error("message {id} is {status}, not in doubt")]
+    NotInDoubt { id: i64, status: String },
+    #[error(
+        "draft {id} has {errors} error finding(s) from the lint: read them, then confirm to approve anyway"
+    )]
+    NeedsConfirmation { id: i64, errors: usize },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EditError {
+    #[error(transparent)]
+    Action(#[from] ActionError),
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// Replaces a pending draft's words. The original is kept beside the edit, and
+/// the edit is audited. An email needs a subject; neither part may be empty.
+pub async fn edit(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    subject: Option<&str>,
+    body: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), EditError>> {
+    let draft = match visible_draft(ctx, coach, id).await? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if body.trim().is_empty() {
+        return Ok(Err(EditError::Invalid {
+            field: "body",
+            problem: "must not be empty".into(),
+        }));
+    }
+    let subject = match (draft.channel.as_str(), subject.map(str::trim)) {
+        ("email", Some(s)) if !s.is_empty() => Some(s),
+        ("email", Some(_)) => {
+            return Ok(Err(EditError::Invalid {
+                field: "subject",
+                problem: "an email needs a subject".into(),
+            }));
+        }
+        ("email", None) => draft.subject.as_deref(),
+        (_, Some(_)) => {
+            return Ok(Err(EditError::Invalid {
+                field: "subject",
+                problem: "an SMS has no subject".into(),
+            }));
+        }
+        (_, None) => None,
+    };
+    let discreet = {
+        let mut conn = ctx.store.conn().await?;
+        crate::store::clients::by_id(&mut conn, draft.client_id)
+            .await?
+            .is_some_and(|c| c.discreet != 0)
+    };
+    let channel = if draft.channel == "email" {
+        Channel::Email
+    } else {
+        Channel::Sms
+    };
+    let findings = ctx.lint.check(&lint::Draft {
+        channel,
+        subject,
+        body: body.trim(),
+        discreet,
+        first_of_episode: draft.step == 1,
+    });
+    let mut tx = ctx.store.begin().await?;
+    if !messages::edit(
+        &mut tx,
+        id,
+        subject,
+        body.trim(),
+        &serde_json::to_string(&findings)?,
+    )
+    .await?
+    {
+        return Ok(Err(ActionError::NotPending {
+            id,
+            status: draft.status,
+        }
+        .into()));
+    }
+    record_action(&mut tx, coach, "edit", &draft, None, now).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Hides a pending draft from the queue until `until` (which must be later).
+pub async fn snooze(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), EditError>> {
+    let draft = match visible_draft(ctx, coach, id).await? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    if until <= now {
+        return Ok(Err(EditError::Invalid {
+            field: "until",
+            problem: "must be in the future".into(),
+        }));
+    }
+    let mut tx = ctx.store.begin().await?;
+    if !messages::snooze(&mut tx, id, until).await? {
+        return Ok(Err(ActionError::NotPending {
+            id,
+            status: draft.status,
+        }
+        .into()));
+    }
+    record_action(
+        &mut tx,
+        coach,
+        "snooze",
+        &draft,
+        Some(until.to_rfc3339()),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// The draft, if `coach` may see it.
+pub async fn read(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+) -> anyhow::Result<Result<MessageView, ActionError>> {
+    visible_draft(ctx, coach, id).await
+}
+
+/// What a coach decides about a message whose attempt is in doubt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InDoubtDecision {
+    /// Send it again (the coach accepts that it may arrive twice).
+    Resend,
+    /// It went out (for example the client answered it): mark it sent.
+    Resolve,
+}
+
+/// Acts on an `in_doubt` message as `coach`; both decisions are audited.
+pub async fn decide_in_doubt(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    decision: InDoubtDecision,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), ActionError>> {
+    let message = match visible_draft(ctx, coach, id).await? {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut tx = ctx.store.begin().await?;
+    let (changed, action) = match decision {
+        InDoubtDecision::Resend => (messages::retry_in_doubt(&mut tx, id, now).await?, "resend"),
+        InDoubtDecision::Resolve => (
+            messages::resolve_in_doubt_as_sent(&mut tx, id, None, now).await?,
+            "resolve_sent",
+        ),
+    };
+    if !changed {
+        return Ok(Err(ActionError::NotInDoubt {
+            id,
+            status: message.status,
+        }));
+    }
+    record_action(
+        &mut tx,
+        coach,
+        action,
+        &message,
+        message.last_error.clone(),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Writes a coach's action on a message to the audit log.
+async fn record_action(
+    conn: &mut sqlx::AnyConnection,
+    coach: &CoachRow,
+    action: &str,
+    draft: &MessageView,
+    detail: Option<String>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    audit::record(
+        conn,
+        audit::Entry {
+            actor: Actor::Coach {
+                id: coach.id,
+                email: &coach.email,
+            },
+            action,
+            client_id: Some(draft.client_id),
+            message_id: Some(draft.id),
+            detail: crate::pipeline::casework::covering_note(coach, draft.client_coach_id, detail),
+        },
+        now,
+    )
+    .await
+}
+
+/// Finds the acting coach by email; inactive coaches cannot act.
+pub async fn acting_coach(
+    ctx: &AppContext,
+    email: &str,
+) -> anyhow::Result<Result<CoachRow, ActionError>> {
+    let mut conn = ctx.store.conn().await?;
+    Ok(match coaches::by_email(&mut conn, email).await? {
+        Some(coach) if coach.active != 0 => Ok(coach),
+        _ => Err(ActionError::UnknownCoach(email.to_owned())),
+    })
+}
+
+/// The draft, if `coach` may see it.
+async fn visible_draft(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+) -> anyhow::Result<Result<MessageView, ActionError>> {
+    let mut conn = ctx.store.conn().await?;
+    let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
+    Ok(match messages::view(&mut conn, id).await? {
+        None => Err(ActionError::NotFound(id)),
+        Some(m) if !scope.includes(m.client_coach_id) => Err(ActionError::NotYours {
+            id,
+            coach: coach.email.clone(),
+        }),
+        Some(m) => Ok(m),
+    })
+}
+
+/// Approves a pending draft: it becomes due for sending at once.
+/// A draft with error findings needs `confirmed`: the lint never blocks a
+/// coach, but it makes them look twice, and the audit log records it.
+pub async fn approve(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    confirmed: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), ActionError>> {
+    let draft = match visible_draft(ctx, coach, id).await? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let errors = draft
+        .lint
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    if errors > 0 && !confirmed && draft.status == "pending" {
+        return Ok(Err(ActionError::NeedsConfirmation { id, errors }));
+    }
+    let mut tx = ctx.store.begin().await?;
+    if !messages::approve(&mut tx, id, coach.id, now).await? {
+        return Ok(Err(ActionError::NotPending {
+            id,
+            status: draft.status,
+        }));
+    }
+    let detail =
+        (errors > 0).then(|| format!("approved despite {errors} error finding(s) of the lint"));
+    record_action(&mut tx, coach, "approve", &draft, detail, now).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// Rejects a pending draft. The cadence step counts as settled, so the next
+/// step still comes; a coach who wants no more puts the client on hold.
+pub async fn reject(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    id: i64,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Result<(), ActionError>> {
+    let draft = match visible_draft(ctx, coach, id).await? {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut tx = ctx.store.begin().await?;
+    if !messages::reject(&mut tx, id, reason, now).await? {
+        return Ok(Err(ActionError::NotPending {
+            id,
+            status: draft.status,
+        }));
+    }
+    crate::store::clients::set_next_detect(&mut tx, &[(draft.client_id, Some(now))]).await?;
+    record_action(
+        &mut tx,
+        coach,
+        "reject",
+        &draft,
+        reason.map(str::to_owned),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
