@@ -410,7 +410,7 @@ impl Settings {
         Ok(())
     }
 
-    /// The HELP answer must carry what DOMAIN.md lists.
+    /// The HELP answer must carry what docs/domain.md lists.
     fn validate_help_text(&self) -> Result<(), ConfigError> {
         let text = &self.replies.help_text;
         let lower = text.to_lowercase();

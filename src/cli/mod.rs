@@ -123,7 +123,7 @@ pub enum DraftsCommand {
         /// Only this coach's clients.
         #[arg(long, value_name = "EMAIL")]
         coach: Option<String>,
-        /// Print the message JSON of DESIGN.md.
+        /// Print the message JSON of docs/architecture.md.
         #[arg(long)]
         json: bool,
     },

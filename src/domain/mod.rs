@@ -113,7 +113,7 @@ pub enum Role {
     Admin,
 }
 
-/// A message's place in its life; see the state diagram in DESIGN.md.
+/// A message's place in its life; see the state diagram in docs/architecture.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]

@@ -1,5 +1,5 @@
 //! When a message may go out: quiet hours in the client's local time, and the
-//! caps of DOMAIN.md (at most N a local calendar day and M a rolling week).
+//! caps of docs/domain.md (at most N a local calendar day and M a rolling week).
 //! Pure functions of `now`, so DST nights can be tested directly.
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};

@@ -1,4 +1,4 @@
-//! CSV import of clients and engagement events, as DESIGN.md specifies.
+//! CSV import of clients and engagement events, as docs/architecture.md specifies.
 //!
 //! The file streams through one transaction, a chunk of rows at a time: a
 //! thread reads and checks the next chunk while the current one is written with

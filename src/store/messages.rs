@@ -65,7 +65,7 @@ pub async fn insert_drafts(
     Ok(query.execute(conn).await?.rows_affected())
 }
 
-/// A message as people and scripts see it (the message JSON of DESIGN.md).
+/// A message as people and scripts see it (the message JSON of docs/architecture.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageView {
     pub id: i64,

@@ -1,4 +1,4 @@
-//! SMS segment counting, following DOMAIN.md: GSM-7 allows 160 characters in one
+//! SMS segment counting, following docs/domain.md: GSM-7 allows 160 characters in one
 //! segment and 153 per segment when split; one character outside GSM-7 switches
 //! the whole message to UCS-2, which allows 70 and 67.
 

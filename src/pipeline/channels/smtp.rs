@@ -7,7 +7,7 @@
 //! the end of DATA, and its sockets keep Nagle's algorithm on, which stalls the
 //! final `.` behind the server's delayed ACK (about 40 ms a message).
 //!
-//! Outcomes, after RFC 5321 and DOMAIN.md:
+//! Outcomes, after RFC 5321 and docs/domain.md:
 //! - a 2xx reply to the end of DATA: `Sent` (the id is our Message-ID);
 //! - a 4xx reply at any step: `Retry`; a 5xx reply: `Failed`, with the code;
 //! - the connection refused or lost before the message body was sent: `Retry`

@@ -1,4 +1,4 @@
-//! SMS through a Twilio-compatible REST API (DOMAIN.md has the facts).
+//! SMS through a Twilio-compatible REST API (docs/domain.md has the facts).
 //!
 //! Outcomes of a create (`POST …/Messages.json`):
 //! - 2xx with a `sid`: `Sent`;
