@@ -9,8 +9,8 @@ use crate::domain::{Channel, ClientStatus, EventKind};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientRow};
 use crate::store::coaches::{self, CoachRow};
-use crate::store::episodes::{self, CloseReason};
-use crate::store::events::{self, NewEvent};
+use crate::store::episodes;
+use crate::store::events;
 use crate::store::inbound;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -85,10 +85,7 @@ pub async fn act(
     let mut tx = ctx.store.begin().await?;
     let (name, detail) = match action {
         CaseAction::SetStatus(status) => {
-            clients::set_status(&mut tx, client.id, *status, now).await?;
-            if let Some(reason) = CloseReason::for_status(*status) {
-                episodes::wind_down(&mut tx, &[client.id], reason, now).await?;
-            }
+            episodes::change_status(&mut tx, client.id, *status, now).await?;
             let name = match status {
                 ClientStatus::Active => "resume",
                 ClientStatus::Paused => "pause",
@@ -100,16 +97,12 @@ pub async fn act(
         CaseAction::ReachedPersonally => {
             // First, so that the replies it answers say who answered them.
             inbound::handled_by_contact(&mut tx, client.id, coach.id, now).await?;
-            let event = NewEvent {
-                kind: EventKind::CoachContact,
-                occurred_at: now,
-                source: "coach",
-                note: Some("reached personally"),
-            };
-            events::record(
+            events::engaged_now(
                 &mut tx,
                 &(&client).into(),
-                &event,
+                EventKind::CoachContact,
+                "coach",
+                Some("reached personally"),
                 ctx.settings.first_step_after(),
                 now,
             )
@@ -125,7 +118,7 @@ pub async fn act(
             ("opt_in", Some(format!("{channel}, recorded by the coach")))
         }
         CaseAction::ConfirmPhone => {
-            clients::confirm_phone(&mut tx, client.id, now).await?;
+            clients::set_phone_wrong(&mut tx, client.id, false, now).await?;
             ("confirm_phone", client.phone.clone())
         }
         CaseAction::DismissOutreach => {
@@ -149,10 +142,7 @@ pub async fn act(
     audit::record(
         &mut tx,
         audit::Entry {
-            actor: Actor::Coach {
-                id: coach.id,
-                email: &coach.email,
-            },
+            actor: Actor::coach(coach),
             action: name,
             client_id: Some(client.id),
             message_id: None,
@@ -209,10 +199,7 @@ async fn record_away(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Result<String, AwayError>> {
     let actor = match actor {
-        Some(a) => Actor::Coach {
-            id: a.id,
-            email: &a.email,
-        },
+        Some(a) => Actor::coach(a),
         None => Actor::System("operator"),
     };
     audit::record(

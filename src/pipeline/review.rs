@@ -224,10 +224,7 @@ async fn record_action(
     audit::record(
         conn,
         audit::Entry {
-            actor: Actor::Coach {
-                id: coach.id,
-                email: &coach.email,
-            },
+            actor: Actor::coach(coach),
             action,
             client_id: Some(draft.client_id),
             message_id: Some(draft.id),

@@ -13,6 +13,16 @@ pub enum Actor<'a> {
     System(&'a str),
 }
 
+impl<'a> Actor<'a> {
+    /// The coach who acted.
+    pub fn coach(coach: &'a super::coaches::CoachRow) -> Self {
+        Actor::Coach {
+            id: coach.id,
+            email: &coach.email,
+        }
+    }
+}
+
 pub struct Entry<'a> {
     pub actor: Actor<'a>,
     pub action: &'a str,

@@ -27,7 +27,7 @@ pub struct ClientRow {
     pub last_engaged_at: Option<i64>,
     pub next_detect_at: Option<i64>,
     pub created_at: i64,
-    /// When a reply said the phone is not the client's (see `mark_phone_wrong`).
+    /// When a reply said the phone is not the client's (see `set_phone_wrong`).
     pub phone_wrong_at: Option<i64>,
 }
 
@@ -373,35 +373,22 @@ async fn record_opt_out(
     Ok(())
 }
 
-/// Marks the client's phone as a stranger's: no SMS goes to it until a coach
-/// confirms it or it changes. The first time is kept.
-pub async fn mark_phone_wrong(
+/// Marks the client's phone as a stranger's (`wrong`: no SMS goes to it until
+/// a coach confirms it or it changes; the first time is kept), or, with
+/// `wrong` false, as confirmed the client's after all.
+pub async fn set_phone_wrong(
     conn: &mut AnyConnection,
     id: i64,
+    wrong: bool,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE clients SET phone_wrong_at = COALESCE(phone_wrong_at, $2), next_detect_at = $2, \
-         updated_at = $2 WHERE id = $1",
+        "UPDATE clients SET phone_wrong_at = CASE WHEN $3 = 1 THEN COALESCE(phone_wrong_at, $2) END, \
+         next_detect_at = $2, updated_at = $2 WHERE id = $1",
     )
     .bind(id)
     .bind(ts(at))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// A coach confirmed the client's phone is theirs after all.
-pub async fn confirm_phone(
-    conn: &mut AnyConnection,
-    id: i64,
-    at: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE clients SET phone_wrong_at = NULL, next_detect_at = $2, updated_at = $2 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(ts(at))
+    .bind(i64::from(wrong))
     .execute(conn)
     .await?;
     Ok(())

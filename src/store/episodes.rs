@@ -44,6 +44,22 @@ pub async fn wind_down(
     Ok(())
 }
 
+/// Changes a client's status: a pause, hold or discharge also winds down the
+/// quiet spell; a resume lets detection look again. The one home of "hold",
+/// for a coach's action and a crisis reply alike.
+pub async fn change_status(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    status: ClientStatus,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    super::clients::set_status(conn, client_id, status, now).await?;
+    if let Some(reason) = CloseReason::for_status(status) {
+        wind_down(conn, &[client_id], reason, now).await?;
+    }
+    Ok(())
+}
+
 /// Opens an episode for each `(client, first step drafted)` and returns
 /// `(client, episode)` pairs.
 pub async fn open(

@@ -28,6 +28,25 @@ pub struct NewEvent<'a> {
     pub note: Option<&'a str>,
 }
 
+/// Records that `client` engaged now (`kind` from `source`), and applies it.
+pub async fn engaged_now(
+    conn: &mut AnyConnection,
+    client: &EventTarget,
+    kind: EventKind,
+    source: &str,
+    note: Option<&str>,
+    first_step_after: Duration,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Recorded> {
+    let event = NewEvent {
+        kind,
+        occurred_at: now,
+        source,
+        note,
+    };
+    record(conn, client, &event, first_step_after, now).await
+}
+
 /// Records an event for `client` and applies it; see [`record_many`].
 pub async fn record(
     conn: &mut AnyConnection,

@@ -356,6 +356,24 @@ pub async fn mark_escalated(
     Ok(())
 }
 
+/// Runs `sql` (parameters: reply or client, coach, now); returns how many
+/// replies it changed.
+async fn by_coach(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    id: i64,
+    coach_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .bind(coach_id)
+        .bind(ts(now))
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
 /// "I'm on it": closes a crisis alert. Returns whether it was open.
 pub async fn acknowledge(
     conn: &mut AnyConnection,
@@ -363,16 +381,9 @@ pub async fn acknowledge(
     coach_id: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE inbound SET acknowledged_at = $3, acknowledged_by = $2 \
-         WHERE id = $1 AND classification = 'crisis' AND acknowledged_at IS NULL",
-    )
-    .bind(reply_id)
-    .bind(coach_id)
-    .bind(ts(now))
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
+    let sql = "UPDATE inbound SET acknowledged_at = $3, acknowledged_by = $2 \
+         WHERE id = $1 AND classification = 'crisis' AND acknowledged_at IS NULL";
+    Ok(by_coach(conn, sql, reply_id, coach_id, now).await? > 0)
 }
 
 /// Marks a reply handled; a crisis alert still open is acknowledged with it.
@@ -383,21 +394,14 @@ pub async fn mark_handled(
     coach_id: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2, \
+    let sql = "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2, \
            acknowledged_at = CASE WHEN classification = 'crisis' \
              THEN COALESCE(acknowledged_at, $3) ELSE acknowledged_at END, \
            acknowledged_by = CASE WHEN classification = 'crisis' \
              THEN COALESCE(acknowledged_by, $2) ELSE acknowledged_by END \
          WHERE id = $1 AND (needs_reply = 1 OR \
-           (classification = 'crisis' AND acknowledged_at IS NULL))",
-    )
-    .bind(reply_id)
-    .bind(coach_id)
-    .bind(ts(now))
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
+           (classification = 'crisis' AND acknowledged_at IS NULL))";
+    Ok(by_coach(conn, sql, reply_id, coach_id, now).await? > 0)
 }
 
 /// A coach reached the client personally: their waiting replies are handled.
@@ -407,16 +411,9 @@ pub async fn handled_by_contact(
     coach_id: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2 \
-         WHERE client_id = $1 AND needs_reply = 1",
-    )
-    .bind(client_id)
-    .bind(coach_id)
-    .bind(ts(now))
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    let sql = "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2 \
+         WHERE client_id = $1 AND needs_reply = 1";
+    by_coach(conn, sql, client_id, coach_id, now).await
 }
 
 /// A reply waiting for its coach's notice.

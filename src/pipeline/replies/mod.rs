@@ -29,8 +29,8 @@ use crate::domain::{Channel, ClientStatus, EventKind};
 use crate::store::audit::{self, Actor};
 use crate::store::clients;
 use crate::store::coaches::{self, CoachRow};
-use crate::store::episodes::{self, CloseReason};
-use crate::store::events::{self, NewEvent};
+use crate::store::episodes;
+use crate::store::events;
 use crate::store::{inbound, messages};
 
 /// An inbound message as the provider reports it.
@@ -114,8 +114,7 @@ pub async fn receive(
     let mut done: Vec<(&str, Option<String>)> = Vec::new();
     let channel = incoming.channel;
     if class.is(Class::Crisis) {
-        clients::set_status(&mut tx, client.id, ClientStatus::Hold, now).await?;
-        episodes::wind_down(&mut tx, &[client.id], CloseReason::Hold, now).await?;
+        episodes::change_status(&mut tx, client.id, ClientStatus::Hold, now).await?;
         if ctx.settings.crisis.auto_reply && !inbound::resources_sent(&mut tx, client.id).await? {
             inbound::mark_resources_sent(&mut tx, reply_id).await?;
             answers.push(ctx.settings.crisis.resources_message.clone());
@@ -130,7 +129,7 @@ pub async fn receive(
     }
     if class.is(Class::WrongNumber) && channel == Channel::Sms {
         let first = !client.phone_is_wrong();
-        clients::mark_phone_wrong(&mut tx, client.id, now).await?;
+        clients::set_phone_wrong(&mut tx, client.id, true, now).await?;
         messages::cancel_unsent(
             &mut tx,
             &[client.id],
@@ -183,16 +182,12 @@ pub async fn receive(
         done.push(("help", None));
     }
     if done.is_empty() {
-        let event = NewEvent {
-            kind: EventKind::MessageReply,
-            occurred_at: now,
-            source: channel.as_ref(),
-            note: None,
-        };
-        events::record(
+        events::engaged_now(
             &mut tx,
             &(&client).into(),
-            &event,
+            EventKind::MessageReply,
+            channel.as_ref(),
+            None,
             ctx.settings.first_step_after(),
             now,
         )
@@ -329,10 +324,7 @@ pub async fn act(
     audit::record(
         &mut tx,
         audit::Entry {
-            actor: Actor::Coach {
-                id: coach.id,
-                email: &coach.email,
-            },
+            actor: Actor::coach(coach),
             action: name,
             client_id: client.as_ref().map(|c| c.id),
             message_id: None,

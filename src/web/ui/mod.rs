@@ -194,20 +194,8 @@ async fn try_login(
         }
     };
     let (actor, action) = match (&coach, ok) {
-        (Some(c), true) => (
-            Actor::Coach {
-                id: c.id,
-                email: &c.email,
-            },
-            "login",
-        ),
-        (Some(c), false) => (
-            Actor::Coach {
-                id: c.id,
-                email: &c.email,
-            },
-            "login_failed",
-        ),
+        (Some(c), true) => (Actor::coach(c), "login"),
+        (Some(c), false) => (Actor::coach(c), "login_failed"),
         (None, _) => (Actor::System("unknown email"), "login_failed"),
     };
     audit::record(
