@@ -292,7 +292,7 @@ async fn sample_replies(
             let client = clients::by_external_id(&mut conn, &format!("demo-{i:05}")).await?;
             if let (Some(client), Some(coach)) = (client, &first)
                 && client.coach_id == coach.id
-                && client.status() == Some(crate::domain::ClientStatus::Active)
+                && client.status == crate::domain::ClientStatus::Active
                 && let Some(phone) = client.phone.clone()
             {
                 phones.push(phone);

@@ -248,11 +248,11 @@ impl DetectSummary {
 
 fn decide(candidate: &DetectionCandidate, cadence: &[CadenceStep], now: DateTime<Utc>) -> Decision {
     let client = &candidate.client;
-    match client.status() {
-        Some(ClientStatus::Active) => {}
-        Some(ClientStatus::Paused) | None => return Decision::Skip(SkipReason::Paused),
-        Some(ClientStatus::Hold) => return Decision::Skip(SkipReason::Hold),
-        Some(ClientStatus::Discharged) => return Decision::Skip(SkipReason::Discharged),
+    match client.status {
+        ClientStatus::Active => {}
+        ClientStatus::Paused => return Decision::Skip(SkipReason::Paused),
+        ClientStatus::Hold => return Decision::Skip(SkipReason::Hold),
+        ClientStatus::Discharged => return Decision::Skip(SkipReason::Discharged),
     }
     if candidate.open_messages > 0 {
         return Decision::Skip(SkipReason::OpenMessage);
@@ -327,7 +327,7 @@ fn compose(
             name: settings.agency.name.clone(),
         },
         unsubscribe_url: ctx.unsubscribe.url(client.id),
-        discreet: client.discreet != 0,
+        discreet: client.discreet,
     };
     let rendered = ctx
         .composer
@@ -336,7 +336,7 @@ fn compose(
         channel,
         subject: rendered.subject.as_deref(),
         body: &rendered.body,
-        discreet: client.discreet != 0,
+        discreet: client.discreet,
         first_of_episode: step_number == 1,
     });
     Ok(Composed {
@@ -453,14 +453,14 @@ mod tests {
                 preferred_name: None,
                 email: Some("sam@example.org".into()),
                 phone: Some("+14155552671".into()),
-                preferred_channel: "sms".into(),
+                preferred_channel: Channel::Sms,
                 language: "en".into(),
                 timezone: "America/New_York".into(),
                 coach_id: 1,
-                consent_email: 1,
-                consent_sms: 1,
-                discreet: 0,
-                status: "active".into(),
+                consent_email: true,
+                consent_sms: true,
+                discreet: false,
+                status: ClientStatus::Active,
                 opted_out_email_at: None,
                 opted_out_sms_at: None,
                 last_engaged_at: Some(ts(now - Duration::days(quiet_days))),
@@ -515,7 +515,7 @@ mod tests {
                 channel: Channel::Email
             }
         );
-        c.client.consent_email = 0;
+        c.client.consent_email = false;
         assert_eq!(
             decide(&c, &cadence(), now),
             Decision::Skip(SkipReason::NoChannel)

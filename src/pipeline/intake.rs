@@ -540,7 +540,7 @@ pub async fn upsert_clients(
             Some(existing) if fields.matches(existing) => report.unchanged += 1,
             Some(existing) => {
                 clients::update(conn, existing.id, fields, now).await?;
-                let changed = existing.status != fields.status.as_ref();
+                let changed = existing.status != fields.status;
                 if let Some(reason) = CloseReason::for_status(fields.status).filter(|_| changed) {
                     episodes::wind_down(conn, &[existing.id], reason, now).await?;
                 }

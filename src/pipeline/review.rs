@@ -81,7 +81,7 @@ pub async fn edit(
         let mut conn = ctx.store.conn().await?;
         crate::store::clients::by_id(&mut conn, draft.client_id)
             .await?
-            .is_some_and(|c| c.discreet != 0)
+            .is_some_and(|c| c.discreet)
     };
     let channel = if draft.channel == "email" {
         Channel::Email

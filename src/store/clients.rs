@@ -6,7 +6,11 @@ use sqlx::AnyConnection;
 use super::{Placeholders, from_opt_ts, from_ts, id_list, packed, ts, unpack};
 use crate::domain::{Channel, ClientStatus, EmailAddress, PhoneNumber};
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+/// A client as the rest of reengage sees it: statuses and channels as domain
+/// types, flags as booleans. Read from a row (or a [`packed`] JSON object) of
+/// [`ClientRecord`] once, on the way out of the store.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "ClientRecord")]
 pub struct ClientRow {
     pub id: i64,
     pub external_id: String,
@@ -14,14 +18,14 @@ pub struct ClientRow {
     pub preferred_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
-    pub preferred_channel: String,
+    pub preferred_channel: Channel,
     pub language: String,
     pub timezone: String,
     pub coach_id: i64,
-    pub consent_email: i64,
-    pub consent_sms: i64,
-    pub discreet: i64,
-    pub status: String,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+    pub discreet: bool,
+    pub status: ClientStatus,
     pub opted_out_email_at: Option<i64>,
     pub opted_out_sms_at: Option<i64>,
     pub last_engaged_at: Option<i64>,
@@ -29,6 +33,79 @@ pub struct ClientRow {
     pub created_at: i64,
     /// When a reply said the phone is not the client's (see `set_phone_wrong`).
     pub phone_wrong_at: Option<i64>,
+}
+
+/// A `clients` row as the database holds it (0/1 flags, text statuses).
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+struct ClientRecord {
+    id: i64,
+    external_id: String,
+    first_name: String,
+    preferred_name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    preferred_channel: String,
+    language: String,
+    timezone: String,
+    coach_id: i64,
+    consent_email: i64,
+    consent_sms: i64,
+    discreet: i64,
+    status: String,
+    opted_out_email_at: Option<i64>,
+    opted_out_sms_at: Option<i64>,
+    last_engaged_at: Option<i64>,
+    next_detect_at: Option<i64>,
+    created_at: i64,
+    phone_wrong_at: Option<i64>,
+}
+
+impl TryFrom<ClientRecord> for ClientRow {
+    type Error = String;
+
+    /// The schema's CHECK constraints keep these values valid; a row that is
+    /// not is an error, never a guess.
+    fn try_from(r: ClientRecord) -> Result<Self, String> {
+        let status = r
+            .status
+            .parse()
+            .map_err(|_| format!("client {}: `{}` is not a status", r.id, r.status))?;
+        let preferred_channel = r.preferred_channel.parse().map_err(|_| {
+            format!(
+                "client {}: `{}` is not a channel",
+                r.id, r.preferred_channel
+            )
+        })?;
+        Ok(Self {
+            id: r.id,
+            external_id: r.external_id,
+            first_name: r.first_name,
+            preferred_name: r.preferred_name,
+            email: r.email,
+            phone: r.phone,
+            preferred_channel,
+            language: r.language,
+            timezone: r.timezone,
+            coach_id: r.coach_id,
+            consent_email: r.consent_email != 0,
+            consent_sms: r.consent_sms != 0,
+            discreet: r.discreet != 0,
+            status,
+            opted_out_email_at: r.opted_out_email_at,
+            opted_out_sms_at: r.opted_out_sms_at,
+            last_engaged_at: r.last_engaged_at,
+            next_detect_at: r.next_detect_at,
+            created_at: r.created_at,
+            phone_wrong_at: r.phone_wrong_at,
+        })
+    }
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for ClientRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        let record = ClientRecord::from_row(row)?;
+        ClientRow::try_from(record).map_err(|e| sqlx::Error::Decode(e.into()))
+    }
 }
 
 /// The columns of [`ClientRow`], for [`packed`] queries.
@@ -64,10 +141,6 @@ impl ClientRow {
             .unwrap_or(&self.first_name)
     }
 
-    pub fn status(&self) -> Option<ClientStatus> {
-        self.status.parse().ok()
-    }
-
     /// Quiet time counts from the last engagement, or from when the client was
     /// added if there has been none yet.
     pub fn quiet_since(&self) -> DateTime<Utc> {
@@ -88,7 +161,7 @@ impl ClientRow {
             Channel::Email => self.consent_email,
             Channel::Sms => self.consent_sms,
         };
-        consent != 0
+        consent
             && self.opted_out_at(channel).is_none()
             && !(channel == Channel::Sms && self.phone_is_wrong())
     }
@@ -109,7 +182,7 @@ impl ClientRow {
     /// The preferred channel if it may be used, otherwise the other one if that
     /// may be used.
     pub fn choose_channel(&self) -> Option<Channel> {
-        let preferred = self.preferred_channel.parse().unwrap_or(Channel::Email);
+        let preferred = self.preferred_channel;
         [preferred, preferred.other()]
             .into_iter()
             .find(|c| self.may_contact_by(*c))
@@ -141,14 +214,14 @@ impl ClientFields {
             && row.preferred_name == self.preferred_name
             && row.email.as_deref() == self.email.as_ref().map(|e| e.as_str())
             && row.phone.as_deref() == self.phone.as_ref().map(|p| p.as_str())
-            && row.preferred_channel == self.preferred_channel.as_ref()
+            && row.preferred_channel == self.preferred_channel
             && row.language == self.language
             && row.timezone == self.timezone.name()
             && row.coach_id == self.coach_id
-            && (row.consent_email != 0) == self.consent_email
-            && (row.consent_sms != 0) == self.consent_sms
-            && (row.discreet != 0) == self.discreet
-            && row.status == self.status.as_ref()
+            && row.consent_email == self.consent_email
+            && row.consent_sms == self.consent_sms
+            && row.discreet == self.discreet
+            && row.status == self.status
     }
 }
 

@@ -225,7 +225,10 @@ async fn a_crisis_reply_holds_the_client_alerts_the_coach_and_sends_resources_on
         twiml.contains("988") && twiml.contains("911") && twiml.contains("1-800-662-4357"),
         "{twiml}"
     );
-    assert_eq!(client(&app).await.status, "hold");
+    assert_eq!(
+        client(&app).await.status,
+        reengage::domain::ClientStatus::Hold
+    );
     assert_eq!(app.message(draft).await.status, "cancelled");
     let files = app.outbox_files();
     assert!(

@@ -503,7 +503,7 @@ fn outgoing(
         html: message.html.clone(),
         email_message_id: message.email_message_id.clone(),
         reply_to: Some(target.coach_email.clone()),
-        discreet: client.discreet != 0,
+        discreet: client.discreet,
         unsubscribe_url: (channel == Channel::Email).then(|| ctx.unsubscribe.url(client.id)),
         attempted_at,
     }
@@ -601,11 +601,11 @@ fn ineligible(
     message: &ClaimedMessage,
     channel: Channel,
 ) -> Option<&'static str> {
-    match client.status() {
-        Some(ClientStatus::Active) => {}
-        Some(ClientStatus::Paused) | None => return Some("paused"),
-        Some(ClientStatus::Hold) => return Some("hold"),
-        Some(ClientStatus::Discharged) => return Some("discharged"),
+    match client.status {
+        ClientStatus::Active => {}
+        ClientStatus::Paused => return Some("paused"),
+        ClientStatus::Hold => return Some("hold"),
+        ClientStatus::Discharged => return Some("discharged"),
     }
     if client.opted_out_at(channel).is_some() {
         return Some("opted_out");

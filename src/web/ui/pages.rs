@@ -337,8 +337,8 @@ pub fn draft(
     )
 }
 
-fn yes(flag: i64) -> &'static str {
-    if flag != 0 { "yes" } else { "no" }
+fn yes(flag: bool) -> &'static str {
+    if flag { "yes" } else { "no" }
 }
 
 pub fn clients(
@@ -414,7 +414,7 @@ pub fn client(
             h1 { (c.greeting_name()) }
             p.meta {
                 (c.external_id) " · " (c.status) " · coach " (coach_email) " · " (c.timezone)
-                @if c.discreet != 0 { " · discreet" }
+                @if c.discreet { " · discreet" }
             }
             div.card {
                 p { "Email: " (c.email.as_deref().unwrap_or("none")) " · consent " (yes(c.consent_email))
@@ -433,7 +433,7 @@ pub fn client(
             }
             div {
                 (action("reached", "I reached them personally"))
-                @if c.status == "active" {
+                @if c.status == crate::domain::ClientStatus::Active {
                     (action("pause", "Pause"))
                     (action("hold", "Put on hold"))
                 } @else {
