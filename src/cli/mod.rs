@@ -809,15 +809,16 @@ async fn coach_away(
     let now = ctx.clock.now();
     let outcome = match until {
         Some(until) => {
-            crate::pipeline::casework::set_away(ctx, None, email, until, backup, now).await?
+            crate::pipeline::casework::set_away(ctx, None, email, until, backup, now).await
         }
-        None => crate::pipeline::casework::set_back(ctx, None, email, now).await?,
+        None => crate::pipeline::casework::set_back(ctx, None, email, now).await,
     };
     match outcome {
         Ok(text) => {
             say!("{text}");
             Ok(ExitCode::SUCCESS)
         }
+        Err(crate::pipeline::casework::AwayError::Unexpected(e)) => Err(e),
         Err(e) => {
             eprintln!("error: {e}");
             Ok(ExitCode::FAILURE)

@@ -13,7 +13,7 @@ use crate::store::episodes;
 use crate::store::events;
 use crate::store::inbound;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum CaseError {
     #[error("no such client")]
     NotFound,
@@ -21,6 +21,9 @@ pub enum CaseError {
     AdminOnly,
     #[error("no active coach has the email {0}")]
     UnknownCoach(String),
+    /// The database or something else failed; the cause is logged, never shown.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 /// The client, if `coach` may see them.
@@ -28,13 +31,13 @@ pub async fn visible_client(
     ctx: &AppContext,
     coach: &CoachRow,
     external_id: &str,
-) -> anyhow::Result<Result<ClientRow, CaseError>> {
+) -> Result<ClientRow, CaseError> {
     let mut conn = ctx.store.conn().await?;
     let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
-    Ok(clients::by_external_id(&mut conn, external_id)
+    clients::by_external_id(&mut conn, external_id)
         .await?
         .filter(|c| scope.includes(c.coach_id))
-        .ok_or(CaseError::NotFound))
+        .ok_or(CaseError::NotFound)
 }
 
 /// An audit detail, noting when a backup acts for a coach who is away.
@@ -77,11 +80,8 @@ pub async fn act(
     external_id: &str,
     action: &CaseAction,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<(), CaseError>> {
-    let client = match visible_client(ctx, coach, external_id).await? {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<(), CaseError> {
+    let client = visible_client(ctx, coach, external_id).await?;
     let mut tx = ctx.store.begin().await?;
     let (name, detail) = match action {
         CaseAction::SetStatus(status) => {
@@ -127,13 +127,13 @@ pub async fn act(
         }
         CaseAction::Reassign(email) => {
             if !coach.is_admin() {
-                return Ok(Err(CaseError::AdminOnly));
+                return Err(CaseError::AdminOnly);
             }
             let Some(to) = coaches::by_email(&mut tx, email)
                 .await?
                 .filter(|c| c.active != 0)
             else {
-                return Ok(Err(CaseError::UnknownCoach(email.clone())));
+                return Err(CaseError::UnknownCoach(email.clone()));
             };
             clients::reassign(&mut tx, client.id, to.id, now).await?;
             ("reassign", Some(format!("to {}", to.email)))
@@ -151,12 +151,12 @@ pub async fn act(
         now,
     )
     .await?;
-    tx.commit().await?;
-    Ok(Ok(()))
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(())
 }
 
 /// Why an away period was not set.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum AwayError {
     #[error("no active coach has the email {0}")]
     UnknownCoach(String),
@@ -168,6 +168,9 @@ pub enum AwayError {
     Past(String),
     #[error("a coach cannot be their own backup")]
     SelfBackup,
+    /// The database or something else failed; the cause is logged, never shown.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 /// The coach named by `email`, if `actor` (`None`: the operator, at the CLI)
@@ -176,18 +179,18 @@ async fn away_target(
     ctx: &AppContext,
     actor: Option<&CoachRow>,
     email: &str,
-) -> anyhow::Result<Result<CoachRow, AwayError>> {
+) -> Result<CoachRow, AwayError> {
     let mut conn = ctx.store.conn().await?;
     let Some(coach) = coaches::by_email(&mut conn, email.trim())
         .await?
         .filter(|c| c.active != 0)
     else {
-        return Ok(Err(AwayError::UnknownCoach(email.to_owned())));
+        return Err(AwayError::UnknownCoach(email.to_owned()));
     };
     if actor.is_some_and(|a| !a.is_admin() && a.id != coach.id) {
-        return Ok(Err(AwayError::NotYours));
+        return Err(AwayError::NotYours);
     }
-    Ok(Ok(coach))
+    Ok(coach)
 }
 
 /// Audits a change of an away period and commits it; returns `text`.
@@ -197,7 +200,7 @@ async fn record_away(
     action: &str,
     text: String,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<String, AwayError>> {
+) -> Result<String, AwayError> {
     let actor = match actor {
         Some(a) => Actor::coach(a),
         None => Actor::System("operator"),
@@ -214,8 +217,8 @@ async fn record_away(
         now,
     )
     .await?;
-    tx.commit().await?;
-    Ok(Ok(text))
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(text)
 }
 
 /// Sets `email`'s away period, to the end of `until` (a date, in the
@@ -228,11 +231,8 @@ pub async fn set_away(
     until: &str,
     backup: Option<&str>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<String, AwayError>> {
-    let coach = match away_target(ctx, actor, email).await? {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<String, AwayError> {
+    let coach = away_target(ctx, actor, email).await?;
     let tz = coach.tz(ctx.settings.defaults.timezone);
     let until_text = until.trim();
     let end = match chrono::NaiveDate::parse_from_str(until_text, "%Y-%m-%d") {
@@ -240,15 +240,15 @@ pub async fn set_away(
             Some(next) => {
                 crate::app::clock::local_to_utc(tz, next.and_time(chrono::NaiveTime::MIN))
             }
-            None => return Ok(Err(AwayError::BadDate(until_text.to_owned()))),
+            None => return Err(AwayError::BadDate(until_text.to_owned())),
         },
         Err(_) => match DateTime::parse_from_rfc3339(until_text) {
             Ok(t) => t.with_timezone(&Utc),
-            Err(_) => return Ok(Err(AwayError::BadDate(until_text.to_owned()))),
+            Err(_) => return Err(AwayError::BadDate(until_text.to_owned())),
         },
     };
     if end <= now {
-        return Ok(Err(AwayError::Past(until_text.to_owned())));
+        return Err(AwayError::Past(until_text.to_owned()));
     }
     let mut tx = ctx.store.begin().await?;
     let backup = match backup.map(str::trim).filter(|b| !b.is_empty()) {
@@ -256,9 +256,9 @@ pub async fn set_away(
             .await?
             .filter(|c| c.active != 0)
         {
-            Some(c) if c.id == coach.id => return Ok(Err(AwayError::SelfBackup)),
+            Some(c) if c.id == coach.id => return Err(AwayError::SelfBackup),
             Some(c) => Some(c),
-            None => return Ok(Err(AwayError::UnknownCoach(b.to_owned()))),
+            None => return Err(AwayError::UnknownCoach(b.to_owned())),
         },
         None => None,
     };
@@ -281,11 +281,8 @@ pub async fn set_back(
     actor: Option<&CoachRow>,
     email: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<String, AwayError>> {
-    let coach = match away_target(ctx, actor, email).await? {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<String, AwayError> {
+    let coach = away_target(ctx, actor, email).await?;
     let mut tx = ctx.store.begin().await?;
     coaches::set_away(&mut tx, coach.id, None, coach.backup_coach_id).await?;
     let text = format!("{} is back", coach.email);

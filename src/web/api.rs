@@ -634,6 +634,7 @@ impl From<replies::ReplyError> for ApiError {
     fn from(e: replies::ReplyError) -> Self {
         match e {
             replies::ReplyError::NotFound => ApiError::NotFound,
+            replies::ReplyError::Unexpected(e) => ApiError::Internal(e),
             other => ApiError::Conflict(other.to_string()),
         }
     }
@@ -652,7 +653,7 @@ async fn reply_action(
         _ => return Err(ApiError::NotFound),
     };
     let now = ctx.clock.now();
-    Ok(Json(replies::act(&ctx, &coach, id, action, now).await??))
+    Ok(Json(replies::act(&ctx, &coach, id, action, now).await?))
 }
 
 /// A coach confirms that the phone a reply called a wrong number is the
@@ -670,8 +671,11 @@ async fn confirm_phone(
         &casework::CaseAction::ConfirmPhone,
         now,
     )
-    .await?
-    .map_err(|_| ApiError::NotFound)?;
+    .await
+    .map_err(|e| match e {
+        casework::CaseError::Unexpected(e) => ApiError::Internal(e),
+        _ => ApiError::NotFound,
+    })?;
     let mut conn = ctx.store.conn().await?;
     let client = clients::by_external_id(&mut conn, &external_id)
         .await?

@@ -627,7 +627,6 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
         now,
     )
     .await
-    .unwrap()
     .unwrap();
     assert!(set.contains(OTHER_COACH), "{set}");
     let backup = token(&app, OTHER_COACH).await;
@@ -684,7 +683,6 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
     // Back: everything returns to the coach.
     reengage::pipeline::casework::set_back(&app.ctx, None, COACH, now)
         .await
-        .unwrap()
         .unwrap();
     let (status, _) = call(
         &app,
@@ -698,7 +696,6 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
     // Away without a backup: notices go to the admins.
     reengage::pipeline::casework::set_away(&app.ctx, None, COACH, &until, None, now)
         .await
-        .unwrap()
         .unwrap();
     {
         let mut conn = app.ctx.store.conn().await.unwrap();

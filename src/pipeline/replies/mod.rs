@@ -260,7 +260,7 @@ fn rules_of(class: &Classification, which: Class) -> String {
 }
 
 /// Why a coach's action on a reply did not happen.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReplyError {
     /// No such reply, or not one of the coach's (or their covered) clients'.
     #[error("no such reply")]
@@ -269,6 +269,9 @@ pub enum ReplyError {
     NotWaiting(i64),
     #[error("reply {0} is not an open crisis alert")]
     NotOpenCrisis(i64),
+    /// The database or something else failed; the cause is logged, never shown.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 /// What a coach does with a reply.
@@ -288,18 +291,18 @@ pub async fn act(
     id: i64,
     action: ReplyAction,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<inbound::ReplyView, ReplyError>> {
+) -> Result<inbound::ReplyView, ReplyError> {
     let mut tx = ctx.store.begin().await?;
     let scope = coaches::scope_for(&mut tx, coach, now).await?;
     let Some(reply) = inbound::by_id(&mut tx, id).await? else {
-        return Ok(Err(ReplyError::NotFound));
+        return Err(ReplyError::NotFound);
     };
     let visible = match reply.client_coach_id {
         Some(coach_id) => scope.includes(coach_id),
         None => coach.is_admin(),
     };
     if !visible {
-        return Ok(Err(ReplyError::NotFound));
+        return Err(ReplyError::NotFound);
     }
     let (changed, name, error) = match action {
         ReplyAction::Handled => (
@@ -314,7 +317,7 @@ pub async fn act(
         ),
     };
     if !changed {
-        return Ok(Err(error));
+        return Err(error);
     }
     let client = match &reply.client_external_id {
         Some(external_id) => clients::by_external_id(&mut tx, external_id).await?,
@@ -339,6 +342,6 @@ pub async fn act(
     let updated = inbound::by_id(&mut tx, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("reply {id} vanished"))?;
-    tx.commit().await?;
-    Ok(Ok(updated))
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(updated)
 }

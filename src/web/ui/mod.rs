@@ -375,8 +375,10 @@ async fn client_page(
     Path(external_id): Path<String>,
 ) -> Response {
     let page = async {
-        let Ok(client) = casework::visible_client(&ctx, &ui.coach, &external_id).await? else {
-            return Ok(None);
+        let client = match casework::visible_client(&ctx, &ui.coach, &external_id).await {
+            Ok(client) => client,
+            Err(CaseError::Unexpected(e)) => return Err(e),
+            Err(_) => return Ok(None),
         };
         let mut conn = ctx.store.conn().await?;
         let coach_email = coaches::by_id(&mut conn, client.coach_id)
@@ -438,12 +440,12 @@ async fn client_action(
         }
     };
     match casework::act(&ctx, &ui.coach, &external_id, &action, ctx.clock.now()).await {
-        Ok(Ok(())) => Redirect::to(&pages::client_path(&external_id)).into_response(),
-        Ok(Err(CaseError::NotFound)) => not_found(),
-        Ok(Err(e @ (CaseError::AdminOnly | CaseError::UnknownCoach(_)))) => {
+        Ok(()) => Redirect::to(&pages::client_path(&external_id)).into_response(),
+        Err(CaseError::NotFound) => not_found(),
+        Err(CaseError::Unexpected(e)) => pages::internal_error(e),
+        Err(e @ (CaseError::AdminOnly | CaseError::UnknownCoach(_))) => {
             pages::message(StatusCode::BAD_REQUEST, "Not done", &e.to_string())
         }
-        Err(e) => pages::internal_error(e),
     }
 }
 
@@ -704,10 +706,10 @@ async fn reply_action(
     };
     let back = if form.back == "/" { "/" } else { "/replies" };
     match replies::act(&ctx, &ui.coach, id, action, ctx.clock.now()).await {
-        Ok(Ok(_)) => Redirect::to(back).into_response(),
-        Ok(Err(replies::ReplyError::NotFound)) => not_found(),
-        Ok(Err(e)) => pages::message(StatusCode::CONFLICT, "Already done", &e.to_string()),
-        Err(e) => pages::internal_error(e),
+        Ok(_) => Redirect::to(back).into_response(),
+        Err(replies::ReplyError::NotFound) => not_found(),
+        Err(replies::ReplyError::Unexpected(e)) => pages::internal_error(e),
+        Err(e) => pages::message(StatusCode::CONFLICT, "Already done", &e.to_string()),
     }
 }
 
@@ -780,7 +782,7 @@ async fn account_change(
         _ => return not_found(),
     };
     match result {
-        Ok(Ok(_)) => {
+        Ok(_) => {
             let back = if form.email.eq_ignore_ascii_case(&ui.coach.email) {
                 "/account".to_owned()
             } else {
@@ -791,8 +793,8 @@ async fn account_change(
             };
             Redirect::to(&back).into_response()
         }
-        Ok(Err(e)) => pages::message(StatusCode::BAD_REQUEST, "Not done", &e.to_string()),
-        Err(e) => pages::internal_error(e),
+        Err(casework::AwayError::Unexpected(e)) => pages::internal_error(e),
+        Err(e) => pages::message(StatusCode::BAD_REQUEST, "Not done", &e.to_string()),
     }
 }
 
