@@ -420,12 +420,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Tokens(TokensCommand::Create { coach }) => {
-            let coach = match review::acting_coach(&ctx, &coach).await? {
+            let coach = match review::acting_coach(&ctx, &coach).await {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::FAILURE);
-                }
+                Err(e) => return refused(e, "error: "),
             };
             let mut conn = ctx.store.conn().await?;
             let token = tokens::create(&mut conn, coach.id, ctx.clock.now()).await?;
@@ -476,12 +473,9 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             json,
         } => {
             let scope = match coach {
-                Some(email) => match review::acting_coach(ctx, &email).await? {
+                Some(email) => match review::acting_coach(ctx, &email).await {
                     Ok(c) => Scope::Coaches(vec![c.id]),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(ExitCode::FAILURE);
-                    }
+                    Err(e) => return refused(e, "error: "),
                 },
                 None => Scope::All,
             };
@@ -523,17 +517,15 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             coach,
             confirm,
         } => {
-            let coach = match review::acting_coach(ctx, &coach).await? {
+            let coach = match review::acting_coach(ctx, &coach).await {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::FAILURE);
-                }
+                Err(e) => return refused(e, "error: "),
             };
             let mut failed = false;
             for id in ids {
-                match review::approve(ctx, &coach, id, confirm, now).await? {
+                match review::approve(ctx, &coach, id, confirm, now).await {
                     Ok(()) => say!("draft {id}: approved"),
+                    Err(review::ActionError::Unexpected(e)) => return Err(e),
                     Err(e) => {
                         failed = true;
                         eprintln!("draft {id}: not approved: {e}");
@@ -553,22 +545,16 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
             in_doubt_command(ctx, id, &coach, review::InDoubtDecision::Resolve, now).await
         }
         DraftsCommand::Reject { id, coach, reason } => {
-            let coach = match review::acting_coach(ctx, &coach).await? {
+            let coach = match review::acting_coach(ctx, &coach).await {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::FAILURE);
-                }
+                Err(e) => return refused(e, "error: "),
             };
-            match review::reject(ctx, &coach, id, reason.as_deref(), now).await? {
+            match review::reject(ctx, &coach, id, reason.as_deref(), now).await {
                 Ok(()) => {
                     say!("draft {id}: rejected");
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => {
-                    eprintln!("draft {id}: not rejected: {e}");
-                    Ok(ExitCode::FAILURE)
-                }
+                Err(e) => refused(e, &format!("draft {id}: not rejected: ")),
             }
         }
     }
@@ -581,14 +567,11 @@ async fn in_doubt_command(
     decision: review::InDoubtDecision,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
-    let coach = match review::acting_coach(ctx, coach).await? {
+    let coach = match review::acting_coach(ctx, coach).await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(e) => return refused(e, "error: "),
     };
-    match review::decide_in_doubt(ctx, &coach, id, decision, now).await? {
+    match review::decide_in_doubt(ctx, &coach, id, decision, now).await {
         Ok(()) => {
             match decision {
                 review::InDoubtDecision::Resend => say!("message {id}: due to be sent again"),
@@ -596,8 +579,17 @@ async fn in_doubt_command(
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("message {id}: unchanged: {e}");
+        Err(e) => refused(e, &format!("message {id}: unchanged: ")),
+    }
+}
+
+/// A coach's action that was refused: the reason on stderr after `what`,
+/// and exit 1. An unexpected failure is the command's own error.
+fn refused(e: review::ActionError, what: &str) -> anyhow::Result<ExitCode> {
+    match e {
+        review::ActionError::Unexpected(e) => Err(e),
+        e => {
+            eprintln!("{what}{e}");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -11,7 +11,7 @@ use crate::store::audit::{self, Actor};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::messages::{self, MessageView};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     #[error("no active coach has the email {0}")]
     UnknownCoach(String),
@@ -27,9 +27,12 @@ pub enum ActionError {
         "draft {id} has {errors} error finding(s) from the lint: read them, then confirm to approve anyway"
     )]
     NeedsConfirmation { id: i64, errors: usize },
+    /// The database or something else failed; the cause is logged, never shown.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum EditError {
     #[error(transparent)]
     Action(#[from] ActionError),
@@ -38,6 +41,12 @@ pub enum EditError {
         field: &'static str,
         problem: String,
     },
+}
+
+impl From<anyhow::Error> for EditError {
+    fn from(e: anyhow::Error) -> Self {
+        EditError::Action(ActionError::Unexpected(e))
+    }
 }
 
 /// Replaces a pending draft's words. The original is kept beside the edit, and
@@ -49,31 +58,28 @@ pub async fn edit(
     subject: Option<&str>,
     body: &str,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<(), EditError>> {
-    let draft = match visible_draft(ctx, coach, id).await? {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e.into())),
-    };
+) -> Result<(), EditError> {
+    let draft = visible_draft(ctx, coach, id).await?;
     if body.trim().is_empty() {
-        return Ok(Err(EditError::Invalid {
+        return Err(EditError::Invalid {
             field: "body",
             problem: "must not be empty".into(),
-        }));
+        });
     }
     let subject = match (draft.channel.as_str(), subject.map(str::trim)) {
         ("email", Some(s)) if !s.is_empty() => Some(s),
         ("email", Some(_)) => {
-            return Ok(Err(EditError::Invalid {
+            return Err(EditError::Invalid {
                 field: "subject",
                 problem: "an email needs a subject".into(),
-            }));
+            });
         }
         ("email", None) => draft.subject.as_deref(),
         (_, Some(_)) => {
-            return Ok(Err(EditError::Invalid {
+            return Err(EditError::Invalid {
                 field: "subject",
                 problem: "an SMS has no subject".into(),
-            }));
+            });
         }
         (_, None) => None,
     };
@@ -101,19 +107,19 @@ pub async fn edit(
         id,
         subject,
         body.trim(),
-        &serde_json::to_string(&findings)?,
+        &serde_json::to_string(&findings).map_err(anyhow::Error::from)?,
     )
     .await?
     {
-        return Ok(Err(ActionError::NotPending {
+        return Err(ActionError::NotPending {
             id,
             status: draft.status,
         }
-        .into()));
+        .into());
     }
     record_action(&mut tx, coach, "edit", &draft, None, now).await?;
-    tx.commit().await?;
-    Ok(Ok(()))
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(())
 }
 
 /// Hides a pending draft from the queue until `until` (which must be later).
@@ -123,24 +129,21 @@ pub async fn snooze(
     id: i64,
     until: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<(), EditError>> {
-    let draft = match visible_draft(ctx, coach, id).await? {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e.into())),
-    };
+) -> Result<(), EditError> {
+    let draft = visible_draft(ctx, coach, id).await?;
     if until <= now {
-        return Ok(Err(EditError::Invalid {
+        return Err(EditError::Invalid {
             field: "until",
             problem: "must be in the future".into(),
-        }));
+        });
     }
     let mut tx = ctx.store.begin().await?;
     if !messages::snooze(&mut tx, id, until).await? {
-        return Ok(Err(ActionError::NotPending {
+        return Err(ActionError::NotPending {
             id,
             status: draft.status,
         }
-        .into()));
+        .into());
     }
     record_action(
         &mut tx,
@@ -151,16 +154,12 @@ pub async fn snooze(
         now,
     )
     .await?;
-    tx.commit().await?;
-    Ok(Ok(()))
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(())
 }
 
 /// The draft, if `coach` may see it.
-pub async fn read(
-    ctx: &AppContext,
-    coach: &CoachRow,
-    id: i64,
-) -> anyhow::Result<Result<MessageView, ActionError>> {
+pub async fn read(ctx: &AppContext, coach: &CoachRow, id: i64) -> Result<MessageView, ActionError> {
     visible_draft(ctx, coach, id).await
 }
 
@@ -180,11 +179,8 @@ pub async fn decide_in_doubt(
     id: i64,
     decision: InDoubtDecision,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<(), ActionError>> {
-    let message = match visible_draft(ctx, coach, id).await? {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<(), ActionError> {
+    let message = visible_draft(ctx, coach, id).await?;
     let mut tx = ctx.store.begin().await?;
     let (changed, action) = match decision {
         InDoubtDecision::Resend => (messages::retry_in_doubt(&mut tx, id, now).await?, "resend"),
@@ -194,10 +190,10 @@ pub async fn decide_in_doubt(
         ),
     };
     if !changed {
-        return Ok(Err(ActionError::NotInDoubt {
+        return Err(ActionError::NotInDoubt {
             id,
             status: message.status,
-        }));
+        });
     }
     record_action(
         &mut tx,
@@ -208,8 +204,8 @@ pub async fn decide_in_doubt(
         now,
     )
     .await?;
-    tx.commit().await?;
-    Ok(Ok(()))
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(())
 }
 
 /// Writes a coach's action on a message to the audit log.
@@ -236,15 +232,12 @@ async fn record_action(
 }
 
 /// Finds the acting coach by email; inactive coaches cannot act.
-pub async fn acting_coach(
-    ctx: &AppContext,
-    email: &str,
-) -> anyhow::Result<Result<CoachRow, ActionError>> {
+pub async fn acting_coach(ctx: &AppContext, email: &str) -> Result<CoachRow, ActionError> {
     let mut conn = ctx.store.conn().await?;
-    Ok(match coaches::by_email(&mut conn, email).await? {
+    match coaches::by_email(&mut conn, email).await? {
         Some(coach) if coach.active != 0 => Ok(coach),
         _ => Err(ActionError::UnknownCoach(email.to_owned())),
-    })
+    }
 }
 
 /// The draft, if `coach` may see it.
@@ -252,17 +245,17 @@ async fn visible_draft(
     ctx: &AppContext,
     coach: &CoachRow,
     id: i64,
-) -> anyhow::Result<Result<MessageView, ActionError>> {
+) -> Result<MessageView, ActionError> {
     let mut conn = ctx.store.conn().await?;
     let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
-    Ok(match messages::view(&mut conn, id).await? {
+    match messages::view(&mut conn, id).await? {
         None => Err(ActionError::NotFound(id)),
         Some(m) if !scope.includes(m.client_coach_id) => Err(ActionError::NotYours {
             id,
             coach: coach.email.clone(),
         }),
         Some(m) => Ok(m),
-    })
+    }
 }
 
 /// Approves a pending draft: it becomes due for sending at once.
@@ -274,31 +267,28 @@ pub async fn approve(
     id: i64,
     confirmed: bool,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<(), ActionError>> {
-    let draft = match visible_draft(ctx, coach, id).await? {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<(), ActionError> {
+    let draft = visible_draft(ctx, coach, id).await?;
     let errors = draft
         .lint
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
     if errors > 0 && !confirmed && draft.status == "pending" {
-        return Ok(Err(ActionError::NeedsConfirmation { id, errors }));
+        return Err(ActionError::NeedsConfirmation { id, errors });
     }
     let mut tx = ctx.store.begin().await?;
     if !messages::approve(&mut tx, id, coach.id, now).await? {
-        return Ok(Err(ActionError::NotPending {
+        return Err(ActionError::NotPending {
             id,
             status: draft.status,
-        }));
+        });
     }
     let detail =
         (errors > 0).then(|| format!("approved despite {errors} error finding(s) of the lint"));
     record_action(&mut tx, coach, "approve", &draft, detail, now).await?;
-    tx.commit().await?;
-    Ok(Ok(()))
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(())
 }
 
 /// Rejects a pending draft. The cadence step counts as settled, so the next
@@ -309,17 +299,14 @@ pub async fn reject(
     id: i64,
     reason: Option<&str>,
     now: DateTime<Utc>,
-) -> anyhow::Result<Result<(), ActionError>> {
-    let draft = match visible_draft(ctx, coach, id).await? {
-        Ok(d) => d,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<(), ActionError> {
+    let draft = visible_draft(ctx, coach, id).await?;
     let mut tx = ctx.store.begin().await?;
     if !messages::reject(&mut tx, id, reason, now).await? {
-        return Ok(Err(ActionError::NotPending {
+        return Err(ActionError::NotPending {
             id,
             status: draft.status,
-        }));
+        });
     }
     crate::store::clients::set_next_detect(&mut tx, &[(draft.client_id, Some(now))]).await?;
     record_action(
@@ -331,6 +318,6 @@ pub async fn reject(
         now,
     )
     .await?;
-    tx.commit().await?;
-    Ok(Ok(()))
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(())
 }

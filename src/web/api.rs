@@ -88,6 +88,7 @@ impl From<ActionError> for ApiError {
             ActionError::NotPending { .. } | ActionError::NotInDoubt { .. } => {
                 ApiError::Conflict(e.to_string())
             }
+            ActionError::Unexpected(e) => ApiError::Internal(e),
             ActionError::NeedsConfirmation { .. } => ApiError::BadRequest {
                 field: Some("confirm".into()),
                 detail: format!("{e} (POST with ?confirm=true)"),
@@ -487,7 +488,7 @@ async fn get_draft(
     ApiCoach(coach): ApiCoach,
     Path(id): Path<i64>,
 ) -> Result<Json<MessageView>, ApiError> {
-    Ok(Json(review::read(&ctx, &coach, id).await??))
+    Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -505,8 +506,8 @@ async fn patch_draft(
 ) -> Result<Json<MessageView>, ApiError> {
     let Json(edit) = body?;
     let now = ctx.clock.now();
-    review::edit(&ctx, &coach, id, edit.subject.as_deref(), &edit.body, now).await??;
-    Ok(Json(review::read(&ctx, &coach, id).await??))
+    review::edit(&ctx, &coach, id, edit.subject.as_deref(), &edit.body, now).await?;
+    Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -523,8 +524,8 @@ async fn approve(
     query: Result<Query<ConfirmQuery>, QueryRejection>,
 ) -> Result<Json<MessageView>, ApiError> {
     let Query(query) = query?;
-    review::approve(&ctx, &coach, id, query.confirm, ctx.clock.now()).await??;
-    Ok(Json(review::read(&ctx, &coach, id).await??))
+    review::approve(&ctx, &coach, id, query.confirm, ctx.clock.now()).await?;
+    Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -540,8 +541,8 @@ async fn reject(
     body: Option<Json<RejectBody>>,
 ) -> Result<Json<MessageView>, ApiError> {
     let reason = body.and_then(|Json(b)| b.reason);
-    review::reject(&ctx, &coach, id, reason.as_deref(), ctx.clock.now()).await??;
-    Ok(Json(review::read(&ctx, &coach, id).await??))
+    review::reject(&ctx, &coach, id, reason.as_deref(), ctx.clock.now()).await?;
+    Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -557,8 +558,8 @@ async fn snooze(
     body: Result<Json<SnoozeBody>, JsonRejection>,
 ) -> Result<Json<MessageView>, ApiError> {
     let Json(snooze) = body?;
-    review::snooze(&ctx, &coach, id, snooze.until, ctx.clock.now()).await??;
-    Ok(Json(review::read(&ctx, &coach, id).await??))
+    review::snooze(&ctx, &coach, id, snooze.until, ctx.clock.now()).await?;
+    Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
 async fn list_sends(

@@ -154,21 +154,13 @@ async fn a_connection_dropped_after_data_leaves_the_email_in_doubt_for_a_coach()
     assert_eq!((later.sent, later.retry, later.in_doubt), (0, 0, 0));
     assert_eq!(app.send_log().await.len(), 1);
     // A coach decides: resolve marks it sent, and the audit log says who.
-    let coach = review::acting_coach(&app.ctx, COACH)
-        .await
-        .unwrap()
-        .unwrap();
-    let other = review::acting_coach(&app.ctx, OTHER_COACH)
-        .await
-        .unwrap()
-        .unwrap();
-    let refused = review::decide_in_doubt(&app.ctx, &other, id, InDoubtDecision::Resolve, now())
-        .await
-        .unwrap();
+    let coach = review::acting_coach(&app.ctx, COACH).await.unwrap();
+    let other = review::acting_coach(&app.ctx, OTHER_COACH).await.unwrap();
+    let refused =
+        review::decide_in_doubt(&app.ctx, &other, id, InDoubtDecision::Resolve, now()).await;
     assert!(refused.is_err());
     review::decide_in_doubt(&app.ctx, &coach, id, InDoubtDecision::Resolve, now())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(app.message(id).await.status, "sent");
     let mut conn = app.ctx.store.conn().await.unwrap();
@@ -196,14 +188,10 @@ async fn a_421_and_disconnect_is_retried_and_a_coach_can_resend_an_email_in_doub
     assert_eq!(dropped.in_doubt, 1, "{dropped} {:?}", app.send_log().await);
     sink.stop();
     let sink = SmtpSink::start_on(port, &[]);
-    let coach = review::acting_coach(&app.ctx, COACH)
-        .await
-        .unwrap()
-        .unwrap();
+    let coach = review::acting_coach(&app.ctx, COACH).await.unwrap();
     let resend_at = now() + Duration::minutes(10);
     review::decide_in_doubt(&app.ctx, &coach, id, InDoubtDecision::Resend, resend_at)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(app.dispatch(resend_at).await.sent, 1);
     assert_eq!(sink.messages().len(), 1);

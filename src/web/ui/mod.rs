@@ -94,15 +94,16 @@ fn action_error(e: ActionError) -> Response {
             "Already handled",
             "Someone has already acted on this draft, so nothing was changed.",
         ),
+        ActionError::Unexpected(e) => pages::internal_error(e),
         _ => not_found(),
     }
 }
 
 /// Runs an action's result into a redirect on success, or the right page.
-fn after<E: Into<EditError>>(result: anyhow::Result<Result<(), E>>, to: String) -> Response {
+fn after<E: Into<EditError>>(result: Result<(), E>, to: String) -> Response {
     match result {
-        Ok(Ok(())) => Redirect::to(&to).into_response(),
-        Ok(Err(e)) => match e.into() {
+        Ok(()) => Redirect::to(&to).into_response(),
+        Err(e) => match e.into() {
             EditError::Action(a) => action_error(a),
             EditError::Invalid { field, problem } => pages::message(
                 StatusCode::BAD_REQUEST,
@@ -110,7 +111,6 @@ fn after<E: Into<EditError>>(result: anyhow::Result<Result<(), E>>, to: String) 
                 &format!("{field}: {problem}"),
             ),
         },
-        Err(e) => pages::internal_error(e),
     }
 }
 
@@ -322,9 +322,9 @@ async fn history(ctx: &AppContext, client_id: i64) -> anyhow::Result<maud::Marku
 
 async fn draft_page(State(ctx): State<AppContext>, ui: UiCoach, Path(id): Path<i64>) -> Response {
     let m = match review::read(&ctx, &ui.coach, id).await {
-        Ok(Ok(m)) => m,
-        Ok(Err(_)) => return not_found(),
-        Err(e) => return pages::internal_error(e),
+        Ok(m) => m,
+        Err(ActionError::Unexpected(e)) => return pages::internal_error(e),
+        Err(_) => return not_found(),
     };
     match history(&ctx, m.client_id).await {
         Ok(history) => pages::page(
@@ -521,9 +521,8 @@ async fn approve_many(
         .filter_map(|(_, v)| v.parse::<i64>().ok())
     {
         match review::approve(&ctx, &ui.coach, id, false, now).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return action_error(e),
-            Err(e) => return pages::internal_error(e),
+            Ok(()) => {}
+            Err(e) => return action_error(e),
         }
     }
     Redirect::to("/").into_response()

@@ -208,10 +208,8 @@ impl TestApp {
         coach: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ActionError> {
-        let coach = review::acting_coach(&self.ctx, coach).await.unwrap()?;
-        review::approve(&self.ctx, &coach, id, false, now)
-            .await
-            .unwrap()
+        let coach = review::acting_coach(&self.ctx, coach).await?;
+        review::approve(&self.ctx, &coach, id, false, now).await
     }
 
     /// A coach's action on one of their clients, which must succeed.
@@ -224,7 +222,6 @@ impl TestApp {
     ) {
         let coach = review::acting_coach(&self.ctx, coach)
             .await
-            .unwrap()
             .expect("an active coach");
         reengage::pipeline::casework::act(&self.ctx, &coach, external_id, &action, now)
             .await
@@ -237,10 +234,8 @@ impl TestApp {
         coach: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ActionError> {
-        let coach = review::acting_coach(&self.ctx, coach).await.unwrap()?;
-        review::reject(&self.ctx, &coach, id, Some("not now"), now)
-            .await
-            .unwrap()
+        let coach = review::acting_coach(&self.ctx, coach).await?;
+        review::reject(&self.ctx, &coach, id, Some("not now"), now).await
     }
 
     pub async fn messages(&self, status: Option<MessageStatus>) -> Vec<MessageView> {
@@ -593,7 +588,6 @@ pub async fn drafts_for_rosa_and_marcus(app: &TestApp, first_name: &str) -> (i64
 pub async fn token(app: &TestApp, email: &str) -> String {
     let coach = reengage::pipeline::review::acting_coach(&app.ctx, email)
         .await
-        .unwrap()
         .unwrap();
     let mut conn = app.ctx.store.conn().await.unwrap();
     reengage::store::tokens::create(&mut conn, coach.id, chrono::Utc::now())
