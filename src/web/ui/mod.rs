@@ -36,7 +36,10 @@ use crate::pipeline::replies;
 use crate::pipeline::review::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
 use crate::store::{clients, coaches, episodes, events, inbound, messages, send_log, sessions};
-use session::{LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, cookie, cookie_value, same_token};
+use session::{
+    CheckedForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, WithCsrf, cookie, cookie_value,
+    same_token,
+};
 
 const SESSION_HOURS: i64 = 12;
 const QUEUE_PAGE: i64 = 50;
@@ -239,12 +242,8 @@ struct CsrfForm {
 
 async fn logout(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
-    Form(form): Form<CsrfForm>,
+    CheckedForm(ui, _): CheckedForm<CsrfForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let now = ctx.clock.now();
     let done = async {
         let mut conn = ctx.store.conn().await?;
@@ -412,13 +411,9 @@ struct ClientActionForm {
 
 async fn client_action(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
     Path(external_id): Path<String>,
-    Form(form): Form<ClientActionForm>,
+    CheckedForm(ui, form): CheckedForm<ClientActionForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let action = match form.action.as_str() {
         "reached" => CaseAction::ReachedPersonally,
         "pause" => CaseAction::SetStatus(ClientStatus::Paused),
@@ -458,13 +453,9 @@ struct EditForm {
 
 async fn edit(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
     Path(id): Path<i64>,
-    Form(form): Form<EditForm>,
+    CheckedForm(ui, form): CheckedForm<EditForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let result = review::edit(
         &ctx,
         &ui.coach,
@@ -486,13 +477,9 @@ struct ApproveForm {
 
 async fn approve(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
     Path(id): Path<i64>,
-    Form(form): Form<ApproveForm>,
+    CheckedForm(ui, form): CheckedForm<ApproveForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let confirmed = form.confirm.is_some();
     after(
         review::approve(&ctx, &ui.coach, id, confirmed, ctx.clock.now()).await,
@@ -503,17 +490,8 @@ async fn approve(
 /// Approves every selected draft; each is checked on its own.
 async fn approve_many(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
-    Form(fields): Form<Vec<(String, String)>>,
+    CheckedForm(ui, fields): CheckedForm<Vec<(String, String)>>,
 ) -> Response {
-    let csrf = fields
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default();
-    if !same_token(csrf, &ui.csrf) {
-        return forbidden();
-    }
     let now = ctx.clock.now();
     for id in fields
         .iter()
@@ -536,13 +514,9 @@ struct RejectForm {
 
 async fn reject(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
     Path(id): Path<i64>,
-    Form(form): Form<RejectForm>,
+    CheckedForm(ui, form): CheckedForm<RejectForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let reason = form
         .reason
         .as_deref()
@@ -562,13 +536,9 @@ struct SnoozeForm {
 
 async fn snooze(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
     Path(id): Path<i64>,
-    Form(form): Form<SnoozeForm>,
+    CheckedForm(ui, form): CheckedForm<SnoozeForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let Ok(date) = NaiveDate::parse_from_str(form.until.trim(), "%Y-%m-%d") else {
         return pages::message(
             StatusCode::BAD_REQUEST,
@@ -649,13 +619,9 @@ async fn sends(
 /// A coach's decision about a message in doubt: `resend` or `resolve`.
 async fn decide(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
     Path((id, decision)): Path<(i64, String)>,
-    Form(form): Form<CsrfForm>,
+    CheckedForm(ui, _): CheckedForm<CsrfForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let decision = match decision.as_str() {
         "resend" => InDoubtDecision::Resend,
         "resolve" => InDoubtDecision::Resolve,
@@ -691,13 +657,9 @@ struct ReplyForm {
 /// "Mark handled" or "I'm on it" on a reply; back to the page it came from.
 async fn reply_action(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
     Path((id, action)): Path<(i64, String)>,
-    Form(form): Form<ReplyForm>,
+    CheckedForm(ui, form): CheckedForm<ReplyForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let action = match action.as_str() {
         "handled" => replies::ReplyAction::Handled,
         "acknowledge" => replies::ReplyAction::Acknowledge,
@@ -764,13 +726,9 @@ struct AwayForm {
 /// `away` (with a last day and a backup) or `back`.
 async fn account_change(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
     Path(change): Path<String>,
-    Form(form): Form<AwayForm>,
+    CheckedForm(ui, form): CheckedForm<AwayForm>,
 ) -> Response {
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
-    }
     let now = ctx.clock.now();
     let result = match change.as_str() {
         "away" => {
@@ -831,14 +789,10 @@ struct AdminCoachForm {
 /// their sessions). Admins only; audited.
 async fn admin_coach(
     State(ctx): State<AppContext>,
-    ui: UiCoach,
-    Form(form): Form<AdminCoachForm>,
+    CheckedForm(ui, form): CheckedForm<AdminCoachForm>,
 ) -> Response {
     if !ui.coach.is_admin() {
         return not_found();
-    }
-    if !same_token(&form.csrf, &ui.csrf) {
-        return forbidden();
     }
     let bad =
         |text: String| pages::message(StatusCode::BAD_REQUEST, "Please check the form", &text);
@@ -956,3 +910,26 @@ async fn template_preview(State(ctx): State<AppContext>, ui: UiCoach) -> Respons
         pages::template_preview(&ui.coach, &ui.csrf, &previews),
     )
 }
+
+/// Every form of the UI carries the session's CSRF token as `csrf`.
+macro_rules! with_csrf {
+    ($($form:ty),* $(,)?) => {$(
+        impl WithCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
+}
+
+with_csrf!(
+    CsrfForm,
+    ClientActionForm,
+    EditForm,
+    ApproveForm,
+    RejectForm,
+    SnoozeForm,
+    ReplyForm,
+    AwayForm,
+    AdminCoachForm,
+);

@@ -4,7 +4,8 @@
 //! in constant time; the login form, before any session exists, uses a
 //! double-submit cookie instead.
 
-use axum::extract::FromRequestParts;
+use axum::Form;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -87,5 +88,43 @@ impl FromRequestParts<AppContext> for UiCoach {
             Ok(None) => Err(to_login()),
             Err(e) => Err(super::pages::internal_error(e)),
         }
+    }
+}
+
+/// A form that carries the session's CSRF token in its `csrf` field.
+pub trait WithCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A form posted by a signed-in coach whose CSRF token matched the session's.
+/// Every form of the UI arrives through it: a missing or forged token is 403
+/// (a missing field 422) before the handler runs, and nothing changes.
+pub struct CheckedForm<T>(pub UiCoach, pub T);
+
+impl<T> FromRequest<AppContext> for CheckedForm<T>
+where
+    T: serde::de::DeserializeOwned + WithCsrf + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, ctx: &AppContext) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let ui = UiCoach::from_request_parts(&mut parts, ctx).await?;
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), ctx)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !same_token(form.csrf(), &ui.csrf) {
+            return Err(super::forbidden());
+        }
+        Ok(CheckedForm(ui, form))
+    }
+}
+
+/// A form read as its fields in order (for repeated names, like `ids`).
+impl WithCsrf for Vec<(String, String)> {
+    fn csrf(&self) -> &str {
+        self.iter()
+            .find(|(k, _)| k == "csrf")
+            .map_or("", |(_, v)| v.as_str())
     }
 }
