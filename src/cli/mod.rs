@@ -501,8 +501,8 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                     say!(
                         "{:>6} {:<9} {:<5} {:>4} {:<14} {:<24} {:<16} {preview}",
                         m.id,
-                        m.status,
-                        m.channel,
+                        m.status.as_ref(),
+                        m.channel.as_ref(),
                         m.step,
                         m.client_external_id,
                         m.coach_email,

@@ -113,6 +113,20 @@ pub enum Role {
     Admin,
 }
 
+/// A type compares with the text it is written as (`status == "sent"`), for
+/// tests and scripts that read it as text.
+macro_rules! compares_as_text {
+    ($($t:ty),*) => {$(
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_ref() == *other
+            }
+        }
+    )*};
+}
+
+compares_as_text!(Channel, MessageStatus);
+
 /// A message's place in its life; see the state diagram in docs/architecture.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
 #[strum(serialize_all = "snake_case")]

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
-use crate::domain::Channel;
 use crate::domain::compose::lint::{self, Severity};
+use crate::domain::{Channel, MessageStatus};
 use crate::store::audit::{self, Actor};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::messages::{self, MessageView};
@@ -66,15 +66,15 @@ pub async fn edit(
             problem: "must not be empty".into(),
         });
     }
-    let subject = match (draft.channel.as_str(), subject.map(str::trim)) {
-        ("email", Some(s)) if !s.is_empty() => Some(s),
-        ("email", Some(_)) => {
+    let subject = match (draft.channel, subject.map(str::trim)) {
+        (Channel::Email, Some(s)) if !s.is_empty() => Some(s),
+        (Channel::Email, Some(_)) => {
             return Err(EditError::Invalid {
                 field: "subject",
                 problem: "an email needs a subject".into(),
             });
         }
-        ("email", None) => draft.subject.as_deref(),
+        (Channel::Email, None) => draft.subject.as_deref(),
         (_, Some(_)) => {
             return Err(EditError::Invalid {
                 field: "subject",
@@ -89,11 +89,7 @@ pub async fn edit(
             .await?
             .is_some_and(|c| c.discreet)
     };
-    let channel = if draft.channel == "email" {
-        Channel::Email
-    } else {
-        Channel::Sms
-    };
+    let channel = draft.channel;
     let findings = ctx.lint.check(&lint::Draft {
         channel,
         subject,
@@ -113,7 +109,7 @@ pub async fn edit(
     {
         return Err(ActionError::NotPending {
             id,
-            status: draft.status,
+            status: draft.status.to_string(),
         }
         .into());
     }
@@ -141,7 +137,7 @@ pub async fn snooze(
     if !messages::snooze(&mut tx, id, until).await? {
         return Err(ActionError::NotPending {
             id,
-            status: draft.status,
+            status: draft.status.to_string(),
         }
         .into());
     }
@@ -192,7 +188,7 @@ pub async fn decide_in_doubt(
     if !changed {
         return Err(ActionError::NotInDoubt {
             id,
-            status: message.status,
+            status: message.status.to_string(),
         });
     }
     record_action(
@@ -274,14 +270,14 @@ pub async fn approve(
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
-    if errors > 0 && !confirmed && draft.status == "pending" {
+    if errors > 0 && !confirmed && draft.status == MessageStatus::Pending {
         return Err(ActionError::NeedsConfirmation { id, errors });
     }
     let mut tx = ctx.store.begin().await?;
     if !messages::approve(&mut tx, id, coach.id, now).await? {
         return Err(ActionError::NotPending {
             id,
-            status: draft.status,
+            status: draft.status.to_string(),
         });
     }
     let detail =
@@ -305,7 +301,7 @@ pub async fn reject(
     if !messages::reject(&mut tx, id, reason, now).await? {
         return Err(ActionError::NotPending {
             id,
-            status: draft.status,
+            status: draft.status.to_string(),
         });
     }
     crate::store::clients::set_next_detect(&mut tx, &[(draft.client_id, Some(now))]).await?;

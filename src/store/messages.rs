@@ -74,13 +74,13 @@ pub struct MessageView {
     #[serde(skip)]
     pub client_coach_id: i64,
     pub coach_email: String,
-    pub channel: String,
+    pub channel: Channel,
     pub to: String,
     pub subject: Option<String>,
     pub body: String,
     pub step: i64,
     pub template: String,
-    pub status: String,
+    pub status: MessageStatus,
     pub lint: Vec<crate::domain::compose::lint::Finding>,
     pub edited: bool,
     pub created_at: DateTime<Utc>,
@@ -133,21 +133,33 @@ struct MessageViewRow {
     client_timezone: String,
 }
 
-impl From<MessageViewRow> for MessageView {
-    fn from(r: MessageViewRow) -> Self {
-        Self {
+impl TryFrom<MessageViewRow> for MessageView {
+    type Error = anyhow::Error;
+
+    /// The schema's CHECK constraints keep channel and status valid; a row
+    /// that is not is an error, never a guess.
+    fn try_from(r: MessageViewRow) -> anyhow::Result<Self> {
+        let channel = r
+            .channel
+            .parse()
+            .map_err(|_| anyhow::anyhow!("message {}: `{}` is not a channel", r.id, r.channel))?;
+        let status = r
+            .status
+            .parse()
+            .map_err(|_| anyhow::anyhow!("message {}: `{}` is not a status", r.id, r.status))?;
+        Ok(Self {
             id: r.id,
             client_external_id: r.client_external_id,
             client_id: r.client_id,
             client_coach_id: r.client_coach_id,
             coach_email: r.coach_email,
-            channel: r.channel,
+            channel,
             to: r.recipient,
             subject: r.subject,
             body: r.body,
             step: r.step,
             template: r.template,
-            status: r.status,
+            status,
             lint: crate::domain::compose::lint::Finding::read_stored(&r.lint),
             edited: r.edited != 0,
             created_at: from_ts(r.created_at),
@@ -164,7 +176,7 @@ impl From<MessageViewRow> for MessageView {
             client_name: r.client_name,
             quiet_since: from_ts(r.quiet_since),
             client_timezone: r.client_timezone,
-        }
+        })
     }
 }
 
@@ -209,7 +221,7 @@ pub async fn page(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().map(MessageView::from).collect())
+    rows.into_iter().map(MessageView::try_from).collect()
 }
 
 /// A coach's queue: pending drafts not snoozed past `now`, oldest first, after
@@ -233,7 +245,7 @@ pub async fn queue(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().map(MessageView::from).collect())
+    rows.into_iter().map(MessageView::try_from).collect()
 }
 
 /// The latest messages with this status, newest first (the admin's view of
@@ -251,7 +263,7 @@ pub async fn recent_with_status(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().map(MessageView::from).collect())
+    rows.into_iter().map(MessageView::try_from).collect()
 }
 
 /// The client's latest messages, newest first.
@@ -268,13 +280,13 @@ pub async fn for_client(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().map(MessageView::from).collect())
+    rows.into_iter().map(MessageView::try_from).collect()
 }
 
 pub async fn view(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<MessageView>> {
     let sql = sqlx::AssertSqlSafe(format!("{VIEW_SELECT} WHERE m.id = $1"));
     let row: Option<MessageViewRow> = sqlx::query_as(sql).bind(id).fetch_optional(conn).await?;
-    Ok(row.map(MessageView::from))
+    row.map(MessageView::try_from).transpose()
 }
 
 /// Replaces a pending draft's subject and body. The first edit keeps the

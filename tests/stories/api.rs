@@ -85,7 +85,7 @@ async fn a_coach_sees_and_acts_on_their_own_clients_only(app: TestApp) {
     }
     let untouched = app.message(marcus_draft).await;
     assert_eq!(
-        (untouched.status.as_str(), untouched.edited),
+        (untouched.status.as_ref(), untouched.edited),
         ("pending", false)
     );
 

@@ -208,7 +208,7 @@ async fn a_coach_edits_approves_rejects_and_finds_the_send_in_a_real_browser() {
         .messages(None)
         .await
         .into_iter()
-        .map(|m| m.status)
+        .map(|m| m.status.to_string())
         .collect();
     assert!(statuses.contains(&"approved".to_owned()) && statuses.contains(&"rejected".to_owned()));
 

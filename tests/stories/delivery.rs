@@ -383,7 +383,7 @@ async fn a_500_is_in_doubt_then_reconciled_as_sent_when_the_provider_has_it() {
     let message = app.message(id).await;
     assert_eq!(
         (
-            message.status.as_str(),
+            message.status.as_ref(),
             message.provider_message_id.as_deref()
         ),
         ("sent", Some("SMfound"))
@@ -474,7 +474,7 @@ async fn refused_credentials_pause_the_sms_channel_without_burning_attempts() {
         let m = app.message(*id).await;
         if m.channel == "sms" {
             assert_eq!(
-                (m.status.as_str(), m.attempts),
+                (m.status.as_ref(), m.attempts),
                 ("approved", 0),
                 "message {id}"
             );
@@ -605,7 +605,7 @@ async fn delivery_callbacks_are_verified_and_never_move_a_status_backwards() {
     );
     let message = app.message(id).await;
     assert_eq!(
-        (message.status.as_str(), message.delivery_status.as_deref()),
+        (message.status.as_ref(), message.delivery_status.as_deref()),
         ("delivered", Some("delivered"))
     );
     // A late `sent` arrives after `delivered`: nothing moves back.

@@ -195,11 +195,11 @@ async fn detecting_twice_or_reimporting_changes_nothing(app: TestApp) {
         .messages(None)
         .await
         .into_iter()
-        .map(|m| (m.id, m.status, m.body))
+        .map(|m| (m.id, m.status.to_string(), m.body))
         .collect();
     let before: Vec<(i64, String, String)> = first
         .into_iter()
-        .map(|m| (m.id, m.status, m.body))
+        .map(|m| (m.id, m.status.to_string(), m.body))
         .collect();
     assert_eq!(after, before);
     let spanish = after
@@ -312,7 +312,7 @@ async fn opt_outs_move_the_draft_to_email_or_leave_the_client_out(app: TestApp) 
     let by_client = |id: &str| drafts.iter().find(|m| m.client_external_id == id);
     let moved = by_client("sms-opted-out").expect("a draft by email");
     assert_eq!(
-        (moved.channel.as_str(), moved.to.as_str()),
+        (moved.channel.as_ref(), moved.to.as_str()),
         ("email", "grace@example.org")
     );
     assert_eq!(by_client("no-sms-consent").unwrap().channel, "email");

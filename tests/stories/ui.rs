@@ -330,7 +330,7 @@ async fn forms_without_a_valid_csrf_token_change_nothing(app: TestApp) {
     // session, the audit log.
     let message = app.message(rosa_draft).await;
     assert_eq!(
-        (message.status.as_str(), message.edited),
+        (message.status.as_ref(), message.edited),
         ("pending", false)
     );
     let mut conn = app.ctx.store.conn().await.unwrap();

@@ -139,7 +139,7 @@ fn local(at: DateTime<Utc>, tz: &str) -> String {
 
 fn sms_counter(m: &MessageView) -> Markup {
     html! {
-        @if m.channel == "sms" {
+        @if m.channel == crate::domain::Channel::Sms {
             @let count = segments::count(&m.body);
             span.meta { (count.units) " characters, " (count.segments) " segment" @if count.segments != 1 { "s" } }
         }
@@ -319,10 +319,10 @@ pub fn draft(
                     p.text { (m.original_body.as_deref().unwrap_or_default()) }
                 }
             }
-            @if m.status == "pending" {
+            @if m.status == crate::domain::MessageStatus::Pending {
                 form method="post" action={ "/drafts/" (m.id) "/edit" } {
                     input type="hidden" name="csrf" value=(csrf);
-                    @if m.channel == "email" {
+                    @if m.channel == crate::domain::Channel::Email {
                         label for="subject" { "Subject" }
                         input #subject type="text" name="subject" value=(m.subject.as_deref().unwrap_or_default());
                     }
