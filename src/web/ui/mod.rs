@@ -16,6 +16,22 @@ pub fn error_page(e: anyhow::Error) -> Response {
     pages::internal_error(e)
 }
 
+/// An error a page could not get past: the cause is logged and the coach sees
+/// the plain "something went wrong" page. Handlers return it with `?`.
+pub struct UiError(anyhow::Error);
+
+impl From<anyhow::Error> for UiError {
+    fn from(e: anyhow::Error) -> Self {
+        UiError(e)
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        pages::internal_error(self.0)
+    }
+}
+
 use std::sync::LazyLock;
 
 use axum::extract::{Path, Query, State};
@@ -288,9 +304,9 @@ async fn queue(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Query(query): Query<QueueQuery>,
-) -> Response {
+) -> Result<Response, UiError> {
     let now = ctx.clock.now();
-    let found = async {
+    let (drafts, replies, tasks) = async {
         let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
         let drafts = messages::queue(&mut conn, &scope, now, query.after, QUEUE_PAGE).await?;
@@ -298,17 +314,12 @@ async fn queue(
         let tasks = episodes::outreach_tasks(&mut conn, &scope).await?;
         anyhow::Ok((drafts, replies, tasks))
     }
-    .await;
-    match found {
-        Ok((drafts, replies, tasks)) => {
-            let next = crate::web::next_after(&drafts, QUEUE_PAGE, |d| d.id);
-            pages::page(
-                StatusCode::OK,
-                pages::queue(&ui.coach, &ui.csrf, &drafts, next, &replies, &tasks, now),
-            )
-        }
-        Err(e) => pages::internal_error(e),
-    }
+    .await?;
+    let next = crate::web::next_after(&drafts, QUEUE_PAGE, |d| d.id);
+    Ok(pages::page(
+        StatusCode::OK,
+        pages::queue(&ui.coach, &ui.csrf, &drafts, next, &replies, &tasks, now),
+    ))
 }
 
 /// The client's recent events and messages.
@@ -319,19 +330,21 @@ async fn history(ctx: &AppContext, client_id: i64) -> anyhow::Result<maud::Marku
     Ok(pages::timeline(&events, &messages))
 }
 
-async fn draft_page(State(ctx): State<AppContext>, ui: UiCoach, Path(id): Path<i64>) -> Response {
+async fn draft_page(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Path(id): Path<i64>,
+) -> Result<Response, UiError> {
     let m = match review::read(&ctx, &ui.coach, id).await {
         Ok(m) => m,
-        Err(ActionError::Unexpected(e)) => return pages::internal_error(e),
-        Err(_) => return not_found(),
+        Err(ActionError::Unexpected(e)) => return Err(e.into()),
+        Err(_) => return Ok(not_found()),
     };
-    match history(&ctx, m.client_id).await {
-        Ok(history) => pages::page(
-            StatusCode::OK,
-            pages::draft(&ui.coach, &ui.csrf, &m, history, ctx.clock.now()),
-        ),
-        Err(e) => pages::internal_error(e),
-    }
+    let history = history(&ctx, m.client_id).await?;
+    Ok(pages::page(
+        StatusCode::OK,
+        pages::draft(&ui.coach, &ui.csrf, &m, history, ctx.clock.now()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -348,24 +361,19 @@ async fn clients(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Query(query): Query<ClientsQuery>,
-) -> Response {
-    let found = async {
+) -> Result<Response, UiError> {
+    let rows = async {
         let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
         let status = query.status.parse::<ClientStatus>().ok();
         clients::search(&mut conn, &scope, &query.q, status, query.after, QUEUE_PAGE).await
     }
-    .await;
-    match found {
-        Ok(rows) => {
-            let next = crate::web::next_after(&rows, QUEUE_PAGE, |r| r.client.id);
-            pages::page(
-                StatusCode::OK,
-                pages::clients(&ui.coach, &ui.csrf, &rows, &query.q, &query.status, next),
-            )
-        }
-        Err(e) => pages::internal_error(e),
-    }
+    .await?;
+    let next = crate::web::next_after(&rows, QUEUE_PAGE, |r| r.client.id);
+    Ok(pages::page(
+        StatusCode::OK,
+        pages::clients(&ui.coach, &ui.csrf, &rows, &query.q, &query.status, next),
+    ))
 }
 
 async fn client_page(
@@ -573,11 +581,8 @@ async fn sends(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Query(query): Query<SendsQuery>,
-) -> Response {
-    let scope = match ui.scope(&ctx).await {
-        Ok(scope) => scope,
-        Err(e) => return pages::internal_error(e),
-    };
+) -> Result<Response, UiError> {
+    let scope = ui.scope(&ctx).await?;
     let since = NaiveDate::parse_from_str(query.since.trim(), "%Y-%m-%d")
         .ok()
         .map(|d| {
@@ -592,28 +597,20 @@ async fn sends(
         channel: Some(query.channel.trim().to_owned()).filter(|c| !c.is_empty()),
         since,
     };
-    let found = async {
-        let mut conn = ctx.store.conn().await?;
-        let entries = send_log::list(&mut conn, &filter, 0, 500).await?;
-        let in_doubt =
-            messages::page(&mut conn, Some(MessageStatus::InDoubt), &scope, 0, 100).await?;
-        anyhow::Ok((entries, in_doubt))
-    }
-    .await;
-    match found {
-        Ok((entries, in_doubt)) => pages::page(
-            StatusCode::OK,
-            pages::sends(
-                &ui.coach,
-                &ui.csrf,
-                &entries,
-                &in_doubt,
-                &filter,
-                &query.since,
-            ),
+    let mut conn = ctx.store.conn().await?;
+    let entries = send_log::list(&mut conn, &filter, 0, 500).await?;
+    let in_doubt = messages::page(&mut conn, Some(MessageStatus::InDoubt), &scope, 0, 100).await?;
+    Ok(pages::page(
+        StatusCode::OK,
+        pages::sends(
+            &ui.coach,
+            &ui.csrf,
+            &entries,
+            &in_doubt,
+            &filter,
+            &query.since,
         ),
-        Err(e) => pages::internal_error(e),
-    }
+    ))
 }
 
 /// A coach's decision about a message in doubt: `resend` or `resolve`.
@@ -631,20 +628,17 @@ async fn decide(
     after(result, "/sends".into())
 }
 
-async fn replies(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
-    let found = async {
+async fn replies(State(ctx): State<AppContext>, ui: UiCoach) -> Result<Response, UiError> {
+    let replies = async {
         let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
         inbound::for_coach(&mut conn, &scope, 200).await
     }
-    .await;
-    match found {
-        Ok(replies) => pages::page(
-            StatusCode::OK,
-            pages::replies(&ui.coach, &ui.csrf, &replies, ctx.clock.now()),
-        ),
-        Err(e) => pages::internal_error(e),
-    }
+    .await?;
+    Ok(pages::page(
+        StatusCode::OK,
+        pages::replies(&ui.coach, &ui.csrf, &replies, ctx.clock.now()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -685,16 +679,10 @@ async fn account_page(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Query(query): Query<AccountQuery>,
-) -> Response {
-    let found = async {
+) -> Result<Response, UiError> {
+    let everyone = {
         let mut conn = ctx.store.conn().await?;
-        let everyone = coaches::all(&mut conn).await?;
-        anyhow::Ok(everyone)
-    }
-    .await;
-    let everyone = match found {
-        Ok(everyone) => everyone,
-        Err(e) => return pages::internal_error(e),
+        coaches::all(&mut conn).await?
     };
     let wanted = query.email.trim();
     let target = if wanted.is_empty() || !ui.coach.is_admin() {
@@ -704,13 +692,13 @@ async fn account_page(
             .iter()
             .find(|c| c.email.eq_ignore_ascii_case(wanted))
     };
-    match target {
+    Ok(match target {
         Some(target) => pages::page(
             StatusCode::OK,
             pages::account(&ui.coach, &ui.csrf, target, &everyone, ctx.clock.now()),
         ),
         None => not_found(),
-    }
+    })
 }
 
 #[derive(Deserialize)]
