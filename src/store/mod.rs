@@ -159,7 +159,11 @@ impl Placeholders {
 /// columns, ten times what SQLite took to find the row. One row of JSON costs
 /// a few µs a row to write and to read.
 pub(crate) fn packed(conn: &AnyConnection, inner: &str, columns: &[&str]) -> String {
-    let (array, object) = if is_sqlite(conn) {
+    packed_sql(is_sqlite(conn), inner, columns)
+}
+
+fn packed_sql(sqlite: bool, inner: &str, columns: &[&str]) -> String {
+    let (array, object) = if sqlite {
         ("json_group_array", "json_object")
     } else {
         ("json_agg", "json_build_object")
@@ -405,4 +409,98 @@ fn sqlite_url(url: &str) -> anyhow::Result<String> {
     } else {
         format!("sqlite://{rest}?mode=rwc")
     })
+}
+
+#[cfg(test)]
+mod dialect_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_in_order_or_go_by_position() {
+        let mut postgres = Placeholders {
+            positional: false,
+            used: 0,
+        };
+        assert_eq!(postgres.list(2), "$1, $2");
+        assert_eq!(postgres.rows(2, 2, "7"), "($3, $4, 7), ($5, $6, 7)");
+        let mut sqlite = Placeholders {
+            positional: true,
+            used: 0,
+        };
+        assert_eq!(sqlite.rows(2, 1, ""), "(?), (?)");
+        assert_eq!(sqlite.list(1), "?");
+    }
+
+    #[test]
+    fn packed_reads_rows_as_one_json_array_in_each_dialect() {
+        let inner = "SELECT id, name FROM t";
+        assert_eq!(
+            packed_sql(true, inner, &["id", "name"]),
+            "SELECT COALESCE(CAST(json_group_array(json_object('id', id, 'name', name)) AS TEXT), '[]') \
+             FROM (SELECT id, name FROM t) AS packed"
+        );
+        assert_eq!(
+            packed_sql(false, inner, &["id"]),
+            "SELECT COALESCE(CAST(json_agg(json_build_object('id', id)) AS TEXT), '[]') \
+             FROM (SELECT id, name FROM t) AS packed"
+        );
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Row {
+        id: i64,
+        name: Option<String>,
+    }
+
+    #[tokio::test]
+    async fn packed_rows_bound_by_position_come_back_whole_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        let mut conn = store.conn().await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER, name TEXT)")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let sql = format!(
+            "INSERT INTO t (id, name) VALUES {}",
+            Placeholders::for_conn(&conn).rows(3, 2, "")
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, name) in [(1, Some("a")), (2, None), (3, Some("c, \"quoted\""))] {
+            insert = insert.bind(id).bind(name);
+        }
+        insert.execute(&mut *conn).await.unwrap();
+        let sql = packed(&conn, "SELECT id, name FROM t ORDER BY id", &["id", "name"]);
+        let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        let rows: Vec<Row> = unpack(&json).unwrap();
+        assert_eq!(
+            rows,
+            [
+                Row {
+                    id: 1,
+                    name: Some("a".into())
+                },
+                Row { id: 2, name: None },
+                Row {
+                    id: 3,
+                    name: Some("c, \"quoted\"".into())
+                },
+            ]
+        );
+        let empty = packed(
+            &conn,
+            "SELECT id, name FROM t WHERE id > 9",
+            &["id", "name"],
+        );
+        let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(empty))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert!(unpack::<Row>(&json).unwrap().is_empty());
+    }
 }

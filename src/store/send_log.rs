@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::{Scope, Store, from_opt_ts, from_ts, id_list, ts};
-use crate::domain::SendOutcome;
+use crate::domain::{MessageStatus, SendOutcome};
 
 /// Writes the `started` row of one attempt for each message still claimed, in
 /// one statement, each numbered one past the message's settled attempts (the
@@ -57,17 +57,17 @@ pub struct Finish<'a> {
 impl Finish<'_> {
     /// The message's status after this attempt: a `retry` with no `retry_at`
     /// left becomes `failed`.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> MessageStatus {
         match (self.outcome, self.retry_at) {
-            (SendOutcome::Sent, _) => "sent",
-            (SendOutcome::Retry, Some(_)) => "approved",
-            (SendOutcome::Retry, None) | (SendOutcome::Failed, _) => "failed",
-            (SendOutcome::InDoubt, _) => "in_doubt",
+            (SendOutcome::Sent, _) => MessageStatus::Sent,
+            (SendOutcome::Retry, Some(_)) => MessageStatus::Approved,
+            (SendOutcome::Retry, None) | (SendOutcome::Failed, _) => MessageStatus::Failed,
+            (SendOutcome::InDoubt, _) => MessageStatus::InDoubt,
         }
     }
 
     fn settles(&self) -> bool {
-        matches!(self.status(), "sent" | "failed")
+        matches!(self.status(), MessageStatus::Sent | MessageStatus::Failed)
     }
 }
 
@@ -104,7 +104,7 @@ pub async fn finish_attempts(
              last_error = $7, attempts = $8 WHERE id = $1",
         )
         .bind(finish.message_id)
-        .bind(finish.status())
+        .bind(finish.status().as_ref())
         .bind(settled)
         .bind((finish.outcome == SendOutcome::Sent).then_some(ts(now)))
         .bind(finish.retry_at.map(ts))

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::app::context::AppContext;
 use crate::domain::window::{Caps, QuietHours};
-use crate::domain::{Channel, ClientStatus, SendOutcome};
+use crate::domain::{Channel, ClientStatus, MessageStatus, SendOutcome};
 use crate::pipeline::channels::{Delivery, Outgoing, Reconciliation};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientRow, DispatchTarget};
@@ -326,7 +326,7 @@ impl Run<'_> {
                 message_id = message.id,
                 attempt,
                 outcome = finish.outcome.as_ref(),
-                status = finish.status(),
+                status = finish.status().as_ref(),
                 "send attempt"
             );
             steps.push(
@@ -443,9 +443,9 @@ impl Run<'_> {
             tx.commit().await?;
         }
         Ok(match finish.status() {
-            "sent" => Step::Sent,
-            "approved" => Step::Retry,
-            "in_doubt" => Step::InDoubt,
+            MessageStatus::Sent => Step::Sent,
+            MessageStatus::Approved => Step::Retry,
+            MessageStatus::InDoubt => Step::InDoubt,
             _ => Step::Failed,
         })
     }
