@@ -159,13 +159,13 @@ async fn login(
     State(ctx): State<AppContext>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
-) -> Response {
+) -> Result<Response, UiError> {
     let expected = cookie_value(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if !same_token(&form.csrf, &expected) {
-        return forbidden();
+        return Ok(forbidden());
     }
-    match try_login(&ctx, &form).await {
-        Ok(Ok(token)) => {
+    Ok(match try_login(&ctx, &form).await? {
+        Ok(token) => {
             let set = cookie(&ctx, SESSION_COOKIE, token, SESSION_HOURS * 3600);
             let clear = cookie(&ctx, LOGIN_CSRF_COOKIE, String::new(), 0);
             let mut response = Redirect::to("/").into_response();
@@ -176,12 +176,11 @@ async fn login(
             }
             response
         }
-        Ok(Err(problem)) => pages::page(
+        Err(problem) => pages::page(
             StatusCode::UNAUTHORIZED,
             pages::login(&form.csrf, Some(problem)),
         ),
-        Err(e) => pages::internal_error(e),
-    }
+    })
 }
 
 /// A new session's token, or what to tell the person. Every try is audited.
@@ -259,39 +258,33 @@ struct CsrfForm {
 async fn logout(
     State(ctx): State<AppContext>,
     CheckedForm(ui, _): CheckedForm<CsrfForm>,
-) -> Response {
+) -> Result<Response, UiError> {
     let now = ctx.clock.now();
-    let done = async {
-        let mut conn = ctx.store.conn().await?;
-        sessions::revoke(&mut conn, &ui.token, now).await?;
-        audit::record(
-            &mut conn,
-            audit::Entry {
-                actor: Actor::Coach {
-                    id: ui.coach.id,
-                    email: &ui.coach.email,
-                },
-                action: "logout",
-                client_id: None,
-                message_id: None,
-                detail: None,
+    let mut conn = ctx.store.conn().await?;
+    sessions::revoke(&mut conn, &ui.token, now).await?;
+    audit::record(
+        &mut conn,
+        audit::Entry {
+            actor: Actor::Coach {
+                id: ui.coach.id,
+                email: &ui.coach.email,
             },
-            now,
-        )
-        .await
-    }
-    .await;
-    match done {
-        Ok(()) => (
-            [(
-                header::SET_COOKIE,
-                cookie(&ctx, SESSION_COOKIE, String::new(), 0),
-            )],
-            Redirect::to("/login"),
-        )
-            .into_response(),
-        Err(e) => pages::internal_error(e),
-    }
+            action: "logout",
+            client_id: None,
+            message_id: None,
+            detail: None,
+        },
+        now,
+    )
+    .await?;
+    Ok((
+        [(
+            header::SET_COOKIE,
+            cookie(&ctx, SESSION_COOKIE, String::new(), 0),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -380,34 +373,23 @@ async fn client_page(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Path(external_id): Path<String>,
-) -> Response {
-    let page = async {
-        let client = match casework::visible_client(&ctx, &ui.coach, &external_id).await {
-            Ok(client) => client,
-            Err(CaseError::Unexpected(e)) => return Err(e),
-            Err(_) => return Ok(None),
-        };
-        let mut conn = ctx.store.conn().await?;
-        let coach_email = coaches::by_id(&mut conn, client.coach_id)
-            .await?
-            .map(|c| c.email)
-            .unwrap_or_default();
-        drop(conn);
-        let history = history(&ctx, client.id).await?;
-        anyhow::Ok(Some(pages::client(
-            &ui.coach,
-            &ui.csrf,
-            &client,
-            &coach_email,
-            history,
-        )))
-    }
-    .await;
-    match page {
-        Ok(Some(markup)) => pages::page(StatusCode::OK, markup),
-        Ok(None) => not_found(),
-        Err(e) => pages::internal_error(e),
-    }
+) -> Result<Response, UiError> {
+    let client = match casework::visible_client(&ctx, &ui.coach, &external_id).await {
+        Ok(client) => client,
+        Err(CaseError::Unexpected(e)) => return Err(e.into()),
+        Err(_) => return Ok(not_found()),
+    };
+    let mut conn = ctx.store.conn().await?;
+    let coach_email = coaches::by_id(&mut conn, client.coach_id)
+        .await?
+        .map(|c| c.email)
+        .unwrap_or_default();
+    drop(conn);
+    let history = history(&ctx, client.id).await?;
+    Ok(pages::page(
+        StatusCode::OK,
+        pages::client(&ui.coach, &ui.csrf, &client, &coach_email, history),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -743,24 +725,17 @@ async fn account_change(
     }
 }
 
-async fn admin_page(State(ctx): State<AppContext>, ui: UiCoach) -> Response {
+async fn admin_page(State(ctx): State<AppContext>, ui: UiCoach) -> Result<Response, UiError> {
     if !ui.coach.is_admin() {
-        return not_found();
+        return Ok(not_found());
     }
-    let found = async {
-        let mut conn = ctx.store.conn().await?;
-        let all = coaches::all(&mut conn).await?;
-        let expired = messages::recent_with_status(&mut conn, MessageStatus::Expired, 50).await?;
-        anyhow::Ok((all, expired))
-    }
-    .await;
-    match found {
-        Ok((all, expired)) => pages::page(
-            StatusCode::OK,
-            pages::admin(&ui.coach, &ui.csrf, &all, &expired, &ctx.settings),
-        ),
-        Err(e) => pages::internal_error(e),
-    }
+    let mut conn = ctx.store.conn().await?;
+    let all = coaches::all(&mut conn).await?;
+    let expired = messages::recent_with_status(&mut conn, MessageStatus::Expired, 50).await?;
+    Ok(pages::page(
+        StatusCode::OK,
+        pages::admin(&ui.coach, &ui.csrf, &all, &expired, &ctx.settings),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -778,9 +753,9 @@ struct AdminCoachForm {
 async fn admin_coach(
     State(ctx): State<AppContext>,
     CheckedForm(ui, form): CheckedForm<AdminCoachForm>,
-) -> Response {
+) -> Result<Response, UiError> {
     if !ui.coach.is_admin() {
-        return not_found();
+        return Ok(not_found());
     }
     let bad =
         |text: String| pages::message(StatusCode::BAD_REQUEST, "Please check the form", &text);
@@ -792,7 +767,7 @@ async fn admin_coach(
         .filter(|p| !p.is_empty());
     let hash = match password.map(|p| auth::hash_password(&SecretString::from(p.to_owned()))) {
         Some(Ok(hash)) => Some(hash),
-        Some(Err(e)) => return bad(format!("password: {e}")),
+        Some(Err(e)) => return Ok(bad(format!("password: {e}"))),
         None => None,
     };
     let done = async {
@@ -866,11 +841,10 @@ async fn admin_coach(
         anyhow::Ok(Ok(()))
     }
     .await;
-    match done {
-        Ok(Ok(())) => Redirect::to("/admin").into_response(),
-        Ok(Err(problem)) => bad(problem),
-        Err(e) => pages::internal_error(e),
-    }
+    Ok(match done? {
+        Ok(()) => Redirect::to("/admin").into_response(),
+        Err(problem) => bad(problem),
+    })
 }
 
 /// Every template rendered for a sample client, regular and discreet.
