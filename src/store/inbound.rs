@@ -8,18 +8,19 @@ use sqlx::AnyConnection;
 
 use super::{Scope, from_opt_ts, from_ts, id_list, ts};
 use crate::domain::Channel;
+use crate::domain::words::{Class, Classification};
 
 /// A reply as the pages and the API show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReplyView {
     pub id: i64,
     pub client_external_id: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub from: String,
     pub body: String,
-    pub classification: String,
+    pub classification: Class,
     /// Every class the reply is, by precedence.
-    pub classes: Vec<String>,
+    pub classes: Vec<Class>,
     /// The rules that matched: `{class, rule, text}`.
     pub matched: serde_json::Value,
     pub received_at: DateTime<Utc>,
@@ -53,21 +54,35 @@ struct ReplyRow {
     client_coach_id: Option<i64>,
 }
 
-impl From<ReplyRow> for ReplyView {
-    fn from(r: ReplyRow) -> Self {
-        Self {
+impl TryFrom<ReplyRow> for ReplyView {
+    type Error = anyhow::Error;
+
+    /// The schema keeps channel and classification valid and `store` below
+    /// writes the class list; a row that is not is an error, never a guess.
+    fn try_from(r: ReplyRow) -> anyhow::Result<Self> {
+        let class = |text: &str| {
+            text.parse::<Class>()
+                .map_err(|_| anyhow::anyhow!("reply {}: `{text}` is not a class", r.id))
+        };
+        let classification = class(&r.classification)?;
+        let classes = r
+            .classes
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(class)
+            .collect::<anyhow::Result<_>>()?;
+        let channel = r
+            .channel
+            .parse()
+            .map_err(|_| anyhow::anyhow!("reply {}: `{}` is not a channel", r.id, r.channel))?;
+        Ok(Self {
             id: r.id,
             client_external_id: r.client_external_id,
-            channel: r.channel,
+            channel,
             from: r.from_addr,
             body: r.body,
-            classes: r
-                .classes
-                .split(',')
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            classification: r.classification,
+            classes,
+            classification,
             // Written by `store` below from a serialised list; a row that does
             // not parse shows as its raw text rather than as nothing.
             matched: serde_json::from_str(&r.matched)
@@ -79,7 +94,7 @@ impl From<ReplyRow> for ReplyView {
             acknowledged_by: r.acknowledged_by,
             client_name: r.client_name,
             client_coach_id: r.client_coach_id,
-        }
+        })
     }
 }
 
@@ -118,7 +133,7 @@ pub async fn page(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().map(ReplyView::from).collect())
+    rows.into_iter().map(ReplyView::try_from).collect()
 }
 
 /// Replies in `scope`: open crisis alerts first, then the newest.
@@ -137,7 +152,7 @@ pub async fn for_coach(
         .bind(limit)
         .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().map(ReplyView::from).collect())
+    rows.into_iter().map(ReplyView::try_from).collect()
 }
 
 /// Replies in `scope` waiting for a person: crisis first, then the oldest.
@@ -153,14 +168,11 @@ pub async fn waiting(
          LIMIT $1",
         scope.sql("c.coach_id")
     );
-    let rows: Vec<ReplyView> = sqlx::query_as::<_, ReplyRow>(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<ReplyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(limit)
         .fetch_all(conn)
-        .await?
-        .into_iter()
-        .map(ReplyView::from)
-        .collect();
-    Ok(rows)
+        .await?;
+    rows.into_iter().map(ReplyView::try_from).collect()
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<ReplyView>> {
@@ -169,7 +181,7 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<R
         .bind(id)
         .fetch_optional(conn)
         .await?;
-    Ok(row.map(ReplyView::from))
+    row.map(ReplyView::try_from).transpose()
 }
 
 /// How many replies in `scope` wait for a person.
@@ -190,11 +202,12 @@ pub struct NewReply<'a> {
     pub to: Option<&'a str>,
     pub body: &'a str,
     pub client_id: Option<i64>,
-    pub classification: &'a str,
-    /// Every class, by precedence, comma-separated.
-    pub classes: String,
-    /// The matched rules, as JSON.
-    pub matched: String,
+    /// What the reply is called (a "yes" from a client who never opted out
+    /// is a reply, whatever the classifier said first).
+    pub classification: Class,
+    /// Every class and matched rule, stored as a comma-separated list and as
+    /// JSON, which `ReplyView` reads back.
+    pub class: &'a Classification,
     pub needs_reply: bool,
     pub provider_id: Option<&'a str>,
 }
@@ -206,6 +219,8 @@ pub async fn store(
     reply: &NewReply<'_>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<i64>> {
+    let classes: Vec<&str> = reply.class.classes.iter().map(|c| c.as_ref()).collect();
+    let matched = serde_json::to_string(&reply.class.matched)?;
     Ok(sqlx::query_scalar(
         "INSERT INTO inbound (received_at, channel, from_addr, to_addr, body, client_id, \
            classification, classes, matched, needs_reply, provider_id) \
@@ -218,9 +233,9 @@ pub async fn store(
     .bind(reply.to)
     .bind(reply.body)
     .bind(reply.client_id)
-    .bind(reply.classification)
-    .bind(&reply.classes)
-    .bind(&reply.matched)
+    .bind(reply.classification.as_ref())
+    .bind(classes.join(","))
+    .bind(matched)
     .bind(i64::from(reply.needs_reply))
     .bind(reply.provider_id)
     .fetch_optional(conn)
@@ -455,4 +470,46 @@ pub async fn mark_notified(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(classification: &str, classes: &str) -> ReplyRow {
+        ReplyRow {
+            id: 7,
+            client_external_id: Some("C-1".into()),
+            channel: "sms".into(),
+            from_addr: "+15555550100".into(),
+            body: "stop".into(),
+            classification: classification.into(),
+            classes: classes.into(),
+            matched: "[]".into(),
+            received_at: 0,
+            needs_reply: 1,
+            handled_at: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            client_name: None,
+            client_coach_id: None,
+        }
+    }
+
+    #[test]
+    fn a_stored_reply_reads_back_as_typed_classes() {
+        let view = ReplyView::try_from(row("crisis", "crisis,opt_out")).unwrap();
+        assert_eq!(view.channel, Channel::Sms);
+        assert_eq!(view.classification, Class::Crisis);
+        assert_eq!(view.classes, [Class::Crisis, Class::OptOut]);
+        assert!(view.needs_reply);
+    }
+
+    #[test]
+    fn a_class_the_classifier_never_writes_is_an_error_naming_the_reply() {
+        let err = ReplyView::try_from(row("reply", "reply,maybe")).unwrap_err();
+        assert_eq!(err.to_string(), "reply 7: `maybe` is not a class");
+        let err = ReplyView::try_from(row("urgent", "reply")).unwrap_err();
+        assert_eq!(err.to_string(), "reply 7: `urgent` is not a class");
+    }
 }

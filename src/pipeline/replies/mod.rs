@@ -42,12 +42,6 @@ pub struct Incoming<'a> {
     pub provider_id: Option<&'a str>,
 }
 
-/// The classes a stored reply is, comma-separated, and its matches as JSON.
-fn stored_classes(class: &Classification) -> anyhow::Result<(String, String)> {
-    let classes: Vec<&str> = class.classes.iter().map(|c| c.as_ref()).collect();
-    Ok((classes.join(","), serde_json::to_string(&class.matched)?))
-}
-
 /// Stores the reply, then acts on it. Returns the texts to answer with (none,
 /// or one per thing to say). A repeated delivery of the same provider message
 /// is stored and acted on only once, and answered with nothing.
@@ -75,7 +69,6 @@ pub async fn receive(
             .as_ref()
             .is_some_and(|c| c.opted_out_at(incoming.channel).is_some());
     let bare_keyword = class.keyword && (opting_in || !class.is(Class::OptIn));
-    let (classes, matched) = stored_classes(&class)?;
     let primary = if class.primary() == Class::OptIn && !opting_in {
         Class::Reply
     } else {
@@ -92,9 +85,8 @@ pub async fn receive(
                 to: incoming.to,
                 body: incoming.body,
                 client_id: client.as_ref().map(|c| c.id),
-                classification: primary.as_ref(),
-                classes,
-                matched,
+                classification: primary,
+                class: &class,
                 needs_reply: !bare_keyword,
                 provider_id: incoming.provider_id,
             },

@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::domain::compose::lint::Severity;
 use crate::domain::compose::segments;
+use crate::domain::words::Class;
 use crate::store::clients::{ClientListRow, ClientRow};
 use crate::store::coaches::CoachRow;
 use crate::store::episodes::OutreachTask;
@@ -563,7 +564,7 @@ fn reply_card(
     now: DateTime<Utc>,
     back: &str,
 ) -> Markup {
-    let open_crisis = r.classification == "crisis" && r.acknowledged_at.is_none();
+    let open_crisis = r.classification == Class::Crisis && r.acknowledged_at.is_none();
     let matched: Vec<(String, String, String)> = r
         .matched
         .as_array()
@@ -587,7 +588,7 @@ fn reply_card(
                 p.error role="alert" { strong { "This reply needs you now." } " Nobody has said they are on it yet." }
             }
             p.meta {
-                (age(now, r.received_at)) " · " (coach_time(coach, r.received_at)) " · " (r.channel) " · " (r.classes.join(", ").replace('_', " "))
+                (age(now, r.received_at)) " · " (coach_time(coach, r.received_at)) " · " (r.channel) " · " (r.classes.iter().map(|c| c.as_ref().replace('_', " ")).collect::<Vec<_>>().join(", "))
                 @if r.needs_reply { " · waiting for a reply" }
                 @if let Some(at) = r.acknowledged_at {
                     " · on it: " (r.acknowledged_by.as_deref().unwrap_or("someone")) " at " (coach_time(coach, at))
