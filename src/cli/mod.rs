@@ -382,8 +382,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                         e.id,
                         e.message_id,
                         e.attempt,
-                        e.channel,
-                        e.outcome.as_deref().unwrap_or("started"),
+                        e.channel.as_ref(),
+                        e.outcome.as_ref().map_or("started", AsRef::as_ref),
                         e.started_at.format("%Y-%m-%d %H:%M:%S"),
                         e.recipient,
                         [e.code.as_deref(), e.error.as_deref()]

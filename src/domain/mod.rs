@@ -125,7 +125,7 @@ macro_rules! compares_as_text {
     )*};
 }
 
-compares_as_text!(Channel, MessageStatus);
+compares_as_text!(Channel, MessageStatus, SendOutcome, LogEvent);
 
 /// A message's place in its life; see the state diagram in docs/architecture.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
@@ -154,6 +154,17 @@ pub enum SendOutcome {
     Retry,
     Failed,
     InDoubt,
+}
+
+/// What a send-log row records: an attempt, what reconciling an in-doubt
+/// message found, or a provider's delivery callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum LogEvent {
+    Attempt,
+    Reconcile,
+    Callback,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]

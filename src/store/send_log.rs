@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::{Scope, Store, from_opt_ts, from_ts, id_list, ts};
-use crate::domain::{MessageStatus, SendOutcome};
+use crate::domain::{Channel, LogEvent, MessageStatus, SendOutcome};
 
 /// Writes the `started` row of one attempt for each message still claimed, in
 /// one statement, each numbered one past the message's settled attempts (the
@@ -137,11 +137,11 @@ pub async fn finish_attempts(
 /// A row that is not an attempt: what a provider said afterwards.
 pub struct Note<'a> {
     pub message_id: i64,
-    pub event: &'a str,
+    pub event: LogEvent,
     pub attempt: i64,
     pub channel: &'a str,
     pub recipient: &'a str,
-    pub outcome: Option<&'a str>,
+    pub outcome: Option<SendOutcome>,
     pub provider_id: Option<&'a str>,
     pub delivery_status: Option<&'a str>,
     pub code: Option<&'a str>,
@@ -159,12 +159,12 @@ pub async fn append(
          VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11)",
     )
     .bind(note.message_id)
-    .bind(note.event)
+    .bind(note.event.as_ref())
     .bind(note.attempt)
     .bind(note.channel)
     .bind(note.recipient)
     .bind(ts(at))
-    .bind(note.outcome)
+    .bind(note.outcome.as_ref().map(AsRef::<str>::as_ref))
     .bind(note.provider_id)
     .bind(note.delivery_status)
     .bind(note.code)
@@ -178,14 +178,15 @@ pub async fn append(
 pub struct SendLogEntry {
     pub id: i64,
     pub message_id: i64,
-    pub event: String,
+    pub event: LogEvent,
     pub attempt: i64,
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
     pub client_external_id: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    pub outcome: Option<String>,
+    /// `None` while the attempt is under way, and on a callback row.
+    pub outcome: Option<SendOutcome>,
     pub provider_id: Option<String>,
     pub delivery_status: Option<String>,
     pub code: Option<String>,
@@ -258,23 +259,41 @@ pub async fn list(
     .bind(filter.since.map(ts))
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SendLogEntry {
+    rows.into_iter().map(SendLogEntry::try_from).collect()
+}
+
+impl TryFrom<SendLogRow> for SendLogEntry {
+    type Error = anyhow::Error;
+
+    /// The schema's CHECK constraints keep event, channel and outcome valid; a
+    /// row that is not is an error, never a guess.
+    fn try_from(r: SendLogRow) -> anyhow::Result<Self> {
+        let bad =
+            |what: &str, text: &str| anyhow::anyhow!("send log {}: `{text}` is not {what}", r.id);
+        let event = r.event.parse().map_err(|_| bad("an event", &r.event))?;
+        let channel = r
+            .channel
+            .parse()
+            .map_err(|_| bad("a channel", &r.channel))?;
+        let outcome = match r.outcome.as_deref() {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| bad("an outcome", text))?),
+        };
+        Ok(SendLogEntry {
             id: r.id,
             message_id: r.message_id,
-            event: r.event,
+            event,
             attempt: r.attempt,
-            channel: r.channel,
+            channel,
             recipient: r.recipient,
             client_external_id: r.client_external_id,
             started_at: from_ts(r.started_at),
             finished_at: from_opt_ts(r.finished_at),
-            outcome: r.outcome,
+            outcome,
             provider_id: r.provider_id,
             delivery_status: r.delivery_status,
             code: r.code,
             error: r.error,
         })
-        .collect())
+    }
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
 use crate::app::context::AppContext;
-use crate::domain::Channel;
+use crate::domain::{Channel, LogEvent};
 use crate::pipeline::channels::twilio::signature;
 use crate::pipeline::replies;
 use crate::store::messages;
@@ -105,7 +105,7 @@ async fn record_status(
         &mut tx,
         &Note {
             message_id: target.id,
-            event: "callback",
+            event: LogEvent::Callback,
             attempt: target.attempts,
             channel: &target.channel,
             recipient: &target.recipient,

@@ -8,6 +8,7 @@ use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::Duration;
+use reengage::domain::{LogEvent, SendOutcome};
 use reengage::pipeline::channels::twilio::signature;
 use reengage::pipeline::channels::{Delivery, Outgoing, Transport};
 use reengage::pipeline::review::{self, InDoubtDecision};
@@ -100,7 +101,7 @@ async fn a_4xx_reply_is_retried_later_and_then_succeeds() {
     let first = app.dispatch(now()).await;
     assert_eq!(first.retry, 1, "{first}");
     let log = app.send_log().await;
-    assert_eq!(log[0].outcome.as_deref(), Some("retry"));
+    assert_eq!(log[0].outcome, Some(SendOutcome::Retry));
     assert!(
         log[0].code.as_deref().unwrap().starts_with('4'),
         "{:?}",
@@ -117,8 +118,8 @@ async fn a_4xx_reply_is_retried_later_and_then_succeeds() {
     let log = app.send_log().await;
     assert_eq!(log.len(), 2);
     assert_eq!(
-        (log[1].attempt, log[1].outcome.as_deref()),
-        (2, Some("sent"))
+        (log[1].attempt, log[1].outcome),
+        (2, Some(SendOutcome::Sent))
     );
 }
 
@@ -132,7 +133,7 @@ async fn a_5xx_reply_fails_the_message_with_the_smtp_code() {
     let message = app.message(id).await;
     assert_eq!(message.status, "failed");
     let log = app.send_log().await;
-    assert_eq!(log[0].outcome.as_deref(), Some("failed"));
+    assert_eq!(log[0].outcome, Some(SendOutcome::Failed));
     assert!(
         log[0].code.as_deref().unwrap().starts_with('5'),
         "{:?}",
@@ -322,10 +323,8 @@ async fn a_429_is_retried_and_then_sent() {
     assert_eq!(app.dispatch(now() + Duration::minutes(5)).await.sent, 1);
     let log = app.send_log().await;
     assert_eq!(
-        log.iter()
-            .map(|l| l.outcome.clone().unwrap())
-            .collect::<Vec<_>>(),
-        ["retry", "sent"]
+        log.iter().map(|l| l.outcome).collect::<Vec<_>>(),
+        [Some(SendOutcome::Retry), Some(SendOutcome::Sent)]
     );
     assert_eq!(log[0].code.as_deref(), Some("20429"));
     assert_eq!(app.message(id).await.status, "sent");
@@ -433,8 +432,11 @@ async fn a_500_not_found_at_the_provider_is_sent_again() {
         app.message(id).await.provider_message_id.as_deref(),
         Some("SMsecond")
     );
-    let events: Vec<String> = app.send_log().await.into_iter().map(|l| l.event).collect();
-    assert_eq!(events, ["attempt", "reconcile", "attempt"]);
+    let events: Vec<LogEvent> = app.send_log().await.into_iter().map(|l| l.event).collect();
+    assert_eq!(
+        events,
+        [LogEvent::Attempt, LogEvent::Reconcile, LogEvent::Attempt]
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use chrono::Duration;
-use reengage::domain::{Channel, MessageStatus};
+use reengage::domain::{Channel, MessageStatus, SendOutcome};
 use reengage::pipeline::casework::CaseAction;
 use reengage::pipeline::detect::SkipReason;
 use reengage::pipeline::intake::ImportOptions;
@@ -137,7 +137,7 @@ async fn approved_messages_reach_the_outbox_and_the_send_log_once(app: TestApp) 
     assert_eq!(log.len(), 2);
     for entry in &log {
         assert_eq!(entry.attempt, 1);
-        assert_eq!(entry.outcome.as_deref(), Some("sent"));
+        assert_eq!(entry.outcome, Some(SendOutcome::Sent));
         assert_eq!(entry.started_at, now);
     }
     assert_eq!(app.message(sms.id).await.status, "sent");

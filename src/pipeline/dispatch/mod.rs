@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::app::context::AppContext;
 use crate::domain::window::{Caps, QuietHours};
-use crate::domain::{Channel, ClientStatus, MessageStatus, SendOutcome};
+use crate::domain::{Channel, ClientStatus, LogEvent, MessageStatus, SendOutcome};
 use crate::pipeline::channels::{Delivery, Outgoing, Reconciliation};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientRow, DispatchTarget};
@@ -548,7 +548,7 @@ async fn reconcile_in_doubt(
         let answer = ctx.channels.sms.reconcile(&probe, since).await;
         let (outcome, provider_id, note) = match &answer {
             Reconciliation::Found(sid) => (
-                Some("sent"),
+                Some(SendOutcome::Sent),
                 Some(sid.as_str()),
                 "the provider has this message",
             ),
@@ -571,7 +571,7 @@ async fn reconcile_in_doubt(
                 &mut tx,
                 &Note {
                     message_id: message.id,
-                    event: "reconcile",
+                    event: LogEvent::Reconcile,
                     attempt: message.attempts,
                     channel: &message.channel,
                     recipient: &message.recipient,

@@ -532,7 +532,7 @@ pub fn sends(
                                 td { (e.recipient) }
                                 td {
                                     (e.event) ": "
-                                    (e.outcome.as_deref().or(e.delivery_status.as_deref()).unwrap_or("started"))
+                                    (e.outcome.as_ref().map(AsRef::as_ref).or(e.delivery_status.as_deref()).unwrap_or("started"))
                                     @if let Some(code) = &e.code { " (" (code) ")" }
                                     @if let Some(error) = &e.error { br; span.meta { (error) } }
                                 }
