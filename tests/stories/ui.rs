@@ -810,6 +810,37 @@ async fn admins_manage_coaches_and_preview_templates_and_coaches_cannot(app: Tes
         Some("/")
     );
 
+    // A form the admin got wrong is refused with what to fix, and changes nothing.
+    for (form, problem) in [
+        (
+            vec![("action", "deactivate"), ("email", ADMIN)],
+            "you cannot deactivate yourself",
+        ),
+        (
+            vec![("action", "add"), ("email", COACH), ("name", "Rosa again")],
+            "email: a coach with this email exists",
+        ),
+        (
+            vec![
+                ("action", "add"),
+                ("email", "not an address"),
+                ("name", "X"),
+            ],
+            "email: `not an address` is not an email address",
+        ),
+        (
+            vec![("action", "password"), ("email", "nobody@example.org")],
+            "email: no coach has this email",
+        ),
+    ] {
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend(form);
+        let page = admin.post("/admin/coaches", &fields).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{problem}");
+        assert!(page.body.contains(problem), "{}", page.body);
+    }
+    assert_eq!(admin.get("/admin").await.status, StatusCode::OK);
+
     let preview = admin.get("/admin/templates").await;
     assert!(
         preview

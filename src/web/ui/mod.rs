@@ -32,6 +32,25 @@ impl IntoResponse for UiError {
     }
 }
 
+/// Why a form was not done: what to tell the person, or a failure to log.
+#[derive(Debug, thiserror::Error)]
+enum FormError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for FormError {
+    fn from(e: sqlx::Error) -> Self {
+        FormError::Unexpected(e.into())
+    }
+}
+
+fn refused<T>(problem: impl Into<String>) -> Result<T, FormError> {
+    Err(FormError::Refused(problem.into()))
+}
+
 use std::sync::LazyLock;
 
 use axum::extract::{Path, Query, State};
@@ -164,7 +183,7 @@ async fn login(
     if !same_token(&form.csrf, &expected) {
         return Ok(forbidden());
     }
-    Ok(match try_login(&ctx, &form).await? {
+    Ok(match try_login(&ctx, &form).await {
         Ok(token) => {
             let set = cookie(&ctx, SESSION_COOKIE, token, SESSION_HOURS * 3600);
             let clear = cookie(&ctx, LOGIN_CSRF_COOKIE, String::new(), 0);
@@ -176,23 +195,21 @@ async fn login(
             }
             response
         }
-        Err(problem) => pages::page(
+        Err(FormError::Refused(problem)) => pages::page(
             StatusCode::UNAUTHORIZED,
-            pages::login(&form.csrf, Some(problem)),
+            pages::login(&form.csrf, Some(&problem)),
         ),
+        Err(FormError::Unexpected(e)) => return Err(e.into()),
     })
 }
 
 /// A new session's token, or what to tell the person. Every try is audited.
-async fn try_login(
-    ctx: &AppContext,
-    form: &LoginForm,
-) -> anyhow::Result<Result<String, &'static str>> {
+async fn try_login(ctx: &AppContext, form: &LoginForm) -> Result<String, FormError> {
     let now = ctx.clock.now();
     let email = form.email.trim();
     let mut conn = ctx.store.conn().await?;
     if sessions::locked(&mut conn, email, now).await? {
-        return Ok(Err(LOGIN_LOCKED));
+        return refused(LOGIN_LOCKED);
     }
     let coach = coaches::by_email(&mut conn, email)
         .await?
@@ -231,21 +248,15 @@ async fn try_login(
     match coach.filter(|_| ok) {
         Some(coach) => {
             sessions::record_success(&mut conn, email).await?;
-            Ok(Ok(sessions::create(
-                &mut conn,
-                coach.id,
-                now,
-                Duration::hours(SESSION_HOURS),
-            )
-            .await?))
+            Ok(sessions::create(&mut conn, coach.id, now, Duration::hours(SESSION_HOURS)).await?)
         }
         None => {
             sessions::record_failure(&mut conn, email, now).await?;
-            Ok(Err(if sessions::locked(&mut conn, email, now).await? {
+            refused(if sessions::locked(&mut conn, email, now).await? {
                 LOGIN_LOCKED
             } else {
                 LOGIN_FAILED
-            }))
+            })
         }
     }
 }
@@ -776,14 +787,11 @@ async fn admin_coach(
         let action = match (form.action.as_str(), &target) {
             ("add", None) => {
                 let Ok(email) = crate::domain::EmailAddress::parse(&form.email) else {
-                    return Ok(Err(format!(
-                        "email: `{}` is not an email address",
-                        form.email
-                    )));
+                    return refused(format!("email: `{}` is not an email address", form.email));
                 };
                 let name = form.name.as_deref().map(str::trim).unwrap_or_default();
                 if name.is_empty() {
-                    return Ok(Err("name: must not be empty".to_owned()));
+                    return refused("name: must not be empty");
                 }
                 let role = match form.role.as_deref() {
                     Some("admin") => crate::domain::Role::Admin,
@@ -800,10 +808,10 @@ async fn admin_coach(
                 coaches::insert(&mut tx, &new, now).await?;
                 "coach_added"
             }
-            ("add", Some(_)) => return Ok(Err("email: a coach with this email exists".to_owned())),
-            (_, None) => return Ok(Err("email: no coach has this email".to_owned())),
+            ("add", Some(_)) => return refused("email: a coach with this email exists"),
+            (_, None) => return refused("email: no coach has this email"),
             ("deactivate", Some(c)) if c.id == ui.coach.id => {
-                return Ok(Err("you cannot deactivate yourself".to_owned()));
+                return refused("you cannot deactivate yourself");
             }
             ("deactivate", Some(c)) => {
                 coaches::set_active(&mut tx, c.id, false).await?;
@@ -815,12 +823,12 @@ async fn admin_coach(
             }
             ("password", Some(c)) => {
                 let Some(hash) = &hash else {
-                    return Ok(Err("password: type the new password".to_owned()));
+                    return refused("password: type the new password");
                 };
                 coaches::set_password(&mut tx, c.id, hash, now).await?;
                 "password_reset"
             }
-            _ => return Ok(Err("action: unknown".to_owned())),
+            _ => return refused("action: unknown"),
         };
         audit::record(
             &mut tx,
@@ -838,13 +846,14 @@ async fn admin_coach(
         )
         .await?;
         tx.commit().await?;
-        anyhow::Ok(Ok(()))
+        Ok::<_, FormError>(())
     }
     .await;
-    Ok(match done? {
-        Ok(()) => Redirect::to("/admin").into_response(),
-        Err(problem) => bad(problem),
-    })
+    match done {
+        Ok(()) => Ok(Redirect::to("/admin").into_response()),
+        Err(FormError::Refused(problem)) => Ok(bad(problem)),
+        Err(FormError::Unexpected(e)) => Err(e.into()),
+    }
 }
 
 /// Every template rendered for a sample client, regular and discreet.
