@@ -561,27 +561,64 @@ pub fn delivery_rank(status: &str) -> u8 {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// The message a provider's delivery report is about.
+#[derive(Debug, Clone)]
 pub struct DeliveryTarget {
     pub id: i64,
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
-    pub status: String,
+    pub status: MessageStatus,
     pub attempts: i64,
     pub delivery_status: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryTargetRow {
+    id: i64,
+    channel: String,
+    recipient: String,
+    status: String,
+    attempts: i64,
+    delivery_status: Option<String>,
+}
+
+impl TryFrom<DeliveryTargetRow> for DeliveryTarget {
+    type Error = anyhow::Error;
+
+    /// The schema's CHECK constraints keep channel and status valid; a row
+    /// that is not is an error, never a guess.
+    fn try_from(r: DeliveryTargetRow) -> anyhow::Result<Self> {
+        let channel = r
+            .channel
+            .parse()
+            .map_err(|_| anyhow::anyhow!("message {}: `{}` is not a channel", r.id, r.channel))?;
+        let status = r
+            .status
+            .parse()
+            .map_err(|_| anyhow::anyhow!("message {}: `{}` is not a status", r.id, r.status))?;
+        Ok(Self {
+            id: r.id,
+            channel,
+            recipient: r.recipient,
+            status,
+            attempts: r.attempts,
+            delivery_status: r.delivery_status,
+        })
+    }
 }
 
 pub async fn by_provider_id(
     conn: &mut AnyConnection,
     provider_id: &str,
 ) -> anyhow::Result<Option<DeliveryTarget>> {
-    Ok(sqlx::query_as(
+    let row: Option<DeliveryTargetRow> = sqlx::query_as(
         "SELECT id, channel, recipient, status, attempts, delivery_status FROM messages \
          WHERE provider_message_id = $1 ORDER BY id DESC LIMIT 1",
     )
     .bind(provider_id)
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    row.map(DeliveryTarget::try_from).transpose()
 }
 
 /// Records a delivery report on the message if it moves it forward. `delivered`
@@ -597,9 +634,10 @@ pub async fn record_delivery(
     if delivery_rank(delivery_status) <= current {
         return Ok(false);
     }
-    let status = match (target.status.as_str(), delivery_status) {
-        ("sent" | "delivered" | "undelivered", "delivered") => "delivered",
-        ("sent" | "delivered" | "undelivered", "undelivered" | "failed") => "undelivered",
+    use MessageStatus::{Delivered, Sent, Undelivered};
+    let status = match (target.status, delivery_status) {
+        (Sent | Delivered | Undelivered, "delivered") => Delivered,
+        (Sent | Delivered | Undelivered, "undelivered" | "failed") => Undelivered,
         (current, _) => current,
     };
     sqlx::query(
@@ -609,7 +647,7 @@ pub async fn record_delivery(
     .bind(target.id)
     .bind(delivery_status)
     .bind(error_code)
-    .bind(status)
+    .bind(status.as_ref())
     .execute(conn)
     .await?;
     Ok(true)
