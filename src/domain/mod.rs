@@ -127,6 +127,22 @@ macro_rules! compares_as_text {
 
 compares_as_text!(Channel, MessageStatus, SendOutcome, LogEvent);
 
+/// A type reads from its text, for rows read with `#[sqlx(try_from = "String")]`:
+/// a value the schema forbids is a decode error, never a guess.
+macro_rules! reads_from_text {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = strum::ParseError;
+
+            fn try_from(text: String) -> Result<Self, Self::Error> {
+                text.parse()
+            }
+        }
+    )*};
+}
+
+reads_from_text!(Channel, MessageStatus);
+
 /// A message's place in its life; see the state diagram in docs/architecture.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
 #[strum(serialize_all = "snake_case")]

@@ -432,7 +432,8 @@ pub struct ClaimedMessage {
     pub id: i64,
     pub client_id: i64,
     pub coach_id: i64,
-    pub channel: String,
+    #[sqlx(try_from = "String")]
+    pub channel: Channel,
     pub recipient: String,
     pub subject: Option<String>,
     pub body: String,
@@ -562,63 +563,29 @@ pub fn delivery_rank(status: &str) -> u8 {
 }
 
 /// The message a provider's delivery report is about.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryTarget {
     pub id: i64,
+    #[sqlx(try_from = "String")]
     pub channel: Channel,
     pub recipient: String,
+    #[sqlx(try_from = "String")]
     pub status: MessageStatus,
     pub attempts: i64,
     pub delivery_status: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct DeliveryTargetRow {
-    id: i64,
-    channel: String,
-    recipient: String,
-    status: String,
-    attempts: i64,
-    delivery_status: Option<String>,
-}
-
-impl TryFrom<DeliveryTargetRow> for DeliveryTarget {
-    type Error = anyhow::Error;
-
-    /// The schema's CHECK constraints keep channel and status valid; a row
-    /// that is not is an error, never a guess.
-    fn try_from(r: DeliveryTargetRow) -> anyhow::Result<Self> {
-        let channel = r
-            .channel
-            .parse()
-            .map_err(|_| anyhow::anyhow!("message {}: `{}` is not a channel", r.id, r.channel))?;
-        let status = r
-            .status
-            .parse()
-            .map_err(|_| anyhow::anyhow!("message {}: `{}` is not a status", r.id, r.status))?;
-        Ok(Self {
-            id: r.id,
-            channel,
-            recipient: r.recipient,
-            status,
-            attempts: r.attempts,
-            delivery_status: r.delivery_status,
-        })
-    }
 }
 
 pub async fn by_provider_id(
     conn: &mut AnyConnection,
     provider_id: &str,
 ) -> anyhow::Result<Option<DeliveryTarget>> {
-    let row: Option<DeliveryTargetRow> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT id, channel, recipient, status, attempts, delivery_status FROM messages \
          WHERE provider_message_id = $1 ORDER BY id DESC LIMIT 1",
     )
     .bind(provider_id)
     .fetch_optional(conn)
-    .await?;
-    row.map(DeliveryTarget::try_from).transpose()
+    .await?)
 }
 
 /// Records a delivery report on the message if it moves it forward. `delivered`

@@ -139,7 +139,7 @@ pub struct Note<'a> {
     pub message_id: i64,
     pub event: LogEvent,
     pub attempt: i64,
-    pub channel: &'a str,
+    pub channel: Channel,
     pub recipient: &'a str,
     pub outcome: Option<SendOutcome>,
     pub provider_id: Option<&'a str>,
@@ -161,7 +161,7 @@ pub async fn append(
     .bind(note.message_id)
     .bind(note.event.as_ref())
     .bind(note.attempt)
-    .bind(note.channel)
+    .bind(note.channel.as_ref())
     .bind(note.recipient)
     .bind(ts(at))
     .bind(note.outcome.as_ref().map(AsRef::<str>::as_ref))

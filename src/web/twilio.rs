@@ -107,7 +107,7 @@ async fn record_status(
             message_id: target.id,
             event: LogEvent::Callback,
             attempt: target.attempts,
-            channel: target.channel.as_ref(),
+            channel: target.channel,
             recipient: &target.recipient,
             outcome: None,
             provider_id: Some(sid),

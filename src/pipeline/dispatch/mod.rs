@@ -213,7 +213,7 @@ impl Run<'_> {
         let mut ready: HashMap<Channel, Vec<Ready<'_>>> = HashMap::new();
         let mut clients_seen = HashSet::new();
         for message in claimed {
-            let channel = Channel::from_str(&message.channel)?;
+            let channel = message.channel;
             let target = targets
                 .get(&message.client_id)
                 .ok_or_else(|| anyhow::anyhow!("message {} has no client", message.id))?;
@@ -573,7 +573,7 @@ async fn reconcile_in_doubt(
                     message_id: message.id,
                     event: LogEvent::Reconcile,
                     attempt: message.attempts,
-                    channel: &message.channel,
+                    channel: message.channel,
                     recipient: &message.recipient,
                     outcome,
                     provider_id,
