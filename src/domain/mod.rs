@@ -141,7 +141,7 @@ macro_rules! reads_from_text {
     )*};
 }
 
-reads_from_text!(Channel, MessageStatus);
+reads_from_text!(Channel, MessageStatus, Role, EventKind);
 
 /// A message's place in its life; see the state diagram in docs/architecture.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]

@@ -12,7 +12,8 @@ pub struct CoachRow {
     pub email: String,
     pub name: String,
     pub phone: Option<String>,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
     pub active: i64,
     pub timezone: Option<String>,
     /// Who covers for this coach while they are away, and hears escalations.
@@ -26,7 +27,7 @@ pub(crate) const COACH_COLUMNS: &str =
 
 impl CoachRow {
     pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin.as_ref()
+        self.role == Role::Admin
     }
 
     /// The timezone the coach reads times in.

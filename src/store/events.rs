@@ -187,7 +187,8 @@ async fn apply_engagements(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: EventKind,
     pub occurred_at: i64,
     pub source: String,
     pub note: Option<String>,

@@ -275,7 +275,7 @@ pub fn timeline(events: &[EventRow], messages: &[MessageView]) -> Markup {
         ul {
             @for e in events {
                 li {
-                    (from_ts(e.occurred_at).format("%Y-%m-%d")) ": " (e.kind.replace('_', " "))
+                    (from_ts(e.occurred_at).format("%Y-%m-%d")) ": " (e.kind.as_ref().replace('_', " "))
                     @if let Some(note) = &e.note { " · " (note) }
                     span.meta { " (" (e.source) ")" }
                 }
