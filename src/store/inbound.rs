@@ -142,17 +142,15 @@ pub async fn for_coach(
     scope: &Scope,
     limit: i64,
 ) -> anyhow::Result<Vec<ReplyView>> {
-    let sql = format!(
-        "{VIEW_SELECT} WHERE {} ORDER BY \
-           CASE WHEN i.classification = 'crisis' AND i.acknowledged_at IS NULL THEN 0 ELSE 1 END, \
-           i.received_at DESC, i.id DESC LIMIT $1",
-        scope.sql("c.coach_id")
-    );
-    let rows: Vec<ReplyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
-    rows.into_iter().map(ReplyView::try_from).collect()
+    in_scope(
+        conn,
+        scope,
+        "1 = 1",
+        "CASE WHEN i.classification = 'crisis' AND i.acknowledged_at IS NULL THEN 0 ELSE 1 END, \
+         i.received_at DESC, i.id DESC",
+        limit,
+    )
+    .await
 }
 
 /// Replies in `scope` waiting for a person: crisis first, then the oldest.
@@ -161,11 +159,26 @@ pub async fn waiting(
     scope: &Scope,
     limit: i64,
 ) -> anyhow::Result<Vec<ReplyView>> {
+    in_scope(
+        conn,
+        scope,
+        "(i.needs_reply = 1 OR (i.classification = 'crisis' AND i.acknowledged_at IS NULL))",
+        "CASE WHEN i.classification = 'crisis' THEN 0 ELSE 1 END, i.received_at, i.id",
+        limit,
+    )
+    .await
+}
+
+/// Replies in `scope` that meet `condition`, in `order`, at most `limit`.
+async fn in_scope(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    condition: &'static str,
+    order: &'static str,
+    limit: i64,
+) -> anyhow::Result<Vec<ReplyView>> {
     let sql = format!(
-        "{VIEW_SELECT} WHERE {} AND (i.needs_reply = 1 OR \
-           (i.classification = 'crisis' AND i.acknowledged_at IS NULL)) \
-         ORDER BY CASE WHEN i.classification = 'crisis' THEN 0 ELSE 1 END, i.received_at, i.id \
-         LIMIT $1",
+        "{VIEW_SELECT} WHERE {} AND {condition} ORDER BY {order} LIMIT $1",
         scope.sql("c.coach_id")
     );
     let rows: Vec<ReplyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
