@@ -477,8 +477,17 @@ fn replies_test_shows_the_class_and_the_rule_and_an_agency_file_extends_the_list
     let text = stdout(&out);
     assert!(text.starts_with("crisis"), "{text}");
     assert!(text.contains("matched `"), "{text}");
+    assert!(
+        text.contains("be here anymore"),
+        "the client's words: {text}"
+    );
     let out = op.run(&["replies", "test", "STOP"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("opt_out"), "{}", stdout(&out));
     assert!(stdout(&out).contains("the whole text is a keyword"));
+    // The built-in lists alone do not hold the agency's wording.
+    let out = op.run(&["replies", "test", "been thinking of the quarry again"]);
+    assert!(stdout(&out).starts_with("reply"), "{}", stdout(&out));
 
     // An agency's own rule, and a typo in one that names the list and the rule.
     let words = op.file(
@@ -624,6 +633,7 @@ fn migrate_migrates_and_other_commands_refuse_a_database_that_needs_it() {
     let out = run("migrate");
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run("detect");
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("replies.words_file"),
         "{}",

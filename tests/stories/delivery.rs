@@ -159,7 +159,11 @@ async fn a_connection_dropped_after_data_leaves_the_email_in_doubt_for_a_coach()
     let other = review::acting_coach(&app.ctx, OTHER_COACH).await.unwrap();
     let refused =
         review::decide_in_doubt(&app.ctx, &other, id, InDoubtDecision::Resolve, now()).await;
-    assert!(refused.is_err());
+    assert!(
+        matches!(refused, Err(review::ActionError::NotYours { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(app.message(id).await.status, "in_doubt");
     review::decide_in_doubt(&app.ctx, &coach, id, InDoubtDecision::Resolve, now())
         .await
         .unwrap();
