@@ -249,13 +249,13 @@ fn mailbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Mailbox, D::Err
 }
 
 impl Settings {
-    /// Reads the layers, lets `database_url` win over them, and checks the result.
     /// How long after an engagement detection first needs to look at a
     /// client: the first cadence step.
     pub fn first_step_after(&self) -> chrono::Duration {
         chrono::Duration::days(i64::from(self.detection.cadence[0].after_days))
     }
 
+    /// Reads the layers, lets `database_url` win over them, and checks the result.
     pub fn load(file: Option<&Path>, database_url: Option<&str>) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if let Some(file) = file {

@@ -67,36 +67,26 @@ impl AppContext {
         let channels = Channels::from_settings(&settings)?;
         let words = Arc::new(Words::load(&settings.replies.words_file)?);
         let lint = Arc::new(Lint::load(&settings.templates.tone_file)?);
-        // The neutral sender name of discreet clients must itself be neutral.
-        if let Some(finding) = lint
-            .check(&crate::domain::compose::lint::Draft {
+        // Texts that may reach someone who must not learn of the program: the
+        // neutral sender name of discreet clients, and the answer to a
+        // stranger's phone. Neither may carry program words.
+        for (key, text) in [
+            ("email.discreet_name", &settings.email.discreet_name),
+            (
+                "replies.wrong_number_reply",
+                &settings.replies.wrong_number_reply,
+            ),
+        ] {
+            let findings = lint.check(&crate::domain::compose::lint::Draft {
                 channel: crate::domain::Channel::Sms,
                 subject: None,
-                body: &settings.email.discreet_name,
+                body: text,
                 discreet: true,
                 first_of_episode: false,
-            })
-            .into_iter()
-            .find(|f| f.rule == "discreet")
-        {
-            anyhow::bail!("config key `email.discreet_name`: {}", finding.message);
-        }
-        // A stranger's phone is answered with this: no program words.
-        if let Some(finding) = lint
-            .check(&crate::domain::compose::lint::Draft {
-                channel: crate::domain::Channel::Sms,
-                subject: None,
-                body: &settings.replies.wrong_number_reply,
-                discreet: true,
-                first_of_episode: false,
-            })
-            .into_iter()
-            .find(|f| f.rule == "discreet")
-        {
-            anyhow::bail!(
-                "config key `replies.wrong_number_reply`: {}",
-                finding.message
-            );
+            });
+            if let Some(finding) = findings.iter().find(|f| f.rule == "discreet") {
+                anyhow::bail!("config key `{key}`: {}", finding.message);
+            }
         }
         // Everything above checks settings alone; the database comes last, so
         // that a settings mistake is reported before a database one.

@@ -100,9 +100,6 @@ pub async fn record_many(
     Ok(Recorded { new, back })
 }
 
-/// Moves `last_engaged_at` for the engagements among `batch` newer than what
-/// was known, and winds down the quiet spells of the clients who are back.
-/// Returns how many are back.
 /// A coach's contact with a client answers the replies they sent before it:
 /// those stop waiting for a person. One statement for the batch.
 async fn contacts_handle_replies(
@@ -133,6 +130,9 @@ async fn contacts_handle_replies(
     Ok(())
 }
 
+/// Moves `last_engaged_at` for the engagements among `batch` newer than what
+/// was known, and winds down the quiet spells of the clients who are back.
+/// Returns how many are back.
 async fn apply_engagements(
     conn: &mut AnyConnection,
     batch: &[(&EventTarget, &NewEvent<'_>)],

@@ -197,18 +197,6 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<R
     row.map(ReplyView::try_from).transpose()
 }
 
-/// How many replies in `scope` wait for a person.
-pub async fn needing_attention(conn: &mut AnyConnection, scope: &Scope) -> anyhow::Result<i64> {
-    let sql = format!(
-        "SELECT COUNT(*) FROM inbound i LEFT JOIN clients c ON c.id = i.client_id \
-         WHERE i.needs_reply = 1 AND {}",
-        scope.sql("c.coach_id")
-    );
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_one(conn)
-        .await?)
-}
-
 pub struct NewReply<'a> {
     pub channel: Channel,
     pub from: &'a str,

@@ -366,13 +366,13 @@ pub async fn counts(
     Ok((by_status, by_outcome))
 }
 
-/// How many crisis alerts have not gone out, for `/healthz`.
 /// Crisis alerts nobody has acknowledged: how many, and the oldest's arrival.
 pub async fn open_crisis_alerts(store: &Store) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
     let mut conn = store.conn().await?;
     inbound::open_crisis(&mut conn).await
 }
 
+/// How many crisis alerts have not gone out, for `/healthz`.
 pub async fn inbound_alerts_pending(store: &Store) -> anyhow::Result<i64> {
     let mut conn = store.conn().await?;
     inbound::count_alerts_pending(&mut conn).await

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::AnyConnection;
 
-use super::coaches::CoachRow;
+use super::coaches::{COACH_COLUMNS, CoachRow};
 use super::{from_opt_ts, tokens, ts};
 
 /// Failed logins for one account within `LOCK_WINDOW` that lock it, and for how long.
@@ -53,11 +53,11 @@ pub async fn find(
     token: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<Session>> {
-    Ok(sqlx::query_as(
-        "SELECT c.id, c.email, c.name, c.phone, c.role, c.active, c.timezone, c.backup_coach_id, c.away_until, s.csrf_token FROM sessions s \
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COACH_COLUMNS}, s.csrf_token FROM sessions s \
          JOIN coaches c ON c.id = s.coach_id \
-         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND c.active = 1",
-    )
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND c.active = 1"
+    )))
     .bind(tokens::hash(token))
     .bind(ts(now))
     .fetch_optional(conn)

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
-use super::coaches::CoachRow;
+use super::coaches::{COACH_COLUMNS, CoachRow};
 use super::ts;
 
 pub fn hash(token: &str) -> String {
@@ -35,11 +35,11 @@ pub async fn create(
 
 /// The active coach a live token belongs to.
 pub async fn coach_for(conn: &mut AnyConnection, token: &str) -> anyhow::Result<Option<CoachRow>> {
-    Ok(sqlx::query_as(
-        "SELECT c.id, c.email, c.name, c.phone, c.role, c.active, c.timezone, c.backup_coach_id, c.away_until FROM api_tokens t \
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COACH_COLUMNS} FROM api_tokens t \
          JOIN coaches c ON c.id = t.coach_id \
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND c.active = 1",
-    )
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND c.active = 1"
+    )))
     .bind(hash(token))
     .fetch_optional(conn)
     .await?)

@@ -648,11 +648,7 @@ async fn reply_action(
     ApiCoach(coach): ApiCoach,
     Path((id, action)): Path<(i64, String)>,
 ) -> Result<Json<inbound::ReplyView>, ApiError> {
-    let action = match action.as_str() {
-        "handled" => replies::ReplyAction::Handled,
-        "acknowledge" => replies::ReplyAction::Acknowledge,
-        _ => return Err(ApiError::NotFound),
-    };
+    let action = action.parse().map_err(|_| ApiError::NotFound)?;
     let now = ctx.clock.now();
     Ok(Json(replies::act(&ctx, &coach, id, action, now).await?))
 }

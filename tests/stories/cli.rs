@@ -293,6 +293,10 @@ fn missing_provider_settings_stop_start_up_with_the_key_named() {
             "[replies]\nhelp_text = \"Text us anytime\"\n",
             "replies.help_text",
         ),
+        (
+            "[replies]\nwrong_number_reply = \"Sorry, this is the recovery program\"\n",
+            "replies.wrong_number_reply",
+        ),
     ] {
         let op = Operator::new(extra);
         let out = op.run(&["detect"]);

@@ -266,8 +266,9 @@ pub enum ReplyError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// What a coach does with a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a coach does with a reply, named as its URLs name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum ReplyAction {
     /// Handled: answered or dealt with outside reengage.
     Handled,

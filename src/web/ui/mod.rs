@@ -276,10 +276,7 @@ async fn logout(
     audit::record(
         &mut conn,
         audit::Entry {
-            actor: Actor::Coach {
-                id: ui.coach.id,
-                email: &ui.coach.email,
-            },
+            actor: Actor::coach(&ui.coach),
             action: "logout",
             client_id: None,
             message_id: None,
@@ -647,10 +644,8 @@ async fn reply_action(
     Path((id, action)): Path<(i64, String)>,
     CheckedForm(ui, form): CheckedForm<ReplyForm>,
 ) -> Response {
-    let action = match action.as_str() {
-        "handled" => replies::ReplyAction::Handled,
-        "acknowledge" => replies::ReplyAction::Acknowledge,
-        _ => return not_found(),
+    let Ok(action) = action.parse() else {
+        return not_found();
     };
     let back = if form.back == "/" { "/" } else { "/replies" };
     match replies::act(&ctx, &ui.coach, id, action, ctx.clock.now()).await {
@@ -833,10 +828,7 @@ async fn admin_coach(
         audit::record(
             &mut tx,
             audit::Entry {
-                actor: Actor::Coach {
-                    id: ui.coach.id,
-                    email: &ui.coach.email,
-                },
+                actor: Actor::coach(&ui.coach),
                 action,
                 client_id: None,
                 message_id: None,
