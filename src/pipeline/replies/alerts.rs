@@ -8,6 +8,8 @@
 //! every active admin. A crisis from an address no client has goes to the
 //! admins, since it may be a client on a new phone.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -52,10 +54,7 @@ pub async fn on_duty(
     {
         return Ok(vec![coach.clone()]);
     }
-    if let Some(backup_id) = coach.as_ref().and_then(|c| c.backup_coach_id)
-        && let Some(backup) = coaches::by_id(conn, backup_id).await?
-        && backup.active != 0
-    {
+    if let Some(backup) = active_backup(conn, coach.as_ref()).await? {
         return Ok(vec![backup]);
     }
     let admins = coaches::admins(conn).await?;
@@ -64,6 +63,19 @@ pub async fn on_duty(
     } else {
         admins
     })
+}
+
+/// The coach's backup, if they have one and the backup is active.
+async fn active_backup(
+    conn: &mut sqlx::AnyConnection,
+    coach: Option<&CoachRow>,
+) -> anyhow::Result<Option<CoachRow>> {
+    let Some(backup_id) = coach.and_then(|c| c.backup_coach_id) else {
+        return Ok(None);
+    };
+    Ok(coaches::by_id(conn, backup_id)
+        .await?
+        .filter(|backup| backup.active != 0))
 }
 
 /// Who hears an escalation: the coach's backup and every active admin (the
@@ -77,12 +89,7 @@ async fn escalation_list(
         Some(c) => coaches::by_id(conn, c.coach_id).await?,
         None => None,
     };
-    if let Some(backup_id) = coach.as_ref().and_then(|c| c.backup_coach_id)
-        && let Some(backup) = coaches::by_id(conn, backup_id).await?
-        && backup.active != 0
-    {
-        list.push(backup);
-    }
+    list.extend(active_backup(conn, coach.as_ref()).await?);
     for admin in coaches::admins(conn).await? {
         if !list.iter().any(|c: &CoachRow| c.id == admin.id) {
             list.push(admin);
@@ -334,8 +341,17 @@ pub async fn notify_replies(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Res
     let mut groups: Vec<NoticeGroup> = Vec::new();
     {
         let mut conn = ctx.store.conn().await?;
+        // Who is on duty for each coach, looked up once per run.
+        let mut duty: HashMap<i64, Vec<CoachRow>> = HashMap::new();
         for reply in inbound::unnoticed(&mut conn).await? {
-            let people = on_duty(&mut conn, reply.coach_id, now).await?;
+            let people = match duty.get(&reply.coach_id) {
+                Some(people) => people.clone(),
+                None => {
+                    let people = on_duty(&mut conn, reply.coach_id, now).await?;
+                    duty.insert(reply.coach_id, people.clone());
+                    people
+                }
+            };
             let received = from_ts(reply.received_at);
             let same = |g: &&mut NoticeGroup| {
                 g.people
