@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use sqlx::AnyConnection;
 
-use super::Scope;
+use super::{Scope, inbound};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Waiting {
@@ -31,8 +31,8 @@ pub async fn waiting(conn: &mut AnyConnection, scope: &Scope) -> anyhow::Result<
     let (replies, crisis): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*), COUNT(CASE WHEN i.classification = 'crisis' THEN 1 END) \
          FROM inbound i JOIN clients c ON c.id = i.client_id \
-         WHERE (i.needs_reply = 1 OR (i.classification = 'crisis' AND i.acknowledged_at IS NULL)) \
-           AND {}",
+         WHERE {} AND {}",
+        inbound::WAITING,
         scope.sql("c.coach_id")
     )))
     .fetch_one(conn)

@@ -162,12 +162,18 @@ pub async fn waiting(
     in_scope(
         conn,
         scope,
-        "(i.needs_reply = 1 OR (i.classification = 'crisis' AND i.acknowledged_at IS NULL))",
+        WAITING,
         "CASE WHEN i.classification = 'crisis' THEN 0 ELSE 1 END, i.received_at, i.id",
         limit,
     )
     .await
 }
+
+/// A reply (as `i`) that waits for a person: it needs an answer, or it is a
+/// crisis nobody has said they are on. The queue, the replies list and the
+/// digest all count with this.
+pub(crate) const WAITING: &str =
+    "(i.needs_reply = 1 OR (i.classification = 'crisis' AND i.acknowledged_at IS NULL))";
 
 /// Replies in `scope` that meet `condition`, in `order`, at most `limit`.
 async fn in_scope(
