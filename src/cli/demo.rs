@@ -17,7 +17,7 @@ use crate::app::context::AppContext;
 use crate::cli::serve;
 use crate::domain::{Channel, MessageStatus, Role};
 use crate::pipeline::detect;
-use crate::pipeline::intake::{self, ImportOptions};
+use crate::pipeline::intake::{self, ImportOptions, Table};
 use crate::store::{clients, coaches, messages};
 
 pub const DEMO_PASSWORD: &str = "reengage-demo";
@@ -227,13 +227,12 @@ pub async fn run(config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> {
     }
 
     let (clients_path, events_path) = write_csv(dir, args.clients, now)?;
-    for (path, is_clients) in [(&clients_path, true), (&events_path, false)] {
+    for (path, table) in [
+        (&clients_path, Table::Clients),
+        (&events_path, Table::Events),
+    ] {
         let file = std::io::BufReader::new(std::fs::File::open(path)?);
-        let report = if is_clients {
-            intake::clients(&ctx, file, ImportOptions::default(), now).await?
-        } else {
-            intake::events(&ctx, file, ImportOptions::default(), now).await?
-        };
+        let report = intake::import(&ctx, table, file, ImportOptions::default(), now).await?;
         if !report.committed {
             let errors: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
             anyhow::bail!("the demo's own CSV did not import: {}", errors.join("; "));

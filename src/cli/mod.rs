@@ -16,7 +16,7 @@ use crate::app::auth;
 use crate::app::config::Settings;
 use crate::app::context::{AppContext, Migrations};
 use crate::domain::{EmailAddress, MessageStatus, PhoneNumber, Role};
-use crate::pipeline::intake::{ImportOptions, ImportReport};
+use crate::pipeline::intake::{ImportOptions, ImportReport, Table};
 use crate::pipeline::{detect, dispatch, intake, review};
 use crate::store::{Scope, coaches, messages, send_log, tokens};
 
@@ -434,20 +434,16 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn import_command(ctx: &AppContext, command: ImportCommand) -> anyhow::Result<ExitCode> {
-    let (file, skip_invalid, is_clients) = match command {
-        ImportCommand::Clients { file, skip_invalid } => (file, skip_invalid, true),
-        ImportCommand::Events { file, skip_invalid } => (file, skip_invalid, false),
+    let (file, skip_invalid, table) = match command {
+        ImportCommand::Clients { file, skip_invalid } => (file, skip_invalid, Table::Clients),
+        ImportCommand::Events { file, skip_invalid } => (file, skip_invalid, Table::Events),
     };
     let input =
         std::fs::File::open(&file).with_context(|| format!("Failed to open {}", file.display()))?;
     let input = std::io::BufReader::with_capacity(1 << 16, input);
     let options = ImportOptions { skip_invalid };
     let now = ctx.clock.now();
-    let report = if is_clients {
-        intake::clients(ctx, input, options, now).await?
-    } else {
-        intake::events(ctx, input, options, now).await?
-    };
+    let report = intake::import(ctx, table, input, options, now).await?;
     Ok(print_import(&file, &report))
 }
 

@@ -202,6 +202,16 @@ impl EventKind {
     }
 }
 
+/// What a coach does with a reply, named as its URLs name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum ReplyAction {
+    /// Handled: answered or dealt with outside reengage.
+    Handled,
+    /// "I'm on it": a crisis alert stops escalating.
+    Acknowledge,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

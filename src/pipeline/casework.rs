@@ -10,8 +10,7 @@ use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientRow};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::episodes;
-use crate::store::events;
-use crate::store::inbound;
+use crate::store::events::{self, NewEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
@@ -95,18 +94,15 @@ pub async fn act(
             (name, None)
         }
         CaseAction::ReachedPersonally => {
-            // First, so that the replies it answers say who answered them.
-            inbound::handled_by_contact(&mut tx, client.id, coach.id, now).await?;
-            events::engaged_now(
-                &mut tx,
-                &(&client).into(),
-                EventKind::CoachContact,
-                "coach",
-                Some("reached personally"),
-                ctx.settings.first_step_after(),
-                now,
-            )
-            .await?;
+            let contact = NewEvent {
+                kind: EventKind::CoachContact,
+                occurred_at: now,
+                source: "coach",
+                note: Some("reached personally"),
+                by: Some(coach.id),
+            };
+            let first_step = ctx.settings.first_step_after();
+            events::record(&mut tx, &(&client).into(), &contact, first_step, now).await?;
             ("coach_contact", None)
         }
         CaseAction::OptOut(channel) => {

@@ -332,49 +332,149 @@ fn flag(name: &str, value: &Option<String>, reasons: &mut Vec<String>) -> bool {
     }
 }
 
-/// Imports `clients.csv`. Clients are matched on `external_id`: new ones are
-/// added, changed ones updated, identical ones left alone.
-pub async fn clients(
+/// Which CSV an import reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// `clients.csv`. Clients are matched on `external_id`: new ones are
+    /// added, changed ones updated, identical ones left alone.
+    Clients,
+    /// `events.csv`. Each event's client must exist already.
+    Events,
+}
+
+/// Imports one CSV in one transaction: every row or, with errors and without
+/// `skip_invalid`, none.
+pub async fn import(
     ctx: &AppContext,
+    table: Table,
     input: impl Read + Send + 'static,
     options: ImportOptions,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportReport> {
-    let first_step = ctx.settings.first_step_after();
     let mut tx = ctx.store.begin().await?;
-    let rules = ClientRules::load(ctx, &mut tx).await?;
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    let (mut chunks, reader) = read_chunks(
-        input,
-        CLIENT_COLUMNS,
-        CLIENT_REQUIRED,
-        move |line, row: ClientRecord| {
-            let duplicate = present(&row.external_id).and_then(|id| match seen.get(id) {
-                Some(first) => Some(format!("external_id {id} already appears on line {first}")),
-                None => {
-                    seen.insert(id.to_owned(), line);
-                    None
-                }
-            });
-            match (rules.check(&row), duplicate) {
-                (Ok(fields), None) => Ok(fields),
-                (result, duplicate) => {
-                    let mut reasons: Vec<String> = duplicate.into_iter().collect();
-                    if let Err(more) = result {
-                        reasons.extend(more);
+    let run = Run {
+        ctx,
+        first_step: ctx.settings.first_step_after(),
+        now,
+    };
+    let (report, action) = match table {
+        Table::Clients => (run.clients(&mut *tx, input).await?, "import_clients"),
+        Table::Events => (run.events(&mut *tx, input).await?, "import_events"),
+    };
+    finish(tx, options, report, action, now).await
+}
+
+/// What one import knows while it reads: the settings, the first step's delay
+/// for new clients and episodes, and the time it runs at.
+struct Run<'a> {
+    ctx: &'a AppContext,
+    first_step: Duration,
+    now: DateTime<Utc>,
+}
+
+impl Run<'_> {
+    /// Reads `clients.csv` a chunk at a time, checking each row against the
+    /// rules and the rows before it.
+    async fn clients(
+        &self,
+        tx: &mut AnyConnection,
+        input: impl Read + Send + 'static,
+    ) -> anyhow::Result<ImportReport> {
+        let (ctx, first_step, now) = (self.ctx, self.first_step, self.now);
+        let rules = ClientRules::load(ctx, &mut *tx).await?;
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let (mut chunks, reader) = read_chunks(
+            input,
+            CLIENT_COLUMNS,
+            CLIENT_REQUIRED,
+            move |line, row: ClientRecord| {
+                let duplicate = present(&row.external_id).and_then(|id| match seen.get(id) {
+                    Some(first) => {
+                        Some(format!("external_id {id} already appears on line {first}"))
                     }
-                    Err(reasons.join("; "))
+                    None => {
+                        seen.insert(id.to_owned(), line);
+                        None
+                    }
+                });
+                match (rules.check(&row), duplicate) {
+                    (Ok(fields), None) => Ok(fields),
+                    (result, duplicate) => {
+                        let mut reasons: Vec<String> = duplicate.into_iter().collect();
+                        if let Err(more) = result {
+                            reasons.extend(more);
+                        }
+                        Err(reasons.join("; "))
+                    }
+                }
+            },
+        );
+        let mut report = ImportReport::default();
+        while let Some(chunk) = chunks.recv().await {
+            let good = tally(&mut report, chunk);
+            upsert_clients(&mut *tx, &good, first_step, now, &mut report).await?;
+        }
+        reader.await.context("Failed to read the CSV")?;
+        Ok(report)
+    }
+
+    /// Reads `events.csv` a chunk at a time.
+    async fn events(
+        &self,
+        tx: &mut AnyConnection,
+        input: impl Read + Send + 'static,
+    ) -> anyhow::Result<ImportReport> {
+        let (ctx, first_step, now) = (self.ctx, self.first_step, self.now);
+        // Checking an event needs its client, so it happens here, a chunk at a time.
+        let (mut chunks, reader) = read_chunks(
+            input,
+            EVENT_COLUMNS,
+            EVENT_REQUIRED,
+            |line, row: EventRecord| Ok((line, row)),
+        );
+        let mut report = ImportReport::default();
+        while let Some(chunk) = chunks.recv().await {
+            let rows = tally(&mut report, chunk);
+            let ids: Vec<&str> = rows
+                .iter()
+                .filter_map(|(_, r)| present(&r.external_id))
+                .collect();
+            let known: HashMap<String, EventTarget> = clients::event_targets(&mut *tx, &ids)
+                .await?
+                .into_iter()
+                .map(|c| (c.external_id.clone(), c))
+                .collect();
+            let mut good = Vec::with_capacity(rows.len());
+            for (line, row) in &rows {
+                let client = present(&row.external_id)
+                    .and_then(|id| known.get(id))
+                    .cloned();
+                match check_event(&ctx.settings, row, client, now) {
+                    Ok((client, kind, occurred_at)) => {
+                        let event = NewEvent {
+                            kind,
+                            occurred_at,
+                            source: "csv",
+                            note: present(&row.note),
+                            by: None,
+                        };
+                        good.push((client, event));
+                    }
+                    Err(reasons) => report.errors.push(RowError {
+                        line: *line,
+                        reason: reasons.join("; "),
+                    }),
                 }
             }
-        },
-    );
-    let mut report = ImportReport::default();
-    while let Some(chunk) = chunks.recv().await {
-        let good = tally(&mut report, chunk);
-        upsert_clients(&mut tx, &good, first_step, now, &mut report).await?;
+            let batch: Vec<(&EventTarget, &NewEvent)> = good.iter().map(|(c, e)| (c, e)).collect();
+            let recorded = events::record_many(&mut *tx, &batch, first_step, now).await?;
+            report.created += recorded.new;
+            report.unchanged += batch.len() as u64 - recorded.new;
+            report.re_engaged += recorded.back;
+        }
+        reader.await.context("Failed to read the CSV")?;
+        Ok(report)
     }
-    reader.await.context("Failed to read the CSV")?;
-    finish(tx, options, report, "import_clients", now).await
 }
 
 /// What a client record is checked against: the settings, the languages that
@@ -551,65 +651,6 @@ pub async fn upsert_clients(
     clients::insert_many(conn, &new, now + first_step, now).await?;
     report.created += new.len() as u64;
     Ok(())
-}
-
-/// Imports `events.csv`. Each event's client must exist already.
-pub async fn events(
-    ctx: &AppContext,
-    input: impl Read + Send + 'static,
-    options: ImportOptions,
-    now: DateTime<Utc>,
-) -> anyhow::Result<ImportReport> {
-    let first_step = ctx.settings.first_step_after();
-    let mut tx = ctx.store.begin().await?;
-    // Checking an event needs its client, so it happens here, a chunk at a time.
-    let (mut chunks, reader) = read_chunks(
-        input,
-        EVENT_COLUMNS,
-        EVENT_REQUIRED,
-        |line, row: EventRecord| Ok((line, row)),
-    );
-    let mut report = ImportReport::default();
-    while let Some(chunk) = chunks.recv().await {
-        let rows = tally(&mut report, chunk);
-        let ids: Vec<&str> = rows
-            .iter()
-            .filter_map(|(_, r)| present(&r.external_id))
-            .collect();
-        let known: HashMap<String, EventTarget> = clients::event_targets(&mut tx, &ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.external_id.clone(), c))
-            .collect();
-        let mut good = Vec::with_capacity(rows.len());
-        for (line, row) in &rows {
-            let client = present(&row.external_id)
-                .and_then(|id| known.get(id))
-                .cloned();
-            match check_event(&ctx.settings, row, client, now) {
-                Ok((client, kind, occurred_at)) => {
-                    let event = NewEvent {
-                        kind,
-                        occurred_at,
-                        source: "csv",
-                        note: present(&row.note),
-                    };
-                    good.push((client, event));
-                }
-                Err(reasons) => report.errors.push(RowError {
-                    line: *line,
-                    reason: reasons.join("; "),
-                }),
-            }
-        }
-        let batch: Vec<(&EventTarget, &NewEvent)> = good.iter().map(|(c, e)| (c, e)).collect();
-        let recorded = events::record_many(&mut tx, &batch, first_step, now).await?;
-        report.created += recorded.new;
-        report.unchanged += batch.len() as u64 - recorded.new;
-        report.re_engaged += recorded.back;
-    }
-    reader.await.context("Failed to read the CSV")?;
-    finish(tx, options, report, "import_events", now).await
 }
 
 /// Checks an event record against `client`, the client found for its

@@ -109,28 +109,10 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for ClientRow {
 }
 
 /// The columns of [`ClientRow`], for [`packed`] queries.
-const CLIENT_COLUMNS: &[&str] = &[
-    "id",
-    "external_id",
-    "first_name",
-    "preferred_name",
-    "email",
-    "phone",
-    "preferred_channel",
-    "language",
-    "timezone",
-    "coach_id",
-    "consent_email",
-    "consent_sms",
-    "discreet",
-    "status",
-    "opted_out_email_at",
-    "opted_out_sms_at",
-    "last_engaged_at",
-    "next_detect_at",
-    "created_at",
-    "phone_wrong_at",
-];
+const CLIENT_COLUMNS: &str = "id, external_id, first_name, preferred_name, email, phone, \
+     preferred_channel, language, timezone, coach_id, consent_email, consent_sms, discreet, \
+     status, opted_out_email_at, opted_out_sms_at, last_engaged_at, next_detect_at, created_at, \
+     phone_wrong_at";
 
 impl ClientRow {
     /// The name to greet the client by.
@@ -296,15 +278,14 @@ pub async fn by_external_ids(
 /// `columns` of the clients with these external ids, read as one packed row.
 async fn with_external_ids<T: serde::de::DeserializeOwned>(
     conn: &mut AnyConnection,
-    columns: &[&str],
+    columns: &str,
     external_ids: &[&str],
 ) -> anyhow::Result<Vec<T>> {
     if external_ids.is_empty() {
         return Ok(Vec::new());
     }
     let inner = format!(
-        "SELECT {} FROM clients WHERE external_id IN ({})",
-        columns.join(", "),
+        "SELECT {columns} FROM clients WHERE external_id IN ({})",
         Placeholders::for_conn(conn).list(external_ids.len())
     );
     let sql = packed(conn, &inner, columns);
@@ -350,14 +331,8 @@ pub async fn event_targets(
     conn: &mut AnyConnection,
     external_ids: &[&str],
 ) -> anyhow::Result<Vec<EventTarget>> {
-    let columns = [
-        "id",
-        "external_id",
-        "timezone",
-        "last_engaged_at",
-        "created_at",
-    ];
-    with_external_ids(conn, &columns, external_ids).await
+    let columns = "id, external_id, timezone, last_engaged_at, created_at";
+    with_external_ids(conn, columns, external_ids).await
 }
 
 /// Adds clients (their external ids new and distinct) in one statement; quiet
@@ -661,14 +636,9 @@ pub async fn due_for_detection(
            AND (c.next_detect_at > $2 OR (c.next_detect_at = $2 AND c.id > $3)) \
          ORDER BY c.next_detect_at, c.id \
          LIMIT $4";
-    let mut columns = CLIENT_COLUMNS.to_vec();
-    columns.extend([
-        "coach_name",
-        "episode_id",
-        "episode_step",
-        "step_settled_at",
-        "open_messages",
-    ]);
+    let columns = format!(
+        "{CLIENT_COLUMNS}, coach_name, episode_id, episode_step, step_settled_at, open_messages"
+    );
     let sql = packed(conn, inner, &columns);
     let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(ts(now))

@@ -26,25 +26,9 @@ pub struct NewEvent<'a> {
     pub occurred_at: DateTime<Utc>,
     pub source: &'a str,
     pub note: Option<&'a str>,
-}
-
-/// Records that `client` engaged now (`kind` from `source`), and applies it.
-pub async fn engaged_now(
-    conn: &mut AnyConnection,
-    client: &EventTarget,
-    kind: EventKind,
-    source: &str,
-    note: Option<&str>,
-    first_step_after: Duration,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Recorded> {
-    let event = NewEvent {
-        kind,
-        occurred_at: now,
-        source,
-        note,
-    };
-    record(conn, client, &event, first_step_after, now).await
+    /// The coach who recorded it, when one did: the replies a contact answers
+    /// are handled by them.
+    pub by: Option<i64>,
 }
 
 /// Records an event for `client` and applies it; see [`record_many`].
@@ -101,30 +85,33 @@ pub async fn record_many(
 }
 
 /// A coach's contact with a client answers the replies they sent before it:
-/// those stop waiting for a person. One statement for the batch.
+/// those stop waiting for a person, handled by the coach who recorded it. One
+/// statement for the batch. The one home of this rule: a contact from a CSV,
+/// the API or the UI all come here.
 async fn contacts_handle_replies(
     conn: &mut AnyConnection,
     batch: &[(&EventTarget, &NewEvent<'_>)],
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let contacts: Vec<(i64, i64)> = batch
+    let contacts: Vec<(i64, i64, Option<i64>)> = batch
         .iter()
         .filter(|(_, e)| e.kind == EventKind::CoachContact)
-        .map(|(c, e)| (c.id, ts(e.occurred_at)))
+        .map(|(c, e)| (c.id, ts(e.occurred_at), e.by))
         .collect();
     if contacts.is_empty() {
         return Ok(());
     }
     let sql = format!(
-        "UPDATE inbound SET needs_reply = 0, handled_at = {} FROM (VALUES {}) AS v \
+        "UPDATE inbound SET needs_reply = 0, handled_at = {}, handled_by = v.column3 \
+         FROM (VALUES {}) AS v \
          WHERE inbound.client_id = v.column1 AND inbound.needs_reply = 1 \
            AND inbound.received_at <= v.column2",
         ts(now),
-        Placeholders::for_conn(conn).rows(contacts.len(), 2, "")
+        Placeholders::for_conn(conn).rows(contacts.len(), 3, "")
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (client, at) in contacts {
-        query = query.bind(client).bind(at);
+    for (client, at, by) in contacts {
+        query = query.bind(client).bind(at).bind(by);
     }
     query.execute(conn).await?;
     Ok(())

@@ -7,8 +7,8 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::{Scope, from_opt_ts, from_ts, id_list, ts};
-use crate::domain::Channel;
-use crate::domain::words::{Class, Classification};
+use crate::domain::words::{Class, Classification, Match};
+use crate::domain::{Channel, ReplyAction};
 
 /// A reply as the pages and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -21,11 +21,13 @@ pub struct ReplyView {
     pub classification: Class,
     /// Every class the reply is, by precedence.
     pub classes: Vec<Class>,
-    /// The rules that matched: `{class, rule, text}`.
-    pub matched: serde_json::Value,
+    /// The rules that matched, and the client's words each matched.
+    pub matched: Vec<Match>,
     pub received_at: DateTime<Utc>,
     pub needs_reply: bool,
     pub handled_at: Option<DateTime<Utc>>,
+    /// The email of who handled it, when a coach did.
+    pub handled_by: Option<String>,
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// The email of who acknowledged a crisis alert.
     pub acknowledged_by: Option<String>,
@@ -48,6 +50,7 @@ struct ReplyRow {
     received_at: i64,
     needs_reply: i64,
     handled_at: Option<i64>,
+    handled_by: Option<String>,
     acknowledged_at: Option<i64>,
     acknowledged_by: Option<String>,
     client_name: Option<String>,
@@ -83,13 +86,20 @@ impl TryFrom<ReplyRow> for ReplyView {
             body: r.body,
             classes,
             classification,
-            // Written by `store` below from a serialised list; a row that does
-            // not parse shows as its raw text rather than as nothing.
-            matched: serde_json::from_str(&r.matched)
-                .unwrap_or(serde_json::Value::String(r.matched)),
+            // Written by `store` below from a serialised list. A row that does
+            // not parse still says why it was flagged, in its raw text: one
+            // damaged column must not hide a reply, least of all a crisis.
+            matched: serde_json::from_str(&r.matched).unwrap_or_else(|e| {
+                vec![Match {
+                    class: classification,
+                    rule: format!("(unreadable: {e})"),
+                    text: r.matched,
+                }]
+            }),
             received_at: from_ts(r.received_at),
             needs_reply: r.needs_reply != 0,
             handled_at: from_opt_ts(r.handled_at),
+            handled_by: r.handled_by,
             acknowledged_at: from_opt_ts(r.acknowledged_at),
             acknowledged_by: r.acknowledged_by,
             client_name: r.client_name,
@@ -100,10 +110,11 @@ impl TryFrom<ReplyRow> for ReplyView {
 
 const VIEW_SELECT: &str = "SELECT i.id, c.external_id AS client_external_id, i.channel, i.from_addr, \
        i.body, i.classification, i.classes, i.matched, i.received_at, i.needs_reply, i.handled_at, \
-       i.acknowledged_at, a.email AS acknowledged_by, \
+       h.email AS handled_by, i.acknowledged_at, a.email AS acknowledged_by, \
        COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, \
        c.coach_id AS client_coach_id \
      FROM inbound i LEFT JOIN clients c ON c.id = i.client_id \
+     LEFT JOIN coaches h ON h.id = i.handled_by \
      LEFT JOIN coaches a ON a.id = i.acknowledged_by";
 
 /// What a list of replies is narrowed to.
@@ -136,53 +147,54 @@ pub async fn page(
     rows.into_iter().map(ReplyView::try_from).collect()
 }
 
-/// Replies in `scope`: open crisis alerts first, then the newest.
-pub async fn for_coach(
-    conn: &mut AnyConnection,
-    scope: &Scope,
-    limit: i64,
-) -> anyhow::Result<Vec<ReplyView>> {
-    in_scope(
-        conn,
-        scope,
-        "1 = 1",
-        "CASE WHEN i.classification = 'crisis' AND i.acknowledged_at IS NULL THEN 0 ELSE 1 END, \
-         i.received_at DESC, i.id DESC",
-        limit,
-    )
-    .await
-}
-
-/// Replies in `scope` waiting for a person: crisis first, then the oldest.
-pub async fn waiting(
-    conn: &mut AnyConnection,
-    scope: &Scope,
-    limit: i64,
-) -> anyhow::Result<Vec<ReplyView>> {
-    in_scope(
-        conn,
-        scope,
-        WAITING,
-        "CASE WHEN i.classification = 'crisis' THEN 0 ELSE 1 END, i.received_at, i.id",
-        limit,
-    )
-    .await
+/// A crisis reply nobody has said they are on, its columns prefixed with `$p`
+/// (`""`, or an alias such as `"i."`): the one way every query says "open crisis".
+macro_rules! open_crisis {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "classification = 'crisis' AND ",
+            $p,
+            "acknowledged_at IS NULL"
+        )
+    };
 }
 
 /// A reply (as `i`) that waits for a person: it needs an answer, or it is a
 /// crisis nobody has said they are on. The queue, the replies list and the
 /// digest all count with this.
-pub(crate) const WAITING: &str =
-    "(i.needs_reply = 1 OR (i.classification = 'crisis' AND i.acknowledged_at IS NULL))";
+pub(crate) const WAITING: &str = concat!("(i.needs_reply = 1 OR (", open_crisis!("i."), "))");
 
-/// Replies in `scope` that meet `condition`, in `order`, at most `limit`.
-async fn in_scope(
+/// Which of a coach's replies a page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Every reply: open crisis alerts first, then the newest.
+    All,
+    /// Replies waiting for a person: crisis first, then the oldest.
+    Waiting,
+}
+
+/// Replies in `scope`, as `listing` says.
+pub async fn in_scope(
     conn: &mut AnyConnection,
     scope: &Scope,
-    condition: &'static str,
-    order: &'static str,
+    listing: Listing,
     limit: i64,
 ) -> anyhow::Result<Vec<ReplyView>> {
+    let (condition, order) = match listing {
+        Listing::All => (
+            "1 = 1",
+            concat!(
+                "CASE WHEN ",
+                open_crisis!("i."),
+                " THEN 0 ELSE 1 END, i.received_at DESC, i.id DESC"
+            ),
+        ),
+        Listing::Waiting => (
+            WAITING,
+            "CASE WHEN i.classification = 'crisis' THEN 0 ELSE 1 END, i.received_at, i.id",
+        ),
+    };
     let sql = format!(
         "{VIEW_SELECT} WHERE {} AND {condition} ORDER BY {order} LIMIT $1",
         scope.sql("c.coach_id")
@@ -316,8 +328,7 @@ pub async fn alert_failed(
     Ok(())
 }
 
-const ALERT_PENDING: &str =
-    "classification = 'crisis' AND alerted_at IS NULL AND acknowledged_at IS NULL";
+const ALERT_PENDING: &str = concat!(open_crisis!(""), " AND alerted_at IS NULL");
 
 /// How many crisis alerts have not gone out.
 pub async fn count_alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<i64> {
@@ -338,10 +349,10 @@ pub async fn alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<Vec<(i64
 /// Open crisis alerts (nobody has said "I'm on it"): how many, and when the
 /// oldest came in.
 pub async fn open_crisis(conn: &mut AnyConnection) -> anyhow::Result<(i64, Option<DateTime<Utc>>)> {
-    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT COUNT(*), MIN(received_at) FROM inbound \
-         WHERE classification = 'crisis' AND acknowledged_at IS NULL",
-    )
+    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(concat!(
+        "SELECT COUNT(*), MIN(received_at) FROM inbound WHERE ",
+        open_crisis!("")
+    ))
     .fetch_one(conn)
     .await?;
     Ok((count, from_opt_ts(oldest)))
@@ -353,11 +364,11 @@ pub async fn escalations_due(
     conn: &mut AnyConnection,
     cutoff: DateTime<Utc>,
 ) -> anyhow::Result<Vec<(i64, Option<i64>, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT id, client_id, escalations FROM inbound \
-         WHERE classification = 'crisis' AND acknowledged_at IS NULL \
-           AND COALESCE(escalated_at, alerted_at, received_at) <= $1 ORDER BY id",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT id, client_id, escalations FROM inbound WHERE ",
+        open_crisis!(""),
+        " AND COALESCE(escalated_at, alerted_at, received_at) <= $1 ORDER BY id"
+    ))
     .bind(ts(cutoff))
     .fetch_all(conn)
     .await?)
@@ -396,46 +407,34 @@ async fn by_coach(
         .rows_affected())
 }
 
-/// "I'm on it": closes a crisis alert. Returns whether it was open.
-pub async fn acknowledge(
+/// Applies a coach's `action` to a reply. Returns whether it applied: a
+/// reply can be handled while it waits (a crisis alert still open is
+/// acknowledged with it), and acknowledged ("I'm on it") while its crisis
+/// alert is open.
+pub async fn act(
     conn: &mut AnyConnection,
     reply_id: i64,
+    action: ReplyAction,
     coach_id: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let sql = "UPDATE inbound SET acknowledged_at = $3, acknowledged_by = $2 \
-         WHERE id = $1 AND classification = 'crisis' AND acknowledged_at IS NULL";
+    let sql = match action {
+        ReplyAction::Acknowledge => concat!(
+            "UPDATE inbound SET acknowledged_at = $3, acknowledged_by = $2 WHERE id = $1 AND ",
+            open_crisis!("")
+        ),
+        ReplyAction::Handled => concat!(
+            "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2, \
+               acknowledged_at = CASE WHEN classification = 'crisis' \
+                 THEN COALESCE(acknowledged_at, $3) ELSE acknowledged_at END, \
+               acknowledged_by = CASE WHEN classification = 'crisis' \
+                 THEN COALESCE(acknowledged_by, $2) ELSE acknowledged_by END \
+             WHERE id = $1 AND (needs_reply = 1 OR (",
+            open_crisis!(""),
+            "))"
+        ),
+    };
     Ok(by_coach(conn, sql, reply_id, coach_id, now).await? > 0)
-}
-
-/// Marks a reply handled; a crisis alert still open is acknowledged with it.
-/// Returns whether it was waiting.
-pub async fn mark_handled(
-    conn: &mut AnyConnection,
-    reply_id: i64,
-    coach_id: i64,
-    now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let sql = "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2, \
-           acknowledged_at = CASE WHEN classification = 'crisis' \
-             THEN COALESCE(acknowledged_at, $3) ELSE acknowledged_at END, \
-           acknowledged_by = CASE WHEN classification = 'crisis' \
-             THEN COALESCE(acknowledged_by, $2) ELSE acknowledged_by END \
-         WHERE id = $1 AND (needs_reply = 1 OR \
-           (classification = 'crisis' AND acknowledged_at IS NULL))";
-    Ok(by_coach(conn, sql, reply_id, coach_id, now).await? > 0)
-}
-
-/// A coach reached the client personally: their waiting replies are handled.
-pub async fn handled_by_contact(
-    conn: &mut AnyConnection,
-    client_id: i64,
-    coach_id: i64,
-    now: DateTime<Utc>,
-) -> anyhow::Result<u64> {
-    let sql = "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2 \
-         WHERE client_id = $1 AND needs_reply = 1";
-    by_coach(conn, sql, client_id, coach_id, now).await
 }
 
 /// A reply waiting for its coach's notice.
@@ -496,6 +495,7 @@ mod tests {
             received_at: 0,
             needs_reply: 1,
             handled_at: None,
+            handled_by: None,
             acknowledged_at: None,
             acknowledged_by: None,
             client_name: None,
@@ -510,6 +510,32 @@ mod tests {
         assert_eq!(view.classification, Class::Crisis);
         assert_eq!(view.classes, [Class::Crisis, Class::OptOut]);
         assert!(view.needs_reply);
+    }
+
+    #[test]
+    fn matched_rules_read_back_typed_and_a_damaged_list_still_says_why() {
+        let mut stored = row("crisis", "crisis");
+        stored.matched = r#"[{"class":"crisis","rule":"end it all","text":"end it all"}]"#.into();
+        let view = ReplyView::try_from(stored).unwrap();
+        assert_eq!(
+            view.matched,
+            [Match {
+                class: Class::Crisis,
+                rule: "end it all".into(),
+                text: "end it all".into()
+            }]
+        );
+        let mut damaged = row("crisis", "crisis");
+        damaged.matched = "[{\"class\":".into();
+        let view = ReplyView::try_from(damaged).unwrap();
+        assert_eq!(view.matched.len(), 1);
+        assert_eq!(view.matched[0].class, Class::Crisis);
+        assert!(
+            view.matched[0].rule.starts_with("(unreadable: "),
+            "{:?}",
+            view.matched
+        );
+        assert_eq!(view.matched[0].text, "[{\"class\":");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::app::context::AppContext;
 use crate::domain::MessageStatus;
@@ -201,31 +201,9 @@ async fn scope(ctx: &AppContext, coach: &CoachRow) -> Result<Scope, ApiError> {
 }
 
 /// A client as the API shows it: the CSV's fields, plus what reengage knows.
-#[derive(Debug, Serialize)]
-struct ClientJson {
-    external_id: String,
-    first_name: String,
-    preferred_name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    preferred_channel: String,
-    language: String,
-    timezone: String,
-    coach_email: String,
-    consent_email: bool,
-    consent_sms: bool,
-    discreet: bool,
-    status: String,
-    last_engaged_at: Option<DateTime<Utc>>,
-    opted_out_email_at: Option<DateTime<Utc>>,
-    opted_out_sms_at: Option<DateTime<Utc>>,
-    /// `ok`, or `wrong_number` once a reply said the phone is a stranger's
-    /// (until a coach confirms it or the number changes).
-    phone_status: &'static str,
-    phone_wrong_at: Option<DateTime<Utc>>,
-}
-
-async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<ClientJson> {
+/// `phone_status` is `ok`, or `wrong_number` once a reply said the phone is a
+/// stranger's (until a coach confirms it or the number changes).
+async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<Value> {
     let phone_status = if client.phone_is_wrong() {
         "wrong_number"
     } else {
@@ -236,33 +214,33 @@ async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<Clie
         .await?
         .map(|c| c.email)
         .unwrap_or_default();
-    Ok(ClientJson {
-        external_id: client.external_id,
-        first_name: client.first_name,
-        preferred_name: client.preferred_name,
-        email: client.email,
-        phone: client.phone,
-        preferred_channel: client.preferred_channel.to_string(),
-        language: client.language,
-        timezone: client.timezone,
-        coach_email,
-        consent_email: client.consent_email,
-        consent_sms: client.consent_sms,
-        discreet: client.discreet,
-        status: client.status.to_string(),
-        last_engaged_at: from_opt_ts(client.last_engaged_at),
-        opted_out_email_at: from_opt_ts(client.opted_out_email_at),
-        opted_out_sms_at: from_opt_ts(client.opted_out_sms_at),
-        phone_status,
-        phone_wrong_at: from_opt_ts(client.phone_wrong_at),
-    })
+    Ok(json!({
+        "external_id": client.external_id,
+        "first_name": client.first_name,
+        "preferred_name": client.preferred_name,
+        "email": client.email,
+        "phone": client.phone,
+        "preferred_channel": client.preferred_channel.to_string(),
+        "language": client.language,
+        "timezone": client.timezone,
+        "coach_email": coach_email,
+        "consent_email": client.consent_email,
+        "consent_sms": client.consent_sms,
+        "discreet": client.discreet,
+        "status": client.status.to_string(),
+        "last_engaged_at": from_opt_ts(client.last_engaged_at),
+        "opted_out_email_at": from_opt_ts(client.opted_out_email_at),
+        "opted_out_sms_at": from_opt_ts(client.opted_out_sms_at),
+        "phone_status": phone_status,
+        "phone_wrong_at": from_opt_ts(client.phone_wrong_at),
+    }))
 }
 
 async fn get_client(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
     Path(external_id): Path<String>,
-) -> Result<Json<ClientJson>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let scope = scope(&ctx, &coach).await?;
     let mut conn = ctx.store.conn().await?;
     let client = clients::by_external_id(&mut conn, &external_id)
@@ -315,7 +293,7 @@ async fn put_client(
     ApiCoach(coach): ApiCoach,
     Path(external_id): Path<String>,
     body: Result<Json<ClientBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<ClientJson>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
     let now = ctx.clock.now();
     let coach_email = body
@@ -407,6 +385,7 @@ async fn post_event(
         occurred_at,
         source: "api",
         note: record.note.as_deref(),
+        by: Some(coach.id),
     };
     let outcome = events::record(
         &mut tx,
@@ -659,7 +638,7 @@ async fn confirm_phone(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
     Path(external_id): Path<String>,
-) -> Result<Json<ClientJson>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let now = ctx.clock.now();
     casework::act(
         &ctx,

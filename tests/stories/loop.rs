@@ -1009,8 +1009,9 @@ async fn a_file_that_fails_to_read_part_way_imports_nothing(app: TestApp) {
             })
             .collect::<Vec<_>>(),
     );
-    let report = reengage::pipeline::intake::clients(
+    let report = reengage::pipeline::intake::import(
         &app.ctx,
+        reengage::pipeline::intake::Table::Clients,
         Failing(std::io::Cursor::new(csv)),
         ImportOptions::default(),
         now,

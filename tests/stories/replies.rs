@@ -498,6 +498,14 @@ async fn a_plain_reply_waits_for_a_person_and_its_coach_gets_one_notice_without_
     assert_eq!(status, StatusCode::CREATED);
     let waiting = replies_seen(&app, &coach, "needs_reply=true").await;
     assert!(waiting.is_empty(), "{waiting:?}");
+    // Each says who answered it: the coach who marked it, or who recorded the contact.
+    let all = replies_seen(&app, &coach, "").await;
+    let handlers: Vec<&str> = all
+        .iter()
+        .filter_map(|r| r["handled_by"].as_str())
+        .collect();
+    assert_eq!(handlers.len(), 2, "{all:?}");
+    assert!(handlers.iter().all(|h| *h == COACH), "{all:?}");
 }
 
 async fn health_line(app: &TestApp) -> String {

@@ -43,6 +43,7 @@ pub mod evaluate;
     PartialOrd,
     Ord,
     Serialize,
+    Deserialize,
     strum::AsRefStr,
     strum::Display,
     strum::EnumString,
@@ -81,7 +82,7 @@ impl Lang {
 }
 
 /// One rule that matched, for the coach to see why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Match {
     pub class: Class,
     /// The rule as the word list writes it (`keyword` for a keyword).

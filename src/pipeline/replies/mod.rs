@@ -25,12 +25,12 @@ use chrono::{DateTime, Utc};
 pub use crate::domain::words::{Class, Classification, Match, Words};
 
 use crate::app::context::AppContext;
-use crate::domain::{Channel, ClientStatus, EventKind};
+use crate::domain::{Channel, ClientStatus, EventKind, ReplyAction};
 use crate::store::audit::{self, Actor};
 use crate::store::clients;
 use crate::store::coaches::{self, CoachRow};
 use crate::store::episodes;
-use crate::store::events;
+use crate::store::events::{self, NewEvent};
 use crate::store::{inbound, messages};
 
 /// An inbound message as the provider reports it.
@@ -174,16 +174,15 @@ pub async fn receive(
         done.push(("help", None));
     }
     if done.is_empty() {
-        events::engaged_now(
-            &mut tx,
-            &(&client).into(),
-            EventKind::MessageReply,
-            channel.as_ref(),
-            None,
-            ctx.settings.first_step_after(),
-            now,
-        )
-        .await?;
+        let reply = NewEvent {
+            kind: EventKind::MessageReply,
+            occurred_at: now,
+            source: channel.as_ref(),
+            note: None,
+            by: None,
+        };
+        let first_step = ctx.settings.first_step_after();
+        events::record(&mut tx, &(&client).into(), &reply, first_step, now).await?;
         done.push(("reply", None));
     }
     for (action, detail) in done {
@@ -266,16 +265,6 @@ pub enum ReplyError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// What a coach does with a reply, named as its URLs name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
-#[strum(serialize_all = "snake_case")]
-pub enum ReplyAction {
-    /// Handled: answered or dealt with outside reengage.
-    Handled,
-    /// "I'm on it": a crisis alert stops escalating.
-    Acknowledge,
-}
-
 /// Applies `action` to reply `id` as `coach`, audited (as covering, when the
 /// coach acts for one who is away).
 pub async fn act(
@@ -297,21 +286,16 @@ pub async fn act(
     if !visible {
         return Err(ReplyError::NotFound);
     }
-    let (changed, name, error) = match action {
-        ReplyAction::Handled => (
-            inbound::mark_handled(&mut tx, id, coach.id, now).await?,
-            "reply_handled",
-            ReplyError::NotWaiting(id),
-        ),
-        ReplyAction::Acknowledge => (
-            inbound::acknowledge(&mut tx, id, coach.id, now).await?,
-            "crisis_acknowledged",
-            ReplyError::NotOpenCrisis(id),
-        ),
-    };
-    if !changed {
-        return Err(error);
+    if !inbound::act(&mut tx, id, action, coach.id, now).await? {
+        return Err(match action {
+            ReplyAction::Handled => ReplyError::NotWaiting(id),
+            ReplyAction::Acknowledge => ReplyError::NotOpenCrisis(id),
+        });
     }
+    let name = match action {
+        ReplyAction::Handled => "reply_handled",
+        ReplyAction::Acknowledge => "crisis_acknowledged",
+    };
     let client = match &reply.client_external_id {
         Some(external_id) => clients::by_external_id(&mut tx, external_id).await?,
         None => None,

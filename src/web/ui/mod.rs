@@ -70,6 +70,7 @@ use crate::pipeline::casework::{self, CaseAction, CaseError};
 use crate::pipeline::replies;
 use crate::pipeline::review::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
+use crate::store::inbound::Listing;
 use crate::store::{clients, coaches, episodes, events, inbound, messages, send_log, sessions};
 use session::{
     CheckedForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, WithCsrf, cookie, cookie_value,
@@ -311,7 +312,7 @@ async fn queue(
         let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
         let drafts = messages::queue(&mut conn, &scope, now, query.after, QUEUE_PAGE).await?;
-        let replies = inbound::waiting(&mut conn, &scope, 20).await?;
+        let replies = inbound::in_scope(&mut conn, &scope, Listing::Waiting, 20).await?;
         let tasks = episodes::outreach_tasks(&mut conn, &scope).await?;
         anyhow::Ok((drafts, replies, tasks))
     }
@@ -622,7 +623,7 @@ async fn replies(State(ctx): State<AppContext>, ui: UiCoach) -> Result<Response,
     let replies = async {
         let scope = ui.scope(&ctx).await?;
         let mut conn = ctx.store.conn().await?;
-        inbound::for_coach(&mut conn, &scope, 200).await
+        inbound::in_scope(&mut conn, &scope, Listing::All, 200).await
     }
     .await?;
     Ok(pages::page(

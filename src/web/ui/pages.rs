@@ -565,23 +565,6 @@ fn reply_card(
     back: &str,
 ) -> Markup {
     let open_crisis = r.classification == Class::Crisis && r.acknowledged_at.is_none();
-    let matched: Vec<(String, String, String)> = r
-        .matched
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|m| {
-                    let field = |k: &str| {
-                        m.get(k)
-                            .and_then(|v| v.as_str())
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    (field("class"), field("rule"), field("text"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     html! {
         article.card aria-label={ "Reply " (r.id) } {
             @if open_crisis {
@@ -593,7 +576,10 @@ fn reply_card(
                 @if let Some(at) = r.acknowledged_at {
                     " · on it: " (r.acknowledged_by.as_deref().unwrap_or("someone")) " at " (coach_time(coach, at))
                 }
-                @if r.handled_at.is_some() && !r.needs_reply { " · handled" }
+                @if r.handled_at.is_some() && !r.needs_reply {
+                    " · handled"
+                    @if let Some(by) = &r.handled_by { " by " (by) }
+                }
             }
             p {
                 @match (&r.client_external_id, &r.client_name) {
@@ -602,19 +588,19 @@ fn reply_card(
                 }
             }
             p.text { (r.body) }
-            @if !matched.is_empty() {
+            @if !r.matched.is_empty() {
                 p.meta {
                     "Why: "
-                    @for (i, (class, _, text)) in matched.iter().enumerate() {
+                    @for (i, m) in r.matched.iter().enumerate() {
                         @if i > 0 { "; " }
-                        (class.replace('_', " ")) " “" (text) "”"
+                        (m.class.as_ref().replace('_', " ")) " “" (m.text) "”"
                     }
                 }
                 details.meta {
                     summary { "The rules that matched" }
                     ul {
-                        @for (class, rule, _) in &matched {
-                            li { (class.replace('_', " ")) ": " code style="overflow-wrap:anywhere" { (rule) } }
+                        @for m in &r.matched {
+                            li { (m.class.as_ref().replace('_', " ")) ": " code style="overflow-wrap:anywhere" { (m.rule) } }
                         }
                     }
                 }

@@ -9,7 +9,7 @@ use reengage::app::context::AppContext;
 use reengage::domain::{MessageStatus, Role};
 use reengage::pipeline::detect::{self, DetectSummary};
 use reengage::pipeline::dispatch::{self, DispatchSummary};
-use reengage::pipeline::intake::{self, ImportOptions, ImportReport};
+use reengage::pipeline::intake::{self, ImportOptions, ImportReport, Table};
 use reengage::pipeline::review::{self, ActionError};
 use reengage::store::coaches::{self, NewCoach};
 use reengage::store::messages::{self, MessageView};
@@ -171,8 +171,9 @@ impl TestApp {
         options: ImportOptions,
         now: DateTime<Utc>,
     ) -> ImportReport {
-        intake::clients(
+        intake::import(
             &self.ctx,
+            Table::Clients,
             std::io::Cursor::new(csv.to_owned()),
             options,
             now,
@@ -182,8 +183,9 @@ impl TestApp {
     }
 
     pub async fn import_events(&self, csv: &str, now: DateTime<Utc>) -> ImportReport {
-        intake::events(
+        intake::import(
             &self.ctx,
+            Table::Events,
             std::io::Cursor::new(csv.to_owned()),
             ImportOptions::default(),
             now,
