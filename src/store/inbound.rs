@@ -221,13 +221,10 @@ pub struct NewReply<'a> {
     pub to: Option<&'a str>,
     pub body: &'a str,
     pub client_id: Option<i64>,
-    /// What the reply is called (a "yes" from a client who never opted out
-    /// is a reply, whatever the classifier said first).
-    pub classification: Class,
-    /// Every class and matched rule, stored as a comma-separated list and as
-    /// JSON, which `ReplyView` reads back.
+    /// What it is: called by its first class, stored with every class (a
+    /// comma-separated list) and matched rule (JSON), which `ReplyView` reads
+    /// back. Every reply but one bare keyword needs a person.
     pub class: &'a Classification,
-    pub needs_reply: bool,
     pub provider_id: Option<&'a str>,
 }
 
@@ -252,10 +249,10 @@ pub async fn store(
     .bind(reply.to)
     .bind(reply.body)
     .bind(reply.client_id)
-    .bind(reply.classification.as_ref())
+    .bind(reply.class.primary().as_ref())
     .bind(classes.join(","))
     .bind(matched)
-    .bind(i64::from(reply.needs_reply))
+    .bind(i64::from(!reply.class.keyword))
     .bind(reply.provider_id)
     .fetch_optional(conn)
     .await?)

@@ -111,6 +111,22 @@ impl Classification {
     pub fn is(&self, class: Class) -> bool {
         self.classes.contains(&class)
     }
+
+    /// The same reading with `class` taken back, as when what it says cannot
+    /// apply (a "yes" is an opt-in only from a client who opted out). What is
+    /// left is no keyword the provider answers, and with nothing left it is a
+    /// reply.
+    pub fn without(mut self, class: Class) -> Self {
+        if self.is(class) {
+            self.classes.retain(|c| *c != class);
+            self.matched.retain(|m| m.class != class);
+            self.keyword = false;
+            if self.classes.is_empty() {
+                self.classes.push(Class::Reply);
+            }
+        }
+        self
+    }
 }
 
 // ---------------------------------------------------------------- word file
@@ -1434,6 +1450,65 @@ mod tests {
             [Class::OptOut],
             "`(it|)` may be nothing"
         );
+    }
+
+    const SYNTAX: &str = r##"
+        not_names = ["sorry"]
+        [sets]
+        drug = ["pills", "sleeping meds"]
+        [keywords]
+        opt_in = ["yes"]
+        [signals]
+        threshold = 4.0
+        [signals.en]
+        tired = 2.0
+        goodbye = 2.0
+        burden = 3.0
+        [crisis]
+        en = ["took [all] the @drug", "^ done $"]
+        [wrong_number]
+        en = ["(this is not|not) {name}"]
+    "##;
+
+    #[test]
+    fn sets_names_anchors_and_the_signals_net_match_as_written() {
+        let w = words(SYNTAX);
+        // `@drug`: any word or phrase of the set.
+        assert_eq!(classes(&w, "I took all the sleeping meds"), [Class::Crisis]);
+        assert_eq!(classes(&w, "took the pills"), [Class::Crisis]);
+        assert_eq!(classes(&w, "took the bus"), [Class::Reply]);
+        // `^` and `$`: the clause starts and ends with it.
+        assert_eq!(classes(&w, "done. bye"), [Class::Crisis]);
+        assert_eq!(classes(&w, "I'm done with work today"), [Class::Reply]);
+        // `{name}`: the client's own name, or any capitalised word but the
+        // listed ones.
+        assert_eq!(
+            w.classify_from("this is not maria", &["Maria"]).classes,
+            [Class::WrongNumber]
+        );
+        assert_eq!(classes(&w, "This is not Jorge"), [Class::WrongNumber]);
+        assert_eq!(classes(&w, "this is not Sorry"), [Class::Reply]);
+        // Signals: each word counts once; together they reach the threshold.
+        assert_eq!(classes(&w, "so tired. tired tired"), [Class::Reply]);
+        assert_eq!(classes(&w, "so tired, goodbye"), [Class::Crisis]);
+        let why = w.classify("I'm a burden and so tired");
+        assert_eq!(why.classes, [Class::Crisis]);
+        assert!(why.matched.iter().all(|m| m.class == Class::Crisis), "{why:?}");
+    }
+
+    #[test]
+    fn taking_a_class_back_leaves_what_else_the_text_is() {
+        let w = words(SYNTAX);
+        let yes = w.classify("yes");
+        assert_eq!(yes.classes, [Class::OptIn]);
+        assert!(yes.keyword);
+        let reply = yes.without(Class::OptIn);
+        assert_eq!(reply.classes, [Class::Reply]);
+        assert!(!reply.keyword, "a yes that is not an opt-in waits for a person");
+        assert!(reply.matched.is_empty());
+        let both = w.classify("yes I took the pills").without(Class::OptIn);
+        assert_eq!(both.classes, [Class::Crisis]);
+        assert_eq!(both.matched.len(), 1);
     }
 
     #[test]

@@ -62,18 +62,14 @@ pub async fn receive(
         .flat_map(|c| [Some(c.first_name.as_str()), c.preferred_name.as_deref()])
         .flatten()
         .collect();
-    let class = ctx.words.classify_from(incoming.body, &names);
+    let mut class = ctx.words.classify_from(incoming.body, &names);
     // "yes" from a client who never opted out answers a question.
-    let opting_in = class.is(Class::OptIn)
-        && client
-            .as_ref()
-            .is_some_and(|c| c.opted_out_at(incoming.channel).is_some());
-    let bare_keyword = class.keyword && (opting_in || !class.is(Class::OptIn));
-    let primary = if class.primary() == Class::OptIn && !opting_in {
-        Class::Reply
-    } else {
-        class.primary()
-    };
+    let opted_out = client
+        .as_ref()
+        .is_some_and(|c| c.opted_out_at(incoming.channel).is_some());
+    if !opted_out {
+        class = class.without(Class::OptIn);
+    }
     // Stored before anything else, so that no later failure can lose it.
     let stored = {
         let mut conn = ctx.store.conn().await?;
@@ -85,9 +81,7 @@ pub async fn receive(
                 to: incoming.to,
                 body: incoming.body,
                 client_id: client.as_ref().map(|c| c.id),
-                classification: primary,
                 class: &class,
-                needs_reply: !bare_keyword,
                 provider_id: incoming.provider_id,
             },
             now,
@@ -162,7 +156,7 @@ pub async fn receive(
         };
         done.push(("opt_out", Some(format!("{channel}, {how}"))));
     }
-    if opting_in && !class.is(Class::OptOut) {
+    if class.is(Class::OptIn) && !class.is(Class::OptOut) {
         clients::record_opt_in(&mut tx, client.id, channel, now).await?;
         done.push(("opt_in", Some(format!("{channel}, from the client"))));
     }
