@@ -273,35 +273,22 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// The context for a command: `serve` applies missing migrations, every
-/// other command refuses to run without them.
-async fn context(cli: &Cli) -> anyhow::Result<AppContext> {
-    let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
-    crate::app::config::init_tracing(&settings.log);
-    let migrations = match cli.command {
-        Command::Serve => Migrations::Apply,
-        _ => Migrations::Require,
-    };
-    AppContext::build_with(settings, migrations).await
-}
-
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Demo(args) = &cli.command {
         return demo::run(cli.config.as_deref(), args)
             .await
             .map(|()| ExitCode::SUCCESS);
     }
+    let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
     if let Command::Replies(command) = &cli.command {
         // Needs the word lists only, not a database.
-        let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
         let words = crate::pipeline::replies::Words::load(&settings.replies.words_file)?;
         return replies_command(&words, command);
     }
+    crate::app::config::init_tracing(&settings.log);
     if let Command::Migrate = &cli.command {
         // Migrations and nothing else: no templates, word lists or channels
         // that could fail on unrelated settings.
-        let settings = Settings::load(cli.config.as_deref(), cli.database_url.as_deref())?;
-        crate::app::config::init_tracing(&settings.log);
         let store = crate::store::Store::connect(settings.database.url.expose_secret()).await?;
         let pending = store.pending_migrations().await?;
         store.migrate().await?;
@@ -312,7 +299,13 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let ctx = context(&cli).await?;
+    // `serve` applies missing migrations; every other command refuses to run
+    // without them.
+    let migrations = match cli.command {
+        Command::Serve => Migrations::Apply,
+        _ => Migrations::Require,
+    };
+    let ctx = AppContext::build_with(settings, migrations).await?;
     if matches!(cli.command, Command::Serve | Command::Dispatch { .. }) {
         ctx.settings.validate_sending()?;
     }

@@ -127,7 +127,7 @@ pub async fn act(
             }
             let Some(to) = coaches::by_email(&mut tx, email)
                 .await?
-                .filter(|c| c.active != 0)
+                .filter(|c| c.is_active())
             else {
                 return Err(CaseError::UnknownCoach(email.clone()));
             };
@@ -179,7 +179,7 @@ async fn away_target(
     let mut conn = ctx.store.conn().await?;
     let Some(coach) = coaches::by_email(&mut conn, email.trim())
         .await?
-        .filter(|c| c.active != 0)
+        .filter(|c| c.is_active())
     else {
         return Err(AwayError::UnknownCoach(email.to_owned()));
     };
@@ -250,7 +250,7 @@ pub async fn set_away(
     let backup = match backup.map(str::trim).filter(|b| !b.is_empty()) {
         Some(b) => match coaches::by_email(&mut tx, b)
             .await?
-            .filter(|c| c.active != 0)
+            .filter(|c| c.is_active())
         {
             Some(c) if c.id == coach.id => return Err(AwayError::SelfBackup),
             Some(c) => Some(c),

@@ -358,8 +358,8 @@ pub async fn import(
         now,
     };
     let (report, action) = match table {
-        Table::Clients => (run.clients(&mut *tx, input).await?, "import_clients"),
-        Table::Events => (run.events(&mut *tx, input).await?, "import_events"),
+        Table::Clients => (run.clients(&mut tx, input).await?, "import_clients"),
+        Table::Events => (run.events(&mut tx, input).await?, "import_events"),
     };
     finish(tx, options, report, action, now).await
 }

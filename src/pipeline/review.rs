@@ -231,7 +231,7 @@ async fn record_action(
 pub async fn acting_coach(ctx: &AppContext, email: &str) -> Result<CoachRow, ActionError> {
     let mut conn = ctx.store.conn().await?;
     match coaches::by_email(&mut conn, email).await? {
-        Some(coach) if coach.active != 0 => Ok(coach),
+        Some(coach) if coach.is_active() => Ok(coach),
         _ => Err(ActionError::UnknownCoach(email.to_owned())),
     }
 }

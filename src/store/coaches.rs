@@ -14,7 +14,8 @@ pub struct CoachRow {
     pub phone: Option<String>,
     #[sqlx(try_from = "String")]
     pub role: Role,
-    pub active: i64,
+    /// 1 while the coach may sign in and be given clients.
+    active: i64,
     pub timezone: Option<String>,
     /// Who covers for this coach while they are away, and hears escalations.
     pub backup_coach_id: Option<i64>,
@@ -26,6 +27,10 @@ pub(crate) const COACH_COLUMNS: &str =
     "c.id, c.email, c.name, c.phone, c.role, c.active, c.timezone, c.backup_coach_id, c.away_until";
 
 impl CoachRow {
+    pub fn is_active(&self) -> bool {
+        self.active != 0
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -49,7 +49,7 @@ pub async fn on_duty(
 ) -> anyhow::Result<Vec<CoachRow>> {
     let coach = coaches::by_id(conn, coach_id).await?;
     if let Some(coach) = &coach
-        && coach.active != 0
+        && coach.is_active()
         && !coach.is_away(now)
     {
         return Ok(vec![coach.clone()]);
@@ -75,7 +75,7 @@ async fn active_backup(
     };
     Ok(coaches::by_id(conn, backup_id)
         .await?
-        .filter(|backup| backup.active != 0))
+        .filter(|backup| backup.is_active()))
 }
 
 /// Who hears an escalation: the coach's backup and every active admin (the

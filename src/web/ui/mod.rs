@@ -214,7 +214,7 @@ async fn try_login(ctx: &AppContext, form: &LoginForm) -> Result<String, FormErr
     }
     let coach = coaches::by_email(&mut conn, email)
         .await?
-        .filter(|c| c.active != 0);
+        .filter(|c| c.is_active());
     let hash = match &coach {
         Some(c) => sessions::password_hash(&mut conn, c.id).await?,
         None => None,

@@ -671,7 +671,7 @@ pub fn account(
                     label for="backup" { "Backup coach" } br;
                     select #backup name="backup" {
                         option value="" { "Nobody: the admins" }
-                        @for c in everyone.iter().filter(|c| c.id != target.id && c.active != 0) {
+                        @for c in everyone.iter().filter(|c| c.id != target.id && c.is_active()) {
                             option value=(c.email) selected[Some(c.id) == target.backup_coach_id] { (c.name) " (" (c.email) ")" }
                         }
                     }
@@ -731,9 +731,9 @@ pub fn admin(
                                 span.meta { (c.email) }
                             }
                             td { (c.role) }
-                            td { @if c.active != 0 { "active" } @else { "deactivated" } }
+                            td { @if c.is_active() { "active" } @else { "deactivated" } }
                             td {
-                                @if c.active != 0 { (form_for(c, "deactivate", "Deactivate")) }
+                                @if c.is_active() { (form_for(c, "deactivate", "Deactivate")) }
                                 @else { (form_for(c, "activate", "Activate")) }
                                 form.inline method="post" action="/admin/coaches" {
                                     input type="hidden" name="csrf" value=(csrf);
