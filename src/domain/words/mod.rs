@@ -1493,7 +1493,10 @@ mod tests {
         assert_eq!(classes(&w, "so tired, goodbye"), [Class::Crisis]);
         let why = w.classify("I'm a burden and so tired");
         assert_eq!(why.classes, [Class::Crisis]);
-        assert!(why.matched.iter().all(|m| m.class == Class::Crisis), "{why:?}");
+        assert!(
+            why.matched.iter().all(|m| m.class == Class::Crisis),
+            "{why:?}"
+        );
     }
 
     #[test]
@@ -1504,7 +1507,10 @@ mod tests {
         assert!(yes.keyword);
         let reply = yes.without(Class::OptIn);
         assert_eq!(reply.classes, [Class::Reply]);
-        assert!(!reply.keyword, "a yes that is not an opt-in waits for a person");
+        assert!(
+            !reply.keyword,
+            "a yes that is not an opt-in waits for a person"
+        );
         assert!(reply.matched.is_empty());
         let both = w.classify("yes I took the pills").without(Class::OptIn);
         assert_eq!(both.classes, [Class::Crisis]);
