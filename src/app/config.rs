@@ -38,6 +38,7 @@ impl ConfigError {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpSettings,
@@ -65,18 +66,21 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     pub message_body_days: u32,
     pub send_log_years: u32,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReplySettings {
     pub words_file: PathBuf,
     pub confirm_opt_out: bool,
@@ -85,9 +89,11 @@ pub struct ReplySettings {
     pub wrong_number_reply: String,
     pub notify_after_minutes: u32,
     pub notify_by_sms: bool,
+    pub conversation_window_minutes: u32,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CrisisSettings {
     pub auto_reply: bool,
     pub resources_message: String,
@@ -95,38 +101,45 @@ pub struct CrisisSettings {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// May carry a password, so it is a secret: `Debug` prints it redacted.
     pub url: SecretString,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub bind: SocketAddr,
     pub public_url: Url,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduleSettings {
     pub detect: String,
     pub dispatch: String,
     pub digest: String,
     pub housekeeping: String,
+    pub inbox: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CadenceStep {
     pub after_days: u32,
     pub template: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DetectionSettings {
     pub cadence: Vec<CadenceStep>,
     pub draft_expiry_hours: u32,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendingSettings {
     #[serde(deserialize_with = "time_of_day")]
     pub quiet_start: NaiveTime,
@@ -142,6 +155,7 @@ pub struct SendingSettings {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DefaultSettings {
     pub timezone: Tz,
     pub phone_region: String,
@@ -149,11 +163,13 @@ pub struct DefaultSettings {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgencySettings {
     pub name: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     pub secret_key: SecretString,
 }
@@ -166,6 +182,7 @@ pub enum EmailTransportKind {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EmailSettings {
     pub transport: EmailTransportKind,
     #[serde(deserialize_with = "mailbox")]
@@ -174,6 +191,54 @@ pub struct EmailSettings {
     pub max_per_second: u32,
     pub concurrency: u32,
     pub smtp: SmtpSettings,
+    pub inbound: InboundSettings,
+}
+
+/// Where email replies come in from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundTransportKind {
+    /// Replies go to the coach's own address; reengage does not read them.
+    #[serde(rename = "")]
+    Off,
+    /// `.eml` files dropped in a folder.
+    Folder,
+    /// A mailbox on an IMAP server.
+    Imap,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSettings {
+    pub transport: InboundTransportKind,
+    pub address: String,
+    pub folder: InboundFolderSettings,
+    pub imap: ImapSettings,
+}
+
+impl InboundSettings {
+    pub fn is_on(&self) -> bool {
+        self.transport != InboundTransportKind::Off
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundFolderSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: String,
+    pub password: SecretString,
+    pub mailbox: String,
+    pub processed_mailbox: String,
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -185,6 +250,7 @@ pub enum SmtpTls {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
@@ -203,6 +269,7 @@ pub enum SmsTransportKind {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SmsSettings {
     pub transport: SmsTransportKind,
     pub from: String,
@@ -211,6 +278,7 @@ pub struct SmsSettings {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TwilioSettings {
     pub base_url: Url,
     pub account_sid: String,
@@ -223,11 +291,13 @@ pub struct TwilioSettings {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OutboxSettings {
     pub dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TemplateSettings {
     pub dir: PathBuf,
     pub tone_file: PathBuf,
@@ -299,6 +369,7 @@ impl Settings {
             ("schedule.dispatch", &self.schedule.dispatch),
             ("schedule.digest", &self.schedule.digest),
             ("schedule.housekeeping", &self.schedule.housekeeping),
+            ("schedule.inbox", &self.schedule.inbox),
         ] {
             if !cron.is_empty() {
                 check_cron(cron).map_err(|problem| ConfigError::new(key, problem))?;
@@ -374,6 +445,7 @@ impl Settings {
             ));
         }
         self.validate_help_text()?;
+        self.validate_inbound()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::new(
                 "log.level",
@@ -446,6 +518,44 @@ impl Settings {
                 format!("must give {}", missing.join(", ")),
             ))
         }
+    }
+
+    /// `[email.inbound]`: an address to receive at, and for IMAP a server
+    /// and a login.
+    fn validate_inbound(&self) -> Result<(), ConfigError> {
+        let inbound = &self.email.inbound;
+        if !inbound.is_on() {
+            return Ok(());
+        }
+        if inbound.address.parse::<lettre::Address>().is_err() {
+            return Err(ConfigError::new(
+                "email.inbound.address",
+                "must be the agency's reply mailbox (name@domain) when email.inbound.transport is set",
+            ));
+        }
+        if inbound.transport == InboundTransportKind::Imap {
+            let imap = &inbound.imap;
+            for (key, value) in [
+                ("email.inbound.imap.host", imap.host.as_str()),
+                ("email.inbound.imap.username", imap.username.as_str()),
+                ("email.inbound.imap.mailbox", imap.mailbox.as_str()),
+                ("email.inbound.imap.password", imap.password.expose_secret()),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(ConfigError::new(
+                        key,
+                        "is required when email.inbound.transport = \"imap\"",
+                    ));
+                }
+            }
+            if imap.timeout_seconds == 0 {
+                return Err(ConfigError::new(
+                    "email.inbound.imap.timeout_seconds",
+                    "must be at least 1",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_smtp(&self) -> Result<(), ConfigError> {

@@ -10,7 +10,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::app::context::AppContext;
 use crate::pipeline::follow_up::{digest, housekeeping};
-use crate::pipeline::{detect, dispatch};
+use crate::pipeline::{detect, dispatch, inbox};
 
 /// The running jobs. [`Scheduler::stop`] waits for a run in flight to finish.
 pub struct Scheduler {
@@ -24,6 +24,7 @@ pub enum JobKind {
     Dispatch,
     Digest,
     Housekeeping,
+    Inbox,
 }
 
 impl JobKind {
@@ -33,6 +34,7 @@ impl JobKind {
             JobKind::Dispatch => "dispatch",
             JobKind::Digest => "digest",
             JobKind::Housekeeping => "housekeeping",
+            JobKind::Inbox => "inbox",
         }
     }
 
@@ -44,6 +46,7 @@ impl JobKind {
             JobKind::Dispatch => dispatch::run_once(ctx, now).await.map(|s| s.to_string()),
             JobKind::Digest => digest::run(ctx, now).await.map(|s| s.to_string()),
             JobKind::Housekeeping => housekeeping::run(ctx, now).await.map(|s| s.to_string()),
+            JobKind::Inbox => inbox::run(ctx, now).await.map(|s| s.to_string()),
         };
         let seconds = started.elapsed().as_secs_f64();
         ctx.metrics
@@ -97,7 +100,11 @@ impl Scheduler {
             (JobKind::Dispatch, schedule.dispatch.clone()),
             (JobKind::Digest, schedule.digest.clone()),
             (JobKind::Housekeeping, schedule.housekeeping.clone()),
+            (JobKind::Inbox, schedule.inbox.clone()),
         ] {
+            if kind == JobKind::Inbox && !ctx.settings.email.inbound.is_on() {
+                continue;
+            }
             if cron.is_empty() {
                 tracing::info!(job = kind.name(), "disabled by an empty schedule");
                 continue;

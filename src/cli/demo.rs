@@ -306,6 +306,8 @@ async fn sample_replies(
             to: None,
             body: text,
             provider_id: Some(&sid),
+            subject: None,
+            client_id: None,
         };
         crate::pipeline::replies::receive(ctx, &incoming, now).await?;
     }

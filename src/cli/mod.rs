@@ -88,6 +88,12 @@ pub enum Command {
     Replies(RepliesCommand),
     /// Write a consistent copy of the SQLite database to FILE, even while `serve` runs.
     Backup { file: PathBuf },
+    /// Read email replies from [email.inbound] once and print the counts.
+    Inbox {
+        /// The time to take them in at (RFC 3339); alone, or left out: now.
+        #[arg(long, value_parser = parse_now, num_args = 0..=1)]
+        now: Option<Option<DateTime<Utc>>>,
+    },
     /// Apply the retention policy once.
     Housekeeping {
         #[arg(long, value_parser = parse_now)]
@@ -402,6 +408,16 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { file } => {
             ctx.store.backup_to(&file).await?;
             say!("backup written to {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Command::Inbox { now } => {
+            if !ctx.settings.email.inbound.is_on() {
+                anyhow::bail!(
+                    "email.inbound.transport is not set: replies go to the coaches' own addresses"
+                );
+            }
+            let now = now.flatten().unwrap_or_else(|| ctx.clock.now());
+            say!("{}", crate::pipeline::inbox::run(&ctx, now).await?);
             ExitCode::SUCCESS
         }
         Command::Housekeeping { now } => {

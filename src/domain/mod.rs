@@ -8,6 +8,7 @@
 //! - [`words`]: the reply classifier and its corpus scores.
 
 pub mod compose;
+pub mod mail;
 pub mod window;
 pub mod words;
 
@@ -103,6 +104,17 @@ pub enum ClientStatus {
     Paused,
     Hold,
     Discharged,
+}
+
+/// Why a client's email address is not to be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum EmailProblem {
+    /// A hard bounce: the address does not exist or refuses mail.
+    Bounced,
+    /// A reply said it reaches someone else.
+    WrongPerson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]

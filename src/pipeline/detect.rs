@@ -467,6 +467,7 @@ mod tests {
                 next_detect_at: Some(ts(now)),
                 created_at: 0,
                 phone_wrong_at: None,
+                email_problem: None,
             },
             coach_name: "Rosa Diaz".into(),
             episode_id: None,

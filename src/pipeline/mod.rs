@@ -6,6 +6,7 @@ pub mod channels;
 pub mod detect;
 pub mod dispatch;
 pub mod follow_up;
+pub mod inbox;
 pub mod intake;
 pub mod replies;
 pub mod review;

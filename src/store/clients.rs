@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
 use super::{Placeholders, from_opt_ts, from_ts, id_list, packed, ts, unpack};
-use crate::domain::{Channel, ClientStatus, EmailAddress, PhoneNumber};
+use crate::domain::{Channel, ClientStatus, EmailAddress, EmailProblem, PhoneNumber};
 
 /// A client as the rest of reengage sees it: statuses and channels as domain
 /// types, flags as booleans. Read from a row (or a [`packed`] JSON object) of
@@ -33,6 +33,8 @@ pub struct ClientRow {
     pub created_at: i64,
     /// When a reply said the phone is not the client's (see `set_phone_wrong`).
     pub phone_wrong_at: Option<i64>,
+    /// Why no email goes to the address, and since when (see `set_email_bad`).
+    pub email_problem: Option<(EmailProblem, i64)>,
 }
 
 /// A `clients` row as the database holds it (0/1 flags, text statuses).
@@ -58,6 +60,8 @@ struct ClientRecord {
     next_detect_at: Option<i64>,
     created_at: i64,
     phone_wrong_at: Option<i64>,
+    email_bad_at: Option<i64>,
+    email_bad_reason: Option<String>,
 }
 
 impl TryFrom<ClientRecord> for ClientRow {
@@ -76,6 +80,15 @@ impl TryFrom<ClientRecord> for ClientRow {
                 r.id, r.preferred_channel
             )
         })?;
+        let email_problem = match (r.email_bad_reason, r.email_bad_at) {
+            (Some(reason), Some(at)) => Some((
+                reason
+                    .parse()
+                    .map_err(|_| format!("client {}: `{reason}` is not an email problem", r.id))?,
+                at,
+            )),
+            _ => None,
+        };
         Ok(Self {
             id: r.id,
             external_id: r.external_id,
@@ -97,6 +110,7 @@ impl TryFrom<ClientRecord> for ClientRow {
             next_detect_at: r.next_detect_at,
             created_at: r.created_at,
             phone_wrong_at: r.phone_wrong_at,
+            email_problem,
         })
     }
 }
@@ -112,7 +126,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for ClientRow {
 const CLIENT_COLUMNS: &str = "id, external_id, first_name, preferred_name, email, phone, \
      preferred_channel, language, timezone, coach_id, consent_email, consent_sms, discreet, \
      status, opted_out_email_at, opted_out_sms_at, last_engaged_at, next_detect_at, created_at, \
-     phone_wrong_at";
+     phone_wrong_at, email_bad_at, email_bad_reason";
 
 impl ClientRow {
     /// The name to greet the client by.
@@ -146,6 +160,7 @@ impl ClientRow {
         consent
             && self.opted_out_at(channel).is_none()
             && !(channel == Channel::Sms && self.phone_is_wrong())
+            && !(channel == Channel::Email && self.email_problem.is_some())
     }
 
     /// A reply said the phone is not the client's, and nobody has confirmed it since.
@@ -249,14 +264,15 @@ pub async fn by_phone(conn: &mut AnyConnection, phone: &str) -> anyhow::Result<O
     )
 }
 
-/// The client with this email, any case (the newest, should two share it).
+/// The client with this email, any case, when exactly one has it: an address
+/// two clients share says nothing about which of them wrote.
 pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<ClientRow>> {
-    Ok(sqlx::query_as(
-        "SELECT * FROM clients WHERE lower(email) = lower($1) ORDER BY id DESC LIMIT 1",
-    )
-    .bind(email)
-    .fetch_optional(conn)
-    .await?)
+    let mut found: Vec<ClientRow> =
+        sqlx::query_as("SELECT * FROM clients WHERE lower(email) = lower($1) LIMIT 2")
+            .bind(email)
+            .fetch_all(conn)
+            .await?;
+    Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<ClientRow>> {
@@ -373,7 +389,9 @@ pub async fn update(
         "UPDATE clients SET first_name = $2, preferred_name = $3, email = $4, phone = $5, \
          preferred_channel = $6, language = $7, timezone = $8, coach_id = $9, consent_email = $10, \
          consent_sms = $11, discreet = $12, status = $13, next_detect_at = $14, updated_at = $14, \
-         phone_wrong_at = CASE WHEN phone = $5 THEN phone_wrong_at ELSE NULL END \
+         phone_wrong_at = CASE WHEN phone = $5 THEN phone_wrong_at ELSE NULL END, \
+         email_bad_at = CASE WHEN lower(email) = lower($4) THEN email_bad_at ELSE NULL END, \
+         email_bad_reason = CASE WHEN lower(email) = lower($4) THEN email_bad_reason ELSE NULL END \
          WHERE id = $1",
     )
     .bind(id);
@@ -439,6 +457,29 @@ pub async fn set_phone_wrong(
     .bind(i64::from(wrong))
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Marks the client's email address as not to be used, for `problem` (the
+/// first time is kept), and cancels every unsent email to them. A new address
+/// clears it.
+pub async fn set_email_bad(
+    conn: &mut AnyConnection,
+    id: i64,
+    problem: EmailProblem,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE clients SET email_bad_at = COALESCE(email_bad_at, $2), \
+         email_bad_reason = COALESCE(email_bad_reason, $3), next_detect_at = $2, updated_at = $2 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(ts(at))
+    .bind(problem.as_ref())
+    .execute(&mut *conn)
+    .await?;
+    super::messages::cancel_unsent(conn, &[id], Some(Channel::Email), problem.as_ref(), at).await?;
     Ok(())
 }
 

@@ -225,7 +225,24 @@ pub struct NewReply<'a> {
     /// comma-separated list) and matched rule (JSON), which `ReplyView` reads
     /// back. Every reply but one bare keyword needs a person.
     pub class: &'a Classification,
+    /// The provider's id (an SMS's sid, an email's Message-ID): a repeat is
+    /// stored once.
     pub provider_id: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    /// Mail no person wrote; such a reply is no engagement.
+    pub automatic: Option<Automatic>,
+    /// Why no client was found for it, for the admins.
+    pub unmatched_reason: Option<&'a str>,
+}
+
+/// Mail no person wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::AsRefStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Automatic {
+    /// An out-of-office or other auto-responder: nobody needs to answer it.
+    AutoReply,
+    /// A delivery failure; a hard one needs a person to find a new address.
+    Bounce { hard: bool },
 }
 
 /// Stores a reply. Returns its id, or `None` if the provider delivered the same
@@ -237,10 +254,16 @@ pub async fn store(
 ) -> anyhow::Result<Option<i64>> {
     let classes: Vec<&str> = reply.class.classes.iter().map(|c| c.as_ref()).collect();
     let matched = serde_json::to_string(&reply.class.matched)?;
+    let needs_reply = match reply.automatic {
+        None => !reply.class.keyword,
+        Some(Automatic::AutoReply) => false,
+        Some(Automatic::Bounce { hard }) => hard,
+    };
     Ok(sqlx::query_scalar(
         "INSERT INTO inbound (received_at, channel, from_addr, to_addr, body, client_id, \
-           classification, classes, matched, needs_reply, provider_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+           classification, classes, matched, needs_reply, provider_id, subject, automatic, \
+           unmatched_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          ON CONFLICT (provider_id) DO NOTHING RETURNING id",
     )
     .bind(ts(now))
@@ -252,8 +275,11 @@ pub async fn store(
     .bind(reply.class.primary().as_ref())
     .bind(classes.join(","))
     .bind(matched)
-    .bind(i64::from(!reply.class.keyword))
+    .bind(i64::from(needs_reply))
     .bind(reply.provider_id)
+    .bind(reply.subject)
+    .bind(reply.automatic.map(|a| a.as_ref().to_owned()))
+    .bind(reply.unmatched_reason)
     .fetch_optional(conn)
     .await?)
 }
@@ -278,6 +304,28 @@ pub async fn wrong_number_answered(conn: &mut AnyConnection, from: &str) -> anyh
     .fetch_one(conn)
     .await?;
     Ok(n > 0)
+}
+
+/// Whether a reply with this provider id (an email's Message-ID) is stored.
+pub async fn provider_id_known(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+) -> anyhow::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM inbound WHERE provider_id = $1")
+        .bind(provider_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The client of the reply with this provider id, if it was matched to one.
+pub async fn client_of(conn: &mut AnyConnection, provider_id: &str) -> anyhow::Result<Option<i64>> {
+    let found: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT client_id FROM inbound WHERE provider_id = $1")
+            .bind(provider_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.flatten())
 }
 
 /// Whether the client was sent the crisis resources before.

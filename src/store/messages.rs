@@ -400,6 +400,26 @@ pub async fn count_expirable(
 
 /// Cancels these clients' messages that no one has started sending (pending and
 /// approved), on one channel or all. Messages in flight or in doubt are left to
+
+/// The client of the newest of our emails among these Message-IDs (`<id>`),
+/// if any is ours: what an email reply answers says who wrote it.
+pub async fn client_of_email_ids(
+    conn: &mut AnyConnection,
+    message_ids: &[String],
+) -> anyhow::Result<Option<i64>> {
+    if message_ids.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT client_id FROM messages WHERE email_message_id IN ({}) ORDER BY id DESC LIMIT 1",
+        Placeholders::for_conn(conn).list(message_ids.len())
+    );
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+    for id in message_ids {
+        query = query.bind(id.as_str());
+    }
+    Ok(query.fetch_optional(conn).await?)
+}
 /// dispatch.
 pub async fn cancel_unsent(
     conn: &mut AnyConnection,

@@ -233,6 +233,8 @@ async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<Valu
         "opted_out_sms_at": from_opt_ts(client.opted_out_sms_at),
         "phone_status": phone_status,
         "phone_wrong_at": from_opt_ts(client.phone_wrong_at),
+        "email_status": client.email_problem.map_or("ok".to_owned(), |(p, _)| p.to_string()),
+        "email_bad_at": from_opt_ts(client.email_problem.map(|(_, at)| at)),
     }))
 }
 

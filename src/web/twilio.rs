@@ -143,6 +143,8 @@ pub async fn inbound(
         to: param(&params, "To"),
         body: param(&params, "Body").unwrap_or_default(),
         provider_id: param(&params, "MessageSid"),
+        subject: None,
+        client_id: None,
     };
     match replies::receive(&ctx, &incoming, ctx.clock.now()).await {
         Ok(answers) => twiml(&answers),

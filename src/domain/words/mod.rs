@@ -102,6 +102,17 @@ pub struct Classification {
     pub matched: Vec<Match>,
 }
 
+impl Default for Classification {
+    /// A plain reply: no class matched, no keyword.
+    fn default() -> Self {
+        Self {
+            classes: vec![Class::Reply],
+            keyword: false,
+            matched: Vec::new(),
+        }
+    }
+}
+
 impl Classification {
     /// The class that decides what the reply is called.
     pub fn primary(&self) -> Class {

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::app::context::AppContext;
 use crate::domain::window::{Caps, QuietHours};
-use crate::domain::{Channel, ClientStatus, LogEvent, MessageStatus, SendOutcome};
+use crate::domain::{Channel, ClientStatus, EmailProblem, LogEvent, MessageStatus, SendOutcome};
 use crate::pipeline::channels::{Delivery, Outgoing, Reconciliation};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientRow, DispatchTarget};
@@ -502,7 +502,11 @@ fn outgoing(
         body: message.body.clone(),
         html: message.html.clone(),
         email_message_id: message.email_message_id.clone(),
-        reply_to: Some(target.coach_email.clone()),
+        reply_to: Some(if ctx.settings.email.inbound.is_on() {
+            ctx.settings.email.inbound.address.clone()
+        } else {
+            target.coach_email.clone()
+        }),
         discreet: client.discreet,
         unsubscribe_url: (channel == Channel::Email).then(|| ctx.unsubscribe.url(client.id)),
         attempted_at,
@@ -612,6 +616,13 @@ fn ineligible(
     }
     if channel == Channel::Sms && client.phone_is_wrong() {
         return Some("wrong_number");
+    }
+    if channel == Channel::Email {
+        match client.email_problem {
+            Some((EmailProblem::Bounced, _)) => return Some("bounced"),
+            Some((EmailProblem::WrongPerson, _)) => return Some("wrong_person"),
+            None => {}
+        }
     }
     if !client.may_contact_by(channel) {
         return Some("no_consent");

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 pub use crate::domain::words::{Class, Classification, Match, Words};
 
 use crate::app::context::AppContext;
-use crate::domain::{Channel, ClientStatus, EventKind, ReplyAction};
+use crate::domain::{Channel, ClientStatus, EmailProblem, EventKind, ReplyAction};
 use crate::store::audit::{self, Actor};
 use crate::store::clients;
 use crate::store::coaches::{self, CoachRow};
@@ -34,12 +34,18 @@ use crate::store::events::{self, NewEvent};
 use crate::store::{inbound, messages};
 
 /// An inbound message as the provider reports it.
+#[derive(Debug)]
 pub struct Incoming<'a> {
     pub channel: Channel,
     pub from: &'a str,
     pub to: Option<&'a str>,
+    /// The sender's own words (for an email, without the quoted history).
     pub body: &'a str,
     pub provider_id: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    /// The client it was matched to already (an email, by what it answers);
+    /// otherwise the client is found by the sender's number or address.
+    pub client_id: Option<i64>,
 }
 
 /// Stores the reply, then acts on it. Returns the texts to answer with (none,
@@ -52,9 +58,10 @@ pub async fn receive(
 ) -> anyhow::Result<Vec<String>> {
     let client = {
         let mut conn = ctx.store.conn().await?;
-        match incoming.channel {
-            Channel::Sms => clients::by_phone(&mut conn, incoming.from).await?,
-            Channel::Email => clients::by_email(&mut conn, incoming.from).await?,
+        match (incoming.client_id, incoming.channel) {
+            (Some(id), _) => clients::by_id(&mut conn, id).await?,
+            (None, Channel::Sms) => clients::by_phone(&mut conn, incoming.from).await?,
+            (None, Channel::Email) => clients::by_email(&mut conn, incoming.from).await?,
         }
     };
     let names: Vec<&str> = client
@@ -83,6 +90,14 @@ pub async fn receive(
                 client_id: client.as_ref().map(|c| c.id),
                 class: &class,
                 provider_id: incoming.provider_id,
+                subject: incoming.subject,
+                automatic: None,
+                unmatched_reason: client.is_none().then_some(match incoming.channel {
+                    Channel::Sms => "no client has this number",
+                    Channel::Email => {
+                        "no single client has this address, and it answers nothing we sent"
+                    }
+                }),
             },
             now,
         )
@@ -110,6 +125,17 @@ pub async fn receive(
             Some(format!(
                 "matched {}; the client is on hold until a coach resumes them",
                 rules_of(&class, Class::Crisis)
+            )),
+        ));
+    }
+    if class.is(Class::WrongNumber) && channel == Channel::Email {
+        clients::set_email_bad(&mut tx, client.id, EmailProblem::WrongPerson, now).await?;
+        done.push((
+            "wrong_person",
+            Some(format!(
+                "{} marked as not the client's; matched {}",
+                incoming.from,
+                rules_of(&class, Class::WrongNumber)
             )),
         ));
     }
