@@ -18,6 +18,8 @@ ALTER TABLE messages ALTER COLUMN episode_id DROP NOT NULL;
 ALTER TABLE messages ALTER COLUMN step DROP NOT NULL;
 ALTER TABLE messages ADD COLUMN author_id BIGINT REFERENCES coaches (id);
 ALTER TABLE messages ADD COLUMN answers_id BIGINT REFERENCES inbound (id);
+-- The Message-ID an email answers (its In-Reply-To and References).
+ALTER TABLE messages ADD COLUMN email_in_reply_to TEXT;
 ALTER TABLE messages ADD CONSTRAINT messages_author_or_episode
     CHECK ((episode_id IS NULL) = (author_id IS NOT NULL));
 

@@ -60,6 +60,8 @@ CREATE TABLE messages_new (
     last_error TEXT,
     author_id INTEGER REFERENCES coaches (id),
     answers_id INTEGER REFERENCES inbound (id),
+    -- The Message-ID an email answers (its In-Reply-To and References).
+    email_in_reply_to TEXT,
     UNIQUE (episode_id, step),
     CHECK ((episode_id IS NULL) = (author_id IS NOT NULL))
 );

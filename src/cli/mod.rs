@@ -508,7 +508,7 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                         m.id,
                         m.status.as_ref(),
                         m.channel.as_ref(),
-                        m.step,
+                        m.step.map_or_else(|| "coach".to_owned(), |s| s.to_string()),
                         m.client_external_id,
                         m.coach_email,
                         m.created_at.format("%Y-%m-%d %H:%M"),

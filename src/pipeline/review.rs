@@ -95,7 +95,7 @@ pub async fn edit(
         subject,
         body: body.trim(),
         discreet,
-        first_of_episode: draft.step == 1,
+        first_of_episode: draft.step == Some(1),
     });
     let mut tx = ctx.store.begin().await?;
     if !messages::edit(

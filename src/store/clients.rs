@@ -610,6 +610,8 @@ pub struct DispatchTarget {
     /// The client's messages, other than those being sent now, that went out
     /// (or may have) since the `since` given; 0 means the caps cannot bind.
     pub recent_sends: i64,
+    /// When the client last wrote to us, on any channel.
+    pub last_reply_at: Option<i64>,
 }
 
 /// The dispatch targets of these clients, in one query.
@@ -630,7 +632,9 @@ pub async fn for_dispatch(
            (SELECT COUNT(*) FROM messages m WHERE m.client_id = c.id AND m.status <> 'sending' \
               AND (SELECT COUNT(*) FROM send_log l WHERE l.message_id = m.id \
                 AND l.event = 'attempt' AND l.started_at >= $1 \
-                AND l.outcome IN ('sent', 'in_doubt')) > 0) AS recent_sends \
+                AND l.outcome IN ('sent', 'in_doubt')) > 0) AS recent_sends, \
+           (SELECT MAX(i.received_at) FROM inbound i WHERE i.client_id = c.id \
+              AND i.automatic IS NULL) AS last_reply_at \
          FROM clients c JOIN coaches co ON co.id = c.coach_id WHERE c.id IN {}",
         id_list(client_ids.iter().copied())
     );

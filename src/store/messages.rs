@@ -65,6 +65,56 @@ pub async fn insert_drafts(
     Ok(query.execute(conn).await?.rows_affected())
 }
 
+/// A message a coach wrote themselves, approved as they send it.
+pub struct NewAnswer<'a> {
+    pub client_id: i64,
+    /// The client's coach, whose queue and digest it belongs to.
+    pub coach_id: i64,
+    /// Who wrote (and so approved) it.
+    pub author_id: i64,
+    pub channel: Channel,
+    pub recipient: &'a str,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+    pub html: Option<&'a str>,
+    pub email_message_id: Option<&'a str>,
+    /// The reply it answers, and that reply's Message-ID for an email.
+    pub answers_id: Option<i64>,
+    pub email_in_reply_to: Option<&'a str>,
+    /// The lint's findings, as JSON.
+    pub lint: &'a str,
+}
+
+/// Stores a coach's own message, approved and due now. Returns its id.
+pub async fn insert_answer(
+    conn: &mut AnyConnection,
+    answer: &NewAnswer<'_>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO messages (client_id, coach_id, author_id, channel, recipient, subject, body, \
+           html, template, template_hash, email_message_id, answers_id, email_in_reply_to, lint, \
+           status, created_at, approved_at, approved_by, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'coach', '', $9, $10, $11, $12, 'approved', \
+           $13, $13, $3, $13) RETURNING id",
+    )
+    .bind(answer.client_id)
+    .bind(answer.coach_id)
+    .bind(answer.author_id)
+    .bind(answer.channel.as_ref())
+    .bind(answer.recipient)
+    .bind(answer.subject)
+    .bind(answer.body)
+    .bind(answer.html)
+    .bind(answer.email_message_id)
+    .bind(answer.answers_id)
+    .bind(answer.email_in_reply_to)
+    .bind(answer.lint)
+    .bind(ts(now))
+    .fetch_one(conn)
+    .await?)
+}
+
 /// A message as people and scripts see it (the message JSON of docs/architecture.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageView {
@@ -78,9 +128,12 @@ pub struct MessageView {
     pub to: String,
     pub subject: Option<String>,
     pub body: String,
-    pub step: i64,
+    /// The cadence step; `None` for a message a coach wrote.
+    pub step: Option<i64>,
     pub template: String,
     pub status: MessageStatus,
+    /// The coach who wrote it, for a message not drafted from a template.
+    pub author: Option<String>,
     pub lint: Vec<crate::domain::compose::lint::Finding>,
     pub edited: bool,
     pub created_at: DateTime<Utc>,
@@ -112,9 +165,10 @@ struct MessageViewRow {
     recipient: String,
     subject: Option<String>,
     body: String,
-    step: i64,
+    step: Option<i64>,
     template: String,
     status: String,
+    author: Option<String>,
     lint: String,
     edited: i64,
     created_at: i64,
@@ -160,6 +214,7 @@ impl TryFrom<MessageViewRow> for MessageView {
             step: r.step,
             template: r.template,
             status,
+            author: r.author,
             lint: crate::domain::compose::lint::Finding::read_stored(&r.lint),
             edited: r.edited != 0,
             created_at: from_ts(r.created_at),
@@ -182,7 +237,7 @@ impl TryFrom<MessageViewRow> for MessageView {
 
 const VIEW_SELECT: &str = "SELECT m.id, c.external_id AS client_external_id, c.id AS client_id, \
     c.coach_id AS client_coach_id, co.email AS coach_email, m.channel, m.recipient, m.subject, \
-    m.body, m.step, m.template, m.status, m.lint, m.edited, m.created_at, m.approved_at, \
+    m.body, m.step, m.template, m.status, au.email AS author, m.lint, m.edited, m.created_at, m.approved_at, \
     ap.email AS approved_by, m.sent_at, m.provider_message_id, m.delivery_status, m.attempts, \
     m.last_error, m.snoozed_until, m.original_subject, m.original_body, \
     COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, \
@@ -190,7 +245,8 @@ const VIEW_SELECT: &str = "SELECT m.id, c.external_id AS client_external_id, c.i
     FROM messages m \
     JOIN clients c ON c.id = m.client_id \
     JOIN coaches co ON co.id = c.coach_id \
-    LEFT JOIN coaches ap ON ap.id = m.approved_by";
+    LEFT JOIN coaches ap ON ap.id = m.approved_by \
+    LEFT JOIN coaches au ON au.id = m.author_id";
 
 /// Messages, oldest first, optionally only one status, of the clients in `scope`.
 pub async fn list(
@@ -461,6 +517,10 @@ pub struct ClaimedMessage {
     pub email_message_id: Option<String>,
     pub attempts: i64,
     pub created_at: i64,
+    /// Set for a message a coach wrote: it keeps to the rules of a
+    /// conversation, not of the cadence.
+    pub author_id: Option<i64>,
+    pub email_in_reply_to: Option<String>,
 }
 
 /// Claims up to `limit` due approved messages on the channels asked for, for
@@ -482,7 +542,7 @@ pub async fn claim_due(
              AND ((channel = 'email' AND $4 = 1) OR (channel = 'sms' AND $5 = 1)) \
            ORDER BY next_attempt_at, id LIMIT $3) \
          RETURNING id, client_id, coach_id, channel, recipient, subject, body, html, \
-           email_message_id, attempts, created_at",
+           email_message_id, attempts, created_at, author_id, email_in_reply_to",
     )
     .bind(ts(now))
     .bind(ts(lease_until))
@@ -509,7 +569,7 @@ pub async fn in_doubt_sms(
 ) -> anyhow::Result<Vec<InDoubtMessage>> {
     Ok(sqlx::query_as(
         "SELECT m.id, m.client_id, m.coach_id, m.channel, m.recipient, m.subject, m.body, m.html, \
-           m.email_message_id, m.attempts, m.created_at, \
+           m.email_message_id, m.attempts, m.created_at, m.author_id, m.email_in_reply_to, \
            (SELECT MAX(l.started_at) FROM send_log l WHERE l.message_id = m.id \
               AND l.event = 'attempt') AS last_attempt_at \
          FROM messages m WHERE m.status = 'in_doubt' AND m.channel = 'sms' \

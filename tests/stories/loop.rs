@@ -595,7 +595,7 @@ async fn a_client_who_stays_quiet_gets_three_drafts_then_none(app: TestApp) {
         app.dispatch(now).await;
     }
     // Steps at 7, 14 and 30 days quiet, each once; nothing after the last.
-    assert_eq!(drafted_on, vec![(7, 1), (14, 2), (30, 3)]);
+    assert_eq!(drafted_on, vec![(7, Some(1)), (14, Some(2)), (30, Some(3))]);
     let all = app.messages(Some(MessageStatus::Sent)).await;
     assert_eq!(all.len(), 3);
     assert_eq!(app.send_log().await.len(), 3);
@@ -626,7 +626,7 @@ async fn a_draft_no_one_acts_on_expires_and_the_cadence_moves_on(app: TestApp) {
             .drafted,
         1
     );
-    assert_eq!(app.pending().await.pop().unwrap().step, 2);
+    assert_eq!(app.pending().await.pop().unwrap().step, Some(2));
 }
 
 async fn after_shutdown_begins_dispatch_claims_nothing_new(app: TestApp) {

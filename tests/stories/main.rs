@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod crash;
 mod delivery;
+mod inbox;
 mod r#loop;
 mod replies;
 mod templates;

@@ -50,6 +50,11 @@ pub fn build(sender: &Sender, message: &Outgoing) -> anyhow::Result<Message> {
         .header(MessageId::from(
             message.email_message_id.clone().unwrap_or_default(),
         ));
+    if let Some(answered) = &message.in_reply_to {
+        builder = builder
+            .in_reply_to(answered.clone())
+            .references(answered.clone());
+    }
     if let Some(reply_to) = message
         .reply_to
         .as_deref()

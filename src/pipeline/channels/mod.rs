@@ -31,6 +31,9 @@ pub struct Outgoing {
     pub html: Option<String>,
     /// The RFC 5322 Message-ID stored with the draft (email only).
     pub email_message_id: Option<String>,
+    /// The Message-ID of the client's email this one answers, so that it
+    /// threads (`In-Reply-To`, `References`).
+    pub in_reply_to: Option<String>,
     /// The coach's address, so that a reply reaches a person.
     pub reply_to: Option<String>,
     /// The client asked for discretion: a neutral sender name.
@@ -62,6 +65,7 @@ impl Outgoing {
             html: None,
             email_message_id: (channel == Channel::Email)
                 .then(|| email::new_message_id(message_id_domain)),
+            in_reply_to: None,
             reply_to: None,
             discreet: false,
             unsubscribe_url: None,

@@ -229,7 +229,7 @@ impl Run<'_> {
                 steps.push(Step::Cancelled);
                 continue;
             } else {
-                self.must_wait(target, message.id).await?
+                self.must_wait(target, message).await?
             };
             match wait {
                 Some((until, step)) => {
@@ -450,12 +450,17 @@ impl Run<'_> {
         })
     }
 
-    /// Whether the message must wait: quiet hours first, then the caps.
+    /// Whether the message must wait: quiet hours first, then the caps. A
+    /// coach's own message is a conversation: it goes at once while the client
+    /// is writing (within `replies.conversation_window_minutes` of their last
+    /// message), otherwise when their quiet hours end, and never waits for the
+    /// caps (though it counts toward them for the cadence's steps).
     async fn must_wait(
         &self,
         target: &DispatchTarget,
-        message_id: i64,
+        message: &ClaimedMessage,
     ) -> anyhow::Result<Option<(DateTime<Utc>, Step)>> {
+        let message_id = message.id;
         let client = &target.client;
         let settings = &self.ctx.settings;
         let now = self.now;
@@ -464,6 +469,15 @@ impl Run<'_> {
             start: settings.sending.quiet_start,
             end: settings.sending.quiet_end,
         };
+        if message.author_id.is_some() {
+            let window =
+                chrono::Duration::minutes(i64::from(settings.replies.conversation_window_minutes));
+            let writing = target
+                .last_reply_at
+                .is_some_and(|at| now - from_ts(at) <= window);
+            let open = quiet.next_open(tz, now);
+            return Ok((!writing && open > now).then_some((open, Step::DeferredQuiet)));
+        }
         let open = quiet.next_open(tz, now);
         if open > now {
             return Ok(Some((open, Step::DeferredQuiet)));
@@ -502,6 +516,7 @@ fn outgoing(
         body: message.body.clone(),
         html: message.html.clone(),
         email_message_id: message.email_message_id.clone(),
+        in_reply_to: message.email_in_reply_to.clone(),
         reply_to: Some(if ctx.settings.email.inbound.is_on() {
             ctx.settings.email.inbound.address.clone()
         } else {
@@ -544,6 +559,7 @@ async fn reconcile_in_doubt(
             body: message.body.clone(),
             html: None,
             email_message_id: None,
+            in_reply_to: None,
             reply_to: None,
             discreet: false,
             unsubscribe_url: None,
@@ -605,7 +621,11 @@ fn ineligible(
     message: &ClaimedMessage,
     channel: Channel,
 ) -> Option<&'static str> {
+    // A coach may write to a client the cadence leaves alone (on hold above
+    // all); consent, opt-outs and a bad address still stop it.
+    let written = message.author_id.is_some();
     match client.status {
+        _ if written => {}
         ClientStatus::Active => {}
         ClientStatus::Paused => return Some("paused"),
         ClientStatus::Hold => return Some("hold"),
@@ -627,7 +647,7 @@ fn ineligible(
     if !client.may_contact_by(channel) {
         return Some("no_consent");
     }
-    if client.quiet_since() > from_ts(message.created_at) {
+    if !written && client.quiet_since() > from_ts(message.created_at) {
         return Some("re_engaged");
     }
     None

@@ -246,7 +246,7 @@ pub fn queue(
                             a href={ "/drafts/" (m.id) } { (m.client_name) }
                         }
                         p.meta {
-                            "Quiet " (days_quiet(m, now)) " days · step " (m.step) " · " (m.channel)
+                            "Quiet " (days_quiet(m, now)) " days · " (what(m)) " · " (m.channel)
                             " · drafted " (coach_time(coach, m.created_at))
                             " · their time now " (local(now, &m.client_timezone))
                         }
@@ -282,7 +282,7 @@ pub fn timeline(events: &[EventRow], messages: &[MessageView]) -> Markup {
             }
             @for m in messages {
                 li {
-                    (m.created_at.format("%Y-%m-%d")) ": step " (m.step) " " (m.channel) " message, " (m.status)
+                    (m.created_at.format("%Y-%m-%d")) ": " (what(m)) " " (m.channel) " message, " (m.status)
                     " · " a href={ "/drafts/" (m.id) } { "open" }
                 }
             }
@@ -303,7 +303,7 @@ pub fn draft(
         html! {
             h1 { "Check-in for " (m.client_name) }
             p.meta {
-                "Quiet " (days_quiet(m, now)) " days · step " (m.step) " · " (m.channel) " to " (m.to)
+                "Quiet " (days_quiet(m, now)) " days · " (what(m)) " · " (m.channel) " to " (m.to)
                 " · status " (m.status)
             }
             p { a href=(client_path(&m.client_external_id)) { "About this client" } }
@@ -781,7 +781,7 @@ pub fn admin(
             ul {
                 @for m in expired {
                     li {
-                        a href={ "/drafts/" (m.id) } { (m.client_name) } " · step " (m.step) " · "
+                        a href={ "/drafts/" (m.id) } { (m.client_name) } " · " (what(m)) " · "
                         (m.channel) " · coach " (m.coach_email) " · drafted " (coach_time(coach, m.created_at))
                     }
                 }
@@ -818,4 +818,13 @@ pub fn template_preview(
             }
         },
     )
+}
+
+/// "step 2", or whose own message it is.
+fn what(m: &MessageView) -> String {
+    match (m.step, &m.author) {
+        (Some(step), _) => format!("step {step}"),
+        (None, Some(author)) => format!("written by {author}"),
+        (None, None) => "a coach's message".to_owned(),
+    }
 }

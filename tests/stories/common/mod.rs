@@ -56,6 +56,8 @@ pub struct TestApp {
     /// Holds the test's folder (database, outbox, config) until the test ends.
     pub _dir: TempDir,
     pub outbox: PathBuf,
+    /// `[email.inbound.folder] dir`, where a test drops the emails clients send.
+    pub inbox: PathBuf,
     /// The config file, for running the `reengage` binary on the same database.
     pub config: PathBuf,
 }
@@ -115,14 +117,17 @@ impl TestApp {
     /// repeat the [database], [outbox], [templates] or [schedule] headers).
     pub async fn with_database(dir: TempDir, url: String, extra: &str) -> Self {
         let outbox = dir.path().join("outbox");
+        let inbox = dir.path().join("inbox");
         let config = dir.path().join("test.toml");
         std::fs::write(
             &config,
             format!(
                 "[database]\nurl = \"{url}\"\n[outbox]\ndir = \"{}\"\n[templates]\ndir = \"{}\"\n\
+                 [email.inbound.folder]\ndir = \"{}\"\n\
                  [schedule]\ndetect = \"\"\ndispatch = \"\"\n{extra}",
                 outbox.display(),
-                dir.path().join("no-template-overrides").display()
+                dir.path().join("no-template-overrides").display(),
+                inbox.display()
             ),
         )
         .expect("the test config is written");
@@ -133,6 +138,7 @@ impl TestApp {
             ctx,
             _dir: dir,
             outbox,
+            inbox,
             config,
         };
         app.add_coach(COACH, "Rosa Diaz", Role::Coach).await;

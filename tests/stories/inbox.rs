@@ -1,0 +1,300 @@
+//! Email replies coming back in through the folder inbox, on both backends:
+//! matched by what they answer or by the sender, screened like SMS replies,
+//! with auto-replies, bounces, repeats and broken mail handled.
+
+use crate::common::*;
+use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use reengage::domain::ClientStatus;
+use reengage::pipeline::inbox::{self, InboxSummary};
+use reengage::store::clients;
+
+on_both_backends!(
+    with settings;
+    an_email_reply_to_step_one_closes_the_episode_so_step_two_is_never_drafted,
+    a_crisis_email_holds_the_client_and_alerts_the_coach,
+    a_hard_bounce_stops_email_to_the_address_and_tells_the_coach,
+    an_auto_reply_is_stored_but_is_not_engagement,
+    a_repeat_is_stored_once_and_broken_mail_never_stops_the_poll,
+);
+
+const REPLIES: &str = "replies@hope.example.org";
+
+fn settings() -> String {
+    format!("[email.inbound]\ntransport = \"folder\"\naddress = \"{REPLIES}\"\n")
+}
+
+/// 10:00 in New York, when nothing waits for quiet hours.
+fn morning() -> DateTime<Utc> {
+    at("2026-03-10T15:00:00Z")
+}
+
+/// A client quiet for 8 days, whose step-1 check-in went out by email this
+/// morning. Returns the email's Message-ID.
+async fn emailed_client(app: &TestApp) -> String {
+    app.import_clients(
+        &clients_csv(&[ClientCsv {
+            email: "maria@example.com",
+            channel: "email",
+            ..Default::default()
+        }]),
+        morning() - Duration::days(8),
+    )
+    .await;
+    app.detect(morning()).await;
+    let draft = app.pending().await.pop().expect("a step-1 draft").id;
+    app.approve(draft, COACH, morning()).await.unwrap();
+    let sent = app.dispatch(morning()).await;
+    assert_eq!(sent.sent, 1, "{sent}");
+    let name = app
+        .outbox_files()
+        .into_iter()
+        .find(|f| f.ends_with(".eml"))
+        .expect("the check-in in the outbox");
+    let raw = app.outbox_file(&name);
+    let email = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(
+        email
+            .reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address()),
+        Some(REPLIES),
+        "replies come to the agency's reply mailbox"
+    );
+    format!("<{}>", email.message_id().expect("a Message-ID"))
+}
+
+/// Drops an email in the inbox folder, as a mail server would deliver it.
+fn deliver(app: &TestApp, name: &str, raw: &str) {
+    std::fs::create_dir_all(&app.inbox).unwrap();
+    std::fs::write(app.inbox.join(name), raw.replace('\n', "\r\n")).unwrap();
+}
+
+async fn poll(app: &TestApp, now: DateTime<Utc>) -> InboxSummary {
+    inbox::run(&app.ctx, now).await.expect("the poll runs")
+}
+
+async fn replies(app: &TestApp) -> Vec<serde_json::Value> {
+    let admin = token(app, ADMIN).await;
+    let (status, body) = call(app, Method::GET, "/api/v1/replies", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().unwrap().clone()
+}
+
+async fn client(app: &TestApp) -> clients::ClientRow {
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    clients::by_external_id(&mut conn, "c-1")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn gmail_reply(message_id: &str, in_reply_to: &str, words: &str) -> String {
+    format!(
+        "From: Maria Lopez <Maria@Example.com>\n\
+         To: {REPLIES}\n\
+         Subject: Re: Checking in\n\
+         Date: Tue, 10 Mar 2026 11:02:00 -0400\n\
+         Message-ID: {message_id}\n\
+         In-Reply-To: {in_reply_to}\n\
+         References: {in_reply_to}\n\
+         MIME-Version: 1.0\n\
+         Content-Type: text/plain; charset=\"UTF-8\"\n\
+         \n\
+         {words}\n\
+         \n\
+         On Tue, Mar 10, 2026 at 10:00 AM Rosa Diaz <coach@example.org> wrote:\n\
+         > Hi Jordan, I've noticed you've been a bit quiet lately.\n\
+         > How have you been?\n"
+    )
+}
+
+async fn an_email_reply_to_step_one_closes_the_episode_so_step_two_is_never_drafted(app: TestApp) {
+    let ours = emailed_client(&app).await;
+    let later = morning() + Duration::hours(2);
+    deliver(
+        &app,
+        "a.eml",
+        &gmail_reply(
+            "<r1@mail.example.com>",
+            &ours,
+            "thanks, it's been a hard month",
+        ),
+    );
+    let summary = poll(&app, later).await;
+    assert_eq!((summary.stored, summary.matched), (1, 1), "{summary}");
+    assert!(app.inbox.join("processed/a.eml").exists());
+    assert!(!app.inbox.join("a.eml").exists());
+    let items = replies(&app).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["channel"], "email");
+    assert_eq!(items[0]["client_external_id"], "c-1");
+    assert_eq!(items[0]["body"], "thanks, it's been a hard month");
+    assert_eq!(items[0]["needs_reply"], true);
+    // The reply is engagement: at 14 days of quiet (step 2's day) nothing is
+    // drafted. Quiet counts again from the reply, so a new spell's first
+    // step comes a week after it.
+    for days in [6, 7] {
+        let summary = app.detect(morning() + Duration::days(days)).await;
+        assert_eq!(summary.drafted, 0, "day {days}: {summary}");
+    }
+    assert_eq!(app.messages(None).await.len(), 1);
+    app.detect(morning() + Duration::days(8)).await;
+    let again = app.pending().await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].step, Some(1), "a new spell starts at step 1");
+}
+
+async fn a_crisis_email_holds_the_client_and_alerts_the_coach(app: TestApp) {
+    emailed_client(&app).await;
+    // Written as a new message, not a reply: matched by the sender.
+    deliver(
+        &app,
+        "b.eml",
+        "From: maria@example.com\n\
+         To: replies@hope.example.org\n\
+         Subject: hi\n\
+         Message-ID: <new1@mail.example.com>\n\
+         \n\
+         i cant do this anymore, i want to end it\n",
+    );
+    let summary = poll(&app, morning() + Duration::hours(1)).await;
+    assert_eq!((summary.stored, summary.matched), (1, 1), "{summary}");
+    assert_eq!(client(&app).await.status, ClientStatus::Hold);
+    let items = replies(&app).await;
+    assert_eq!(items[0]["classification"], "crisis");
+    let alerts: Vec<String> = app
+        .outbox_files()
+        .into_iter()
+        .filter(|f| f.starts_with("alert-"))
+        .collect();
+    assert!(!alerts.is_empty(), "{:?}", app.outbox_files());
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM inbound WHERE alerted_at IS NOT NULL")
+            .await,
+        1
+    );
+}
+
+async fn a_hard_bounce_stops_email_to_the_address_and_tells_the_coach(app: TestApp) {
+    let ours = emailed_client(&app).await;
+    deliver(
+        &app,
+        "c.eml",
+        &format!(
+            "From: MAILER-DAEMON@mx.example.com (Mail Delivery System)\n\
+             To: coach@example.org\n\
+             Subject: Undelivered Mail Returned to Sender\n\
+             Message-ID: <dsn1@mx.example.com>\n\
+             Auto-Submitted: auto-replied\n\
+             MIME-Version: 1.0\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"XX\"\n\
+             \n\
+             --XX\n\
+             Content-Type: text/plain\n\
+             \n\
+             I'm sorry to have to inform you that your message could not be delivered.\n\
+             --XX\n\
+             Content-Type: message/delivery-status\n\
+             \n\
+             Reporting-MTA: dns; mx.example.com\n\
+             \n\
+             Final-Recipient: rfc822; maria@example.com\n\
+             Action: failed\n\
+             Status: 5.1.1\n\
+             Diagnostic-Code: smtp; 550 5.1.1 <maria@example.com>: User unknown\n\
+             --XX\n\
+             Content-Type: text/rfc822-headers\n\
+             \n\
+             From: Rosa Diaz <coach@example.org>\n\
+             To: maria@example.com\n\
+             Subject: Checking in\n\
+             Message-ID: {ours}\n\
+             --XX--\n"
+        ),
+    );
+    let summary = poll(&app, morning() + Duration::hours(1)).await;
+    assert_eq!((summary.bounces, summary.matched), (1, 1), "{summary}");
+    let coach = token(&app, COACH).await;
+    let (status, json) = call(&app, Method::GET, "/api/v1/clients/c-1", Some(&coach), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json["email_status"], "bounced");
+    // The coach is told: the bounce waits for them with what the server said.
+    let items = replies(&app).await;
+    assert_eq!(items[0]["needs_reply"], true);
+    let body = items[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("maria@example.com") && body.contains("5.1.1"),
+        "{body}"
+    );
+    // No email goes there: the next step falls back to SMS.
+    app.detect(morning() + Duration::days(7)).await;
+    let drafts = app.pending().await;
+    assert_eq!(drafts.len(), 1);
+    assert_eq!(drafts[0].channel, reengage::domain::Channel::Sms);
+    // A new address clears it.
+    app.import_clients(
+        &clients_csv(&[ClientCsv {
+            email: "maria.new@example.com",
+            channel: "email",
+            ..Default::default()
+        }]),
+        morning() + Duration::days(8),
+    )
+    .await;
+    let (_, json) = call(&app, Method::GET, "/api/v1/clients/c-1", Some(&coach), None).await;
+    assert_eq!(json["email_status"], "ok");
+}
+
+async fn an_auto_reply_is_stored_but_is_not_engagement(app: TestApp) {
+    let ours = emailed_client(&app).await;
+    deliver(
+        &app,
+        "d.eml",
+        &format!(
+            "From: maria@example.com\n\
+             To: {REPLIES}\n\
+             Subject: Automatic reply: Checking in\n\
+             Message-ID: <ooo1@mail.example.com>\n\
+             In-Reply-To: {ours}\n\
+             Auto-Submitted: auto-replied\n\
+             \n\
+             I am out of the office until Monday with limited access to email.\n"
+        ),
+    );
+    let summary = poll(&app, morning() + Duration::hours(1)).await;
+    assert_eq!((summary.auto_replies, summary.matched), (1, 1), "{summary}");
+    let items = replies(&app).await;
+    assert_eq!(items[0]["needs_reply"], false);
+    // Still quiet: step 2 comes at 14 days.
+    let summary = app.detect(morning() + Duration::days(7)).await;
+    assert_eq!(summary.drafted, 1, "{summary}");
+}
+
+async fn a_repeat_is_stored_once_and_broken_mail_never_stops_the_poll(app: TestApp) {
+    let ours = emailed_client(&app).await;
+    let reply = gmail_reply("<r2@mail.example.com>", &ours, "can we talk tomorrow?");
+    deliver(&app, "1.eml", &reply);
+    deliver(&app, "2.eml", "\n\n\n");
+    deliver(&app, "3.eml", &reply);
+    let summary = poll(&app, morning() + Duration::hours(1)).await;
+    assert_eq!(summary.duplicates, 1, "{summary}");
+    assert_eq!(
+        (summary.stored, summary.matched, summary.unmatched),
+        (2, 1, 1),
+        "{summary}"
+    );
+    for name in ["1.eml", "2.eml", "3.eml"] {
+        assert!(app.inbox.join("processed").join(name).exists(), "{name}");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM inbound WHERE unmatched_reason LIKE 'unreadable%'")
+            .await,
+        1
+    );
+    // Nothing is left to read, so a second poll does nothing.
+    assert_eq!(
+        poll(&app, morning() + Duration::hours(2)).await,
+        InboxSummary::default()
+    );
+}
