@@ -29,6 +29,8 @@ pub struct AppContext {
     pub lint: Arc<Lint>,
     /// Cancelled on SIGTERM or Ctrl-C: jobs finish what is in flight and claim nothing new.
     pub shutdown: CancellationToken,
+    /// Wakes `serve`'s dispatcher at once, for a message a coach just wrote.
+    pub dispatch_now: Arc<tokio::sync::Notify>,
 }
 
 /// What building the context does about migrations the database lacks.
@@ -124,6 +126,7 @@ impl AppContext {
             channels,
             clock,
             shutdown: CancellationToken::new(),
+            dispatch_now: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }

@@ -87,13 +87,33 @@ pub async fn tick(kind: JobKind, gate: &Mutex<()>, ctx: &AppContext) -> Tick {
     Tick::Ran
 }
 
+/// Runs dispatch as soon as [`AppContext::dispatch_now`] is notified (after a
+/// run in flight, which the notice outlasts), until shutdown.
+async fn dispatch_on_demand(ctx: AppContext, gate: Arc<Mutex<()>>) {
+    loop {
+        tokio::select! {
+            () = ctx.dispatch_now.notified() => {}
+            () = ctx.shutdown.cancelled() => return,
+        }
+        let _running = gate.lock().await;
+        if ctx.shutdown.is_cancelled() {
+            return;
+        }
+        JobKind::Dispatch.run(&ctx).await;
+    }
+}
+
 impl Scheduler {
     /// Starts the jobs of `[schedule]`; an empty cron string leaves a job out.
     pub async fn start(ctx: AppContext) -> anyhow::Result<Self> {
         let inner = JobScheduler::new()
             .await
             .context("Failed to create the scheduler")?;
-        let mut gates = Vec::new();
+        // Dispatch runs on its schedule and whenever a coach's message asks
+        // for it, one run at a time either way.
+        let dispatch_gate = Arc::new(Mutex::new(()));
+        let mut gates = vec![dispatch_gate.clone()];
+        tokio::spawn(dispatch_on_demand(ctx.clone(), dispatch_gate.clone()));
         let schedule = &ctx.settings.schedule;
         for (kind, cron) in [
             (JobKind::Detect, schedule.detect.clone()),
@@ -109,8 +129,13 @@ impl Scheduler {
                 tracing::info!(job = kind.name(), "disabled by an empty schedule");
                 continue;
             }
-            let gate = Arc::new(Mutex::new(()));
-            gates.push(gate.clone());
+            let gate = if kind == JobKind::Dispatch {
+                dispatch_gate.clone()
+            } else {
+                let gate = Arc::new(Mutex::new(()));
+                gates.push(gate.clone());
+                gate
+            };
             let ctx = ctx.clone();
             let job = Job::new_async(cron.as_str(), move |_id, _scheduler| {
                 let ctx = ctx.clone();

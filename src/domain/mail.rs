@@ -169,7 +169,8 @@ static ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the attribution pattern compiles")
 });
 
-/// A line that starts a signature or a device's footer.
+/// A line that starts a signature or a device's footer (which may end in the
+/// app's link, as `Get Outlook for Android<https://aka.ms/…>` does).
 static SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?ix)^\s*(
@@ -179,7 +180,7 @@ static SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
           | (enviado|enviada)\s+desde\s+.{1,40}
           | obtener\s+outlook\s+para\s+.{1,30}
           | sent\s+from\s+(yahoo|mail|proton|outlook|gmail).{0,40}
-        )\s*$",
+        )\s*(<[^>\s]*>)?\s*$",
     )
     .expect("the signature pattern compiles")
 });

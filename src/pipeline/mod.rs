@@ -3,6 +3,7 @@
 
 pub mod casework;
 pub mod channels;
+pub mod conversation;
 pub mod detect;
 pub mod dispatch;
 pub mod follow_up;

@@ -83,13 +83,21 @@ pub async fn edit(
         }
         (_, None) => None,
     };
-    let discreet = {
+    let client = {
         let mut conn = ctx.store.conn().await?;
-        crate::store::clients::by_id(&mut conn, draft.client_id)
-            .await?
-            .is_some_and(|c| c.discreet)
+        crate::store::clients::by_id(&mut conn, draft.client_id).await?
     };
+    let discreet = client.as_ref().is_some_and(|c| c.discreet);
     let channel = draft.channel;
+    // An edited email keeps an HTML part: the edited text in the agency's layout.
+    let html = match channel {
+        Channel::Email => Some(ctx.composer.html_of_text(
+            client.as_ref().map_or("en", |c| c.language.as_str()),
+            subject.unwrap_or_default(),
+            body.trim(),
+        )?),
+        Channel::Sms => None,
+    };
     let findings = ctx.lint.check(&lint::Draft {
         channel,
         subject,
@@ -103,6 +111,7 @@ pub async fn edit(
         id,
         subject,
         body.trim(),
+        html.as_deref(),
         &serde_json::to_string(&findings).map_err(anyhow::Error::from)?,
     )
     .await?

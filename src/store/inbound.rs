@@ -306,6 +306,43 @@ pub async fn wrong_number_answered(conn: &mut AnyConnection, from: &str) -> anyh
     Ok(n > 0)
 }
 
+/// The client's latest reply written by a person.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Latest {
+    pub id: i64,
+    #[sqlx(try_from = "String")]
+    pub channel: Channel,
+    pub subject: Option<String>,
+    /// An email's Message-ID, an SMS's sid.
+    pub provider_id: Option<String>,
+}
+
+pub async fn last_from_client(
+    conn: &mut AnyConnection,
+    client_id: i64,
+) -> anyhow::Result<Option<Latest>> {
+    Ok(sqlx::query_as(
+        "SELECT id, channel, subject, provider_id FROM inbound \
+         WHERE client_id = $1 AND automatic IS NULL ORDER BY received_at DESC, id DESC LIMIT 1",
+    )
+    .bind(client_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A coach wrote to the client: the replies waiting for a person are
+/// answered, by that coach. Returns how many.
+pub async fn answered(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    coach_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let sql = "UPDATE inbound SET needs_reply = 0, handled_at = $3, handled_by = $2 \
+         WHERE client_id = $1 AND needs_reply = 1 AND received_at <= $3";
+    by_coach(conn, sql, client_id, coach_id, now).await
+}
+
 /// Whether a reply with this provider id (an email's Message-ID) is stored.
 pub async fn provider_id_known(
     conn: &mut AnyConnection,

@@ -115,6 +115,21 @@ pub async fn insert_answer(
     .await?)
 }
 
+/// The subject of the last email we sent (or will send) the client.
+pub async fn last_email_subject(
+    conn: &mut AnyConnection,
+    client_id: i64,
+) -> anyhow::Result<Option<String>> {
+    let found: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT subject FROM messages WHERE client_id = $1 AND channel = 'email' \
+         AND status IN ('approved', 'sending', 'sent', 'in_doubt') ORDER BY id DESC LIMIT 1",
+    )
+    .bind(client_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.flatten())
+}
+
 /// A message as people and scripts see it (the message JSON of docs/architecture.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageView {
@@ -352,19 +367,21 @@ pub async fn edit(
     id: i64,
     subject: Option<&str>,
     body: &str,
+    html: Option<&str>,
     lint: &str,
 ) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "UPDATE messages SET \
            original_subject = CASE WHEN edited = 0 THEN subject ELSE original_subject END, \
            original_body = CASE WHEN edited = 0 THEN body ELSE original_body END, \
-           subject = $2, body = $3, html = NULL, edited = 1, lint = $4 \
+           subject = $2, body = $3, html = $5, edited = 1, lint = $4 \
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
     .bind(subject)
     .bind(body)
     .bind(lint)
+    .bind(html)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod clients;
 pub mod coaches;
+pub mod conversation;
 pub mod digest;
 pub mod episodes;
 pub mod events;

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::app::context::AppContext;
-use crate::domain::MessageStatus;
+use crate::domain::{Channel, MessageStatus};
+use crate::pipeline;
+use crate::pipeline::conversation::AnswerError;
 use crate::pipeline::intake::{self, ClientRecord, ClientRules, EventRecord};
 use crate::pipeline::review::{self, ActionError, EditError};
 use crate::pipeline::{casework, replies};
@@ -23,7 +25,7 @@ use crate::store::clients::{self, ClientRow, EventTarget};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::events::{self, NewEvent};
 use crate::store::messages::{self, MessageView};
-use crate::store::{Scope, from_opt_ts, inbound, send_log, tokens};
+use crate::store::{Scope, conversation, from_opt_ts, inbound, send_log, tokens};
 
 pub fn routes() -> Router<AppContext> {
     Router::new()
@@ -38,6 +40,8 @@ pub fn routes() -> Router<AppContext> {
         .route("/replies", get(list_replies))
         .route("/replies/{id}/{action}", post(reply_action))
         .route("/clients/{external_id}/confirm-phone", post(confirm_phone))
+        .route("/clients/{external_id}/conversation", get(get_conversation))
+        .route("/clients/{external_id}/messages", post(post_message))
 }
 
 /// An API error. The cause of an internal error is logged, never returned.
@@ -50,6 +54,13 @@ pub enum ApiError {
     Unauthorized,
     NotFound,
     Conflict(String),
+    /// 409 with its own error code (`opted_out`, `needs_confirmation`…), and
+    /// what else the caller needs to decide (the lint's findings).
+    Refused {
+        code: &'static str,
+        detail: String,
+        extra: Option<(&'static str, Value)>,
+    },
     Internal(anyhow::Error),
 }
 
@@ -109,6 +120,31 @@ impl From<EditError> for ApiError {
     }
 }
 
+impl From<AnswerError> for ApiError {
+    fn from(e: AnswerError) -> Self {
+        match e {
+            AnswerError::NotFound => ApiError::NotFound,
+            AnswerError::Refused { code, detail } => ApiError::Refused {
+                code,
+                detail,
+                extra: None,
+            },
+            AnswerError::Invalid { field, problem } => ApiError::BadRequest {
+                field: Some(field.to_owned()),
+                detail: format!("{field}: {problem}"),
+            },
+            AnswerError::NeedsConfirmation { errors, findings } => ApiError::Refused {
+                code: "needs_confirmation",
+                detail: format!(
+                    "the lint found {errors} error(s): read the findings, then send again with \"confirm\": true"
+                ),
+                extra: Some(("findings", json!(findings))),
+            },
+            AnswerError::Unexpected(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
         ApiError::BadRequest {
@@ -147,6 +183,17 @@ impl IntoResponse for ApiError {
                 None,
             ),
             ApiError::Conflict(detail) => (StatusCode::CONFLICT, "conflict", detail, None),
+            ApiError::Refused {
+                code,
+                detail,
+                extra,
+            } => {
+                let mut body = json!({ "error": code, "detail": detail });
+                if let Some((key, value)) = extra {
+                    body[key] = value;
+                }
+                return (StatusCode::CONFLICT, Json(body)).into_response();
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "API request failed");
                 (
@@ -660,4 +707,87 @@ async fn confirm_phone(
         .ok_or(ApiError::NotFound)?;
     drop(conn);
     Ok(Json(client_json(&ctx, client).await?))
+}
+
+#[derive(Deserialize)]
+struct ConversationQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ConversationPage {
+    items: Vec<conversation::Item>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next_after: Option<String>,
+}
+
+/// The client's conversation, oldest first, in keyset pages.
+async fn get_conversation(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(external_id): Path<String>,
+    query: Result<Query<ConversationQuery>, QueryRejection>,
+) -> Result<Json<ConversationPage>, ApiError> {
+    let Query(query) = query?;
+    let limit = PageQuery {
+        status: None,
+        after: 0,
+        limit: query.limit,
+    }
+    .limit()?;
+    let after = match query.after.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            Some(
+                conversation::Cursor::parse(text).ok_or_else(|| ApiError::BadRequest {
+                    field: Some("after".into()),
+                    detail: format!("after: `{text}` is not a cursor this API gave out"),
+                })?,
+            )
+        }
+    };
+    let (_, items) =
+        pipeline::conversation::thread(&ctx, &coach, &external_id, after, limit).await?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|i| conversation::Cursor::of(i).to_text()))
+        .flatten();
+    Ok(Json(ConversationPage { items, next_after }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageBody {
+    channel: Option<String>,
+    subject: Option<String>,
+    body: String,
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// A coach's own message to the client: 201 and the message JSON.
+async fn post_message(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(external_id): Path<String>,
+    body: Result<Json<MessageBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<MessageView>), ApiError> {
+    let Json(body) = body?;
+    let channel = match body.channel.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<Channel>().map_err(|_| ApiError::BadRequest {
+            field: Some("channel".into()),
+            detail: format!("channel: `{c}` is not email or sms"),
+        })?),
+    };
+    let answer = pipeline::conversation::Answer {
+        channel,
+        subject: body.subject.as_deref(),
+        body: &body.body,
+        confirm: body.confirm,
+    };
+    let message =
+        pipeline::conversation::answer(&ctx, &coach, &external_id, &answer, ctx.clock.now())
+            .await?;
+    Ok((StatusCode::CREATED, Json(message)))
 }

@@ -298,3 +298,128 @@ async fn a_repeat_is_stored_once_and_broken_mail_never_stops_the_poll(app: TestA
         InboxSummary::default()
     );
 }
+
+/// One case of `tests/data/email/cases.json`: a real message shape and what
+/// a reader must get out of it.
+#[derive(serde::Deserialize)]
+struct Case {
+    file: String,
+    kind: String,
+    from: Option<String>,
+    in_reply_to: Option<String>,
+    references_contains: Option<String>,
+    #[serde(default)]
+    original_message_id: Option<String>,
+    body_contains: Vec<String>,
+    body_excludes: Vec<String>,
+    bounce_status: Option<String>,
+    bounce_recipient: Option<String>,
+    #[serde(default)]
+    malformed: bool,
+}
+
+/// Every message in the corpus (Gmail, Outlook, Apple Mail, Yahoo and more;
+/// HTML-only replies; out-of-office mail; DSN bounces; broken MIME) is read
+/// as it must be: its kind, sender and thread, the client's own words kept
+/// and the quoted history gone. Prints the score of each check.
+#[test]
+fn the_email_reader_meets_the_corpus() {
+    use reengage::domain::mail::{self, Automatic};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/email");
+    let cases: Vec<Case> =
+        serde_json::from_slice(&std::fs::read(dir.join("cases.json")).unwrap()).unwrap();
+    let mut failures = Vec::new();
+    let mut checks = std::collections::BTreeMap::<&str, (u32, u32)>::new();
+    let mut check = |name: &'static str, ok: bool, case: &str, detail: String| {
+        let entry = checks.entry(name).or_default();
+        entry.1 += 1;
+        if ok {
+            entry.0 += 1;
+        } else {
+            failures.push(format!("{case}: {name}: {detail}"));
+        }
+    };
+    for case in &cases {
+        let raw = std::fs::read(dir.join(&case.file)).unwrap();
+        let email = match mail::read(&raw) {
+            Ok(email) => email,
+            Err(e) => {
+                check("readable", case.malformed, &case.file, e);
+                continue;
+            }
+        };
+        let kind = match &email.automatic {
+            None => "reply",
+            Some(Automatic::AutoReply) => "auto_reply",
+            Some(Automatic::Bounce(b)) if b.hard => "bounce_hard",
+            Some(Automatic::Bounce(_)) => "bounce_soft",
+        };
+        check(
+            "kind",
+            kind == case.kind,
+            &case.file,
+            format!("read as {kind}"),
+        );
+        check(
+            "from",
+            email.from == case.from,
+            &case.file,
+            format!("{:?}", email.from),
+        );
+        for id in [
+            &case.in_reply_to,
+            &case.references_contains,
+            &case.original_message_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            check(
+                "thread",
+                email.answers.contains(id),
+                &case.file,
+                format!("{id} not in {:?}", email.answers),
+            );
+        }
+        if let Some(Automatic::Bounce(bounce)) = &email.automatic {
+            check(
+                "bounce status",
+                bounce.status == case.bounce_status,
+                &case.file,
+                format!("{:?}", bounce.status),
+            );
+            check(
+                "bounce recipient",
+                bounce.recipient == case.bounce_recipient,
+                &case.file,
+                format!("{:?}", bounce.recipient),
+            );
+            continue;
+        }
+        for phrase in &case.body_contains {
+            check(
+                "new words kept",
+                email.text.contains(phrase.as_str()),
+                &case.file,
+                format!("{phrase:?} missing from {:?}", email.text),
+            );
+        }
+        for phrase in &case.body_excludes {
+            check(
+                "history removed",
+                !email.text.contains(phrase.as_str()),
+                &case.file,
+                format!("{phrase:?} left in {:?}", email.text),
+            );
+        }
+    }
+    for (name, (passed, total)) in &checks {
+        println!("{name}: {passed}/{total}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

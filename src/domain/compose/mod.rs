@@ -112,6 +112,11 @@ pub struct Rendered {
     pub template_hash: String,
 }
 
+/// The HTML of a text a person wrote, inside the agency's layout.
+const WRITTEN_HTML: &str = "{{#> html_layout lang=lang title=title}}\
+    {{#each paragraphs}}<p>{{#each this}}{{#if @index}}<br>\n{{/if}}{{this}}{{/each}}</p>\n{{/each}}\
+    {{/html_layout}}";
+
 pub struct Composer {
     /// Plain text: no escaping.
     text: Handlebars<'static>,
@@ -162,6 +167,25 @@ impl Composer {
             html,
             sources,
         })
+    }
+
+    /// The HTML part of an email written as plain text (a coach's own message,
+    /// an edited draft): the agency's `html_layout` around the text's
+    /// paragraphs, every character of it escaped.
+    pub fn html_of_text(&self, language: &str, title: &str, body: &str) -> anyhow::Result<String> {
+        let paragraphs: Vec<Vec<&str>> = body
+            .split("\n\n")
+            .map(|p| p.lines().map(str::trim_end).collect::<Vec<_>>())
+            .filter(|p| p.iter().any(|l| !l.trim().is_empty()))
+            .collect();
+        let vars =
+            serde_json::json!({ "lang": language, "title": title, "paragraphs": paragraphs });
+        Ok(self
+            .html
+            .render_template(WRITTEN_HTML, &vars)
+            .context("the written-text HTML does not render (is partials/html_layout changed?)")?
+            .trim()
+            .to_owned())
     }
 
     /// The languages that have templates (the folders other than `partials`).

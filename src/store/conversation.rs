@@ -1,0 +1,158 @@
+//! A client's conversation: every message to them and every reply from them,
+//! in time order, read in keyset pages.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::{from_ts, ts};
+use crate::domain::Channel;
+
+/// Which way a conversation item went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::AsRefStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Direction {
+    /// From the client.
+    In,
+    /// To the client.
+    Out,
+}
+
+/// One message of a conversation (the item JSON of
+/// `GET /api/v1/clients/{external_id}/conversation`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub direction: Direction,
+    pub id: i64,
+    pub channel: Channel,
+    /// When it was sent (or, not sent yet, approved or drafted) or received.
+    pub at: DateTime<Utc>,
+    pub subject: Option<String>,
+    pub body: String,
+    /// Out: the message's state. In: `waiting` (for a person), `handled`,
+    /// `auto_reply` or `bounce`.
+    pub status: String,
+    /// Out: the provider's latest delivery report.
+    pub delivery_status: Option<String>,
+    /// In: what the reply was read as.
+    pub classification: Option<String>,
+    /// Out: the coach who wrote it, or `reengage` for a check-in drafted
+    /// from a template. In: the sender's number or address.
+    pub author: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    direction: String,
+    id: i64,
+    channel: String,
+    at: i64,
+    subject: Option<String>,
+    body: String,
+    status: String,
+    delivery_status: Option<String>,
+    classification: Option<String>,
+    author: String,
+}
+
+impl TryFrom<ItemRow> for Item {
+    type Error = anyhow::Error;
+
+    fn try_from(r: ItemRow) -> anyhow::Result<Self> {
+        Ok(Self {
+            direction: r.direction.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "conversation item {}: `{}` is no direction",
+                    r.id,
+                    r.direction
+                )
+            })?,
+            id: r.id,
+            channel: r.channel.parse().map_err(|_| {
+                anyhow::anyhow!("conversation item {}: `{}` is no channel", r.id, r.channel)
+            })?,
+            at: from_ts(r.at),
+            subject: r.subject,
+            body: r.body,
+            status: r.status,
+            delivery_status: r.delivery_status,
+            classification: r.classification,
+            author: r.author,
+        })
+    }
+}
+
+/// Where a page of a conversation starts: after this item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: i64,
+    pub direction: Direction,
+    pub id: i64,
+}
+
+impl Cursor {
+    pub fn of(item: &Item) -> Self {
+        Self {
+            at: ts(item.at),
+            direction: item.direction,
+            id: item.id,
+        }
+    }
+
+    /// `AT.DIRECTION.ID`, as the API hands it out.
+    pub fn to_text(self) -> String {
+        format!("{}.{}.{}", self.at, self.direction.as_ref(), self.id)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let cursor = Self {
+            at: parts.next()?.parse().ok()?,
+            direction: parts.next()?.parse().ok()?,
+            id: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(cursor)
+    }
+}
+
+/// Up to `limit` items of the client's conversation after `after`, oldest first.
+pub async fn page(
+    conn: &mut AnyConnection,
+    client_id: i64,
+    after: Option<Cursor>,
+    limit: i64,
+) -> anyhow::Result<Vec<Item>> {
+    let (at, direction, id) = after.map_or((i64::MIN, "", i64::MIN), |c| {
+        let direction = match c.direction {
+            Direction::In => "in",
+            Direction::Out => "out",
+        };
+        (c.at, direction, c.id)
+    });
+    let rows: Vec<ItemRow> = sqlx::query_as(
+        "SELECT * FROM ( \
+           SELECT 'out' AS direction, m.id, m.channel, \
+             COALESCE(m.sent_at, m.approved_at, m.created_at) AS at, m.subject, m.body, \
+             m.status, m.delivery_status, CAST(NULL AS TEXT) AS classification, \
+             COALESCE(au.email, 'reengage') AS author \
+           FROM messages m LEFT JOIN coaches au ON au.id = m.author_id WHERE m.client_id = $1 \
+           UNION ALL \
+           SELECT 'in' AS direction, i.id, i.channel, i.received_at AS at, i.subject, i.body, \
+             CASE WHEN i.automatic IS NOT NULL THEN i.automatic \
+               WHEN i.needs_reply = 1 THEN 'waiting' ELSE 'handled' END AS status, \
+             CAST(NULL AS TEXT) AS delivery_status, i.classification, i.from_addr AS author \
+           FROM inbound i WHERE i.client_id = $1 \
+         ) AS t \
+         WHERE t.at > $2 OR (t.at = $2 AND (t.direction > $3 OR (t.direction = $3 AND t.id > $4))) \
+         ORDER BY t.at, t.direction, t.id LIMIT $5",
+    )
+    .bind(client_id)
+    .bind(at)
+    .bind(direction)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Item::try_from).collect()
+}
