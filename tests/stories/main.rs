@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod browser;
 mod cli;
+mod conversation;
 mod crash;
 mod delivery;
 mod inbox;
