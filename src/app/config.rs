@@ -325,6 +325,19 @@ impl Settings {
         chrono::Duration::days(i64::from(self.detection.cadence[0].after_days))
     }
 
+    /// How long after a client's message a coach's answer still goes at once.
+    pub fn conversation_window(&self) -> chrono::Duration {
+        chrono::Duration::minutes(i64::from(self.replies.conversation_window_minutes))
+    }
+
+    /// The quiet hours of `[sending]`.
+    pub fn quiet_hours(&self) -> crate::domain::window::QuietHours {
+        crate::domain::window::QuietHours {
+            start: self.sending.quiet_start,
+            end: self.sending.quiet_end,
+        }
+    }
+
     /// Reads the layers, lets `database_url` win over them, and checks the result.
     pub fn load(file: Option<&Path>, database_url: Option<&str>) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));

@@ -38,6 +38,23 @@ impl QuietHours {
         };
         local_to_utc(tz, day.and_time(self.end))
     }
+
+    /// When a coach's own message may go, at `at`: at once while the client
+    /// is writing (their last message came within `window`), else when their
+    /// quiet hours allow.
+    pub fn conversation_due(
+        &self,
+        tz: Tz,
+        at: DateTime<Utc>,
+        client_wrote: Option<DateTime<Utc>>,
+        window: Duration,
+    ) -> DateTime<Utc> {
+        if client_wrote.is_some_and(|wrote| at - wrote <= window) {
+            at
+        } else {
+            self.next_open(tz, at)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

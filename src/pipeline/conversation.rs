@@ -20,6 +20,7 @@ use crate::store::audit::{self, Actor};
 use crate::store::clients::ClientRow;
 use crate::store::coaches::CoachRow;
 use crate::store::conversation::{self, Cursor, Item};
+use crate::store::from_ts;
 use crate::store::inbound;
 use crate::store::messages::{self, MessageView, NewAnswer};
 
@@ -122,6 +123,7 @@ pub async fn answer(
     }
     // The email it answers: the client's last email to us, if that is where
     // this goes.
+    let answered_any = last.as_ref().map(|r| r.received_at);
     let answered = last.filter(|r| r.channel == channel);
     let subject = match channel {
         Channel::Sms if answer.subject.is_some_and(|s| !s.trim().is_empty()) => {
@@ -168,6 +170,16 @@ pub async fn answer(
         .filter(|r| r.channel == Channel::Email)
         .and_then(|r| r.provider_id.clone())
         .filter(|id| id.starts_with('<'));
+    let tz = client
+        .timezone
+        .parse()
+        .unwrap_or(ctx.settings.defaults.timezone);
+    let due_at = ctx.settings.quiet_hours().conversation_due(
+        tz,
+        now,
+        answered_any.map(from_ts),
+        ctx.settings.conversation_window(),
+    );
     let mut tx = ctx.store.begin().await?;
     let id = messages::insert_answer(
         &mut tx,
@@ -184,6 +196,7 @@ pub async fn answer(
             answers_id: answered.as_ref().map(|r| r.id),
             email_in_reply_to: in_reply_to.as_deref(),
             lint: &serde_json::to_string(&findings).map_err(anyhow::Error::from)?,
+            due_at,
         },
         now,
     )

@@ -35,6 +35,8 @@ pub struct Item {
     pub status: String,
     /// Out: the provider's latest delivery report.
     pub delivery_status: Option<String>,
+    /// Out, approved: when it may go (after the client's quiet hours, say).
+    pub due_at: Option<DateTime<Utc>>,
     /// In: what the reply was read as.
     pub classification: Option<String>,
     /// Out: the coach who wrote it, or `reengage` for a check-in drafted
@@ -52,6 +54,7 @@ struct ItemRow {
     body: String,
     status: String,
     delivery_status: Option<String>,
+    due_at: Option<i64>,
     classification: Option<String>,
     author: String,
 }
@@ -77,6 +80,7 @@ impl TryFrom<ItemRow> for Item {
             body: r.body,
             status: r.status,
             delivery_status: r.delivery_status,
+            due_at: r.due_at.map(from_ts),
             classification: r.classification,
             author: r.author,
         })
@@ -134,14 +138,17 @@ pub async fn page(
         "SELECT * FROM ( \
            SELECT 'out' AS direction, m.id, m.channel, \
              COALESCE(m.sent_at, m.approved_at, m.created_at) AS at, m.subject, m.body, \
-             m.status, m.delivery_status, CAST(NULL AS TEXT) AS classification, \
+             m.status, m.delivery_status, \
+             CASE WHEN m.status = 'approved' THEN m.next_attempt_at END AS due_at, \
+             CAST(NULL AS TEXT) AS classification, \
              COALESCE(au.email, 'reengage') AS author \
            FROM messages m LEFT JOIN coaches au ON au.id = m.author_id WHERE m.client_id = $1 \
            UNION ALL \
            SELECT 'in' AS direction, i.id, i.channel, i.received_at AS at, i.subject, i.body, \
              CASE WHEN i.automatic IS NOT NULL THEN i.automatic \
                WHEN i.needs_reply = 1 THEN 'waiting' ELSE 'handled' END AS status, \
-             CAST(NULL AS TEXT) AS delivery_status, i.classification, i.from_addr AS author \
+             CAST(NULL AS TEXT) AS delivery_status, CAST(NULL AS BIGINT) AS due_at, \
+             i.classification, i.from_addr AS author \
            FROM inbound i WHERE i.client_id = $1 \
          ) AS t \
          WHERE t.at > $2 OR (t.at = $2 AND (t.direction > $3 OR (t.direction = $3 AND t.id > $4))) \

@@ -315,6 +315,7 @@ pub struct Latest {
     pub subject: Option<String>,
     /// An email's Message-ID, an SMS's sid.
     pub provider_id: Option<String>,
+    pub received_at: i64,
 }
 
 pub async fn last_from_client(
@@ -322,7 +323,7 @@ pub async fn last_from_client(
     client_id: i64,
 ) -> anyhow::Result<Option<Latest>> {
     Ok(sqlx::query_as(
-        "SELECT id, channel, subject, provider_id FROM inbound \
+        "SELECT id, channel, subject, provider_id, received_at FROM inbound \
          WHERE client_id = $1 AND automatic IS NULL ORDER BY received_at DESC, id DESC LIMIT 1",
     )
     .bind(client_id)

@@ -83,9 +83,11 @@ pub struct NewAnswer<'a> {
     pub email_in_reply_to: Option<&'a str>,
     /// The lint's findings, as JSON.
     pub lint: &'a str,
+    /// When it may go (now, or when the client's quiet hours end).
+    pub due_at: DateTime<Utc>,
 }
 
-/// Stores a coach's own message, approved and due now. Returns its id.
+/// Stores a coach's own message, approved, due at `due_at`. Returns its id.
 pub async fn insert_answer(
     conn: &mut AnyConnection,
     answer: &NewAnswer<'_>,
@@ -96,7 +98,7 @@ pub async fn insert_answer(
            html, template, template_hash, email_message_id, answers_id, email_in_reply_to, lint, \
            status, created_at, approved_at, approved_by, next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'coach', '', $9, $10, $11, $12, 'approved', \
-           $13, $13, $3, $13) RETURNING id",
+           $13, $13, $3, $14) RETURNING id",
     )
     .bind(answer.client_id)
     .bind(answer.coach_id)
@@ -111,6 +113,7 @@ pub async fn insert_answer(
     .bind(answer.email_in_reply_to)
     .bind(answer.lint)
     .bind(ts(now))
+    .bind(ts(answer.due_at))
     .fetch_one(conn)
     .await?)
 }
@@ -471,9 +474,6 @@ pub async fn count_expirable(
     .await?)
 }
 
-/// Cancels these clients' messages that no one has started sending (pending and
-/// approved), on one channel or all. Messages in flight or in doubt are left to
-
 /// The client of the newest of our emails among these Message-IDs (`<id>`),
 /// if any is ours: what an email reply answers says who wrote it.
 pub async fn client_of_email_ids(
@@ -493,6 +493,9 @@ pub async fn client_of_email_ids(
     }
     Ok(query.fetch_optional(conn).await?)
 }
+
+/// Cancels these clients' messages that no one has started sending (pending and
+/// approved), on one channel or all. Messages in flight or in doubt are left to
 /// dispatch.
 pub async fn cancel_unsent(
     conn: &mut AnyConnection,

@@ -20,6 +20,7 @@ on_both_backends!(
     admins_manage_coaches_and_preview_templates_and_coaches_cannot,
     a_coach_decides_about_a_message_in_doubt_from_the_send_log,
     after_the_last_step_the_queue_asks_the_coach_to_reach_out,
+    a_coach_reads_the_thread_and_writes_back_from_the_client_page,
 );
 
 const PASSWORD: &str = "a long enough password";
@@ -310,6 +311,10 @@ async fn forms_without_a_valid_csrf_token_change_nothing(app: TestApp) {
             vec![("action", "deactivate"), ("email", OTHER_COACH)],
         ),
         ("/clients/c-1/action".into(), vec![("action", "hold")]),
+        (
+            "/clients/c-1/message".into(),
+            vec![("channel", "sms"), ("body", "hello")],
+        ),
     ];
     for (path, fields) in &forms {
         for token in [None, Some("made-up")] {
@@ -902,4 +907,101 @@ async fn after_the_last_step_the_queue_asks_the_coach_to_reach_out(app: TestApp)
         )
         .await;
     assert!(!browser.get("/").await.body.contains("Reach out personally"));
+}
+
+async fn a_coach_reads_the_thread_and_writes_back_from_the_client_page(app: TestApp) {
+    drafts_for_two_coaches(&app, "Jordan").await;
+    // Both clients of the fixture share a phone: say whose reply it is.
+    let jordan = app.count("SELECT id FROM clients WHERE external_id = 'c-1'").await;
+    let incoming = reengage::pipeline::replies::Incoming {
+        channel: reengage::domain::Channel::Sms,
+        from: "+12015550123",
+        to: None,
+        body: "hey, sorry I went quiet <3",
+        provider_id: Some("SMui1"),
+        subject: None,
+        client_id: Some(jordan),
+    };
+    reengage::pipeline::replies::receive(&app.ctx, &incoming, chrono::Utc::now())
+        .await
+        .unwrap();
+    let mut browser = Browser::new(&app);
+    browser.log_in(COACH, PASSWORD).await;
+    let page = browser.get("/clients/c-1").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Conversation"), "{}", page.body);
+    assert!(
+        page.body.contains("hey, sorry I went quiet &lt;3"),
+        "escaped: {}",
+        page.body
+    );
+    assert!(
+        page.body.contains("by reengage"),
+        "the pending draft is in the thread"
+    );
+    assert!(
+        page.body.contains(r#"<option value="sms" selected>"#),
+        "it answers on the channel the client wrote on"
+    );
+    let csrf = Browser::csrf(&page);
+    let sent = browser
+        .post(
+            "/clients/c-1/message",
+            &[
+                ("csrf", &csrf),
+                ("channel", "sms"),
+                ("body", "So glad you wrote. Talk Thursday?"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    assert_eq!(sent.location.as_deref(), Some("/clients/c-1#thread"));
+    let page = browser.get("/clients/c-1").await;
+    assert!(page.body.contains("So glad you wrote. Talk Thursday?"));
+    assert!(page.body.contains(&format!("by {COACH}")));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM inbound WHERE needs_reply = 1")
+            .await,
+        0,
+        "writing back answers the reply"
+    );
+    // Refused: the text comes back with the reason, nothing is stored.
+    app.act(
+        COACH,
+        "c-1",
+        reengage::pipeline::casework::CaseAction::OptOut(reengage::domain::Channel::Sms),
+        chrono::Utc::now(),
+    )
+    .await;
+    let stored = app.count("SELECT COUNT(*) FROM messages").await;
+    let refused = browser
+        .post(
+            "/clients/c-1/message",
+            &[
+                ("csrf", &csrf),
+                ("channel", "sms"),
+                ("body", "one more thing"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(
+        refused.body.contains("opted out of sms"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains(">one more thing</textarea>"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, stored);
+    // Another coach's client is not there for Marcus.
+    let mut marcus = Browser::new(&app);
+    marcus.log_in(OTHER_COACH, PASSWORD).await;
+    let csrf = Browser::csrf(&marcus.get("/").await);
+    let page = marcus
+        .post("/clients/c-1/message", &[("csrf", &csrf), ("body", "hi")])
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
 }

@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::app::context::AppContext;
-use crate::domain::window::{Caps, QuietHours};
+use crate::domain::window::Caps;
 use crate::domain::{Channel, ClientStatus, EmailProblem, LogEvent, MessageStatus, SendOutcome};
 use crate::pipeline::channels::{Delivery, Outgoing, Reconciliation};
 use crate::store::audit::{self, Actor};
@@ -465,18 +465,15 @@ impl Run<'_> {
         let settings = &self.ctx.settings;
         let now = self.now;
         let tz = Tz::from_str(&client.timezone).unwrap_or(settings.defaults.timezone);
-        let quiet = QuietHours {
-            start: settings.sending.quiet_start,
-            end: settings.sending.quiet_end,
-        };
+        let quiet = settings.quiet_hours();
         if message.author_id.is_some() {
-            let window =
-                chrono::Duration::minutes(i64::from(settings.replies.conversation_window_minutes));
-            let writing = target
-                .last_reply_at
-                .is_some_and(|at| now - from_ts(at) <= window);
-            let open = quiet.next_open(tz, now);
-            return Ok((!writing && open > now).then_some((open, Step::DeferredQuiet)));
+            let due = quiet.conversation_due(
+                tz,
+                now,
+                target.last_reply_at.map(from_ts),
+                settings.conversation_window(),
+            );
+            return Ok((due > now).then_some((due, Step::DeferredQuiet)));
         }
         let open = quiet.next_open(tz, now);
         if open > now {

@@ -67,11 +67,14 @@ use crate::app::clock::local_to_utc;
 use crate::app::context::AppContext;
 use crate::domain::{Channel, ClientStatus, MessageStatus};
 use crate::pipeline::casework::{self, CaseAction, CaseError};
+use crate::pipeline::conversation::{self, Answer, AnswerError};
 use crate::pipeline::replies;
 use crate::pipeline::review::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
+use crate::store::conversation as conversation_store;
 use crate::store::inbound::Listing;
 use crate::store::{clients, coaches, episodes, events, inbound, messages, send_log, sessions};
+use pages::ReplyBox;
 use session::{
     CheckedForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, WithCsrf, cookie, cookie_value,
     same_token,
@@ -79,6 +82,8 @@ use session::{
 
 const SESSION_HOURS: i64 = 12;
 const QUEUE_PAGE: i64 = 50;
+/// The most of a conversation the client page shows.
+const THREAD_PAGE: i64 = 500;
 
 pub fn routes() -> Router<AppContext> {
     Router::new()
@@ -103,6 +108,7 @@ pub fn routes() -> Router<AppContext> {
         .route("/clients", get(clients))
         .route("/clients/{external_id}", get(client_page))
         .route("/clients/{external_id}/action", post(client_action))
+        .route("/clients/{external_id}/message", post(client_message))
 }
 
 fn random_token() -> String {
@@ -383,22 +389,108 @@ async fn client_page(
     ui: UiCoach,
     Path(external_id): Path<String>,
 ) -> Result<Response, UiError> {
-    let client = match casework::visible_client(&ctx, &ui.coach, &external_id).await {
-        Ok(client) => client,
-        Err(CaseError::Unexpected(e)) => return Err(e.into()),
-        Err(_) => return Ok(not_found()),
-    };
+    client_view(&ctx, &ui, &external_id, StatusCode::OK, ReplyBox::default()).await
+}
+
+/// The client page: their details, the conversation and a box to write in
+/// (kept as written, with what was wrong, when a message comes back).
+async fn client_view(
+    ctx: &AppContext,
+    ui: &UiCoach,
+    external_id: &str,
+    status: StatusCode,
+    reply: ReplyBox<'_>,
+) -> Result<Response, UiError> {
+    let (client, items) =
+        match conversation::thread(ctx, &ui.coach, external_id, None, THREAD_PAGE).await {
+            Ok(found) => found,
+            Err(AnswerError::Unexpected(e)) => return Err(e.into()),
+            Err(_) => return Ok(not_found()),
+        };
     let mut conn = ctx.store.conn().await?;
     let coach_email = coaches::by_id(&mut conn, client.coach_id)
         .await?
         .map(|c| c.email)
         .unwrap_or_default();
     drop(conn);
-    let history = history(&ctx, client.id).await?;
+    let history = history(ctx, client.id).await?;
+    // Write back on the channel the client last wrote on.
+    let last_in = items
+        .iter()
+        .rev()
+        .find(|i| i.direction == conversation_store::Direction::In)
+        .map(|i| i.channel);
+    let reply = ReplyBox {
+        channel: reply.channel.or(last_in),
+        ..reply
+    };
     Ok(pages::page(
-        StatusCode::OK,
-        pages::client(&ui.coach, &ui.csrf, &client, &coach_email, history),
+        status,
+        pages::client(
+            &ui.coach,
+            &ui.csrf,
+            pages::ClientPage {
+                client: &client,
+                coach_email: &coach_email,
+                thread: &items,
+                reply,
+                window_minutes: ctx.settings.replies.conversation_window_minutes,
+                history,
+            },
+        ),
     ))
+}
+
+#[derive(Deserialize)]
+struct MessageForm {
+    csrf: String,
+    channel: Option<String>,
+    subject: Option<String>,
+    body: String,
+    /// Ticked: send despite the lint's error findings.
+    confirm: Option<String>,
+}
+
+/// A coach's own message from the client page.
+async fn client_message(
+    State(ctx): State<AppContext>,
+    Path(external_id): Path<String>,
+    CheckedForm(ui, form): CheckedForm<MessageForm>,
+) -> Result<Response, UiError> {
+    let channel = form.channel.as_deref().and_then(|c| c.parse().ok());
+    let answer = Answer {
+        channel,
+        subject: form.subject.as_deref(),
+        body: &form.body,
+        confirm: form.confirm.is_some(),
+    };
+    let problem =
+        match conversation::answer(&ctx, &ui.coach, &external_id, &answer, ctx.clock.now()).await {
+            Ok(_) => {
+                let to = format!("{}#thread", pages::client_path(&external_id));
+                return Ok(Redirect::to(&to).into_response());
+            }
+            Err(AnswerError::NotFound) => return Ok(not_found()),
+            Err(AnswerError::Unexpected(e)) => return Err(e.into()),
+            Err(problem) => problem,
+        };
+    let status = match &problem {
+        AnswerError::Invalid { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::CONFLICT,
+    };
+    let (findings, needs_confirmation) = match &problem {
+        AnswerError::NeedsConfirmation { findings, .. } => (findings.clone(), true),
+        _ => (Vec::new(), false),
+    };
+    let reply = ReplyBox {
+        channel,
+        subject: form.subject.as_deref().unwrap_or_default(),
+        body: &form.body,
+        problem: Some(format!("Not sent: {problem}.")),
+        findings: &findings,
+        needs_confirmation,
+    };
+    client_view(&ctx, &ui, &external_id, status, reply).await
 }
 
 #[derive(Deserialize)]
@@ -889,6 +981,7 @@ macro_rules! with_csrf {
 with_csrf!(
     CsrfForm,
     ClientActionForm,
+    MessageForm,
     EditForm,
     ApproveForm,
     RejectForm,

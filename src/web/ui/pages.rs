@@ -6,11 +6,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use crate::domain::Channel;
 use crate::domain::compose::lint::Severity;
 use crate::domain::compose::segments;
 use crate::domain::words::Class;
 use crate::store::clients::{ClientListRow, ClientRow};
 use crate::store::coaches::CoachRow;
+use crate::store::conversation;
 use crate::store::episodes::OutreachTask;
 use crate::store::events::EventRow;
 use crate::store::from_ts;
@@ -149,7 +151,10 @@ fn sms_counter(m: &MessageView) -> Markup {
 
 /// The tone and privacy lint's findings, errors first.
 fn findings(m: &MessageView) -> Markup {
-    let found = &m.lint;
+    findings_list(&m.lint)
+}
+
+fn findings_list(found: &[crate::domain::compose::lint::Finding]) -> Markup {
     html! {
         @if !found.is_empty() {
             ul.findings aria-label="Guardrail findings" {
@@ -392,13 +397,110 @@ pub fn clients(
     )
 }
 
-pub fn client(
-    coach: &CoachRow,
-    csrf: &str,
-    c: &ClientRow,
-    coach_email: &str,
-    history: Markup,
-) -> Markup {
+/// What a coach is writing to a client, kept when it comes back with a problem.
+#[derive(Debug, Default)]
+pub struct ReplyBox<'a> {
+    pub channel: Option<Channel>,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub problem: Option<String>,
+    pub findings: &'a [crate::domain::compose::lint::Finding],
+    /// The lint found errors: "Send anyway" must be ticked.
+    pub needs_confirmation: bool,
+}
+
+/// The conversation, oldest first: what we sent (with its state and
+/// delivery) and what the client wrote (with what it was read as).
+fn thread(coach: &CoachRow, items: &[conversation::Item]) -> Markup {
+    use crate::store::conversation::Direction;
+    html! {
+        section #thread aria-labelledby="conversation" {
+            h2 #conversation style="font-size:1.1rem" { "Conversation" }
+            @if items.is_empty() {
+                p.meta { "Nothing sent or received yet." }
+            }
+            ol.thread {
+                @for item in items {
+                    @let incoming = item.direction == Direction::In;
+                    li class=(if incoming { "in" } else { "out" }) {
+                        p.meta {
+                            (coach_time(coach, item.at)) " · " (item.channel) " · "
+                            @if incoming { "from " (item.author) } @else { "by " (item.author) }
+                            " · " (item.status.replace('_', " "))
+                            @if let Some(delivery) = &item.delivery_status { " · " (delivery) }
+                            @if let Some(class) = item.classification.as_deref().filter(|c| *c != "reply") {
+                                " · " strong { (class.replace('_', " ")) }
+                            }
+                            @if let Some(due) = item.due_at {
+                                " · goes " (coach_time(coach, due))
+                            }
+                        }
+                        @if let Some(subject) = &item.subject { p { strong { (subject) } } }
+                        p.text { (item.body) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The box to write back in: it goes from the agency, through the same
+/// checks as every message.
+fn reply_box(c: &ClientRow, csrf: &str, reply: &ReplyBox<'_>, window_minutes: u32) -> Markup {
+    let channel = reply.channel.unwrap_or(c.preferred_channel);
+    html! {
+        form #reply method="post" action={ (client_path(&c.external_id)) "/message" } {
+            h2 style="font-size:1.1rem" { "Write to " (c.greeting_name()) }
+            input type="hidden" name="csrf" value=(csrf);
+            @if let Some(problem) = &reply.problem {
+                p.error role="alert" { (problem) }
+            }
+            (findings_list(reply.findings))
+            label for="channel" { "Send by" }
+            select #channel name="channel" {
+                option value="sms" selected[channel == Channel::Sms] { "SMS" }
+                option value="email" selected[channel == Channel::Email] { "Email" }
+            }
+            label for="reply-subject" { "Subject (email only; left empty, it answers theirs)" }
+            input #reply-subject type="text" name="subject" value=(reply.subject);
+            label for="reply-body" { "Your message" }
+            textarea #reply-body name="body" required { (reply.body) }
+            @if reply.needs_confirmation {
+                p {
+                    input #confirm-send type="checkbox" name="confirm" value="yes";
+                    label.meta for="confirm-send" { "Send anyway" }
+                }
+            }
+            p.meta {
+                "It goes from the agency's number or address, never your own. While the client "
+                "is writing (the last " (window_minutes) " minutes) it goes at once; otherwise it "
+                "waits for their quiet hours to end."
+            }
+            p { button type="submit" { "Send" } }
+        }
+    }
+}
+
+/// What the client page shows.
+pub struct ClientPage<'a> {
+    pub client: &'a ClientRow,
+    pub coach_email: &'a str,
+    pub thread: &'a [conversation::Item],
+    pub reply: ReplyBox<'a>,
+    /// `replies.conversation_window_minutes`, to say when an answer goes.
+    pub window_minutes: u32,
+    pub history: Markup,
+}
+
+pub fn client(coach: &CoachRow, csrf: &str, page: ClientPage<'_>) -> Markup {
+    let ClientPage {
+        client: c,
+        coach_email,
+        thread: items,
+        reply,
+        window_minutes,
+        history,
+    } = page;
     let action = |value: &str, label: &str| {
         html! {
             form.inline method="post" action={ (client_path(&c.external_id)) "/action" } {
@@ -420,6 +522,12 @@ pub fn client(
             div.card {
                 p { "Email: " (c.email.as_deref().unwrap_or("none")) " · consent " (yes(c.consent_email))
                     @if c.opted_out_email_at.is_some() { " · opted out" } }
+                @if let Some((problem, at)) = c.email_problem {
+                    p.error role="status" {
+                        strong { @if problem == crate::domain::EmailProblem::Bounced { "Email bounced." } @else { "Wrong person." } }
+                        " Since " (coach_time(coach, from_ts(at))) " no email goes to this address. Give a new one to clear it."
+                    }
+                }
                 p { "Phone: " (c.phone.as_deref().unwrap_or("none")) " · consent " (yes(c.consent_sms))
                     @if c.opted_out_sms_at.is_some() { " · opted out" } }
                 @if let Some(at) = c.phone_wrong_at {
@@ -460,6 +568,8 @@ pub fn client(
                     button.quiet type="submit" { "Reassign" }
                 }
             }
+            (thread(coach, items))
+            (reply_box(c, csrf, &reply, window_minutes))
             (history)
         },
     )
