@@ -331,15 +331,32 @@ async fn a_coach_may_write_to_a_client_on_hold_and_the_quiet_hours_of_a_conversa
         body: "Sleep well.",
         ..Default::default()
     };
-    reengage::pipeline::conversation::answer(&app.ctx, &coach, "c-1", &late, night)
+    let waiting = reengage::pipeline::conversation::answer(&app.ctx, &coach, "c-1", &late, night)
         .await
         .unwrap();
     let summary = app.dispatch(night).await;
-    assert_eq!(
-        (summary.sent, summary.deferred_quiet_hours),
-        (0, 1),
-        "{summary}"
-    );
+    assert_eq!(summary.sent, 0, "{summary}");
+    // The thread says when it will go: 09:00 in New York.
+    clock_at(&mut app, night);
+    let rosa = token(&app, COACH).await;
+    let (_, page) = call(
+        &app,
+        Method::GET,
+        "/api/v1/clients/c-1/conversation",
+        Some(&rosa),
+        None,
+    )
+    .await;
+    let item = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == waiting.id && i["direction"] == "out")
+        .unwrap()
+        .clone();
+    assert_eq!(item["status"], "approved");
+    assert_eq!(item["due_at"], "2026-03-11T13:00:00Z");
+    assert_eq!(app.dispatch(at("2026-03-11T13:00:00Z")).await.sent, 1);
     // But while the client is writing, at night too, an answer goes at once.
     std::fs::write(
         app.inbox.join("j3.eml"),

@@ -912,7 +912,9 @@ async fn after_the_last_step_the_queue_asks_the_coach_to_reach_out(app: TestApp)
 async fn a_coach_reads_the_thread_and_writes_back_from_the_client_page(app: TestApp) {
     drafts_for_two_coaches(&app, "Jordan").await;
     // Both clients of the fixture share a phone: say whose reply it is.
-    let jordan = app.count("SELECT id FROM clients WHERE external_id = 'c-1'").await;
+    let jordan = app
+        .count("SELECT id FROM clients WHERE external_id = 'c-1'")
+        .await;
     let incoming = reengage::pipeline::replies::Incoming {
         channel: reengage::domain::Channel::Sms,
         from: "+12015550123",
