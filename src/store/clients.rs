@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
+use super::messages::Unsent;
 use super::{Placeholders, from_opt_ts, from_ts, id_list, packed, ts, unpack};
 use crate::domain::{Channel, ClientStatus, EmailAddress, EmailProblem, PhoneNumber};
 
@@ -413,7 +414,7 @@ pub async fn opt_out(
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     record_opt_out(conn, id, channel, at).await?;
-    super::messages::cancel_unsent(conn, &[id], Some(channel), "opted_out", at).await?;
+    super::messages::cancel_unsent(conn, &[id], Unsent::On(channel), "opted_out", at).await?;
     Ok(())
 }
 
@@ -479,7 +480,14 @@ pub async fn set_email_bad(
     .bind(problem.as_ref())
     .execute(&mut *conn)
     .await?;
-    super::messages::cancel_unsent(conn, &[id], Some(Channel::Email), problem.as_ref(), at).await?;
+    super::messages::cancel_unsent(
+        conn,
+        &[id],
+        Unsent::On(Channel::Email),
+        problem.as_ref(),
+        at,
+    )
+    .await?;
     Ok(())
 }
 

@@ -31,7 +31,8 @@ impl CloseReason {
 }
 
 /// Ends these clients' quiet spells for `reason`: the open episode closes, the
-/// outreach task ends, and pending and approved messages are cancelled.
+/// outreach task ends, and the drafts not yet sent are cancelled (a coach's
+/// own message still goes).
 pub async fn wind_down(
     conn: &mut AnyConnection,
     client_ids: &[i64],
@@ -40,7 +41,14 @@ pub async fn wind_down(
 ) -> anyhow::Result<()> {
     close_open(conn, client_ids, reason, now).await?;
     finish_outreach(conn, client_ids, now).await?;
-    messages::cancel_unsent(conn, client_ids, None, reason.as_ref(), now).await?;
+    messages::cancel_unsent(
+        conn,
+        client_ids,
+        messages::Unsent::Drafted,
+        reason.as_ref(),
+        now,
+    )
+    .await?;
     Ok(())
 }
 

@@ -494,29 +494,44 @@ pub async fn client_of_email_ids(
     Ok(query.fetch_optional(conn).await?)
 }
 
+/// Which unsent messages a cancellation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsent {
+    /// Every one on this channel, a coach's own too: the channel is closed.
+    On(Channel),
+    /// The cadence's drafts, on any channel: the quiet spell is over. A
+    /// coach's own message is a conversation, and still goes.
+    Drafted,
+}
+
 /// Cancels these clients' messages that no one has started sending (pending and
-/// approved), on one channel or all. Messages in flight or in doubt are left to
+/// approved), as `which` says. Messages in flight or in doubt are left to
 /// dispatch.
 pub async fn cancel_unsent(
     conn: &mut AnyConnection,
     client_ids: &[i64],
-    channel: Option<Channel>,
+    which: Unsent,
     reason: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
+    let (channel, drafted_only) = match which {
+        Unsent::On(channel) => (Some(channel), false),
+        Unsent::Drafted => (None, true),
+    };
     if client_ids.is_empty() {
         return Ok(0);
     }
     let sql = format!(
         "UPDATE messages SET status = 'cancelled', cancel_reason = $1, settled_at = $2 \
-         WHERE ($3 IS NULL OR channel = $3) AND status IN ('pending', 'approved') \
-           AND client_id IN {}",
+         WHERE ($3 IS NULL OR channel = $3) AND ($4 = 0 OR author_id IS NULL) \
+           AND status IN ('pending', 'approved') AND client_id IN {}",
         id_list(client_ids.iter().copied())
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(reason)
         .bind(ts(now))
         .bind(channel.map(|c| c.as_ref().to_owned()))
+        .bind(i64::from(drafted_only))
         .execute(conn)
         .await?;
     Ok(done.rows_affected())

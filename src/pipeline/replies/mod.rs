@@ -145,7 +145,7 @@ pub async fn receive(
         messages::cancel_unsent(
             &mut tx,
             &[client.id],
-            Some(Channel::Sms),
+            messages::Unsent::On(Channel::Sms),
             "wrong_number",
             now,
         )
