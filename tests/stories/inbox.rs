@@ -423,3 +423,168 @@ fn the_email_reader_meets_the_corpus() {
         failures.join("\n")
     );
 }
+
+mod imap {
+    //! The same, from a real IMAP server: Dovecot, which `scripts/test` starts
+    //! on loopback (`TEST_IMAP_URL`). Each test has mailboxes of its own.
+
+    use super::*;
+    use futures::TryStreamExt;
+
+    fn server() -> url::Url {
+        let url = std::env::var("TEST_IMAP_URL").expect(
+            "TEST_IMAP_URL is not set: the IMAP tests need a server (scripts/test starts one)",
+        );
+        url::Url::parse(&url).expect("TEST_IMAP_URL is a URL")
+    }
+
+    /// Inbound over IMAP from `mailbox`; with `processed`, done messages move there.
+    fn settings(mailbox: &str, processed: &str) -> String {
+        let url = server();
+        format!(
+            "[email.inbound]\ntransport = \"imap\"\naddress = \"{REPLIES}\"\n\
+             [email.inbound.imap]\nhost = \"{}\"\nport = {}\ntls = \"none\"\nusername = \"{}\"\n\
+             password = \"{}\"\nmailbox = \"{mailbox}\"\nprocessed_mailbox = \"{processed}\"\n\
+             timeout_seconds = 10\n",
+            url.host_str().unwrap(),
+            url.port().unwrap(),
+            url.username(),
+            url.password().unwrap()
+        )
+    }
+
+    type Session = async_imap::Session<tokio::net::TcpStream>;
+
+    /// A mail client of our own, as the server's delivery would be.
+    async fn session() -> Session {
+        let url = server();
+        let tcp = tokio::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap()))
+            .await
+            .unwrap();
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await.unwrap().unwrap();
+        client
+            .login(url.username(), url.password().unwrap())
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap()
+    }
+
+    async fn unseen(session: &mut Session, mailbox: &str) -> usize {
+        session.select(mailbox).await.unwrap();
+        session.uid_search("UNSEEN").await.unwrap().len()
+    }
+
+    async fn count(session: &mut Session, mailbox: &str) -> u32 {
+        session.select(mailbox).await.unwrap().exists
+    }
+
+    async fn app_on(mailbox: &str, processed: &str) -> TestApp {
+        let mut imap = session().await;
+        imap.create(mailbox).await.unwrap();
+        if !processed.is_empty() {
+            imap.create(processed).await.unwrap();
+        }
+        imap.logout().await.unwrap();
+        TestApp::sqlite_with(&settings(mailbox, processed)).await
+    }
+
+    fn names() -> (String, String) {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        (format!("t{id}"), format!("t{id}-done"))
+    }
+
+    #[tokio::test]
+    #[ignore = "needs an IMAP server: scripts/test runs it with TEST_IMAP_URL"]
+    async fn replies_are_fetched_stored_then_flagged_seen_and_a_crash_between_is_no_repeat() {
+        let (mailbox, _) = names();
+        let app = app_on(&mailbox, "").await;
+        let ours = emailed_client(&app).await;
+        let mut imap = session().await;
+        let first = gmail_reply("<i1@mail.example.com>", &ours, "doing better, thanks");
+        let second = gmail_reply("<i2@mail.example.com>", &ours, "can you call me?");
+        for raw in [&first, &second] {
+            imap.append(&mailbox, None, None, raw.replace('\n', "\r\n"))
+                .await
+                .unwrap();
+        }
+        // A crash after the second was stored, before it was flagged: it is
+        // still unseen on the server, and stored here.
+        inbox::receive(&app.ctx, second.as_bytes(), morning())
+            .await
+            .unwrap();
+        assert_eq!(unseen(&mut imap, &mailbox).await, 2);
+        let summary = poll(&app, morning() + Duration::minutes(1)).await;
+        assert_eq!(
+            (summary.stored, summary.matched, summary.duplicates),
+            (1, 1, 1),
+            "{summary}"
+        );
+        assert_eq!(unseen(&mut imap, &mailbox).await, 0, "both flagged \\Seen");
+        assert_eq!(count(&mut imap, &mailbox).await, 2, "and left in place");
+        let bodies: Vec<String> = replies(&app)
+            .await
+            .iter()
+            .map(|r| r["body"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(bodies, ["can you call me?", "doing better, thanks"]);
+        // Nothing new: the next poll stores nothing.
+        assert_eq!(
+            poll(&app, morning() + Duration::minutes(2)).await,
+            InboxSummary::default()
+        );
+        imap.logout().await.unwrap();
+    }
+
+    #[tokio::test]
+    #[ignore = "needs an IMAP server: scripts/test runs it with TEST_IMAP_URL"]
+    async fn with_a_processed_mailbox_done_messages_move_there() {
+        let (mailbox, processed) = names();
+        let app = app_on(&mailbox, &processed).await;
+        let ours = emailed_client(&app).await;
+        let mut imap = session().await;
+        let reply = gmail_reply("<i3@mail.example.com>", &ours, "i'm ok");
+        imap.append(&mailbox, None, None, reply.replace('\n', "\r\n"))
+            .await
+            .unwrap();
+        imap.append(&mailbox, None, None, "not an email at all\r\n")
+            .await
+            .unwrap();
+        let summary = poll(&app, morning() + Duration::minutes(1)).await;
+        assert_eq!((summary.stored, summary.matched), (2, 1), "{summary}");
+        assert_eq!(count(&mut imap, &mailbox).await, 0);
+        assert_eq!(count(&mut imap, &processed).await, 2);
+        let fetched: Vec<_> = imap
+            .fetch("1:*", "FLAGS")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(fetched.len(), 2);
+        imap.logout().await.unwrap();
+    }
+
+    #[tokio::test]
+    #[ignore = "needs an IMAP server: scripts/test runs it with TEST_IMAP_URL"]
+    async fn a_wrong_password_is_a_clear_error_and_stores_nothing() {
+        let (mailbox, _) = names();
+        let app = app_on(&mailbox, "").await;
+        let mut settings = settings(&mailbox, "");
+        settings = settings.replace(
+            &format!("password = \"{}\"", server().password().unwrap()),
+            "password = \"wrong\"",
+        );
+        let wrong = TestApp::sqlite_with(&settings).await;
+        let error = inbox::run(&wrong.ctx, morning()).await.unwrap_err();
+        assert!(
+            format!("{error:#}").contains("refused the login"),
+            "{error:#}"
+        );
+        assert!(
+            !format!("{error:#}").contains("secret"),
+            "the password is never in an error"
+        );
+        drop(app);
+    }
+}
