@@ -286,6 +286,16 @@ fn is_auto_reply(message: &Message<'_>, subject: Option<&str>) -> bool {
     subject.is_some_and(|s| AUTO_SUBJECT.is_match(s))
 }
 
+static ADDRESS_STATUS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b5\.1\.\d{1,3}\b").expect("the status pattern compiles"));
+
+/// Whether a server's permanent refusal says the address itself is bad (an
+/// RFC 3463 `5.1.x` status: no such mailbox, no such domain), as opposed to
+/// a refusal of this one message.
+pub fn address_rejected(reply: &str) -> bool {
+    ADDRESS_STATUS.is_match(reply)
+}
+
 static STATUS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?im)^\s*status:\s*([245]\.\d{1,3}\.\d{1,3})")
         .expect("the status pattern compiles")
@@ -402,6 +412,18 @@ mod tests {
         ] {
             assert_eq!(new_text(text), kept, "{text:?}");
         }
+    }
+
+    #[test]
+    fn only_an_address_status_says_the_address_is_bad() {
+        assert!(address_rejected(
+            "550 5.1.1 <maria@example.com>: Recipient address rejected"
+        ));
+        assert!(address_rejected(
+            "550 5.1.10 RESOLVER.ADR.RecipientNotFound"
+        ));
+        assert!(!address_rejected("550 5.7.1 Message rejected as spam"));
+        assert!(!address_rejected("554 Transaction failed"));
     }
 
     #[test]

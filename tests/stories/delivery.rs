@@ -140,6 +140,42 @@ async fn a_5xx_reply_fails_the_message_with_the_smtp_code() {
         log[0]
     );
     assert!(sink.messages().is_empty());
+    // A refusal of this message is no verdict on the address.
+    assert!(client_email_ok(&app).await);
+}
+
+async fn client_email_ok(app: &TestApp) -> bool {
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    clients::by_external_id(&mut conn, "c-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .email_problem
+        .is_none()
+}
+
+#[tokio::test]
+#[ignore = "needs postfix's smtp-sink: scripts/test runs it"]
+async fn a_server_that_says_the_mailbox_does_not_exist_stops_email_to_it() {
+    let sink = SmtpSink::start(&[
+        "-f",
+        "rcpt",
+        "-B",
+        "550 5.1.1 <jordan@example.org>: Recipient address rejected: User unknown",
+    ]);
+    let (app, id) = one_email(&sink, "").await;
+    let summary = app.dispatch(now()).await;
+    assert_eq!(summary.failed, 1, "{summary}");
+    assert_eq!(app.message(id).await.status, "failed");
+    assert!(
+        !client_email_ok(&app).await,
+        "the address is marked bounced"
+    );
+    // The next step goes by SMS instead.
+    app.detect(now() + Duration::days(7)).await;
+    let next = app.pending().await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].channel, reengage::domain::Channel::Sms);
 }
 
 #[tokio::test]

@@ -442,6 +442,33 @@ impl Run<'_> {
             .await?;
             tx.commit().await?;
         }
+        let rejected = match delivery {
+            Delivery::Failed { code, error } => {
+                crate::domain::mail::address_rejected(error)
+                    || code
+                        .as_deref()
+                        .is_some_and(crate::domain::mail::address_rejected)
+            }
+            _ => false,
+        };
+        if channel == Channel::Email && rejected {
+            let mut tx = ctx.store.begin().await?;
+            // No email goes to the address again until it changes.
+            clients::set_email_bad(&mut tx, client.id, EmailProblem::Bounced, finished_at).await?;
+            audit::record(
+                &mut tx,
+                audit::Entry {
+                    actor: Actor::System("email server"),
+                    action: "email_bounced",
+                    client_id: Some(client.id),
+                    message_id: Some(message.id),
+                    detail: finish.error.map(str::to_owned),
+                },
+                finished_at,
+            )
+            .await?;
+            tx.commit().await?;
+        }
         Ok(match finish.status() {
             MessageStatus::Sent => Step::Sent,
             MessageStatus::Approved => Step::Retry,
