@@ -195,7 +195,10 @@ pub async fn run(config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> {
             "# Written by `reengage demo`: the demo's own database, outbox and address.\n\
              [database]\nurl = \"sqlite://{dir_text}/reengage.db\"\n\n\
              [http]\nbind = \"{bind}\"\npublic_url = \"http://{bind}\"\n\n\
-             [outbox]\ndir = \"{dir_text}/outbox\"\n",
+             [outbox]\ndir = \"{dir_text}/outbox\"\n\n\
+             # Email replies: drop .eml files in the inbox folder.\n\
+             [email.inbound]\ntransport = \"folder\"\naddress = \"replies@example.org\"\n\n\
+             [email.inbound.folder]\ndir = \"{dir_text}/inbox\"\n",
             bind = args.bind
         ),
     )?;
@@ -256,10 +259,12 @@ pub async fn run(config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> {
     print_welcome(&ctx, args, &config_path, &summary).await?;
     println!();
     println!(
-        "{replies} sample replies came in for {}: they open the queue (one reads as a crisis: \
-         its alert is in the outbox, and it escalates to the admin until someone presses \
-         \"I'm on it\").",
-        COACHES[0].email
+        "{replies} sample replies came in for {}, by SMS and by email (through {}): they open \
+         the queue (one reads as a crisis: its alert is in the outbox, and it escalates to the \
+         admin until someone presses \"I'm on it\"). Open a client from the queue to read the \
+         conversation and write back; the answer appears in the outbox at once.",
+        COACHES[0].email,
+        ctx.settings.email.inbound.folder.dir.display()
     );
     if args.no_serve {
         return Ok(());
@@ -311,7 +316,58 @@ async fn sample_replies(
         };
         crate::pipeline::replies::receive(ctx, &incoming, now).await?;
     }
-    Ok(phones.len())
+    let emailed = sample_email_reply(ctx, clients, &phones, now).await?;
+    Ok(phones.len() + usize::from(emailed))
+}
+
+/// An email reply from another of the first coach's clients, dropped in the
+/// inbox folder as a mail server would and read the way `inbox` reads it.
+async fn sample_email_reply(
+    ctx: &AppContext,
+    clients: u32,
+    phones: &[String],
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let mut from = None;
+    {
+        let mut conn = ctx.store.conn().await?;
+        let first = coaches::by_email(&mut conn, COACHES[0].email).await?;
+        for i in 0..clients {
+            let client = clients::by_external_id(&mut conn, &format!("demo-{i:05}")).await?;
+            if let (Some(client), Some(coach)) = (client, &first)
+                && client.coach_id == coach.id
+                && client.status == crate::domain::ClientStatus::Active
+                && client.phone.as_ref().is_none_or(|p| !phones.contains(p))
+                && let Some(email) = client.email.clone()
+                && clients::by_email(&mut conn, &email).await?.is_some()
+            {
+                from = Some((client.first_name.clone(), email));
+                break;
+            }
+        }
+    }
+    let Some((name, email)) = from else {
+        return Ok(false);
+    };
+    let dir = &ctx.settings.email.inbound.folder.dir;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("demo-reply.eml"),
+        format!(
+            "From: {name} <{email}>\r\nTo: {to}\r\nSubject: Re: Checking in\r\n\
+             Date: {date}\r\nMessage-ID: <demo-reply-1@example.net>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n\
+             Thanks for thinking of me. Work has been a lot, but I'd like to come back on Tuesday.\r\n\r\n\
+             Sent from my iPhone\r\n\r\n\
+             On {day}, Your coach <coach@example.org> wrote:\r\n\
+             > Hi {name}, I've noticed you've been a bit quiet lately. How have you been?\r\n",
+            to = ctx.settings.email.inbound.address,
+            date = now.to_rfc2822(),
+            day = (now - Duration::days(1)).format("%a, %b %-d, %Y"),
+        ),
+    )?;
+    let summary = crate::pipeline::inbox::run(ctx, now).await?;
+    Ok(summary.matched > 0)
 }
 
 async fn print_welcome(

@@ -389,6 +389,39 @@ fn the_demo_queues_drafts_for_two_coaches_and_says_what_to_do_next() {
             .any(|d| d["body"].as_str().unwrap().starts_with("Hola"))
     );
     assert!(drafts.iter().any(|d| d["channel"] == "email"));
+    // An email reply came in through the folder inbox, and was taken in once.
+    assert!(text.contains("by SMS and by email"), "{text}");
+    assert!(op.path().join("demo/inbox/processed/demo-reply.eml").exists());
+    // `inbox` reads the folder again: a stranger's email is stored unmatched.
+    std::fs::write(
+        op.path().join("demo/inbox/new.eml"),
+        "From: someone@example.net\r\nSubject: hello\r\nMessage-ID: <new@example.net>\r\n\r\nwho is this?\r\n",
+    )
+    .unwrap();
+    let inbox = Command::new(env!("CARGO_BIN_EXE_reengage"))
+        .arg("--config")
+        .arg(&config)
+        .args(["inbox", "--now"])
+        .current_dir(op.path())
+        .output()
+        .unwrap();
+    assert!(inbox.status.success(), "{}", stderr(&inbox));
+    assert_eq!(
+        stdout(&inbox).trim(),
+        "stored 1, matched 0, unmatched 1, auto-replies 0, bounces 0, duplicates 0"
+    );
+}
+
+#[test]
+fn inbox_says_when_email_replies_are_not_read() {
+    let op = Operator::migrated("");
+    let out = op.run(&["inbox"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("email.inbound.transport is not set"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
