@@ -289,6 +289,15 @@ fn is_auto_reply(message: &Message<'_>, subject: Option<&str>) -> bool {
 static ADDRESS_STATUS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b5\.1\.\d{1,3}\b").expect("the status pattern compiles"));
 
+static FULL_STATUS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[45]\.2\.2\b").expect("the status pattern compiles"));
+
+/// Whether a server's reply says the mailbox is full (`x.2.2`): a soft
+/// failure, whatever its first digit (RFC 3463).
+pub fn mailbox_full(reply: &str) -> bool {
+    FULL_STATUS.is_match(reply)
+}
+
 /// Whether a server's permanent refusal says the address itself is bad (an
 /// RFC 3463 `5.1.x` status: no such mailbox, no such domain), as opposed to
 /// a refusal of this one message.
@@ -358,7 +367,10 @@ fn bounce(
     let delayed = ACTION
         .captures(&raw)
         .is_some_and(|c| c[1].eq_ignore_ascii_case("delayed"));
-    let hard = !delayed && status.as_deref().is_some_and(|s| s.starts_with('5'));
+    let hard = !delayed
+        && status
+            .as_deref()
+            .is_some_and(|s| s.starts_with('5') && !mailbox_full(s));
     let recipient = RECIPIENT.captures(&raw).map(|c| c[3].to_lowercase());
     let diagnostic = DIAGNOSTIC.captures(&raw).map(|c| c[1].trim().to_owned());
     let returned = RETURNED_ID
@@ -424,6 +436,8 @@ mod tests {
         ));
         assert!(!address_rejected("550 5.7.1 Message rejected as spam"));
         assert!(!address_rejected("554 Transaction failed"));
+        assert!(mailbox_full("552 5.2.2 Mailbox full"));
+        assert!(!mailbox_full("550 5.1.1 no such user"));
     }
 
     #[test]
@@ -445,5 +459,15 @@ mod tests {
         assert_eq!(bounce.status.as_deref(), Some("5.1.1"));
         assert_eq!(bounce.recipient.as_deref(), Some("maria@example.net"));
         assert_eq!(email.answers, ["<ours@hope.example.org>"]);
+    }
+
+    #[test]
+    fn a_full_mailbox_bounces_soft() {
+        let dsn = b"From: postmaster@mx.example.net\r\nSubject: Delivery Status Notification (Failure)\r\nMessage-ID: <c@mx>\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; maria@example.net\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n--B--\r\n";
+        let Some(Automatic::Bounce(bounce)) = read(dsn).unwrap().automatic else {
+            panic!("a bounce");
+        };
+        assert!(!bounce.hard);
+        assert_eq!(bounce.status.as_deref(), Some("5.2.2"));
     }
 }

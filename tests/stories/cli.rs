@@ -391,7 +391,11 @@ fn the_demo_queues_drafts_for_two_coaches_and_says_what_to_do_next() {
     assert!(drafts.iter().any(|d| d["channel"] == "email"));
     // An email reply came in through the folder inbox, and was taken in once.
     assert!(text.contains("by SMS and by email"), "{text}");
-    assert!(op.path().join("demo/inbox/processed/demo-reply.eml").exists());
+    assert!(
+        op.path()
+            .join("demo/inbox/processed/demo-reply.eml")
+            .exists()
+    );
     // `inbox` reads the folder again: a stranger's email is stored unmatched.
     std::fs::write(
         op.path().join("demo/inbox/new.eml"),

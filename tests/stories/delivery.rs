@@ -156,6 +156,22 @@ async fn client_email_ok(app: &TestApp) -> bool {
 
 #[tokio::test]
 #[ignore = "needs postfix's smtp-sink: scripts/test runs it"]
+async fn a_full_mailbox_is_soft_even_in_a_5xx_reply() {
+    let sink = SmtpSink::start(&[
+        "-f",
+        "rcpt",
+        "-B",
+        "552 5.2.2 <jordan@example.org>: Mailbox full",
+    ]);
+    let (app, id) = one_email(&sink, "").await;
+    let summary = app.dispatch(now()).await;
+    assert_eq!(summary.retry, 1, "{summary}");
+    assert_eq!(app.message(id).await.status, "approved");
+    assert!(client_email_ok(&app).await);
+}
+
+#[tokio::test]
+#[ignore = "needs postfix's smtp-sink: scripts/test runs it"]
 async fn a_server_that_says_the_mailbox_does_not_exist_stops_email_to_it() {
     let sink = SmtpSink::start(&[
         "-f",

@@ -241,7 +241,8 @@ enum Phase {
 fn classify(e: &lettre::transport::smtp::Error, phase: Phase) -> Delivery {
     let code = e.status().map(|c| c.to_string());
     let error = describe(e);
-    if e.is_transient() {
+    // A full mailbox (x.2.2) is soft whatever its first digit (RFC 3463).
+    if e.is_transient() || crate::domain::mail::mailbox_full(&error) {
         Delivery::Retry { code, error }
     } else if e.is_permanent() {
         Delivery::Failed { code, error }
