@@ -14,6 +14,7 @@ on_both_backends!(
     an_answer_to_an_opted_out_channel_is_refused_and_sends_nothing,
     bad_answers_get_a_clear_error_and_lint_errors_need_confirming,
     a_coach_may_write_to_a_client_on_hold_and_the_quiet_hours_of_a_conversation,
+    an_edited_email_draft_keeps_an_html_part,
 );
 
 const REPLIES: &str = "replies@hope.example.org";
@@ -382,5 +383,45 @@ async fn a_coach_may_write_to_a_client_on_hold_and_the_quiet_hours_of_a_conversa
     assert_eq!(
         morning.sent, 1,
         "the one that waited goes at 09:00: {morning}"
+    );
+}
+
+async fn an_edited_email_draft_keeps_an_html_part(app: TestApp) {
+    app.import_clients(
+        &clients_csv(&[ClientCsv {
+            email: "jordan@example.com",
+            channel: "email",
+            ..Default::default()
+        }]),
+        morning() - Duration::days(8),
+    )
+    .await;
+    app.detect(morning()).await;
+    let draft = app.pending().await.pop().unwrap().id;
+    let rosa = token(&app, COACH).await;
+    let (status, edited) = call(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/drafts/{draft}"),
+        Some(&rosa),
+        Some(json!({"body": "Hi Jordan,\n\nThinking of you <3\nno pressure.\n\nRosa"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    app.approve(draft, COACH, morning()).await.unwrap();
+    assert_eq!(app.dispatch(morning()).await.sent, 1);
+    let sent = email_in_outbox(&app, 0);
+    assert!(sent.text.contains("Thinking of you <3"), "{}", sent.text);
+    let html = sent
+        .html
+        .expect("the edited email still has an HTML part")
+        .replace("\r\n", "\n");
+    assert!(
+        html.contains("<p>Thinking of you &lt;3<br>\nno pressure.</p>"),
+        "the edit, escaped, in paragraphs: {html}"
+    );
+    assert!(
+        html.contains("<html lang=\"en\">"),
+        "in the agency's layout: {html}"
     );
 }
