@@ -31,6 +31,12 @@ pub struct ReplyView {
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// The email of who acknowledged a crisis alert.
     pub acknowledged_by: Option<String>,
+    /// An email's subject.
+    pub subject: Option<String>,
+    /// `auto_reply` or `bounce` for mail no person wrote.
+    pub automatic: Option<String>,
+    /// Why no client was found for it.
+    pub unmatched_reason: Option<String>,
     #[serde(skip)]
     pub client_name: Option<String>,
     #[serde(skip)]
@@ -53,6 +59,9 @@ struct ReplyRow {
     handled_by: Option<String>,
     acknowledged_at: Option<i64>,
     acknowledged_by: Option<String>,
+    subject: Option<String>,
+    automatic: Option<String>,
+    unmatched_reason: Option<String>,
     client_name: Option<String>,
     client_coach_id: Option<i64>,
 }
@@ -102,6 +111,9 @@ impl TryFrom<ReplyRow> for ReplyView {
             handled_by: r.handled_by,
             acknowledged_at: from_opt_ts(r.acknowledged_at),
             acknowledged_by: r.acknowledged_by,
+            subject: r.subject,
+            automatic: r.automatic,
+            unmatched_reason: r.unmatched_reason,
             client_name: r.client_name,
             client_coach_id: r.client_coach_id,
         })
@@ -111,6 +123,7 @@ impl TryFrom<ReplyRow> for ReplyView {
 const VIEW_SELECT: &str = "SELECT i.id, c.external_id AS client_external_id, i.channel, i.from_addr, \
        i.body, i.classification, i.classes, i.matched, i.received_at, i.needs_reply, i.handled_at, \
        h.email AS handled_by, i.acknowledged_at, a.email AS acknowledged_by, \
+       i.subject, i.automatic, i.unmatched_reason, \
        COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, \
        c.coach_id AS client_coach_id \
      FROM inbound i LEFT JOIN clients c ON c.id = i.client_id \
@@ -581,6 +594,9 @@ mod tests {
             handled_by: None,
             acknowledged_at: None,
             acknowledged_by: None,
+            subject: None,
+            automatic: None,
+            unmatched_reason: None,
             client_name: None,
             client_coach_id: None,
         }

@@ -266,6 +266,8 @@ async fn an_auto_reply_is_stored_but_is_not_engagement(app: TestApp) {
     assert_eq!((summary.auto_replies, summary.matched), (1, 1), "{summary}");
     let items = replies(&app).await;
     assert_eq!(items[0]["needs_reply"], false);
+    assert_eq!(items[0]["automatic"], "auto_reply");
+    assert_eq!(items[0]["subject"], "Automatic reply: Checking in");
     // Still quiet: step 2 comes at 14 days.
     let summary = app.detect(morning() + Duration::days(7)).await;
     assert_eq!(summary.drafted, 1, "{summary}");
@@ -287,10 +289,15 @@ async fn a_repeat_is_stored_once_and_broken_mail_never_stops_the_poll(app: TestA
     for name in ["1.eml", "2.eml", "3.eml"] {
         assert!(app.inbox.join("processed").join(name).exists(), "{name}");
     }
+    let unreadable: Vec<serde_json::Value> = replies(&app)
+        .await
+        .into_iter()
+        .filter(|r| r["client_external_id"].is_null())
+        .collect();
+    assert_eq!(unreadable.len(), 1, "{unreadable:?}");
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM inbound WHERE unmatched_reason LIKE 'unreadable%'")
-            .await,
-        1
+        unreadable[0]["unmatched_reason"], "unreadable: the message is empty",
+        "admins see why"
     );
     // Nothing is left to read, so a second poll does nothing.
     assert_eq!(

@@ -694,9 +694,16 @@ fn reply_card(
             p {
                 @match (&r.client_external_id, &r.client_name) {
                     (Some(id), Some(name)) => { a href=(client_path(id)) { (name) } },
-                    _ => { "Unmatched sender " (r.from) },
+                    _ => {
+                        "Unmatched sender " (r.from)
+                        @if let Some(why) = &r.unmatched_reason { span.meta { " (" (why) ")" } }
+                    },
                 }
             }
+            @if let Some(kind) = &r.automatic {
+                p.meta { "Automatic mail: " (kind.replace('_', " ")) }
+            }
+            @if let Some(subject) = &r.subject { p { strong { (subject) } } }
             p.text { (r.body) }
             @if !r.matched.is_empty() {
                 p.meta {
