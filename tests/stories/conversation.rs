@@ -28,9 +28,9 @@ fn morning() -> DateTime<Utc> {
     at("2026-03-10T15:00:00Z")
 }
 
-/// Jordan (c-1, email and SMS, prefers email), sent step 1 by email this
-/// morning, who answered by email an hour later. Returns our Message-ID and theirs.
-async fn a_conversation(app: &TestApp) -> (String, String) {
+/// Jordan (c-1, email and SMS, prefers email), quiet for 8 days: the id of
+/// the step-1 email drafted this morning.
+async fn emailed_draft(app: &TestApp) -> i64 {
     app.import_clients(
         &clients_csv(&[ClientCsv {
             email: "jordan@example.com",
@@ -42,6 +42,13 @@ async fn a_conversation(app: &TestApp) -> (String, String) {
     .await;
     app.detect(morning()).await;
     let draft = app.pending().await.pop().unwrap().id;
+    draft
+}
+
+/// Jordan (c-1, email and SMS, prefers email), sent step 1 by email this
+/// morning, who answered by email an hour later. Returns our Message-ID and theirs.
+async fn a_conversation(app: &TestApp) -> (String, String) {
+    let draft = emailed_draft(app).await;
     app.approve(draft, COACH, morning()).await.unwrap();
     app.dispatch(morning()).await;
     let ours = email_in_outbox(app, 0).message_id;
@@ -387,17 +394,7 @@ async fn a_coach_may_write_to_a_client_on_hold_and_the_quiet_hours_of_a_conversa
 }
 
 async fn an_edited_email_draft_keeps_an_html_part(app: TestApp) {
-    app.import_clients(
-        &clients_csv(&[ClientCsv {
-            email: "jordan@example.com",
-            channel: "email",
-            ..Default::default()
-        }]),
-        morning() - Duration::days(8),
-    )
-    .await;
-    app.detect(morning()).await;
-    let draft = app.pending().await.pop().unwrap().id;
+    let draft = emailed_draft(&app).await;
     let rosa = token(&app, COACH).await;
     let (status, edited) = call(
         &app,

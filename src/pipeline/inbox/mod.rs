@@ -137,18 +137,11 @@ pub async fn receive(ctx: &AppContext, raw: &[u8], now: DateTime<Utc>) -> anyhow
             let stored = inbound::store(
                 &mut conn,
                 &NewReply {
-                    channel: Channel::Email,
-                    from: email.from.as_deref().unwrap_or(""),
-                    to: Some(address),
-                    body: &email.text,
-                    client_id,
-                    class: &class,
-                    provider_id: Some(&key),
-                    subject: email.subject.as_deref(),
                     automatic: Some(inbound::Automatic::AutoReply),
                     unmatched_reason: client_id
                         .is_none()
                         .then_some("an auto-reply to no message we sent"),
+                    ..machine_row(ctx, &email, &email.text, client_id, &class, &key)
                 },
                 now,
             )
@@ -215,18 +208,11 @@ async fn bounced(
     let stored = inbound::store(
         &mut tx,
         &NewReply {
-            channel: Channel::Email,
-            from: email.from.as_deref().unwrap_or(""),
-            to: Some(&ctx.settings.email.inbound.address),
-            body: &body,
-            client_id,
-            class: &class,
-            provider_id: Some(key),
-            subject: email.subject.as_deref(),
             automatic: Some(automatic),
             unmatched_reason: client_id
                 .is_none()
                 .then_some("a bounce of no message we sent"),
+            ..machine_row(ctx, email, &body, client_id, &class, key)
         },
         now,
     )
@@ -254,6 +240,29 @@ async fn bounced(
         matched: client_id.is_some(),
         automatic: Some(automatic),
     })
+}
+
+/// The row of an email no classifier acts on (mail a machine wrote).
+fn machine_row<'a>(
+    ctx: &'a AppContext,
+    email: &'a Email,
+    body: &'a str,
+    client_id: Option<i64>,
+    class: &'a Classification,
+    key: &'a str,
+) -> NewReply<'a> {
+    NewReply {
+        channel: Channel::Email,
+        from: email.from.as_deref().unwrap_or(""),
+        to: Some(&ctx.settings.email.inbound.address),
+        body,
+        client_id,
+        class,
+        provider_id: Some(key),
+        subject: email.subject.as_deref(),
+        automatic: None,
+        unmatched_reason: None,
+    }
 }
 
 /// A message that cannot be read at all: stored as unmatched with the reason
