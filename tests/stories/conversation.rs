@@ -41,8 +41,7 @@ async fn emailed_draft(app: &TestApp) -> i64 {
     )
     .await;
     app.detect(morning()).await;
-    let draft = app.pending().await.pop().unwrap().id;
-    draft
+    app.pending().await.pop().unwrap().id
 }
 
 /// Jordan (c-1, email and SMS, prefers email), sent step 1 by email this
