@@ -36,8 +36,11 @@ pub struct Answer<'a> {
     /// subject of the last email we sent them.
     pub subject: Option<&'a str>,
     pub body: &'a str,
-    /// Send despite the lint's error findings.
+    /// Send despite the lint's findings.
     pub confirm: bool,
+    /// Hold for warnings too, not only errors, until confirmed: the page
+    /// shows every finding before anything is sent.
+    pub hold_for_warnings: bool,
 }
 
 /// Why a coach's message was not sent.
@@ -53,7 +56,7 @@ pub enum AnswerError {
         field: &'static str,
         problem: String,
     },
-    #[error("the lint found {errors} error(s): read them, then confirm to send anyway")]
+    #[error("the lint found {} problem(s): read them, then confirm to send anyway", findings.len())]
     NeedsConfirmation {
         errors: usize,
         findings: Vec<lint::Finding>,
@@ -151,7 +154,8 @@ pub async fn answer(
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
-    if errors > 0 && !answer.confirm {
+    let held = errors > 0 || (answer.hold_for_warnings && !findings.is_empty());
+    if held && !answer.confirm {
         return Err(AnswerError::NeedsConfirmation { errors, findings });
     }
     let (html, email_message_id) = match channel {

@@ -785,6 +785,7 @@ async fn post_message(
         subject: body.subject.as_deref(),
         body: &body.body,
         confirm: body.confirm,
+        hold_for_warnings: false,
     };
     let message =
         pipeline::conversation::answer(&ctx, &coach, &external_id, &answer, ctx.clock.now())

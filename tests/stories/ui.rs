@@ -967,6 +967,31 @@ async fn a_coach_reads_the_thread_and_writes_back_from_the_client_page(app: Test
         0,
         "writing back answers the reply"
     );
+    // The lint's findings show before anything is sent, warnings too.
+    let stored = app.count("SELECT COUNT(*) FROM messages").await;
+    let wording = "I know you relapsed, that's ok.";
+    let held = browser
+        .post(
+            "/clients/c-1/message",
+            &[("csrf", &csrf), ("channel", "sms"), ("body", wording)],
+        )
+        .await;
+    assert_eq!(held.status, StatusCode::CONFLICT);
+    assert!(held.body.contains("Guardrail findings"), "{}", held.body);
+    assert!(held.body.contains("Send anyway"), "{}", held.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, stored);
+    let sent = browser
+        .post(
+            "/clients/c-1/message",
+            &[
+                ("csrf", &csrf),
+                ("channel", "sms"),
+                ("body", wording),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
     // Refused: the text comes back with the reason, nothing is stored.
     app.act(
         COACH,

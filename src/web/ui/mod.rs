@@ -463,6 +463,7 @@ async fn client_message(
         subject: form.subject.as_deref(),
         body: &form.body,
         confirm: form.confirm.is_some(),
+        hold_for_warnings: true,
     };
     let problem =
         match conversation::answer(&ctx, &ui.coach, &external_id, &answer, ctx.clock.now()).await {
