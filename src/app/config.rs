@@ -52,6 +52,7 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub replies: ReplySettings,
     pub crisis: CrisisSettings,
+    pub reports: ReportSettings,
     pub log: LogSettings,
     pub retention: RetentionSettings,
     pub outbox: OutboxSettings,
@@ -90,6 +91,12 @@ pub struct ReplySettings {
     pub notify_after_minutes: u32,
     pub notify_by_sms: bool,
     pub conversation_window_minutes: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    pub window_days: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -464,6 +471,9 @@ impl Settings {
                 "log.level",
                 format!("`{}` is not a level like info or debug", self.log.level),
             ));
+        }
+        if self.reports.window_days == 0 {
+            return Err(ConfigError::new("reports.window_days", "must be at least 1"));
         }
         if self.retention.send_log_years < 6 {
             return Err(ConfigError::new(

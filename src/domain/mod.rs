@@ -9,6 +9,7 @@
 
 pub mod compose;
 pub mod mail;
+pub mod outcomes;
 pub mod window;
 pub mod words;
 

@@ -275,8 +275,8 @@ pub async fn store(
     Ok(sqlx::query_scalar(
         "INSERT INTO inbound (received_at, channel, from_addr, to_addr, body, client_id, \
            classification, classes, matched, needs_reply, provider_id, subject, automatic, \
-           unmatched_reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+           unmatched_reason, keyword) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (provider_id) DO NOTHING RETURNING id",
     )
     .bind(ts(now))
@@ -293,6 +293,7 @@ pub async fn store(
     .bind(reply.subject)
     .bind(reply.automatic.map(|a| a.as_ref().to_owned()))
     .bind(reply.unmatched_reason)
+    .bind(i64::from(reply.class.keyword))
     .fetch_optional(conn)
     .await?)
 }
