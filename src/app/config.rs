@@ -473,7 +473,10 @@ impl Settings {
             ));
         }
         if self.reports.window_days == 0 {
-            return Err(ConfigError::new("reports.window_days", "must be at least 1"));
+            return Err(ConfigError::new(
+                "reports.window_days",
+                "must be at least 1",
+            ));
         }
         if self.retention.send_log_years < 6 {
             return Err(ConfigError::new(

@@ -88,6 +88,21 @@ pub enum Command {
     Replies(RepliesCommand),
     /// Write a consistent copy of the SQLite database to FILE, even while `serve` runs.
     Backup { file: PathBuf },
+    /// Outcomes of outreach: episodes reached, and their replies and returns.
+    Report {
+        /// Episodes first sent from this day (YYYY-MM-DD) or time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// … until the end of this day, or this time; default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// step, channel, template, variant, edited, language, coach or month.
+        #[arg(long, default_value = "step", value_parser = parse_by)]
+        by: crate::domain::outcomes::By,
+        /// table, csv or json.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+        format: String,
+    },
     /// Read email replies from [email.inbound] once and print the counts.
     Inbox {
         /// The time to take them in at (RFC 3339); alone, or left out: now.
@@ -249,6 +264,14 @@ fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("`{s}` is not an RFC 3339 time like 2026-03-01T14:00:00Z: {e}"))
 }
 
+fn parse_by(s: &str) -> Result<crate::domain::outcomes::By, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "`{s}` is not one of step, channel, template, variant, edited, language, coach, month"
+        )
+    })
+}
+
 fn parse_status(s: &str) -> Result<MessageStatus, String> {
     s.parse().map_err(|_| {
         format!("`{s}` is not a status: pending, approved, sending, sent, delivered, undelivered, failed, in_doubt, rejected, expired, cancelled")
@@ -408,6 +431,29 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { file } => {
             ctx.store.backup_to(&file).await?;
             say!("backup written to {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Command::Report {
+            since,
+            until,
+            by,
+            format,
+        } => {
+            use crate::pipeline::reports;
+            let bound = |text: Option<String>, end| {
+                text.map(|t| reports::parse_bound(&t, end))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)
+            };
+            let since = bound(since, false)?;
+            let until = bound(until, true)?.unwrap_or_else(|| ctx.clock.now());
+            let report =
+                reports::outcomes(&ctx, &crate::store::Scope::All, by, since, until).await?;
+            match format.as_str() {
+                "json" => say!("{}", serde_json::to_string_pretty(&report)?),
+                "csv" => print!("{}", report.to_csv()?),
+                _ => print!("{}", report.to_table()),
+            }
             ExitCode::SUCCESS
         }
         Command::Inbox { now } => {

@@ -98,7 +98,9 @@ impl Episode {
 
     fn key(&self, by: By, sent: &Sent) -> String {
         match by {
-            By::Step => sent.step.map_or_else(|| "coach".to_owned(), |s| s.to_string()),
+            By::Step => sent
+                .step
+                .map_or_else(|| "coach".to_owned(), |s| s.to_string()),
             By::Channel => sent.channel.to_string(),
             By::Template => sent.template.clone(),
             By::Variant => format!(
@@ -185,7 +187,13 @@ pub fn rows(episodes: &[Episode], by: By, window_seconds: i64) -> Vec<Row> {
     tallies
         .into_iter()
         .map(|(key, t)| {
-            let rate = |k: u64| if t.episodes == 0 { 0.0 } else { k as f64 / t.episodes as f64 };
+            let rate = |k: u64| {
+                if t.episodes == 0 {
+                    0.0
+                } else {
+                    k as f64 / t.episodes as f64
+                }
+            };
             let (low, high) = wilson(t.returned, t.episodes);
             Row {
                 key,
@@ -224,7 +232,8 @@ pub fn spread(mut seconds: Vec<i64>) -> Option<Spread> {
     let at = |q: f64| {
         let rank = q * (seconds.len() - 1) as f64;
         let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
-        let value = seconds[low] as f64 + (seconds[high] - seconds[low]) as f64 * (rank - low as f64);
+        let value =
+            seconds[low] as f64 + (seconds[high] - seconds[low]) as f64 * (rank - low as f64);
         value / 3600.0
     };
     Some(Spread {
@@ -257,7 +266,10 @@ mod tests {
     use super::*;
 
     fn round(v: (f64, f64)) -> (f64, f64) {
-        ((v.0 * 1000.0).round() / 1000.0, (v.1 * 1000.0).round() / 1000.0)
+        (
+            (v.0 * 1000.0).round() / 1000.0,
+            (v.1 * 1000.0).round() / 1000.0,
+        )
     }
 
     #[test]
@@ -304,16 +316,28 @@ mod tests {
         let by_step = rows(&all, By::Step, 30 * DAY);
         assert_eq!(by_step.len(), 2);
         assert_eq!(
-            (by_step[0].key.as_str(), by_step[0].episodes, by_step[0].returned, by_step[0].replied),
+            (
+                by_step[0].key.as_str(),
+                by_step[0].episodes,
+                by_step[0].returned,
+                by_step[0].replied
+            ),
             ("1", 3, 1, 0)
         );
         assert_eq!(
-            (by_step[1].key.as_str(), by_step[1].episodes, by_step[1].replied),
+            (
+                by_step[1].key.as_str(),
+                by_step[1].episodes,
+                by_step[1].replied
+            ),
             ("2", 1, 1)
         );
         let by_channel = rows(&all, By::Channel, 30 * DAY);
         let email = by_channel.iter().find(|r| r.key == "email").unwrap();
-        assert_eq!((email.episodes, email.sent, email.replied, email.returned), (2, 2, 1, 0));
+        assert_eq!(
+            (email.episodes, email.sent, email.replied, email.returned),
+            (2, 2, 1, 0)
+        );
         let (reply, back) = times(&all, 30 * DAY);
         assert_eq!(reply.unwrap().median_hours, 8.0 * 24.0);
         assert_eq!(back.unwrap().count, 1);

@@ -10,4 +10,5 @@ pub mod follow_up;
 pub mod inbox;
 pub mod intake;
 pub mod replies;
+pub mod reports;
 pub mod review;

@@ -17,6 +17,7 @@ pub mod episodes;
 pub mod events;
 pub mod inbound;
 pub mod messages;
+pub mod reports;
 pub mod retention;
 pub mod send_log;
 pub mod sessions;

@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppContext> {
         .route("/clients/{external_id}/confirm-phone", post(confirm_phone))
         .route("/clients/{external_id}/conversation", get(get_conversation))
         .route("/clients/{external_id}/messages", post(post_message))
+        .route("/reports/outcomes", get(get_outcomes))
 }
 
 /// An API error. The cause of an internal error is logged, never returned.
@@ -791,4 +792,44 @@ async fn post_message(
         pipeline::conversation::answer(&ctx, &coach, &external_id, &answer, ctx.clock.now())
             .await?;
     Ok((StatusCode::CREATED, Json(message)))
+}
+
+#[derive(Deserialize)]
+struct OutcomesQuery {
+    by: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// The outcome report over the caller's caseload (an admin's: everything).
+async fn get_outcomes(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    query: Result<Query<OutcomesQuery>, QueryRejection>,
+) -> Result<Json<pipeline::reports::Report>, ApiError> {
+    let Query(query) = query?;
+    let bad = |field: &str, detail: String| ApiError::BadRequest {
+        field: Some(field.to_owned()),
+        detail: format!("{field}: {detail}"),
+    };
+    let by = match query.by.as_deref().map(str::trim) {
+        None | Some("") => crate::domain::outcomes::By::Step,
+        Some(b) => b.parse().map_err(|_| {
+            bad(
+                "by",
+                format!("`{b}` is not one of step, channel, template, variant, edited, language, coach, month"),
+            )
+        })?,
+    };
+    let bound = |field: &str, text: Option<&str>, end| {
+        text.filter(|t| !t.trim().is_empty())
+            .map(|t| pipeline::reports::parse_bound(t, end).map_err(|e| bad(field, e)))
+            .transpose()
+    };
+    let since = bound("since", query.since.as_deref(), false)?;
+    let until = bound("until", query.until.as_deref(), true)?.unwrap_or_else(|| ctx.clock.now());
+    let scope = scope(&ctx, &coach).await?;
+    Ok(Json(
+        pipeline::reports::outcomes(&ctx, &scope, by, since, until).await?,
+    ))
 }

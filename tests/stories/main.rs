@@ -14,6 +14,7 @@ mod delivery;
 mod inbox;
 mod r#loop;
 mod replies;
+mod reports;
 mod templates;
 mod ui;
 mod unsubscribe;

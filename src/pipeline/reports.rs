@@ -1,0 +1,316 @@
+//! The outcome report (`reengage report`, `GET /api/v1/reports/outcomes`):
+//! reached episodes in a period, their outcomes by a dimension
+//! ([`crate::domain::outcomes`]), the funnel from opened to returned with
+//! what fell out at each stage and why, and the time to reply and to return.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::app::context::AppContext;
+use crate::domain::Channel;
+use crate::domain::outcomes::{self, By, Episode, Row, Sent, Spread};
+use crate::store::Scope;
+use crate::store::reports::{self, EpisodeMessage, Happening};
+
+/// The report's JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub window_days: u32,
+    pub by: By,
+    pub since: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+    pub rows: Vec<Row>,
+    pub funnel: Funnel,
+    pub time_to_reply: Option<Spread>,
+    pub time_to_return: Option<Spread>,
+}
+
+/// Episodes opened in the period, and how far they got.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Funnel {
+    pub opened: u64,
+    pub drafted: u64,
+    pub approved: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub replied: u64,
+    pub returned: u64,
+    /// The messages that fell out, and why.
+    pub dropped: Dropped,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Dropped {
+    pub rejected: u64,
+    /// Pending until they expired: no coach decided.
+    pub expired: u64,
+    /// By the reason (re-engaged, opted out, hold, …).
+    pub cancelled: BTreeMap<String, u64>,
+    pub failed: u64,
+    /// Sent, then reported undelivered by the provider.
+    pub undelivered: u64,
+}
+
+/// The report over the clients in `scope` (a coach's caseload, or all), of
+/// episodes reached from `since` (the start, if `None`) until `until`.
+pub async fn outcomes(
+    ctx: &AppContext,
+    scope: &Scope,
+    by: By,
+    since: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<Report> {
+    let window_days = ctx.settings.reports.window_days;
+    let window = i64::from(window_days) * 86_400;
+    let from = since.unwrap_or(DateTime::UNIX_EPOCH);
+    let mut conn = ctx.store.conn().await?;
+    let rows = reports::episode_messages(&mut conn, scope, until).await?;
+    let mut done: HashMap<i64, Vec<(Happening, i64)>> = HashMap::new();
+    for (client, what, at) in reports::happenings(&mut conn, scope, from).await? {
+        done.entry(client).or_default().push((what, at));
+    }
+    drop(conn);
+    let (from, until) = (from.timestamp(), until.timestamp());
+    let mut funnel = Funnel::default();
+    let mut reached = Vec::new();
+    for group in rows.chunk_by(|a, b| a.episode_id == b.episode_id) {
+        let first = &group[0];
+        let opened = (from..until).contains(&first.started_at);
+        let episode = episode(
+            group,
+            done.get(&first.client_id).map_or(&[][..], Vec::as_slice),
+        );
+        if opened {
+            count(&mut funnel, group, &episode, window);
+        }
+        if episode.t0().is_some_and(|t0| (from..until).contains(&t0)) {
+            reached.push(episode);
+        }
+    }
+    let (time_to_reply, time_to_return) = outcomes::times(&reached, window);
+    Ok(Report {
+        window_days,
+        by,
+        since,
+        until: DateTime::from_timestamp(until, 0).unwrap_or_default(),
+        rows: outcomes::rows(&reached, by, window),
+        funnel,
+        time_to_reply,
+        time_to_return,
+    })
+}
+
+/// What is known of one episode, from its messages and its client's doings.
+fn episode(messages: &[EpisodeMessage], done: &[(Happening, i64)]) -> Episode {
+    let first = &messages[0];
+    let times = |kind: Happening| {
+        done.iter()
+            .filter(|(what, _)| *what == kind)
+            .map(|(_, at)| *at)
+            .collect::<Vec<_>>()
+    };
+    let mut sent: Vec<Sent> = messages
+        .iter()
+        .filter_map(|m| {
+            let at = m.sent_at?;
+            let channel: Channel = m.channel.as_deref()?.parse().ok()?;
+            Some(Sent {
+                at,
+                step: m.step,
+                channel,
+                template: m.template.clone().unwrap_or_default(),
+                variant: m.variant.clone(),
+                edited: m.edited.unwrap_or(0) != 0,
+                delivered: delivered(m),
+            })
+        })
+        .collect();
+    sent.sort_by_key(|s| s.at);
+    Episode {
+        language: first.language.clone(),
+        coach: first.coach.clone(),
+        sent,
+        replies: times(Happening::Reply),
+        returns: times(Happening::Return),
+        contacts: times(Happening::Contact),
+        opt_outs: times(Happening::OptOut),
+    }
+}
+
+/// Sent and not reported undelivered: an SMS once its provider says
+/// delivered; an email once sent (no bounce came back).
+fn delivered(m: &EpisodeMessage) -> bool {
+    let status = m.delivery_status.as_deref();
+    m.status.as_deref() == Some("sent")
+        && !matches!(status, Some("undelivered" | "failed"))
+        && (m.channel.as_deref() == Some("email") || status == Some("delivered"))
+}
+
+/// Adds an episode opened in the period to the funnel.
+fn count(funnel: &mut Funnel, messages: &[EpisodeMessage], episode: &Episode, window: i64) {
+    funnel.opened += 1;
+    let drafted: Vec<&EpisodeMessage> = messages.iter().filter(|m| m.status.is_some()).collect();
+    funnel.drafted += u64::from(!drafted.is_empty());
+    funnel.approved += u64::from(drafted.iter().any(|m| m.approved_at.is_some()));
+    funnel.sent += u64::from(!episode.sent.is_empty());
+    funnel.delivered += u64::from(episode.sent.iter().any(|s| s.delivered));
+    let within = |times: &[i64]| {
+        episode
+            .t0()
+            .is_some_and(|t0| times.iter().any(|t| *t >= t0 && *t <= t0 + window))
+    };
+    funnel.replied += u64::from(within(&episode.replies));
+    funnel.returned += u64::from(within(&episode.returns));
+    for m in drafted {
+        let dropped = &mut funnel.dropped;
+        match m.status.as_deref() {
+            Some("rejected") => dropped.rejected += 1,
+            Some("expired") => dropped.expired += 1,
+            Some("failed") => dropped.failed += 1,
+            Some("cancelled") => {
+                let reason = m.cancel_reason.clone().unwrap_or_else(|| "unknown".into());
+                *dropped.cancelled.entry(reason).or_default() += 1;
+            }
+            Some("sent")
+                if matches!(m.delivery_status.as_deref(), Some("undelivered" | "failed")) =>
+            {
+                dropped.undelivered += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A report's date bound: `YYYY-MM-DD` (UTC; for `until`, through the end of
+/// that day) or an RFC 3339 time.
+pub fn parse_bound(text: &str, end_of_day: bool) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let day = if end_of_day {
+            day.succ_opt().unwrap_or(day)
+        } else {
+            day
+        };
+        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+}
+
+impl Report {
+    /// The rows as CSV, with a header.
+    pub fn to_csv(&self) -> anyhow::Result<String> {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        for row in &self.rows {
+            out.serialize(row)?;
+        }
+        if self.rows.is_empty() {
+            out.write_record([
+                "key",
+                "episodes",
+                "sent",
+                "delivered",
+                "replied",
+                "returned",
+                "reached_personally",
+                "opted_out",
+                "reply_rate",
+                "return_rate",
+                "return_rate_low",
+                "return_rate_high",
+            ])?;
+        }
+        Ok(String::from_utf8(out.into_inner()?)?)
+    }
+
+    /// Whether the rows' return-rate intervals all overlap: the numbers
+    /// cannot yet tell them apart.
+    pub fn undecided(&self) -> bool {
+        self.rows.len() > 1
+            && self
+                .rows
+                .iter()
+                .all(|a| self.rows.iter().all(|b| outcomes::indistinct(a, b)))
+    }
+
+    /// A plain-text table, the funnel, and what the numbers can and cannot say.
+    pub fn to_table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "outcomes within {} days of the first send, by {}",
+            self.window_days, self.by
+        );
+        let _ = writeln!(
+            out,
+            "{:<28} {:>8} {:>6} {:>9} {:>7} {:>8} {:>8} {:>9}  return rate (95% interval)",
+            "key", "episodes", "sent", "delivered", "replied", "returned", "personal", "opted out"
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                out,
+                "{:<28} {:>8} {:>6} {:>9} {:>7} {:>8} {:>8} {:>9}  {:.0}% ({:.0}–{:.0}%)",
+                r.key,
+                r.episodes,
+                r.sent,
+                r.delivered,
+                r.replied,
+                r.returned,
+                r.reached_personally,
+                r.opted_out,
+                r.return_rate * 100.0,
+                r.return_rate_low * 100.0,
+                r.return_rate_high * 100.0
+            );
+        }
+        if self.undecided() {
+            let _ = writeln!(
+                out,
+                "The intervals overlap: these numbers cannot yet tell the rows apart."
+            );
+        }
+        let f = &self.funnel;
+        let _ = writeln!(
+            out,
+            "funnel: opened {} → drafted {} → approved {} → sent {} → delivered {} → replied {} → returned {}",
+            f.opened, f.drafted, f.approved, f.sent, f.delivered, f.replied, f.returned
+        );
+        let d = &f.dropped;
+        let cancelled: Vec<String> = d
+            .cancelled
+            .iter()
+            .map(|(why, n)| format!("{why} {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "fell out: rejected {}, expired unseen {}, cancelled {} ({}), failed {}, undelivered {}",
+            d.rejected,
+            d.expired,
+            d.cancelled.values().sum::<u64>(),
+            if cancelled.is_empty() {
+                "none".to_owned()
+            } else {
+                cancelled.join(", ")
+            },
+            d.failed,
+            d.undelivered
+        );
+        for (what, spread) in [
+            ("reply", &self.time_to_reply),
+            ("return", &self.time_to_return),
+        ] {
+            if let Some(s) = spread {
+                let _ = writeln!(
+                    out,
+                    "time to {what}: median {:.1} h (quartiles {:.1}–{:.1} h, {} episodes)",
+                    s.median_hours, s.q1_hours, s.q3_hours, s.count
+                );
+            }
+        }
+        out
+    }
+}

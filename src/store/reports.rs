@@ -1,0 +1,110 @@
+//! What the outcome reports read: episodes with their messages, and the
+//! clients' replies, returns, contacts and opt-outs, for the clients in a
+//! scope.
+
+use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
+
+use super::{Scope, ts};
+
+/// One message of an episode (or an episode with none yet).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EpisodeMessage {
+    pub episode_id: i64,
+    pub client_id: i64,
+    pub started_at: i64,
+    pub language: String,
+    pub coach: String,
+    pub step: Option<i64>,
+    pub channel: Option<String>,
+    pub template: Option<String>,
+    pub variant: Option<String>,
+    pub edited: Option<i64>,
+    pub status: Option<String>,
+    pub approved_at: Option<i64>,
+    pub sent_at: Option<i64>,
+    pub delivery_status: Option<String>,
+    pub cancel_reason: Option<String>,
+}
+
+/// The episodes of clients in `scope` that started before `until`, each
+/// with every message drafted in it, ordered by episode and send time.
+pub async fn episode_messages(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    until: DateTime<Utc>,
+) -> anyhow::Result<Vec<EpisodeMessage>> {
+    let sql = format!(
+        "SELECT e.id AS episode_id, e.client_id, e.started_at, c.language, co.email AS coach, \
+           m.step, m.channel, m.template, m.variant, m.edited, m.status, m.approved_at, \
+           m.sent_at, m.delivery_status, m.cancel_reason \
+         FROM episodes e JOIN clients c ON c.id = e.client_id \
+         JOIN coaches co ON co.id = c.coach_id \
+         LEFT JOIN messages m ON m.episode_id = e.id \
+         WHERE {} AND e.started_at < $1 \
+         ORDER BY e.id, m.sent_at, m.id",
+        scope.sql("c.coach_id")
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(ts(until))
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Something a client did that a report counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum Happening {
+    /// A reply written by a person, not one bare keyword.
+    Reply,
+    /// A check-in or an attended session: the client came back.
+    Return,
+    /// A coach reached them personally.
+    Contact,
+    OptOut,
+}
+
+#[derive(sqlx::FromRow)]
+struct HappeningRow {
+    client_id: i64,
+    what: String,
+    at: i64,
+}
+
+/// What the clients in `scope` did from `since` on: `(client, what, when)`.
+pub async fn happenings(
+    conn: &mut AnyConnection,
+    scope: &Scope,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Vec<(i64, Happening, i64)>> {
+    let in_scope = scope.sql("c.coach_id");
+    let sql = format!(
+        "SELECT ev.client_id, CASE ev.kind WHEN 'coach_contact' THEN 'contact' \
+             WHEN 'message_reply' THEN 'reply' ELSE 'return' END AS what, ev.occurred_at AS at \
+           FROM engagement_events ev JOIN clients c ON c.id = ev.client_id \
+           WHERE {in_scope} AND ev.occurred_at >= $1 \
+             AND ev.kind IN ('check_in', 'session_attended', 'coach_contact', 'message_reply') \
+         UNION ALL \
+         SELECT i.client_id, 'reply', i.received_at FROM inbound i JOIN clients c ON c.id = i.client_id \
+           WHERE {in_scope} AND i.received_at >= $1 AND i.automatic IS NULL AND i.keyword = 0 \
+         UNION ALL \
+         SELECT c.id, 'opt_out', c.opted_out_email_at FROM clients c \
+           WHERE {in_scope} AND c.opted_out_email_at >= $1 \
+         UNION ALL \
+         SELECT c.id, 'opt_out', c.opted_out_sms_at FROM clients c \
+           WHERE {in_scope} AND c.opted_out_sms_at >= $1"
+    );
+    let rows: Vec<HappeningRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(ts(since))
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let what = r
+                .what
+                .parse()
+                .map_err(|_| anyhow::anyhow!("`{}` is not something a report counts", r.what))?;
+            Ok((r.client_id, what, r.at))
+        })
+        .collect()
+}

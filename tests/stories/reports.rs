@@ -1,0 +1,259 @@
+//! The outcome report on clients whose outcomes are known by construction,
+//! through the CLI's JSON and the API, on both backends.
+
+use crate::common::*;
+use axum::http::{Method, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use reengage::domain::Channel;
+use reengage::pipeline::casework::CaseAction;
+use serde_json::Value;
+
+on_both_backends!(
+    outcomes_are_counted_and_credited_as_defined,
+    coaches_see_their_own_caseload_and_bad_parameters_are_named,
+);
+
+/// 10:00 in New York.
+fn base() -> DateTime<Utc> {
+    at("2026-03-10T14:00:00Z")
+}
+
+/// Approves and sends the pending drafts of these clients at `at`.
+async fn send_to(app: &TestApp, ids: &[&str], at: DateTime<Utc>) {
+    for draft in app.pending().await {
+        if ids.contains(&draft.client_external_id.as_str()) {
+            app.approve(draft.id, COACH, at).await.unwrap();
+        }
+    }
+    app.dispatch(at).await;
+}
+
+/// Seven clients, quiet for 8 days at `base()`:
+/// - `back`: came back (a check-in) 3 days after step 1;
+/// - `replied`: replied to step 2;
+/// - `stopped`: opted out of SMS after step 1;
+/// - `silent`: no response through step 3;
+/// - `reached`: reached personally after step 1;
+/// - `rejected`: its step 1 rejected, nothing more sent;
+/// - `unseen`: its step 1 left until it expired.
+async fn known_outcomes(app: &TestApp) {
+    let ids = [
+        "back", "replied", "stopped", "silent", "reached", "rejected", "unseen",
+    ];
+    let rows: Vec<String> = (0..ids.len())
+        .map(|i| format!("+1201555{:04}", 100 + i))
+        .collect();
+    let clients: Vec<ClientCsv> = ids
+        .iter()
+        .zip(&rows)
+        .map(|(id, phone)| ClientCsv {
+            external_id: id,
+            phone,
+            ..Default::default()
+        })
+        .collect();
+    app.import_clients(&clients_csv(&clients), base() - Duration::days(8))
+        .await;
+    app.detect(base()).await;
+    let rejected = app
+        .pending()
+        .await
+        .into_iter()
+        .find(|d| d.client_external_id == "rejected")
+        .unwrap();
+    app.reject(rejected.id, COACH, base()).await.unwrap();
+    send_to(
+        app,
+        &["back", "replied", "stopped", "silent", "reached"],
+        base(),
+    )
+    .await;
+    app.act(
+        COACH,
+        "stopped",
+        CaseAction::OptOut(Channel::Sms),
+        base() + Duration::days(1),
+    )
+    .await;
+    app.act(
+        COACH,
+        "reached",
+        CaseAction::ReachedPersonally,
+        base() + Duration::days(2),
+    )
+    .await;
+    app.import_events(
+        &format!(
+            "external_id,kind,occurred_at,note\nback,check_in,{},\n",
+            (base() + Duration::days(3)).to_rfc3339()
+        ),
+        base() + Duration::days(3),
+    )
+    .await;
+    app.detect(base() + Duration::days(7)).await;
+    send_to(app, &["replied", "silent"], base() + Duration::days(7)).await;
+    let incoming = reengage::pipeline::replies::Incoming {
+        channel: Channel::Sms,
+        from: &rows[1],
+        to: None,
+        body: "sorry, rough few weeks. can we talk?",
+        provider_id: Some("SMreport1"),
+        subject: None,
+        client_id: None,
+    };
+    reengage::pipeline::replies::receive(
+        &app.ctx,
+        &incoming,
+        base() + Duration::days(7) + Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    app.detect(base() + Duration::days(23)).await;
+    send_to(app, &["silent"], base() + Duration::days(23)).await;
+}
+
+async fn report(app: &TestApp, by: &str) -> Value {
+    let admin = token(app, ADMIN).await;
+    let path = format!("/api/v1/reports/outcomes?by={by}&since=2026-03-01&until=2026-04-30");
+    let (status, body) = call(app, Method::GET, &path, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+fn row<'a>(report: &'a Value, key: &str) -> &'a Value {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .unwrap_or_else(|| panic!("no row {key} in {report}"))
+}
+
+fn counts(row: &Value) -> [u64; 6] {
+    [
+        "episodes",
+        "sent",
+        "replied",
+        "returned",
+        "reached_personally",
+        "opted_out",
+    ]
+    .map(|k| row[k].as_u64().unwrap())
+}
+
+async fn outcomes_are_counted_and_credited_as_defined(app: TestApp) {
+    known_outcomes(&app).await;
+    let by_step = report(&app, "step").await;
+    assert_eq!(by_step["window_days"], 30);
+    assert_eq!(by_step["rows"].as_array().unwrap().len(), 3, "{by_step}");
+    // [episodes, sent, replied, returned, reached personally, opted out]
+    assert_eq!(counts(row(&by_step, "1")), [5, 5, 0, 1, 1, 1]);
+    assert_eq!(counts(row(&by_step, "2")), [2, 2, 1, 0, 0, 0]);
+    assert_eq!(counts(row(&by_step, "3")), [1, 1, 0, 0, 0, 0]);
+    let step_one = row(&by_step, "1");
+    assert_eq!(step_one["return_rate"], 0.2);
+    let (low, high) = (
+        step_one["return_rate_low"].as_f64().unwrap(),
+        step_one["return_rate_high"].as_f64().unwrap(),
+    );
+    assert!(
+        (low - 0.036).abs() < 0.001 && (high - 0.624).abs() < 0.001,
+        "{step_one}"
+    );
+
+    let by_channel = report(&app, "channel").await;
+    assert_eq!(by_channel["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(counts(row(&by_channel, "sms")), [5, 8, 1, 1, 1, 1]);
+
+    // The seven spells, and three new ones drafted on day 23 for the clients
+    // who came back, replied or were reached and then went quiet again.
+    let funnel = &by_step["funnel"];
+    let stages = [
+        "opened", "drafted", "approved", "sent", "replied", "returned",
+    ];
+    assert_eq!(
+        stages.map(|k| funnel[k].as_u64().unwrap()),
+        [10, 10, 5, 5, 1, 1],
+        "{funnel}"
+    );
+    // Fell out: the rejected step 1; unseen's step 1, and the step-2 drafts of
+    // `rejected` and of `stopped` (by email: it opted out of SMS only), all
+    // left until they expired.
+    let dropped = &funnel["dropped"];
+    assert_eq!(dropped["rejected"], 1, "{dropped}");
+    assert_eq!(dropped["expired"], 3, "{dropped}");
+    assert_eq!(dropped["failed"], 0);
+    assert!(by_step["time_to_reply"]["median_hours"].as_f64().unwrap() > 0.0);
+
+    // The command line gives the same JSON.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reengage"))
+        .arg("--config")
+        .arg(&app.config)
+        .args([
+            "report",
+            "--by",
+            "step",
+            "--since",
+            "2026-03-01",
+            "--until",
+            "2026-04-30",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["rows"], by_step["rows"]);
+    let csv = std::process::Command::new(env!("CARGO_BIN_EXE_reengage"))
+        .arg("--config")
+        .arg(&app.config)
+        .args(["report", "--by", "channel", "--format", "csv"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&csv.stdout);
+    assert!(
+        text.starts_with("key,episodes,sent,delivered,replied,returned"),
+        "{text}"
+    );
+    assert!(text.contains("\nsms,5,8,"), "{text}");
+}
+
+async fn coaches_see_their_own_caseload_and_bad_parameters_are_named(app: TestApp) {
+    known_outcomes(&app).await;
+    let marcus = token(&app, OTHER_COACH).await;
+    let (status, body) = call(
+        &app,
+        Method::GET,
+        "/api/v1/reports/outcomes",
+        Some(&marcus),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body["rows"].as_array().unwrap().is_empty(),
+        "Rosa's clients are not Marcus's: {body}"
+    );
+    assert_eq!(body["funnel"]["opened"], 0);
+    for (query, field) in [
+        ("by=weekday", "by"),
+        ("since=last%20week", "since"),
+        ("until=2026-13-01", "until"),
+    ] {
+        let (status, body) = call(
+            &app,
+            Method::GET,
+            &format!("/api/v1/reports/outcomes?{query}"),
+            Some(&marcus),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["field"], field);
+    }
+}
