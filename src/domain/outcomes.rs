@@ -255,10 +255,13 @@ pub fn times(episodes: &[Episode], window_seconds: i64) -> (Option<Spread>, Opti
     (spread(after(|e| &e.replies)), spread(after(|e| &e.returns)))
 }
 
-/// Whether the intervals of two rows' return rates overlap, so that the
-/// numbers cannot yet tell them apart.
-pub fn indistinct(a: &Row, b: &Row) -> bool {
-    a.return_rate_low <= b.return_rate_high && b.return_rate_low <= a.return_rate_high
+/// Whether there are rows to compare and every two of them have return-rate
+/// intervals that overlap, so that the numbers cannot yet tell them apart.
+pub fn undecided(rows: &[Row]) -> bool {
+    let overlap = |a: &Row, b: &Row| {
+        a.return_rate_low <= b.return_rate_high && b.return_rate_low <= a.return_rate_high
+    };
+    rows.len() > 1 && rows.iter().all(|a| rows.iter().all(|b| overlap(a, b)))
 }
 
 #[cfg(test)]

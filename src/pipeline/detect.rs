@@ -298,6 +298,8 @@ struct Composed {
     channel: Channel,
     recipient: String,
     rendered: Rendered,
+    /// The template variant drawn for this episode's step, if the step has any.
+    variant: Option<String>,
     email_message_id: Option<String>,
     /// The lint's findings, as JSON.
     lint: String,
@@ -329,9 +331,20 @@ fn compose(
         unsubscribe_url: ctx.unsubscribe.url(client.id),
         discreet: client.discreet,
     };
-    let rendered = ctx
+    let variants = ctx
         .composer
-        .render(&step.template, &client.language, channel, &vars)?;
+        .variants(&client.language, &step.template, channel);
+    let variant = crate::domain::compose::pick_variant(
+        &variants,
+        &format!("{}:{}:{step_number}", client.id, ts(client.quiet_since())),
+    );
+    let rendered = ctx.composer.render_variant(
+        &step.template,
+        variant.as_deref(),
+        &client.language,
+        channel,
+        &vars,
+    )?;
     let findings = ctx.lint.check(&lint::Draft {
         channel,
         subject: rendered.subject.as_deref(),
@@ -347,6 +360,7 @@ fn compose(
         channel,
         recipient: client.contact(channel).unwrap_or_default().to_owned(),
         rendered,
+        variant,
         email_message_id: (channel == Channel::Email).then(|| new_message_id(&settings.email.from)),
         lint: serde_json::to_string(&findings)?,
     })
@@ -385,6 +399,7 @@ async fn store_drafts(
             html: d.rendered.html.as_deref(),
             template: &d.rendered.template,
             template_hash: &d.rendered.template_hash,
+            variant: d.variant.as_deref(),
             email_message_id: d.email_message_id.as_deref(),
             lint: &d.lint,
         })

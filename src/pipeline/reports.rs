@@ -22,6 +22,9 @@ pub struct Report {
     pub since: Option<DateTime<Utc>>,
     pub until: DateTime<Utc>,
     pub rows: Vec<Row>,
+    /// The rows' return-rate intervals all overlap: the numbers cannot yet
+    /// tell the rows apart (say so, rather than name a winner).
+    pub undecided: bool,
     pub funnel: Funnel,
     pub time_to_reply: Option<Spread>,
     pub time_to_return: Option<Spread>,
@@ -90,12 +93,14 @@ pub async fn outcomes(
         }
     }
     let (time_to_reply, time_to_return) = outcomes::times(&reached, window);
+    let rows = outcomes::rows(&reached, by, window);
     Ok(Report {
         window_days,
         by,
         since,
         until: DateTime::from_timestamp(until, 0).unwrap_or_default(),
-        rows: outcomes::rows(&reached, by, window),
+        undecided: outcomes::undecided(&rows),
+        rows,
         funnel,
         time_to_reply,
         time_to_return,
@@ -226,16 +231,6 @@ impl Report {
         Ok(String::from_utf8(out.into_inner()?)?)
     }
 
-    /// Whether the rows' return-rate intervals all overlap: the numbers
-    /// cannot yet tell them apart.
-    pub fn undecided(&self) -> bool {
-        self.rows.len() > 1
-            && self
-                .rows
-                .iter()
-                .all(|a| self.rows.iter().all(|b| outcomes::indistinct(a, b)))
-    }
-
     /// A plain-text table, the funnel, and what the numbers can and cannot say.
     pub fn to_table(&self) -> String {
         use std::fmt::Write as _;
@@ -267,7 +262,7 @@ impl Report {
                 r.return_rate_high * 100.0
             );
         }
-        if self.undecided() {
+        if self.undecided {
             let _ = writeln!(
                 out,
                 "The intervals overlap: these numbers cannot yet tell the rows apart."

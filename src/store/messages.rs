@@ -23,6 +23,8 @@ pub struct NewDraft<'a> {
     pub html: Option<&'a str>,
     pub template: &'a str,
     pub template_hash: &'a str,
+    /// The template variant it was drafted from, if the step has variants.
+    pub variant: Option<&'a str>,
     pub email_message_id: Option<&'a str>,
     /// The lint's findings, as JSON.
     pub lint: &'a str,
@@ -41,9 +43,10 @@ pub async fn insert_drafts(
     }
     let sql = format!(
         "INSERT INTO messages (client_id, coach_id, episode_id, step, channel, recipient, subject, \
-         body, html, template, template_hash, email_message_id, lint, status, created_at) \
+         body, html, template, template_hash, email_message_id, lint, variant, status, \
+         created_at) \
          VALUES {} ON CONFLICT (episode_id, step) DO NOTHING",
-        Placeholders::for_conn(conn).rows(drafts.len(), 13, &format!("'pending', {}", ts(now)))
+        Placeholders::for_conn(conn).rows(drafts.len(), 14, &format!("'pending', {}", ts(now)))
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for draft in drafts {
@@ -60,7 +63,8 @@ pub async fn insert_drafts(
             .bind(draft.template)
             .bind(draft.template_hash)
             .bind(draft.email_message_id)
-            .bind(draft.lint);
+            .bind(draft.lint)
+            .bind(draft.variant);
     }
     Ok(query.execute(conn).await?.rows_affected())
 }
@@ -152,6 +156,8 @@ pub struct MessageView {
     pub status: MessageStatus,
     /// The coach who wrote it, for a message not drafted from a template.
     pub author: Option<String>,
+    /// The template variant it was drafted from, if its step has variants.
+    pub variant: Option<String>,
     pub lint: Vec<crate::domain::compose::lint::Finding>,
     pub edited: bool,
     pub created_at: DateTime<Utc>,
@@ -187,6 +193,7 @@ struct MessageViewRow {
     template: String,
     status: String,
     author: Option<String>,
+    variant: Option<String>,
     lint: String,
     edited: i64,
     created_at: i64,
@@ -233,6 +240,7 @@ impl TryFrom<MessageViewRow> for MessageView {
             template: r.template,
             status,
             author: r.author,
+            variant: r.variant,
             lint: crate::domain::compose::lint::Finding::read_stored(&r.lint),
             edited: r.edited != 0,
             created_at: from_ts(r.created_at),
@@ -255,7 +263,7 @@ impl TryFrom<MessageViewRow> for MessageView {
 
 const VIEW_SELECT: &str = "SELECT m.id, c.external_id AS client_external_id, c.id AS client_id, \
     c.coach_id AS client_coach_id, co.email AS coach_email, m.channel, m.recipient, m.subject, \
-    m.body, m.step, m.template, m.status, au.email AS author, m.lint, m.edited, m.created_at, m.approved_at, \
+    m.body, m.step, m.template, m.status, au.email AS author, m.variant, m.lint, m.edited, m.created_at, m.approved_at, \
     ap.email AS approved_by, m.sent_at, m.provider_message_id, m.delivery_status, m.attempts, \
     m.last_error, m.snoozed_until, m.original_subject, m.original_body, \
     COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, \

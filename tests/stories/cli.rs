@@ -681,3 +681,27 @@ fn migrate_migrates_and_other_commands_refuse_a_database_that_needs_it() {
         stderr(&out)
     );
 }
+
+#[test]
+fn templates_check_covers_a_steps_variants() {
+    let op = Operator::migrated("");
+    std::fs::create_dir_all(op.path().join("templates/en")).unwrap();
+    op.file(
+        "templates/en/checkin-1~short.sms.hbs",
+        "Hi {{client.nickname}}. Reply STOP to opt out.",
+    );
+    let broken = op.run(&["templates", "check"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        stdout(&broken).contains("en/checkin-1~short.sms"),
+        "{}",
+        stdout(&broken)
+    );
+    op.file(
+        "templates/en/checkin-1~short.sms.hbs",
+        "Hi {{client.name}}, thinking of you. Reply STOP to opt out.",
+    );
+    let ok = op.run(&["templates", "check"]);
+    assert!(ok.status.success(), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("en/checkin-1~short.sms"), "{}", stdout(&ok));
+}

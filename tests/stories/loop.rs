@@ -429,6 +429,7 @@ async fn queue_follow_up(
             html: None,
             template: "manual",
             template_hash: "-",
+            variant: None,
             email_message_id: None,
             lint: "[]",
         }],

@@ -11,6 +11,7 @@ use serde_json::Value;
 on_both_backends!(
     outcomes_are_counted_and_credited_as_defined,
     coaches_see_their_own_caseload_and_bad_parameters_are_named,
+    a_steps_variants_are_drawn_per_episode_and_compared_with_care,
 );
 
 /// 10:00 in New York.
@@ -256,4 +257,94 @@ async fn coaches_see_their_own_caseload_and_bad_parameters_are_named(app: TestAp
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
         assert_eq!(body["field"], field);
     }
+}
+
+async fn a_steps_variants_are_drawn_per_episode_and_compared_with_care(mut app: TestApp) {
+    // A variant of step 1's SMS, beside the built-in one.
+    let dir = app._dir.path().join("no-template-overrides/en");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("checkin-1~short.sms.hbs"),
+        "Hi {{client.name}}, thinking of you. Reply STOP to opt out.",
+    )
+    .unwrap();
+    app.ctx.composer = std::sync::Arc::new(
+        reengage::domain::compose::Composer::load(&app._dir.path().join("no-template-overrides"))
+            .unwrap(),
+    );
+    let ids: Vec<String> = (0..40).map(|i| format!("v-{i}")).collect();
+    let phones: Vec<String> = (0..40).map(|i| format!("+1201555{:04}", 300 + i)).collect();
+    let clients: Vec<ClientCsv> = ids
+        .iter()
+        .zip(&phones)
+        .map(|(id, phone)| ClientCsv {
+            external_id: id,
+            phone,
+            ..Default::default()
+        })
+        .collect();
+    app.import_clients(&clients_csv(&clients), base() - Duration::days(8))
+        .await;
+    app.detect(base()).await;
+    let drafts = app.pending().await;
+    assert_eq!(drafts.len(), 40);
+    let short: Vec<_> = drafts
+        .iter()
+        .filter(|d| d.variant.as_deref() == Some("short"))
+        .collect();
+    assert!(
+        (8..=32).contains(&short.len()),
+        "both drawn: {} of 40",
+        short.len()
+    );
+    for d in &drafts {
+        assert_eq!(
+            d.template, "en/checkin-1",
+            "the step's template is recorded"
+        );
+        assert_eq!(
+            d.body.starts_with("Hi Jordan, thinking of you."),
+            d.variant.is_some(),
+            "the variant's text goes with its name"
+        );
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    send_to(&app, &ids, base()).await;
+    let events: String = ids
+        .iter()
+        .take(10)
+        .map(|id| {
+            format!(
+                "{id},check_in,{},\n",
+                (base() + Duration::days(2)).to_rfc3339()
+            )
+        })
+        .collect();
+    app.import_events(
+        &format!("external_id,kind,occurred_at,note\n{events}"),
+        base() + Duration::days(2),
+    )
+    .await;
+    let by_variant = report(&app, "variant").await;
+    let rows = by_variant["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{by_variant}");
+    assert_eq!(rows[0]["key"], "en/checkin-1 (base)");
+    assert_eq!(rows[1]["key"], "en/checkin-1 short");
+    let episodes: u64 = rows.iter().map(|r| r["episodes"].as_u64().unwrap()).sum();
+    let returned: u64 = rows.iter().map(|r| r["returned"].as_u64().unwrap()).sum();
+    assert_eq!((episodes, returned), (40, 10));
+    assert_eq!(
+        by_variant["undecided"], true,
+        "forty episodes cannot tell them apart"
+    );
+    let table = std::process::Command::new(env!("CARGO_BIN_EXE_reengage"))
+        .arg("--config")
+        .arg(&app.config)
+        .args(["report", "--by", "variant"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("cannot yet tell the rows apart"), "{text}");
+    let edited = report(&app, "edited").await;
+    assert_eq!(edited["rows"][0]["key"], "unedited");
 }

@@ -112,6 +112,23 @@ pub struct Rendered {
     pub template_hash: String,
 }
 
+/// The variant an episode's step is drafted from: one of `variants` or the
+/// step's own template (`None`), each as likely, drawn from `seed` (the
+/// client and the quiet spell, and the step), so that the same episode always
+/// gets the same one.
+pub fn pick_variant(variants: &[String], seed: &str) -> Option<String> {
+    use sha2::Digest;
+    if variants.is_empty() {
+        return None;
+    }
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    let draw = u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 8 bytes"));
+    let pick = (draw % (variants.len() as u64 + 1)) as usize;
+    let mut sorted = variants.to_vec();
+    sorted.sort();
+    (pick > 0).then(|| sorted[pick - 1].clone())
+}
+
 /// The HTML of a text a person wrote, inside the agency's layout.
 const WRITTEN_HTML: &str = "{{#> html_layout lang=lang title=title}}\
     {{#each paragraphs}}<p>{{#each this}}{{#if @index}}<br>\n{{/if}}{{this}}{{/each}}</p>\n{{/each}}\
@@ -197,7 +214,44 @@ impl Composer {
             .collect()
     }
 
-    /// Every (language, template) pair that has at least one file.
+    /// The variants of `template` in `language` that have this channel's
+    /// files: `LANG/NAME~VARIANT.sms.hbs` (and `.email.hbs`, `.email.html.hbs`)
+    /// beside `LANG/NAME.…`, by name.
+    pub fn variants(&self, language: &str, template: &str, channel: Channel) -> Vec<String> {
+        let prefix = format!("{language}/{template}~");
+        let suffix = match channel {
+            Channel::Sms => ".sms",
+            Channel::Email => ".email",
+        };
+        self.sources
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix(suffix))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Renders `template`, or its `variant`: the message records the step's
+    /// template with the variant beside it.
+    pub fn render_variant(
+        &self,
+        template: &str,
+        variant: Option<&str>,
+        language: &str,
+        channel: Channel,
+        vars: &TemplateVars,
+    ) -> Result<Rendered, ComposeError> {
+        let name = match variant {
+            Some(v) => format!("{template}~{v}"),
+            None => template.to_owned(),
+        };
+        let mut rendered = self.render(&name, language, channel, vars)?;
+        rendered.template = format!("{language}/{template}");
+        Ok(rendered)
+    }
+
+    /// Every (language, template) pair that has at least one file (a variant,
+    /// `NAME~VARIANT`, is a template of its own here, so that every check
+    /// covers it).
     pub fn templates(&self) -> BTreeSet<(String, String)> {
         self.sources
             .keys()
@@ -218,6 +272,12 @@ impl Composer {
         for (language, template) in self.templates() {
             for discreet in [false, true] {
                 for channel in [Channel::Sms, Channel::Email] {
+                    // A variant may cover one channel only; the step's own
+                    // template covers the other.
+                    let file = format!("{language}/{template}.{}", channel.as_ref());
+                    if template.contains('~') && !self.sources.contains_key(&file) {
+                        continue;
+                    }
                     let vars = sample_vars(agency, public_url, discreet);
                     let rendered = self.render(&template, &language, channel, &vars);
                     out.push(SampleRender {
@@ -392,6 +452,28 @@ fn read_overrides(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_variant_is_drawn_stably_and_evenly() {
+        let variants = vec!["short".to_owned(), "warm".to_owned()];
+        assert_eq!(pick_variant(&[], "1:100:1"), None);
+        let first = pick_variant(&variants, "7:1700000000:1");
+        for _ in 0..5 {
+            assert_eq!(pick_variant(&variants, "7:1700000000:1"), first);
+        }
+        let mut counts = std::collections::HashMap::new();
+        for client in 0..3000 {
+            let pick = pick_variant(&variants, &format!("{client}:1700000000:1"));
+            *counts.entry(pick).or_insert(0) += 1;
+        }
+        assert_eq!(counts.len(), 3, "{counts:?}");
+        for n in counts.values() {
+            assert!(
+                (900..=1100).contains(n),
+                "close to a third each: {counts:?}"
+            );
+        }
+    }
 
     fn vars() -> TemplateVars {
         TemplateVars {
