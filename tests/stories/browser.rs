@@ -1,6 +1,6 @@
 //! A real browser: headless Chromium, driven through chromedriver, works the
 //! queue the way a coach does. The queue's screenshot is saved to
-//! `target/test-artifacts/queue.png`.
+//! `target/test-artifacts/queue.png`, the outcomes page's to `reports.png`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
@@ -222,5 +222,19 @@ async fn a_coach_edits_approves_rejects_and_finds_the_send_in_a_real_browser() {
     browser.goto(&format!("{base}/sends")).await.unwrap();
     let log = main_text_once_it_says(&browser, "+12015550123").await;
     assert!(log.contains("attempt: sent"), "{log}");
+
+    // The outcomes page draws its charts in a real browser.
+    browser.goto(&format!("{base}/reports")).await.unwrap();
+    main_text_once_it_says(&browser, "From opened to returned").await;
+    let charts = browser
+        .find_all(Locator::Css("figure.chart svg rect"))
+        .await
+        .unwrap();
+    assert!(!charts.is_empty(), "the charts have bars");
+    std::fs::write(
+        artifacts.join("reports.png"),
+        browser.screenshot().await.unwrap(),
+    )
+    .unwrap();
     browser.close().await.unwrap();
 }

@@ -703,5 +703,9 @@ fn templates_check_covers_a_steps_variants() {
     );
     let ok = op.run(&["templates", "check"]);
     assert!(ok.status.success(), "{}", stdout(&ok));
-    assert!(stdout(&ok).contains("en/checkin-1~short.sms"), "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains("en/checkin-1~short.sms"),
+        "{}",
+        stdout(&ok)
+    );
 }

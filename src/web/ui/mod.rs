@@ -3,6 +3,7 @@
 //! and acts on their own clients only (anything else is 404, as for an id that
 //! does not exist).
 
+mod charts;
 mod pages;
 mod session;
 
@@ -58,17 +59,19 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::app::auth;
 use crate::app::clock::local_to_utc;
 use crate::app::context::AppContext;
+use crate::domain::outcomes::By;
 use crate::domain::{Channel, ClientStatus, MessageStatus};
 use crate::pipeline::casework::{self, CaseAction, CaseError};
 use crate::pipeline::conversation::{self, Answer, AnswerError};
 use crate::pipeline::replies;
+use crate::pipeline::reports;
 use crate::pipeline::review::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
 use crate::store::conversation as conversation_store;
@@ -106,6 +109,8 @@ pub fn routes() -> Router<AppContext> {
         .route("/admin/coaches", post(admin_coach))
         .route("/admin/templates", get(template_preview))
         .route("/clients", get(clients))
+        .route("/reports", get(reports_page))
+        .route("/reports.csv", get(reports_csv))
         .route("/clients/{external_id}", get(client_page))
         .route("/clients/{external_id}/action", post(client_action))
         .route("/clients/{external_id}/message", post(client_message))
@@ -991,3 +996,69 @@ with_csrf!(
     AwayForm,
     AdminCoachForm,
 );
+
+#[derive(Deserialize)]
+struct ReportsQuery {
+    #[serde(default)]
+    by: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+}
+
+impl ReportsQuery {
+    /// The dimension and the period; what cannot be read is left at its default.
+    fn read(&self, now: DateTime<Utc>) -> (By, Option<DateTime<Utc>>, DateTime<Utc>) {
+        let by = self.by.parse().unwrap_or(By::Step);
+        let since = reports::parse_bound(&self.since, false).ok();
+        let until = reports::parse_bound(&self.until, true).unwrap_or(now);
+        (by, since, until)
+    }
+
+    fn to_query(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("by", &self.by)
+            .append_pair("since", &self.since)
+            .append_pair("until", &self.until)
+            .finish()
+    }
+}
+
+/// `/reports`: the coach's own caseload (an admin's: everyone's).
+async fn reports_page(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Query(query): Query<ReportsQuery>,
+) -> Result<Response, UiError> {
+    let scope = ui.scope(&ctx).await?;
+    let (by, since, until) = query.read(ctx.clock.now());
+    let report = reports::outcomes(&ctx, &scope, by, since, until).await?;
+    let monthly = reports::outcomes(&ctx, &scope, By::Month, since, until).await?;
+    Ok(pages::page(
+        StatusCode::OK,
+        pages::reports(&ui.coach, &ui.csrf, &report, &monthly, &query.to_query()),
+    ))
+}
+
+/// The same report's rows as a CSV download.
+async fn reports_csv(
+    State(ctx): State<AppContext>,
+    ui: UiCoach,
+    Query(query): Query<ReportsQuery>,
+) -> Result<Response, UiError> {
+    let scope = ui.scope(&ctx).await?;
+    let (by, since, until) = query.read(ctx.clock.now());
+    let report = reports::outcomes(&ctx, &scope, by, since, until).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"reengage-outcomes.csv\"",
+            ),
+        ],
+        report.to_csv()?,
+    )
+        .into_response())
+}

@@ -42,6 +42,7 @@ pub fn layout(title: &str, signed_in: Option<(&CoachRow, &str)>, body: Markup) -
                             a href="/clients" { "Clients" }
                             a href="/replies" { "Replies" }
                             a href="/sends" { "Send log" }
+                            a href="/reports" { "Outcomes" }
                             @if coach.is_admin() { a href="/admin" { "Admin" } }
                         }
                         a.meta href="/account" { (coach.name) }
@@ -944,4 +945,150 @@ fn what(m: &MessageView) -> String {
         (None, Some(author)) => format!("written by {author}"),
         (None, None) => "a coach's message".to_owned(),
     }
+}
+
+/// The outcomes page: the funnel, return and reply rates by the chosen
+/// dimension with their intervals, and the monthly trend.
+pub fn reports(
+    coach: &CoachRow,
+    csrf: &str,
+    report: &crate::pipeline::reports::Report,
+    monthly: &crate::pipeline::reports::Report,
+    query: &str,
+) -> Markup {
+    use super::charts::{self, Bar};
+    use crate::domain::outcomes::By;
+    let f = &report.funnel;
+    let opened = f.opened.max(1) as f64;
+    let funnel: Vec<Bar> = [
+        ("opened", f.opened),
+        ("drafted", f.drafted),
+        ("approved", f.approved),
+        ("sent", f.sent),
+        ("delivered", f.delivered),
+        ("replied", f.replied),
+        ("returned", f.returned),
+    ]
+    .iter()
+    .map(|(label, n)| Bar {
+        label: (*label).to_owned(),
+        value: *n as f64 / opened,
+        interval: None,
+        text: n.to_string(),
+    })
+    .collect();
+    let rate_bars = |rate: fn(&crate::domain::outcomes::Row) -> (f64, Option<(f64, f64)>),
+                     rows: &[crate::domain::outcomes::Row]| {
+        rows.iter()
+            .map(|r| {
+                let (value, interval) = rate(r);
+                Bar {
+                    label: r.key.clone(),
+                    value,
+                    interval,
+                    text: format!("{} of {}", charts::percent(value, interval), r.episodes),
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let returns = rate_bars(
+        |r| (r.return_rate, Some((r.return_rate_low, r.return_rate_high))),
+        &report.rows,
+    );
+    let replies = rate_bars(|r| (r.reply_rate, None), &report.rows);
+    let trend = rate_bars(
+        |r| (r.return_rate, Some((r.return_rate_low, r.return_rate_high))),
+        &monthly.rows,
+    );
+    let reached: u64 = report.rows.iter().map(|r| r.episodes).max().unwrap_or(0);
+    let options = [
+        By::Step,
+        By::Channel,
+        By::Template,
+        By::Variant,
+        By::Edited,
+        By::Language,
+        By::Coach,
+        By::Month,
+    ];
+    let d = &f.dropped;
+    layout(
+        "Outcomes",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Outcomes" }
+            p.meta {
+                "Episodes reached in the period (counted in the month of their first send); outcomes within "
+                (report.window_days) " days of the first send, credited to the message sent last before them. "
+                @if coach.is_admin() { "Every coach's clients." } @else { "Your clients, and those you cover for." }
+            }
+            form method="get" action="/reports" {
+                label for="by" { "Compare by" }
+                select #by name="by" {
+                    @for by in options {
+                        option value=(by) selected[by == report.by] { (by) }
+                    }
+                }
+                label for="since" { "From (first send on or after)" }
+                input #since type="date" name="since" value=(report.since.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default());
+                label for="until" { "Until" }
+                input #until type="date" name="until" value=(report.until.format("%Y-%m-%d"));
+                p { button type="submit" { "Show" } " " a href={ "/reports.csv?" (query) } download { "Download CSV" } }
+            }
+            @if report.undecided {
+                p.error role="status" {
+                    "The intervals overlap: these numbers cannot yet tell the "
+                    (report.by) "s apart. Keep going before choosing one."
+                }
+            }
+            (charts::bars(
+                "funnel",
+                "From opened to returned",
+                &format!(
+                    "{} episodes opened; {} sent, {} replied, {} returned. Fell out: {} rejected, {} expired unseen, {} cancelled, {} failed, {} undelivered.",
+                    f.opened, f.sent, f.replied, f.returned, d.rejected, d.expired,
+                    d.cancelled.values().sum::<u64>(), d.failed, d.undelivered
+                ),
+                ["stage", "episodes"],
+                &funnel,
+            ))
+            @if !d.cancelled.is_empty() {
+                p.meta {
+                    "Cancelled, by reason: "
+                    (d.cancelled.iter().map(|(why, n)| format!("{} {n}", why.replace('_', " "))).collect::<Vec<_>>().join(", "))
+                }
+            }
+            (charts::bars(
+                "returns",
+                &format!("Came back, by {}", report.by),
+                &format!(
+                    "Share of reached episodes (at most {reached} in a row) whose client checked in or attended a session, with the 95% interval."
+                ),
+                [report.by.to_string().as_str(), "returned"],
+                &returns,
+            ))
+            (charts::bars(
+                "replies",
+                &format!("Replied, by {}", report.by),
+                "Share of reached episodes whose client wrote back (not a bare keyword, not an automatic reply).",
+                [report.by.to_string().as_str(), "replied"],
+                &replies,
+            ))
+            (charts::bars(
+                "trend",
+                "Came back, by month",
+                "The return rate of the episodes first sent in each month, with the 95% interval.",
+                ["month", "returned"],
+                &trend,
+            ))
+            @for (what, spread) in [("reply", &report.time_to_reply), ("return", &report.time_to_return)] {
+                @if let Some(s) = spread {
+                    p.meta {
+                        "Time to " (what) ": median " (format!("{:.1}", s.median_hours)) " hours (quartiles "
+                        (format!("{:.1}", s.q1_hours)) "–" (format!("{:.1}", s.q3_hours)) ", " (s.count) " episodes)."
+                    }
+                }
+            }
+        },
+    )
 }
