@@ -947,6 +947,9 @@ fn what(m: &MessageView) -> String {
     }
 }
 
+/// A row's rate, and its interval if it has one.
+type RateOf = fn(&crate::domain::outcomes::Row) -> (f64, Option<(f64, f64)>);
+
 /// The outcomes page: the funnel, return and reply rates by the chosen
 /// dimension with their intervals, and the monthly trend.
 pub fn reports(
@@ -977,8 +980,7 @@ pub fn reports(
         text: n.to_string(),
     })
     .collect();
-    let rate_bars = |rate: fn(&crate::domain::outcomes::Row) -> (f64, Option<(f64, f64)>),
-                     rows: &[crate::domain::outcomes::Row]| {
+    let rate_bars = |rate: RateOf, rows: &[crate::domain::outcomes::Row]| {
         rows.iter()
             .map(|r| {
                 let (value, interval) = rate(r);
