@@ -12,6 +12,11 @@ use crate::pipeline::channels::Channels;
 use crate::store::Store;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: String,
 }
@@ -48,6 +53,7 @@ pub struct Metrics {
     oldest_pending: Gauge,
     crisis_open: Gauge,
     crisis_oldest: Gauge,
+    episodes: Family<OutcomeLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -99,7 +105,15 @@ impl Default for Metrics {
             "Age of the oldest crisis reply nobody has acknowledged (0 when none)",
             crisis_oldest.clone(),
         );
+        let episodes = Family::<OutcomeLabels, Gauge>::default();
+        registry.register(
+            "episodes_total",
+            "Reached episodes by outcome within reports.window_days of the first send \
+             (returned, replied, reached_personally, opted_out, none: the first that applies)",
+            episodes.clone(),
+        );
         Self {
+            episodes,
             crisis_open,
             crisis_oldest,
             registry,
@@ -128,14 +142,32 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Reads the counts from the database and renders the text exposition format.
+    /// Reads the counts from the database and renders the text exposition
+    /// format; episodes' outcomes count within `window_seconds` of their first send.
     pub async fn render(
         &self,
         store: &Store,
         channels: &Channels,
+        window_seconds: i64,
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<String> {
         let mut conn = store.conn().await?;
+        let outcomes =
+            crate::store::reports::outcome_counts(&mut conn, window_seconds, now).await?;
+        self.episodes.clear();
+        for outcome in [
+            "returned",
+            "replied",
+            "reached_personally",
+            "opted_out",
+            "none",
+        ] {
+            self.episodes
+                .get_or_create(&OutcomeLabels {
+                    outcome: outcome.to_owned(),
+                })
+                .set(outcomes.get(outcome).copied().unwrap_or(0) as i64);
+        }
         let (by_status, by_outcome) = crate::store::counts(&mut conn).await?;
         let oldest = crate::store::oldest_pending_draft(&mut conn).await?;
         let age = |at: Option<chrono::DateTime<chrono::Utc>>| {

@@ -91,6 +91,24 @@ impl Episode {
             .min()
     }
 
+    /// What came of a reached episode, the best first: `returned`, `replied`,
+    /// `reached_personally`, `opted_out`, else `none`; `None` if not reached.
+    pub fn outcome(&self, window: i64) -> Option<&'static str> {
+        self.t0()?;
+        let within = |times: &[i64]| self.first_within(times, window).is_some();
+        Some(if within(&self.returns) {
+            "returned"
+        } else if within(&self.replies) {
+            "replied"
+        } else if within(&self.contacts) {
+            "reached_personally"
+        } else if within(&self.opt_outs) {
+            "opted_out"
+        } else {
+            "none"
+        })
+    }
+
     /// The message credited for an outcome at `at`: the last sent before it.
     fn credited(&self, at: i64) -> Option<&Sent> {
         self.sent.iter().rev().find(|s| s.at <= at)

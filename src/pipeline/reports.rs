@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::app::context::AppContext;
-use crate::domain::Channel;
-use crate::domain::outcomes::{self, By, Episode, Row, Sent, Spread};
+use crate::domain::outcomes::{self, By, Episode, Row, Spread};
 use crate::store::Scope;
 use crate::store::reports::{self, EpisodeMessage, Happening};
 
@@ -81,7 +80,7 @@ pub async fn outcomes(
     for group in rows.chunk_by(|a, b| a.episode_id == b.episode_id) {
         let first = &group[0];
         let opened = (from..until).contains(&first.started_at);
-        let episode = episode(
+        let episode = reports::episode(
             group,
             done.get(&first.client_id).map_or(&[][..], Vec::as_slice),
         );
@@ -105,52 +104,6 @@ pub async fn outcomes(
         time_to_reply,
         time_to_return,
     })
-}
-
-/// What is known of one episode, from its messages and its client's doings.
-fn episode(messages: &[EpisodeMessage], done: &[(Happening, i64)]) -> Episode {
-    let first = &messages[0];
-    let times = |kind: Happening| {
-        done.iter()
-            .filter(|(what, _)| *what == kind)
-            .map(|(_, at)| *at)
-            .collect::<Vec<_>>()
-    };
-    let mut sent: Vec<Sent> = messages
-        .iter()
-        .filter_map(|m| {
-            let at = m.sent_at?;
-            let channel: Channel = m.channel.as_deref()?.parse().ok()?;
-            Some(Sent {
-                at,
-                step: m.step,
-                channel,
-                template: m.template.clone().unwrap_or_default(),
-                variant: m.variant.clone(),
-                edited: m.edited.unwrap_or(0) != 0,
-                delivered: delivered(m),
-            })
-        })
-        .collect();
-    sent.sort_by_key(|s| s.at);
-    Episode {
-        language: first.language.clone(),
-        coach: first.coach.clone(),
-        sent,
-        replies: times(Happening::Reply),
-        returns: times(Happening::Return),
-        contacts: times(Happening::Contact),
-        opt_outs: times(Happening::OptOut),
-    }
-}
-
-/// Sent and not reported undelivered: an SMS once its provider says
-/// delivered; an email once sent (no bounce came back).
-fn delivered(m: &EpisodeMessage) -> bool {
-    let status = m.delivery_status.as_deref();
-    m.status.as_deref() == Some("sent")
-        && !matches!(status, Some("undelivered" | "failed"))
-        && (m.channel.as_deref() == Some("email") || status == Some("delivered"))
 }
 
 /// Adds an episode opened in the period to the funnel.

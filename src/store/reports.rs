@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
 use super::{Scope, ts};
+use crate::domain::Channel;
+use crate::domain::outcomes::{Episode, Sent};
 
 /// One message of an episode (or an episode with none yet).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -107,4 +109,76 @@ pub async fn happenings(
             Ok((r.client_id, what, r.at))
         })
         .collect()
+}
+
+/// What is known of one episode, from its messages and its client's doings.
+pub fn episode(messages: &[EpisodeMessage], done: &[(Happening, i64)]) -> Episode {
+    let first = &messages[0];
+    let times = |kind: Happening| {
+        done.iter()
+            .filter(|(what, _)| *what == kind)
+            .map(|(_, at)| *at)
+            .collect::<Vec<_>>()
+    };
+    let mut sent: Vec<Sent> = messages
+        .iter()
+        .filter_map(|m| {
+            let at = m.sent_at?;
+            let channel: Channel = m.channel.as_deref()?.parse().ok()?;
+            Some(Sent {
+                at,
+                step: m.step,
+                channel,
+                template: m.template.clone().unwrap_or_default(),
+                variant: m.variant.clone(),
+                edited: m.edited.unwrap_or(0) != 0,
+                delivered: delivered(m),
+            })
+        })
+        .collect();
+    sent.sort_by_key(|s| s.at);
+    Episode {
+        language: first.language.clone(),
+        coach: first.coach.clone(),
+        sent,
+        replies: times(Happening::Reply),
+        returns: times(Happening::Return),
+        contacts: times(Happening::Contact),
+        opt_outs: times(Happening::OptOut),
+    }
+}
+
+/// Sent and not reported undelivered: an SMS once its provider says
+/// delivered; an email once sent (no bounce came back).
+pub fn delivered(m: &EpisodeMessage) -> bool {
+    let status = m.delivery_status.as_deref();
+    m.status.as_deref() == Some("sent")
+        && !matches!(status, Some("undelivered" | "failed"))
+        && (m.channel.as_deref() == Some("email") || status == Some("delivered"))
+}
+
+/// Every reached episode of every client, by its outcome (the first of
+/// returned, replied, reached personally, opted out; else none), within
+/// `window_seconds` of its first send: for the metrics.
+pub async fn outcome_counts(
+    conn: &mut AnyConnection,
+    window_seconds: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<std::collections::BTreeMap<&'static str, u64>> {
+    let rows = episode_messages(conn, &Scope::All, now).await?;
+    let mut done: std::collections::HashMap<i64, Vec<(Happening, i64)>> = Default::default();
+    for (client, what, at) in happenings(conn, &Scope::All, DateTime::UNIX_EPOCH).await? {
+        done.entry(client).or_default().push((what, at));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for group in rows.chunk_by(|a, b| a.episode_id == b.episode_id) {
+        let episode = episode(
+            group,
+            done.get(&group[0].client_id).map_or(&[][..], Vec::as_slice),
+        );
+        if let Some(outcome) = episode.outcome(window_seconds) {
+            *counts.entry(outcome).or_default() += 1;
+        }
+    }
+    Ok(counts)
 }

@@ -95,7 +95,12 @@ async fn healthz(State(ctx): State<AppContext>) -> (StatusCode, String) {
 async fn metrics(State(ctx): State<AppContext>) -> Response {
     match ctx
         .metrics
-        .render(&ctx.store, &ctx.channels, ctx.clock.now())
+        .render(
+            &ctx.store,
+            &ctx.channels,
+            i64::from(ctx.settings.reports.window_days) * 86_400,
+            ctx.clock.now(),
+        )
         .await
     {
         Ok(text) => (

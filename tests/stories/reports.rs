@@ -187,6 +187,14 @@ async fn outcomes_are_counted_and_credited_as_defined(app: TestApp) {
     assert_eq!(dropped["failed"], 0);
     assert!(by_step["time_to_reply"]["median_hours"].as_f64().unwrap() > 0.0);
 
+    // Dashboards see each reached episode once, by its best outcome.
+    let (_, _, metrics) = get_page(&app, "", "/metrics").await;
+    for outcome in ["returned", "replied", "reached_personally", "opted_out", "none"] {
+        assert!(
+            metrics.contains(&format!("reengage_episodes_total{{outcome=\"{outcome}\"}} 1")),
+            "{outcome}: {metrics}"
+        );
+    }
     // The command line gives the same JSON.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_reengage"))
         .arg("--config")
