@@ -27,6 +27,19 @@ pub struct Report {
     pub funnel: Funnel,
     pub time_to_reply: Option<Spread>,
     pub time_to_return: Option<Spread>,
+    /// Each coach's drafts of episodes opened in the period: how long a
+    /// decision took, and how many expired unseen.
+    pub workload: Vec<Workload>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workload {
+    pub coach: String,
+    pub drafts: u64,
+    /// Approved or rejected, and how long from draft to that decision.
+    pub decided: u64,
+    pub time_to_decision: Option<Spread>,
+    pub expired: u64,
 }
 
 /// Episodes opened in the period, and how far they got.
@@ -68,7 +81,7 @@ pub async fn outcomes(
     let window = i64::from(window_days) * 86_400;
     let from = since.unwrap_or(DateTime::UNIX_EPOCH);
     let mut conn = ctx.store.conn().await?;
-    let rows = reports::episode_messages(&mut conn, scope, until).await?;
+    let rows = reports::episode_messages(&mut conn, scope, from, until).await?;
     let mut done: HashMap<i64, Vec<(Happening, i64)>> = HashMap::new();
     for (client, what, at) in reports::happenings(&mut conn, scope, from).await? {
         done.entry(client).or_default().push((what, at));
@@ -77,6 +90,7 @@ pub async fn outcomes(
     let (from, until) = (from.timestamp(), until.timestamp());
     let mut funnel = Funnel::default();
     let mut reached = Vec::new();
+    let mut decisions: BTreeMap<String, (u64, Vec<i64>, u64)> = BTreeMap::new();
     for group in rows.chunk_by(|a, b| a.episode_id == b.episode_id) {
         let first = &group[0];
         let opened = (from..until).contains(&first.started_at);
@@ -86,6 +100,14 @@ pub async fn outcomes(
         );
         if opened {
             count(&mut funnel, group, &episode, window);
+            let (drafts, waits, expired) = decisions.entry(first.coach.clone()).or_default();
+            for m in group.iter().filter(|m| m.status.is_some()) {
+                *drafts += 1;
+                *expired += u64::from(m.status.as_deref() == Some("expired"));
+                if let (Some(made), Some(decided)) = (m.created_at, m.approved_at.or(m.rejected_at)) {
+                    waits.push(decided - made);
+                }
+            }
         }
         if episode.t0().is_some_and(|t0| (from..until).contains(&t0)) {
             reached.push(episode);
@@ -103,6 +125,16 @@ pub async fn outcomes(
         funnel,
         time_to_reply,
         time_to_return,
+        workload: decisions
+            .into_iter()
+            .map(|(coach, (drafts, waits, expired))| Workload {
+                coach,
+                drafts,
+                decided: waits.len() as u64,
+                time_to_decision: outcomes::spread(waits),
+                expired,
+            })
+            .collect(),
     })
 }
 
@@ -247,6 +279,19 @@ impl Report {
             d.failed,
             d.undelivered
         );
+        for w in &self.workload {
+            let _ = writeln!(
+                out,
+                "coach {}: {} drafts, {} decided{}, {} expired unseen",
+                w.coach,
+                w.drafts,
+                w.decided,
+                w.time_to_decision
+                    .map(|s| format!(" (median {:.1} h after drafting)", s.median_hours))
+                    .unwrap_or_default(),
+                w.expired
+            );
+        }
         for (what, spread) in [
             ("reply", &self.time_to_reply),
             ("return", &self.time_to_return),

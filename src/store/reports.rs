@@ -23,32 +23,38 @@ pub struct EpisodeMessage {
     pub variant: Option<String>,
     pub edited: Option<i64>,
     pub status: Option<String>,
+    pub created_at: Option<i64>,
     pub approved_at: Option<i64>,
+    pub rejected_at: Option<i64>,
     pub sent_at: Option<i64>,
     pub delivery_status: Option<String>,
     pub cancel_reason: Option<String>,
 }
 
-/// The episodes of clients in `scope` that started before `until`, each
-/// with every message drafted in it, ordered by episode and send time.
+/// The episodes of clients in `scope` that started before `until` and were
+/// still open at `since` (so every episode opened or reached in the period),
+/// each with every message drafted in it, ordered by episode and send time.
 pub async fn episode_messages(
     conn: &mut AnyConnection,
     scope: &Scope,
+    since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> anyhow::Result<Vec<EpisodeMessage>> {
     let sql = format!(
         "SELECT e.id AS episode_id, e.client_id, e.started_at, c.language, co.email AS coach, \
-           m.step, m.channel, m.template, m.variant, m.edited, m.status, m.approved_at, \
+           m.step, m.channel, m.template, m.variant, m.edited, m.status, m.created_at, \
+           m.approved_at, m.rejected_at, \
            m.sent_at, m.delivery_status, m.cancel_reason \
          FROM episodes e JOIN clients c ON c.id = e.client_id \
          JOIN coaches co ON co.id = c.coach_id \
          LEFT JOIN messages m ON m.episode_id = e.id \
-         WHERE {} AND e.started_at < $1 \
+         WHERE {} AND e.started_at < $1 AND (e.closed_at IS NULL OR e.closed_at >= $2) \
          ORDER BY e.id, m.sent_at, m.id",
         scope.sql("c.coach_id")
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(ts(until))
+        .bind(ts(since))
         .fetch_all(conn)
         .await?)
 }
@@ -73,7 +79,9 @@ struct HappeningRow {
     at: i64,
 }
 
-/// What the clients in `scope` did from `since` on: `(client, what, when)`.
+/// What the clients in `scope` did from `since` on, once an episode of theirs
+/// had begun (nothing before can be an outcome): `(client, what, when)`.
+/// Read from the episodes, so that a million quiet-free clients cost nothing.
 pub async fn happenings(
     conn: &mut AnyConnection,
     scope: &Scope,
@@ -81,20 +89,26 @@ pub async fn happenings(
 ) -> anyhow::Result<Vec<(i64, Happening, i64)>> {
     let in_scope = scope.sql("c.coach_id");
     let sql = format!(
-        "SELECT ev.client_id, CASE ev.kind WHEN 'coach_contact' THEN 'contact' \
+        "WITH began AS ( \
+           SELECT e.client_id, MIN(e.started_at) AS at FROM episodes e \
+           JOIN clients c ON c.id = e.client_id \
+           WHERE {in_scope} AND (e.closed_at IS NULL OR e.closed_at >= $1) GROUP BY e.client_id) \
+         SELECT ev.client_id, CASE ev.kind WHEN 'coach_contact' THEN 'contact' \
              WHEN 'message_reply' THEN 'reply' ELSE 'return' END AS what, ev.occurred_at AS at \
-           FROM engagement_events ev JOIN clients c ON c.id = ev.client_id \
-           WHERE {in_scope} AND ev.occurred_at >= $1 \
+           FROM began b JOIN engagement_events ev ON ev.client_id = b.client_id \
+           WHERE ev.occurred_at >= b.at AND ev.occurred_at >= $1 \
              AND ev.kind IN ('check_in', 'session_attended', 'coach_contact', 'message_reply') \
          UNION ALL \
-         SELECT i.client_id, 'reply', i.received_at FROM inbound i JOIN clients c ON c.id = i.client_id \
-           WHERE {in_scope} AND i.received_at >= $1 AND i.automatic IS NULL AND i.keyword = 0 \
+         SELECT i.client_id, 'reply', i.received_at FROM began b \
+           JOIN inbound i ON i.client_id = b.client_id \
+           WHERE i.received_at >= b.at AND i.received_at >= $1 \
+             AND i.automatic IS NULL AND i.keyword = 0 \
          UNION ALL \
-         SELECT c.id, 'opt_out', c.opted_out_email_at FROM clients c \
-           WHERE {in_scope} AND c.opted_out_email_at >= $1 \
+         SELECT c.id, 'opt_out', c.opted_out_email_at FROM began b JOIN clients c ON c.id = b.client_id \
+           WHERE c.opted_out_email_at >= b.at AND c.opted_out_email_at >= $1 \
          UNION ALL \
-         SELECT c.id, 'opt_out', c.opted_out_sms_at FROM clients c \
-           WHERE {in_scope} AND c.opted_out_sms_at >= $1"
+         SELECT c.id, 'opt_out', c.opted_out_sms_at FROM began b JOIN clients c ON c.id = b.client_id \
+           WHERE c.opted_out_sms_at >= b.at AND c.opted_out_sms_at >= $1"
     );
     let rows: Vec<HappeningRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(ts(since))
@@ -165,7 +179,7 @@ pub async fn outcome_counts(
     window_seconds: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<std::collections::BTreeMap<&'static str, u64>> {
-    let rows = episode_messages(conn, &Scope::All, now).await?;
+    let rows = episode_messages(conn, &Scope::All, DateTime::UNIX_EPOCH, now).await?;
     let mut done: std::collections::HashMap<i64, Vec<(Happening, i64)>> = Default::default();
     for (client, what, at) in happenings(conn, &Scope::All, DateTime::UNIX_EPOCH).await? {
         done.entry(client).or_default().push((what, at));

@@ -186,6 +186,17 @@ async fn outcomes_are_counted_and_credited_as_defined(app: TestApp) {
     assert_eq!(dropped["expired"], 3, "{dropped}");
     assert_eq!(dropped["failed"], 0);
     assert!(by_step["time_to_reply"]["median_hours"].as_f64().unwrap() > 0.0);
+    // Rosa's queue: sixteen drafts in the opened spells; nine decided (eight
+    // approved, one rejected) as soon as they were drafted; three expired
+    // unseen; four still pending.
+    let workload = by_step["workload"].as_array().unwrap();
+    assert_eq!(workload.len(), 1, "{workload:?}");
+    assert_eq!(workload[0]["coach"], COACH);
+    assert_eq!(
+        ["drafts", "decided", "expired"].map(|k| workload[0][k].as_u64().unwrap()),
+        [16, 9, 3]
+    );
+    assert_eq!(workload[0]["time_to_decision"]["median_hours"], 0.0);
 
     // Dashboards see each reached episode once, by its best outcome.
     let (_, _, metrics) = get_page(&app, "", "/metrics").await;

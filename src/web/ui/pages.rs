@@ -1083,6 +1083,19 @@ pub fn reports(
                 ["month", "returned"],
                 &trend,
             ))
+            h2 style="font-size:1.1rem" { "Coaches' queues" }
+            table {
+                thead { tr { th { "coach" } th { "drafts" } th { "decided" } th { "median time to decide" } th { "expired unseen" } } }
+                tbody {
+                    @for w in &report.workload {
+                        tr {
+                            td { (w.coach) } td { (w.drafts) } td { (w.decided) }
+                            td { (w.time_to_decision.map(|s| format!("{:.1} h", s.median_hours)).unwrap_or_else(|| "-".into())) }
+                            td { (w.expired) }
+                        }
+                    }
+                }
+            }
             @for (what, spread) in [("reply", &report.time_to_reply), ("return", &report.time_to_return)] {
                 @if let Some(s) = spread {
                     p.meta {
