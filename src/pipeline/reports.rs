@@ -104,7 +104,8 @@ pub async fn outcomes(
             for m in group.iter().filter(|m| m.status.is_some()) {
                 *drafts += 1;
                 *expired += u64::from(m.status.as_deref() == Some("expired"));
-                if let (Some(made), Some(decided)) = (m.created_at, m.approved_at.or(m.rejected_at)) {
+                if let (Some(made), Some(decided)) = (m.created_at, m.approved_at.or(m.rejected_at))
+                {
                     waits.push(decided - made);
                 }
             }

@@ -29,6 +29,10 @@ pub struct EpisodeMessage {
     pub sent_at: Option<i64>,
     pub delivery_status: Option<String>,
     pub cancel_reason: Option<String>,
+    /// The client's opt-outs, read with the episode (not by scanning every
+    /// client for them).
+    pub opted_out_email_at: Option<i64>,
+    pub opted_out_sms_at: Option<i64>,
 }
 
 /// The episodes of clients in `scope` that started before `until` and were
@@ -46,7 +50,7 @@ pub async fn episode_messages(
         "SELECT e.id AS episode_id, e.client_id, e.started_at, c.language, co.email AS coach, \
            m.step, m.channel, m.template, m.variant, m.edited, m.status, \
            m.created_at, m.approved_at, m.rejected_at, \
-           m.sent_at, m.delivery_status, m.cancel_reason \
+           m.sent_at, m.delivery_status, m.cancel_reason, c.opted_out_email_at, c.opted_out_sms_at \
          FROM episodes e JOIN clients c ON c.id = e.client_id \
          JOIN coaches co ON co.id = c.coach_id \
          LEFT JOIN messages m ON m.episode_id = e.id \
@@ -58,7 +62,7 @@ pub async fn episode_messages(
         &inner,
         "episode_id, client_id, started_at, language, coach, step, channel, template, variant, \
          edited, status, created_at, approved_at, rejected_at, sent_at, delivery_status, \
-         cancel_reason",
+         cancel_reason, opted_out_email_at, opted_out_sms_at",
     );
     let json: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(ts(until))
@@ -80,7 +84,6 @@ pub enum Happening {
     Return,
     /// A coach reached them personally.
     Contact,
-    OptOut,
 }
 
 #[derive(sqlx::FromRow)]
@@ -90,7 +93,8 @@ struct HappeningRow {
     at: i64,
 }
 
-/// What the clients in `scope` did from `since` on, once an episode of theirs
+/// What the clients in `scope` did from `since` on (opt-outs come with the
+/// episodes), once an episode of theirs
 /// had begun (nothing before can be an outcome): `(client, what, when)`.
 /// Read from the episodes, so that a million quiet-free clients cost nothing.
 pub async fn happenings(
@@ -113,13 +117,7 @@ pub async fn happenings(
          SELECT i.client_id, 'reply', i.received_at FROM began b \
            JOIN inbound i ON i.client_id = b.client_id \
            WHERE i.received_at >= b.at AND i.received_at >= $1 \
-             AND i.automatic IS NULL AND i.keyword = 0 \
-         UNION ALL \
-         SELECT c.id, 'opt_out', c.opted_out_email_at FROM began b JOIN clients c ON c.id = b.client_id \
-           WHERE c.opted_out_email_at >= b.at AND c.opted_out_email_at >= $1 \
-         UNION ALL \
-         SELECT c.id, 'opt_out', c.opted_out_sms_at FROM began b JOIN clients c ON c.id = b.client_id \
-           WHERE c.opted_out_sms_at >= b.at AND c.opted_out_sms_at >= $1"
+             AND i.automatic IS NULL AND i.keyword = 0"
     );
     let rows: Vec<HappeningRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(ts(since))
@@ -169,7 +167,10 @@ pub fn episode(messages: &[EpisodeMessage], done: &[(Happening, i64)]) -> Episod
         replies: times(Happening::Reply),
         returns: times(Happening::Return),
         contacts: times(Happening::Contact),
-        opt_outs: times(Happening::OptOut),
+        opt_outs: [first.opted_out_email_at, first.opted_out_sms_at]
+            .into_iter()
+            .flatten()
+            .collect(),
     }
 }
 

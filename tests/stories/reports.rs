@@ -30,6 +30,27 @@ async fn send_to(app: &TestApp, ids: &[&str], at: DateTime<Utc>) {
     app.dispatch(at).await;
 }
 
+/// Clients with these ids and phones from +1201555`first`…, quiet for 8
+/// days at `base()`, with their step-1 drafts. Returns the phones.
+async fn quiet_clients(app: &TestApp, ids: &[&str], first: usize) -> Vec<String> {
+    let phones: Vec<String> = (0..ids.len())
+        .map(|i| format!("+1201555{:04}", first + i))
+        .collect();
+    let clients: Vec<ClientCsv> = ids
+        .iter()
+        .zip(&phones)
+        .map(|(id, phone)| ClientCsv {
+            external_id: id,
+            phone,
+            ..Default::default()
+        })
+        .collect();
+    app.import_clients(&clients_csv(&clients), base() - Duration::days(8))
+        .await;
+    app.detect(base()).await;
+    phones
+}
+
 /// Seven clients, quiet for 8 days at `base()`:
 /// - `back`: came back (a check-in) 3 days after step 1;
 /// - `replied`: replied to step 2;
@@ -42,21 +63,7 @@ async fn known_outcomes(app: &TestApp) {
     let ids = [
         "back", "replied", "stopped", "silent", "reached", "rejected", "unseen",
     ];
-    let rows: Vec<String> = (0..ids.len())
-        .map(|i| format!("+1201555{:04}", 100 + i))
-        .collect();
-    let clients: Vec<ClientCsv> = ids
-        .iter()
-        .zip(&rows)
-        .map(|(id, phone)| ClientCsv {
-            external_id: id,
-            phone,
-            ..Default::default()
-        })
-        .collect();
-    app.import_clients(&clients_csv(&clients), base() - Duration::days(8))
-        .await;
-    app.detect(base()).await;
+    let rows = quiet_clients(app, &ids, 100).await;
     let rejected = app
         .pending()
         .await
@@ -200,9 +207,17 @@ async fn outcomes_are_counted_and_credited_as_defined(app: TestApp) {
 
     // Dashboards see each reached episode once, by its best outcome.
     let (_, _, metrics) = get_page(&app, "", "/metrics").await;
-    for outcome in ["returned", "replied", "reached_personally", "opted_out", "none"] {
+    for outcome in [
+        "returned",
+        "replied",
+        "reached_personally",
+        "opted_out",
+        "none",
+    ] {
         assert!(
-            metrics.contains(&format!("reengage_episodes_total{{outcome=\"{outcome}\"}} 1")),
+            metrics.contains(&format!(
+                "reengage_episodes_total{{outcome=\"{outcome}\"}} 1"
+            )),
             "{outcome}: {metrics}"
         );
     }
@@ -293,19 +308,8 @@ async fn a_steps_variants_are_drawn_per_episode_and_compared_with_care(mut app: 
             .unwrap(),
     );
     let ids: Vec<String> = (0..40).map(|i| format!("v-{i}")).collect();
-    let phones: Vec<String> = (0..40).map(|i| format!("+1201555{:04}", 300 + i)).collect();
-    let clients: Vec<ClientCsv> = ids
-        .iter()
-        .zip(&phones)
-        .map(|(id, phone)| ClientCsv {
-            external_id: id,
-            phone,
-            ..Default::default()
-        })
-        .collect();
-    app.import_clients(&clients_csv(&clients), base() - Duration::days(8))
-        .await;
-    app.detect(base()).await;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    quiet_clients(&app, &ids, 300).await;
     let drafts = app.pending().await;
     assert_eq!(drafts.len(), 40);
     let short: Vec<_> = drafts
@@ -328,7 +332,6 @@ async fn a_steps_variants_are_drawn_per_episode_and_compared_with_care(mut app: 
             "the variant's text goes with its name"
         );
     }
-    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     send_to(&app, &ids, base()).await;
     let events: String = ids
         .iter()
