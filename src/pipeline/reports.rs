@@ -80,13 +80,18 @@ pub async fn outcomes(
     let window_days = ctx.settings.reports.window_days;
     let window = i64::from(window_days) * 86_400;
     let from = since.unwrap_or(DateTime::UNIX_EPOCH);
-    let mut conn = ctx.store.conn().await?;
-    let rows = reports::episode_messages(&mut conn, scope, from, until).await?;
+    // Two independent reads, side by side on two connections.
+    let (mut episodes, mut doings) = (ctx.store.conn().await?, ctx.store.conn().await?);
+    let (rows, happenings) = futures::join!(
+        reports::episode_messages(&mut episodes, scope, from, until),
+        reports::happenings(&mut doings, scope, from)
+    );
+    let rows = rows?;
     let mut done: HashMap<i64, Vec<(Happening, i64)>> = HashMap::new();
-    for (client, what, at) in reports::happenings(&mut conn, scope, from).await? {
+    for (client, what, at) in happenings? {
         done.entry(client).or_default().push((what, at));
     }
-    drop(conn);
+    drop((episodes, doings));
     let (from, until) = (from.timestamp(), until.timestamp());
     let mut funnel = Funnel::default();
     let mut reached = Vec::new();

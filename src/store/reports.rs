@@ -102,12 +102,18 @@ pub async fn happenings(
     scope: &Scope,
     since: DateTime<Utc>,
 ) -> anyhow::Result<Vec<(i64, Happening, i64)>> {
-    let in_scope = scope.sql("c.coach_id");
+    // Every client needs no join: PostgreSQL would scan them all for it.
+    let in_scope = match scope {
+        Scope::All => String::new(),
+        Scope::Coaches(_) => format!(
+            "AND e.client_id IN (SELECT c.id FROM clients c WHERE {})",
+            scope.sql("c.coach_id")
+        ),
+    };
     let sql = format!(
         "WITH began AS ( \
            SELECT e.client_id, MIN(e.started_at) AS at FROM episodes e \
-           JOIN clients c ON c.id = e.client_id \
-           WHERE {in_scope} AND (e.closed_at IS NULL OR e.closed_at >= $1) GROUP BY e.client_id) \
+           WHERE (e.closed_at IS NULL OR e.closed_at >= $1) {in_scope} GROUP BY e.client_id) \
          SELECT ev.client_id, CASE ev.kind WHEN 'coach_contact' THEN 'contact' \
              WHEN 'message_reply' THEN 'reply' ELSE 'return' END AS what, ev.occurred_at AS at \
            FROM began b JOIN engagement_events ev ON ev.client_id = b.client_id \
