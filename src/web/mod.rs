@@ -23,7 +23,11 @@ pub(crate) fn next_after<T>(items: &[T], limit: i64, id: impl Fn(&T) -> i64) -> 
 }
 
 pub fn router(ctx: AppContext) -> Router {
-    Router::new()
+    let https = ctx.settings.http.public_url.scheme() == "https";
+    let router = Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/favicon.ico", get(favicon))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/webhooks/twilio/status", post(twilio::status_callback))
@@ -34,7 +38,63 @@ pub fn router(ctx: AppContext) -> Router {
         )
         .nest("/api/v1", api::routes())
         .merge(ui::routes())
-        .with_state(ctx)
+        .with_state(ctx);
+    secure(router, https)
+}
+
+/// Headers every response carries: pages and API answers hold client data,
+/// so nothing is cached, framed, sniffed or sent on as a Referer; and over
+/// https, browsers are told to stay on https.
+fn secure(router: Router, https: bool) -> Router {
+    use axum::http::{HeaderName, HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let mut headers: Vec<(HeaderName, &'static str)> = vec![
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             frame-ancestors 'none'; form-action 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    if https {
+        headers.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
+    }
+    headers.into_iter().fold(router, |router, (name, value)| {
+        router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ))
+    })
+}
+
+/// The process is up: for a supervisor deciding whether to restart it.
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+/// The database answers: for a load balancer deciding whether to send
+/// traffic. A paused channel or a pending crisis alert does not take an
+/// instance out (the coach UI and the inbound webhooks must stay reachable);
+/// `/healthz` reports those.
+async fn readyz(State(ctx): State<AppContext>) -> (StatusCode, &'static str) {
+    match ctx.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n"),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+        }
+    }
+}
+
+/// A small icon, so that browsers find one instead of logging a 404.
+async fn favicon() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "image/svg+xml")],
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">\
+         <circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#2f6f73\"/></svg>",
+    )
 }
 
 /// Each part's state, one line each: the database, then each channel. 200 when
