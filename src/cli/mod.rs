@@ -249,7 +249,18 @@ pub enum TokensCommand {
     Create {
         #[arg(long, value_name = "EMAIL")]
         coach: String,
+        /// The token stops working this many days from now (default: never).
+        #[arg(long, value_name = "N")]
+        expires_in_days: Option<u32>,
     },
+    /// List the tokens (never the tokens themselves): id, coach, created,
+    /// last used, expires, revoked.
+    List {
+        #[arg(long, value_name = "EMAIL")]
+        coach: Option<String>,
+    },
+    /// Revoke a token by its id: it is refused from now on.
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -474,15 +485,57 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             ExitCode::SUCCESS
         }
-        Command::Tokens(TokensCommand::Create { coach }) => {
+        Command::Tokens(TokensCommand::Create {
+            coach,
+            expires_in_days,
+        }) => {
             let coach = match review::acting_coach(&ctx, &coach).await {
                 Ok(c) => c,
                 Err(e) => return refused(e, "error: "),
             };
+            let now = ctx.clock.now();
+            let expires = expires_in_days.map(|d| now + chrono::Duration::days(i64::from(d)));
             let mut conn = ctx.store.conn().await?;
-            let token = tokens::create(&mut conn, coach.id, ctx.clock.now()).await?;
+            let token = tokens::create(&mut conn, coach.id, expires, now).await?;
             say!("{token}");
             ExitCode::SUCCESS
+        }
+        Command::Tokens(TokensCommand::List { coach }) => {
+            let coach_id = match coach {
+                Some(email) => match review::acting_coach(&ctx, &email).await {
+                    Ok(c) => Some(c.id),
+                    Err(e) => return refused(e, "error: "),
+                },
+                None => None,
+            };
+            let mut conn = ctx.store.conn().await?;
+            let when = |at: Option<i64>| {
+                at.and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
+                    .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
+            };
+            say!("id\tcoach\tcreated\tlast used\texpires\trevoked");
+            for t in tokens::list(&mut conn, coach_id).await? {
+                say!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.coach,
+                    when(Some(t.created_at)),
+                    when(t.last_used_at),
+                    when(t.expires_at),
+                    when(t.revoked_at)
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Tokens(TokensCommand::Revoke { id }) => {
+            let mut conn = ctx.store.conn().await?;
+            if tokens::revoke(&mut conn, id, ctx.clock.now()).await? {
+                say!("token {id} revoked");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("error: no live token has id {id}");
+                ExitCode::FAILURE
+            }
         }
     };
     Ok(code)

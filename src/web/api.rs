@@ -235,7 +235,7 @@ impl FromRequestParts<AppContext> for ApiCoach {
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let mut conn = ctx.store.conn().await?;
-        tokens::coach_for(&mut conn, token)
+        tokens::coach_for(&mut conn, token, ctx.clock.now())
             .await?
             .map(ApiCoach)
             .ok_or(ApiError::Unauthorized)

@@ -709,3 +709,53 @@ fn templates_check_covers_a_steps_variants() {
         stdout(&ok)
     );
 }
+
+#[test]
+fn tokens_are_listed_without_their_secret_and_a_revoked_one_is_refused() {
+    let op = Operator::migrated("");
+    let added = op.run(&[
+        "coaches",
+        "add",
+        "--email",
+        "rosa@example.org",
+        "--name",
+        "Rosa Diaz",
+    ]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let made = op.run(&[
+        "tokens",
+        "create",
+        "--coach",
+        "rosa@example.org",
+        "--expires-in-days",
+        "30",
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let token = stdout(&made).trim().to_owned();
+    assert!(token.starts_with("rg_"));
+    let listed = op.run(&["tokens", "list"]);
+    let text = stdout(&listed);
+    assert!(text.contains("rosa@example.org"), "{text}");
+    assert!(!text.contains(&token), "never the token itself");
+    let id = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.lines().nth(1).unwrap().split('\t').nth(4).unwrap() != "-",
+        "it expires: {text}"
+    );
+    let revoked = op.run(&["tokens", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let again = op.run(&["tokens", "revoke", &id]);
+    assert_eq!(again.status.code(), Some(1));
+    let listed = stdout(&op.run(&["tokens", "list", "--coach", "rosa@example.org"]));
+    assert!(
+        listed.lines().nth(1).unwrap().split('\t').nth(5).unwrap() != "-",
+        "{listed}"
+    );
+}

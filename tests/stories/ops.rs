@@ -8,6 +8,7 @@ use tower::ServiceExt as _;
 on_both_backends!(
     the_probes_say_live_and_ready_and_a_paused_channel_takes_no_instance_out,
     every_answer_forbids_caching_framing_sniffing_and_referrers,
+    a_revoked_or_expired_token_is_refused_at_once,
 );
 
 async fn get(app: &TestApp, path: &str) -> axum::response::Response {
@@ -69,4 +70,42 @@ async fn over_https_browsers_are_told_to_stay_on_https(app: TestApp) {
         response.headers()["strict-transport-security"],
         "max-age=31536000"
     );
+}
+
+async fn a_revoked_or_expired_token_is_refused_at_once(mut app: TestApp) {
+    use axum::http::Method;
+    use reengage::store::tokens;
+    let now = chrono::Utc::now();
+    let rosa = reengage::pipeline::review::acting_coach(&app.ctx, COACH)
+        .await
+        .unwrap();
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let brief = tokens::create(
+        &mut conn,
+        rosa.id,
+        Some(now + chrono::Duration::days(1)),
+        now,
+    )
+    .await
+    .unwrap();
+    let revoked = tokens::create(&mut conn, rosa.id, None, now).await.unwrap();
+    drop(conn);
+    let (status, _) = call(&app, Method::GET, "/api/v1/drafts", Some(&brief), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&app, Method::GET, "/api/v1/drafts", Some(&revoked), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let listed = tokens::list(&mut conn, Some(rosa.id)).await.unwrap();
+    assert!(
+        listed.iter().all(|t| t.last_used_at.is_some()),
+        "last use recorded"
+    );
+    let id = listed.last().unwrap().id;
+    assert!(tokens::revoke(&mut conn, id, now).await.unwrap());
+    drop(conn);
+    let (status, _) = call(&app, Method::GET, "/api/v1/drafts", Some(&revoked), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+    app.ctx.clock = reengage::app::clock::Clock::Fixed(now + chrono::Duration::days(2));
+    let (status, _) = call(&app, Method::GET, "/api/v1/drafts", Some(&brief), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "expired");
 }

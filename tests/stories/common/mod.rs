@@ -598,7 +598,7 @@ pub async fn token(app: &TestApp, email: &str) -> String {
         .await
         .unwrap();
     let mut conn = app.ctx.store.conn().await.unwrap();
-    reengage::store::tokens::create(&mut conn, coach.id, chrono::Utc::now())
+    reengage::store::tokens::create(&mut conn, coach.id, None, chrono::Utc::now())
         .await
         .unwrap()
 }
