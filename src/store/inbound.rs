@@ -370,16 +370,6 @@ pub async fn provider_id_known(
     Ok(found.is_some())
 }
 
-/// The client of the reply with this provider id, if it was matched to one.
-pub async fn client_of(conn: &mut AnyConnection, provider_id: &str) -> anyhow::Result<Option<i64>> {
-    let found: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT client_id FROM inbound WHERE provider_id = $1")
-            .bind(provider_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(found.flatten())
-}
-
 /// Whether the client was sent the crisis resources before.
 pub async fn resources_sent(conn: &mut AnyConnection, client_id: i64) -> anyhow::Result<bool> {
     let n: i64 = sqlx::query_scalar(
