@@ -5,7 +5,10 @@ use anyhow::Context as _;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use std::sync::LazyLock;
+
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
 
 /// The smallest password a coach may choose.
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -28,6 +31,31 @@ pub fn verify_password(password: &SecretString, hash: &str) -> bool {
             .verify_password(password.expose_secret().as_bytes(), &parsed)
             .is_ok()
     })
+}
+
+/// At most this many hashes at once, one per core: a flood of logins then
+/// queues here instead of taking every core from the async workers (and the
+/// probes) while argon2 runs.
+static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+});
+
+/// Runs an argon2 computation on the blocking pool, within [`HASHING`].
+async fn off_the_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
+    let _permit = HASHING.acquire().await?;
+    Ok(tokio::task::spawn_blocking(work).await?)
+}
+
+/// [`hash_password`], for a request handler.
+pub async fn hash_password_async(password: SecretString) -> anyhow::Result<String> {
+    off_the_workers(move || hash_password(&password)).await?
+}
+
+/// [`verify_password`], for a request handler.
+pub async fn verify_password_async(password: SecretString, hash: String) -> anyhow::Result<bool> {
+    off_the_workers(move || verify_password(&password, &hash)).await
 }
 
 #[cfg(test)]

@@ -119,6 +119,21 @@ pub struct DatabaseSettings {
 pub struct HttpSettings {
     pub bind: SocketAddr,
     pub public_url: Url,
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub request_timeout_seconds: u64,
+    pub body_limit_bytes: usize,
+    pub header_read_timeout_seconds: u64,
+    pub shutdown_drain_seconds: u64,
+    pub rate_limit: RateLimitSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub login_per_minute: u32,
+    pub api_per_minute: u32,
+    pub webhooks_per_minute: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +331,22 @@ fn time_of_day<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveTime, 
         .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a time of day as HH:MM")))
 }
 
+/// Addresses or CIDR ranges; a bare address is a range of one.
+fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "`{text}` is not an address or a CIDR range like 10.0.0.0/8"
+                    ))
+                })
+        })
+        .collect()
+}
+
 fn mailbox<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Mailbox, D::Error> {
     let text = String::deserialize(deserializer)?;
     Mailbox::from_str(&text).map_err(|e| {
@@ -377,6 +408,21 @@ impl Settings {
                 "database.url",
                 "must start with `sqlite:` or `postgres://`",
             ));
+        }
+        for (key, value) in [
+            (
+                "http.request_timeout_seconds",
+                self.http.request_timeout_seconds,
+            ),
+            (
+                "http.header_read_timeout_seconds",
+                self.http.header_read_timeout_seconds,
+            ),
+            ("http.body_limit_bytes", self.http.body_limit_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
         }
         if !matches!(self.http.public_url.scheme(), "http" | "https") {
             return Err(ConfigError::new(
@@ -684,7 +730,14 @@ pub fn check_cron(cron: &str) -> Result<(), String> {
 /// set, else `log.level`. The first call wins.
 pub fn init_tracing(log: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{},sqlx=warn", log.level)));
+        .unwrap_or_else(|_| {
+            // The scheduler's own lines ("Job creator created") are noise to
+            // an operator: each job run logs its own summary.
+            tracing_subscriber::EnvFilter::new(format!(
+                "{},sqlx=warn,tokio_cron_scheduler=warn",
+                log.level
+            ))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,5 +1,8 @@
-//! Prometheus metrics: drafts by status, sends by outcome and channel, paused
-//! channels, and job runs with their durations.
+//! Prometheus metrics. Counted in the process since it started: send
+//! attempts, inbound messages, HTTP requests and job runs, with durations.
+//! Read from the database at each scrape (gauges): messages by status, send-log
+//! rows, paused channels, crisis alerts, and episodes by outcome (refreshed at
+//! most once a minute: it reads every episode).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -43,6 +46,31 @@ struct JobNameLabels {
     job: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    classification: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+/// How long a computed count of episodes' outcomes is shown before it is
+/// read again.
+const EPISODES_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Metrics {
     registry: Registry,
     messages: Family<StatusLabels, Gauge>,
@@ -54,6 +82,11 @@ pub struct Metrics {
     crisis_open: Gauge,
     crisis_oldest: Gauge,
     episodes: Family<OutcomeLabels, Gauge>,
+    episodes_read_at: std::sync::Mutex<Option<std::time::Instant>>,
+    sends: Family<SendLabels, Counter>,
+    inbound: Family<ClassLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_seconds: Family<RouteLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -72,10 +105,44 @@ impl Default for Metrics {
             messages.clone(),
         );
         registry.register(
-            "send_attempts",
-            "Send attempts in the send log by channel and outcome",
+            "send_log_rows",
+            "Rows in the send log (one per attempt, kept for send_log_years) by channel and outcome",
             send_attempts.clone(),
         );
+        let sends = Family::<SendLabels, Counter>::default();
+        registry.register(
+            "send_attempts",
+            "Send attempts made by this process by channel and outcome",
+            sends.clone(),
+        );
+        let inbound = Family::<ClassLabels, Counter>::default();
+        registry.register(
+            "inbound",
+            "Messages received by this process (SMS and email) by first classification \
+             (or auto_reply, bounce, unreadable)",
+            inbound.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered by this process by matched route and status",
+            http_requests.clone(),
+        );
+        let http_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 4.0, 8))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request durations by matched route",
+            http_seconds.clone(),
+        );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "1, labelled with the version", build_info);
         registry.register(
             "channel_paused",
             "1 while a channel is stopped for an operator to fix (for example refused credentials)",
@@ -114,6 +181,11 @@ impl Default for Metrics {
         );
         Self {
             episodes,
+            episodes_read_at: std::sync::Mutex::new(None),
+            sends,
+            inbound,
+            http_requests,
+            http_seconds,
             crisis_open,
             crisis_oldest,
             registry,
@@ -142,6 +214,54 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// One send attempt finished: `outcome` is the send log's.
+    pub fn send_attempt(&self, channel: &str, outcome: &str) {
+        self.sends
+            .get_or_create(&SendLabels {
+                channel: channel.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One message came in and was stored.
+    pub fn inbound(&self, classification: &str) {
+        self.inbound
+            .get_or_create(&ClassLabels {
+                classification: classification.to_owned(),
+            })
+            .inc();
+    }
+
+    /// One HTTP request was answered; `route` is the matched route, never
+    /// the raw path.
+    pub fn http_request(&self, route: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.http_seconds
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Whether the episodes' outcomes are due to be read again.
+    fn episodes_stale(&self) -> bool {
+        let mut read_at = self
+            .episodes_read_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stale = read_at.is_none_or(|at| at.elapsed() >= EPISODES_FRESH);
+        if stale {
+            *read_at = Some(std::time::Instant::now());
+        }
+        stale
+    }
+
     /// Reads the counts from the database and renders the text exposition
     /// format; episodes' outcomes count within `window_seconds` of their first send.
     pub async fn render(
@@ -152,21 +272,31 @@ impl Metrics {
         now: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<String> {
         let mut conn = store.conn().await?;
-        let outcomes =
-            crate::store::reports::outcome_counts(&mut conn, window_seconds, now).await?;
-        self.episodes.clear();
-        for outcome in [
-            "returned",
-            "replied",
-            "reached_personally",
-            "opted_out",
-            "none",
-        ] {
-            self.episodes
-                .get_or_create(&OutcomeLabels {
-                    outcome: outcome.to_owned(),
-                })
-                .set(outcomes.get(outcome).copied().unwrap_or(0) as i64);
+        if self.episodes_stale() {
+            let outcomes =
+                match crate::store::reports::outcome_counts(&mut conn, window_seconds, now).await {
+                    Ok(outcomes) => outcomes,
+                    Err(e) => {
+                        *self
+                            .episodes_read_at
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                        return Err(e);
+                    }
+                };
+            for outcome in [
+                "returned",
+                "replied",
+                "reached_personally",
+                "opted_out",
+                "none",
+            ] {
+                self.episodes
+                    .get_or_create(&OutcomeLabels {
+                        outcome: outcome.to_owned(),
+                    })
+                    .set(outcomes.get(outcome).copied().unwrap_or(0) as i64);
+            }
         }
         let (by_status, by_outcome) = crate::store::counts(&mut conn).await?;
         let oldest = crate::store::oldest_pending_draft(&mut conn).await?;

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::app::auth;
 use crate::app::config::Settings;
 use crate::app::context::{AppContext, Migrations};
-use crate::domain::{EmailAddress, MessageStatus, PhoneNumber, Role};
+use crate::domain::{EmailAddress, MessageStatus, PhoneNumber, Role, limits};
 use crate::pipeline::intake::{ImportOptions, ImportReport, Table};
 use crate::pipeline::{detect, dispatch, intake, review};
 use crate::store::{Scope, coaches, messages, send_log, tokens};
@@ -658,7 +658,13 @@ async fn drafts_command(ctx: &AppContext, command: DraftsCommand) -> anyhow::Res
                     say!("draft {id}: rejected");
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => refused(e, &format!("draft {id}: not rejected: ")),
+                Err(review::EditError::Action(e)) => {
+                    refused(e, &format!("draft {id}: not rejected: "))
+                }
+                Err(review::EditError::Invalid { field, problem }) => {
+                    eprintln!("draft {id}: not rejected: {field}: {problem}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
         }
     }
@@ -728,6 +734,9 @@ async fn add_coach(
     }
     if name.trim().is_empty() {
         anyhow::bail!("--name must not be empty");
+    }
+    if let Some(problem) = limits::too_long("--name", name.trim(), limits::NAME) {
+        anyhow::bail!(problem);
     }
     let phone = phone
         .map(|p| PhoneNumber::parse(p, Some(ctx.settings.phone_region())))

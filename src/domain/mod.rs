@@ -8,6 +8,7 @@
 //! - [`words`]: the reply classifier and its corpus scores.
 
 pub mod compose;
+pub mod limits;
 pub mod mail;
 pub mod outcomes;
 pub mod window;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
 use crate::domain::compose::lint::{self, Severity};
-use crate::domain::{Channel, EmailProblem};
+use crate::domain::{Channel, EmailProblem, limits};
 use crate::pipeline::casework::{self, CaseError};
 use crate::pipeline::channels::email::new_message_id;
 use crate::store::audit::{self, Actor};
@@ -23,9 +23,6 @@ use crate::store::conversation::{self, Cursor, Item};
 use crate::store::from_ts;
 use crate::store::inbound;
 use crate::store::messages::{self, MessageView, NewAnswer};
-
-/// The longest SMS a coach may send: ten segments of GSM-7, as Twilio allows.
-pub const SMS_MAX_CHARS: usize = 1600;
 
 /// What a coach writes.
 #[derive(Debug, Clone, Default)]
@@ -115,13 +112,24 @@ pub async fn answer(
             problem: "must not be empty".into(),
         });
     }
-    if channel == Channel::Sms && body.chars().count() > SMS_MAX_CHARS {
+    let (most, what) = match channel {
+        Channel::Sms => (limits::SMS, "an SMS"),
+        Channel::Email => (limits::BODY, "an email"),
+    };
+    let length = body.chars().count();
+    if length > most {
         return Err(AnswerError::Invalid {
             field: "body",
-            problem: format!(
-                "an SMS is at most {SMS_MAX_CHARS} characters; this one has {}",
-                body.chars().count()
-            ),
+            problem: format!("{what} is at most {most} characters; this one has {length}"),
+        });
+    }
+    if let Some(problem) = answer
+        .subject
+        .and_then(|s| limits::length_problem(s.trim(), limits::SUBJECT))
+    {
+        return Err(AnswerError::Invalid {
+            field: "subject",
+            problem,
         });
     }
     // The email it answers: the client's last email to us, if that is where

@@ -27,6 +27,7 @@ use crate::app::config::Settings;
 use crate::app::context::AppContext;
 use crate::domain::{Channel, ClientStatus, EmailAddress, EventKind, PhoneNumber};
 use crate::store::audit::{self, Actor};
+use crate::domain::limits;
 use crate::store::clients::{self, ClientFields, ClientRow, EventTarget};
 use crate::store::coaches;
 use crate::store::episodes::{self, CloseReason};
@@ -145,6 +146,39 @@ pub struct ClientRecord {
     pub discreet: Option<String>,
     #[serde(default)]
     pub status: Option<String>,
+}
+
+impl ClientRecord {
+    /// Each field longer than its limit, named.
+    fn too_long(&self) -> Vec<String> {
+        too_long(&[
+            ("external_id", &self.external_id, limits::EXTERNAL_ID),
+            ("first_name", &self.first_name, limits::NAME),
+            ("preferred_name", &self.preferred_name, limits::NAME),
+            ("email", &self.email, limits::EMAIL),
+            ("phone", &self.phone, limits::PHONE),
+            ("preferred_channel", &self.preferred_channel, limits::CODE),
+            ("language", &self.language, limits::CODE),
+            ("timezone", &self.timezone, limits::CODE),
+            ("coach_email", &self.coach_email, limits::EMAIL),
+            ("consent_email", &self.consent_email, limits::CODE),
+            ("consent_sms", &self.consent_sms, limits::CODE),
+            ("discreet", &self.discreet, limits::CODE),
+            ("status", &self.status, limits::CODE),
+        ])
+    }
+}
+
+/// The problem of each given field over its limit.
+fn too_long(fields: &[(&str, &Option<String>, usize)]) -> Vec<String> {
+    fields
+        .iter()
+        .filter_map(|(name, value, max)| {
+            value
+                .as_deref()
+                .and_then(|v| limits::too_long(name, v, *max))
+        })
+        .collect()
 }
 
 /// An engagement event as the agency gives it, before checking.
@@ -502,7 +536,7 @@ impl ClientRules {
 
     /// The record as valid fields, or every reason it is not.
     pub fn check(&self, row: &ClientRecord) -> Result<ClientFields, Vec<String>> {
-        let mut reasons = Vec::new();
+        let mut reasons = row.too_long();
         let external_id = present(&row.external_id).map(str::to_owned);
         if external_id.is_none() {
             reasons.push("external_id is empty".to_owned());
@@ -662,7 +696,12 @@ pub fn check_event(
     client: Option<EventTarget>,
     now: DateTime<Utc>,
 ) -> Result<(EventTarget, EventKind, DateTime<Utc>), Vec<String>> {
-    let mut reasons = Vec::new();
+    let mut reasons = too_long(&[
+        ("external_id", &row.external_id, limits::EXTERNAL_ID),
+        ("kind", &row.kind, limits::CODE),
+        ("occurred_at", &row.occurred_at, limits::TIMESTAMP),
+        ("note", &row.note, limits::NOTE),
+    ]);
     let kind = match present(&row.kind) {
         None => {
             reasons.push("kind is empty".to_owned());

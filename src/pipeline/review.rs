@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
 use crate::domain::compose::lint::{self, Severity};
-use crate::domain::{Channel, MessageStatus};
+use crate::domain::{Channel, MessageStatus, limits};
 use crate::store::audit::{self, Actor};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::messages::{self, MessageView};
@@ -65,6 +65,18 @@ pub async fn edit(
             field: "body",
             problem: "must not be empty".into(),
         });
+    }
+    let body_max = match draft.channel {
+        Channel::Sms => limits::SMS,
+        Channel::Email => limits::BODY,
+    };
+    for (field, value, max) in [
+        ("body", Some(body), body_max),
+        ("subject", subject, limits::SUBJECT),
+    ] {
+        if let Some(problem) = value.and_then(|v| limits::length_problem(v, max)) {
+            return Err(EditError::Invalid { field, problem });
+        }
     }
     let subject = match (draft.channel, subject.map(str::trim)) {
         (Channel::Email, Some(s)) if !s.is_empty() => Some(s),
@@ -304,14 +316,21 @@ pub async fn reject(
     id: i64,
     reason: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), ActionError> {
+) -> Result<(), EditError> {
     let draft = visible_draft(ctx, coach, id).await?;
+    if let Some(problem) = reason.and_then(|r| limits::length_problem(r, limits::NOTE)) {
+        return Err(EditError::Invalid {
+            field: "reason",
+            problem,
+        });
+    }
     let mut tx = ctx.store.begin().await?;
     if !messages::reject(&mut tx, id, reason, now).await? {
         return Err(ActionError::NotPending {
             id,
             status: draft.status.to_string(),
-        });
+        }
+        .into());
     }
     crate::store::clients::set_next_detect(&mut tx, &[(draft.client_id, Some(now))]).await?;
     record_action(

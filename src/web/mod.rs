@@ -2,6 +2,7 @@
 //! provider webhooks.
 
 pub mod api;
+mod layers;
 mod twilio;
 mod ui;
 mod unsubscribe;
@@ -23,7 +24,8 @@ pub(crate) fn next_after<T>(items: &[T], limit: i64, id: impl Fn(&T) -> i64) -> 
 }
 
 pub fn router(ctx: AppContext) -> Router {
-    let https = ctx.settings.http.public_url.scheme() == "https";
+    let settings = ctx.settings.clone();
+    let counters = ctx.metrics.clone();
     let router = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
@@ -39,34 +41,7 @@ pub fn router(ctx: AppContext) -> Router {
         .nest("/api/v1", api::routes())
         .merge(ui::routes())
         .with_state(ctx);
-    secure(router, https)
-}
-
-/// Headers every response carries: pages and API answers hold client data,
-/// so nothing is cached, framed, sniffed or sent on as a Referer; and over
-/// https, browsers are told to stay on https.
-fn secure(router: Router, https: bool) -> Router {
-    use axum::http::{HeaderName, HeaderValue, header};
-    use tower_http::set_header::SetResponseHeaderLayer;
-    let mut headers: Vec<(HeaderName, &'static str)> = vec![
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
-             frame-ancestors 'none'; form-action 'self'",
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
-    ];
-    if https {
-        headers.push((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
-    }
-    headers.into_iter().fold(router, |router, (name, value)| {
-        router.layer(SetResponseHeaderLayer::if_not_present(
-            name,
-            HeaderValue::from_static(value),
-        ))
-    })
+    layers::apply(router, &settings.http, counters)
 }
 
 /// The process is up: for a supervisor deciding whether to restart it.

@@ -564,7 +564,16 @@ async fn refused_credentials_pause_the_sms_channel_without_burning_attempts() {
         "{text}"
     );
     assert!(
-        text.contains("reengage_send_attempts{channel=\"email\",outcome=\"sent\"} 2"),
+        text.contains("reengage_send_log_rows{channel=\"email\",outcome=\"sent\"} 2"),
+        "{text}"
+    );
+    // Counted by this process as it sent, beside the send log's rows.
+    assert!(
+        text.contains("reengage_send_attempts_total{channel=\"email\",outcome=\"sent\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reengage_build_info{version=\"") && text.contains("# TYPE reengage_send_log_rows gauge"),
         "{text}"
     );
 }

@@ -317,6 +317,10 @@ impl Run<'_> {
             })
             .collect();
         send_log::finish_attempts(&ctx.store, &finishes, finished_at).await?;
+        for finish in &finishes {
+            ctx.metrics
+                .send_attempt(&channel.to_string(), &finish.outcome.to_string());
+        }
 
         let mut steps = vec![Step::Released; wave.len() - going.len()];
         for (((message, target, attempt), delivery), finish) in

@@ -146,6 +146,9 @@ pub async fn receive(ctx: &AppContext, raw: &[u8], now: DateTime<Utc>) -> anyhow
                 now,
             )
             .await?;
+            if stored.is_some() {
+                ctx.metrics.inbound("auto_reply");
+            }
             Ok(stored.map_or(Received::Duplicate, |_| Received::Stored {
                 matched: client_id.is_some(),
                 automatic: Some(inbound::Automatic::AutoReply),
@@ -235,6 +238,7 @@ async fn bounced(
         .await?;
     }
     tx.commit().await?;
+    ctx.metrics.inbound("bounce");
     Ok(Received::Stored {
         matched: client_id.is_some(),
         automatic: Some(automatic),
@@ -296,6 +300,9 @@ async fn unreadable(
     )
     .await?;
     tracing::warn!(%reason, "an email that cannot be read was stored as unmatched");
+    if stored.is_some() {
+        ctx.metrics.inbound("unreadable");
+    }
     Ok(stored.map_or(Received::Duplicate, |_| Received::Stored {
         matched: false,
         automatic: None,

@@ -231,16 +231,15 @@ async fn try_login(ctx: &AppContext, form: &LoginForm) -> Result<String, FormErr
         None => None,
     };
     let password = SecretString::from(form.password.clone());
-    // Argon2 takes tens of milliseconds of CPU: on the blocking pool, so that
-    // a flood of logins never stalls the async workers (and the probes).
+    // Argon2 takes tens of milliseconds of CPU: off the async workers, so
+    // that a flood of logins never stalls them (and the probes).
     let known = hash.is_some();
     let against = hash.or_else(|| DUMMY_HASH.clone());
     drop(conn);
-    let matched = tokio::task::spawn_blocking(move || {
-        against.is_some_and(|hash| auth::verify_password(&password, &hash))
-    })
-    .await
-    .map_err(anyhow::Error::from)?;
+    let matched = match against {
+        Some(hash) => auth::verify_password_async(password, hash).await?,
+        None => false,
+    };
     let ok = known && matched;
     let mut conn = ctx.store.conn().await?;
     let (actor, action) = match (&coach, ok) {
@@ -873,9 +872,11 @@ async fn admin_coach(
         .as_deref()
         .map(str::trim)
         .filter(|p| !p.is_empty());
-    let hash = match password.map(|p| auth::hash_password(&SecretString::from(p.to_owned()))) {
-        Some(Ok(hash)) => Some(hash),
-        Some(Err(e)) => return Ok(bad(format!("password: {e}"))),
+    let hash = match password {
+        Some(p) => match auth::hash_password_async(SecretString::from(p.to_owned())).await {
+            Ok(hash) => Some(hash),
+            Err(e) => return Ok(bad(format!("password: {e}"))),
+        },
         None => None,
     };
     let done = async {
@@ -889,6 +890,11 @@ async fn admin_coach(
                 let name = form.name.as_deref().map(str::trim).unwrap_or_default();
                 if name.is_empty() {
                     return refused("name: must not be empty");
+                }
+                if let Some(problem) =
+                    crate::domain::limits::too_long("name", name, crate::domain::limits::NAME)
+                {
+                    return refused(problem);
                 }
                 let role = match form.role.as_deref() {
                     Some("admin") => crate::domain::Role::Admin,

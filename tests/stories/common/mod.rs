@@ -241,7 +241,7 @@ impl TestApp {
         id: i64,
         coach: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), ActionError> {
+    ) -> Result<(), review::EditError> {
         let coach = review::acting_coach(&self.ctx, coach).await?;
         review::reject(&self.ctx, &coach, id, Some("not now"), now).await
     }
