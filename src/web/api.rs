@@ -55,6 +55,8 @@ pub enum ApiError {
     Unauthorized,
     NotFound,
     Conflict(String),
+    /// The body is over `http.body_limit_bytes`.
+    TooLarge(String),
     /// 409 with its own error code (`opted_out`, `needs_confirmation`…), and
     /// what else the caller needs to decide (the lint's findings).
     Refused {
@@ -148,6 +150,9 @@ impl From<AnswerError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge(e.body_text());
+        }
         ApiError::BadRequest {
             field: None,
             detail: e.body_text(),
@@ -184,6 +189,12 @@ impl IntoResponse for ApiError {
                 None,
             ),
             ApiError::Conflict(detail) => (StatusCode::CONFLICT, "conflict", detail, None),
+            ApiError::TooLarge(detail) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                detail,
+                None,
+            ),
             ApiError::Refused {
                 code,
                 detail,

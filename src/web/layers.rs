@@ -342,6 +342,39 @@ mod tests {
         request
     }
 
+    #[tokio::test]
+    async fn a_panic_is_a_500_page_or_a_json_error_and_the_server_goes_on() {
+        use tower::ServiceExt as _;
+        let settings = crate::app::config::Settings::load(None, None).unwrap();
+        fn boom() -> &'static str {
+            panic!("a bug")
+        }
+        let router = Router::new()
+            .route("/page", axum::routing::get(|| async { boom() }))
+            .route("/api/v1/thing", axum::routing::get(|| async { boom() }));
+        let router = apply(router, &settings.http, Arc::new(Metrics::default()));
+        for (path, kind) in [("/page", "text/html"), ("/api/v1/thing", "application/json")] {
+            let response = router
+                .clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap();
+            assert!(content_type.starts_with(kind), "{path}: {content_type}");
+            assert!(response.headers().contains_key("x-request-id"));
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body = String::from_utf8_lossy(&body);
+            assert!(!body.contains("a bug"), "the panic stays in the log: {body}");
+            if kind == "application/json" {
+                let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(value["error"], "internal");
+            }
+        }
+    }
+
     #[test]
     fn forwarded_for_counts_only_from_a_trusted_proxy() {
         let none = ClientAddress::new(&[]);
