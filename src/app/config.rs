@@ -378,20 +378,16 @@ impl Settings {
 
     /// Reads the layers, lets `database_url` win over them, and checks the result.
     pub fn load(file: Option<&Path>, database_url: Option<&str>) -> anyhow::Result<Self> {
-        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
-        if let Some(file) = file {
-            if !file.exists() {
-                anyhow::bail!("config file {} does not exist", file.display());
-            }
-            figment = figment.merge(Toml::file(file));
-        }
-        figment = figment.merge(Env::prefixed("REENGAGE__").split("__"));
-        if let Some(url) = database_url {
-            figment = figment.merge(("database.url", url));
-        }
+        let figment = layers(file, database_url)?;
         let settings: Settings = figment.extract().map_err(|e| {
-            let key = e.path.join(".");
-            anyhow::anyhow!("config key `{key}`: {e}")
+            let path = e.path.clone();
+            let key = path.join(".");
+            let from = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (set in {})", layer_name(m, &path)))
+                .unwrap_or_default();
+            anyhow::anyhow!("config key `{key}`{from}: {}", e.kind)
         })?;
         settings.validate()?;
         Ok(settings)
@@ -711,6 +707,102 @@ impl Settings {
             .collect::<Vec<_>>()
             .join(",")
     }
+}
+
+/// The layers, lowest first: the built-in defaults, `file`, the environment,
+/// then `--database-url`.
+fn layers(file: Option<&Path>, database_url: Option<&str>) -> anyhow::Result<Figment> {
+    let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+    if let Some(file) = file {
+        if !file.exists() {
+            anyhow::bail!("config file {} does not exist", file.display());
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    figment = figment.merge(Env::prefixed("REENGAGE__").split("__"));
+    if let Some(url) = database_url {
+        figment = figment.merge(("database.url", url));
+    }
+    Ok(figment)
+}
+
+/// Which layer a value at `path` came from, as an operator names it.
+fn layer_name(metadata: &figment::Metadata, path: &[String]) -> String {
+    if let Some(figment::Source::File(file)) = &metadata.source {
+        return format!("the file {}", file.display());
+    }
+    if metadata.name.contains("environment") {
+        let variable: Vec<String> = path.iter().map(|key| key.to_uppercase()).collect();
+        return format!("the environment, REENGAGE__{}", variable.join("__"));
+    }
+    if metadata.name.contains("TOML") {
+        return "the built-in defaults".to_owned();
+    }
+    "--database-url".to_owned()
+}
+
+/// The keys whose values are secrets: `config show` never prints them.
+const SECRET_KEYS: &[&str] = &[
+    "security.secret_key",
+    "email.smtp.password",
+    "email.inbound.imap.password",
+    "sms.twilio.auth_token",
+    "sms.twilio.api_key_secret",
+];
+
+/// Every effective setting, one `key = value` line each, with the layer that
+/// set it; secrets (and a database URL's password) show as `[redacted]`.
+/// Fails as [`Settings::load`] does, on an unknown key or a bad value.
+pub fn show(file: Option<&Path>, database_url: Option<&str>) -> anyhow::Result<String> {
+    Settings::load(file, database_url)?;
+    let figment = layers(file, database_url)?;
+    let root: figment::value::Value = figment.extract()?;
+    let mut leaves = Vec::new();
+    flatten(String::new(), &root, &mut leaves);
+    let mut text = String::new();
+    for (key, value) in leaves {
+        let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+        let from = figment
+            .find_metadata(&key)
+            .map_or_else(|| "the built-in defaults".to_owned(), |m| layer_name(m, &path));
+        let shown = redacted(&key, &value)?;
+        text.push_str(&format!("{key} = {shown}    # {from}\n"));
+    }
+    Ok(text)
+}
+
+/// The leaves of `value` with their dotted keys; a list is one leaf.
+fn flatten(prefix: String, value: &figment::value::Value, out: &mut Vec<(String, figment::value::Value)>) {
+    match value {
+        figment::value::Value::Dict(_, dict) => {
+            for (name, child) in dict {
+                let key = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                flatten(key, child, out);
+            }
+        }
+        leaf => out.push((prefix, leaf.clone())),
+    }
+}
+
+/// A value as TOML, or `[redacted]` for a secret that is set.
+fn redacted(key: &str, value: &figment::value::Value) -> anyhow::Result<String> {
+    let text = value.as_str().unwrap_or_default();
+    if SECRET_KEYS.contains(&key) && !text.is_empty() {
+        return Ok("\"[redacted]\"".to_owned());
+    }
+    if key == "database.url" {
+        if let Ok(mut url) = Url::parse(text) {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("REDACTED"));
+            }
+            return Ok(format!("\"{url}\""));
+        }
+    }
+    Ok(toml::Value::try_from(value)?.to_string())
 }
 
 /// Parses a 6-field cron string exactly as tokio-cron-scheduler will.

@@ -54,43 +54,13 @@ impl AppContext {
     /// As [`AppContext::build`], with `migrations` saying whether to apply
     /// missing migrations or refuse to run without them.
     pub async fn build_with(settings: Settings, migrations: Migrations) -> anyhow::Result<Self> {
-        let composer = Composer::load(&settings.templates.dir)?;
-        for step in &settings.detection.cadence {
-            composer.check_complete(&step.template).with_context(
-                || "config key `detection.cadence` names a template that is incomplete",
-            )?;
-        }
-        if !composer.languages().contains(&settings.defaults.language) {
-            anyhow::bail!(
-                "config key `defaults.language`: there are no templates for `{}`",
-                settings.defaults.language
-            );
-        }
-        let channels = Channels::from_settings(&settings)?;
-        let words = Arc::new(Words::load(&settings.replies.words_file)?);
-        let lint = Arc::new(Lint::load(&settings.templates.tone_file)?);
-        // Texts that may reach someone who must not learn of the program: the
-        // neutral sender name of discreet clients, and the answer to a
-        // stranger's phone. Neither may carry program words.
-        for (key, text) in [
-            ("email.discreet_name", &settings.email.discreet_name),
-            (
-                "replies.wrong_number_reply",
-                &settings.replies.wrong_number_reply,
-            ),
-        ] {
-            let findings = lint.check(&crate::domain::compose::lint::Draft {
-                channel: crate::domain::Channel::Sms,
-                subject: None,
-                body: text,
-                discreet: true,
-                first_of_episode: false,
-            });
-            if let Some(finding) = findings.iter().find(|f| f.rule == "discreet") {
-                anyhow::bail!("config key `{key}`: {}", finding.message);
-            }
-        }
-        // Everything above checks settings alone; the database comes last, so
+        let Named {
+            composer,
+            channels,
+            words,
+            lint,
+        } = Named::load(&settings)?;
+        // The settings are checked first, and the database comes last, so
         // that a settings mistake is reported before a database one.
         let store = Store::connect(settings.database.url.expose_secret()).await?;
         match migrations {
@@ -116,8 +86,8 @@ impl AppContext {
         };
         let unsubscribe = UnsubscribeSigner::new(key, &settings.http.public_url);
         Ok(Self {
-            lint,
-            words,
+            lint: Arc::new(lint),
+            words: Arc::new(words),
             unsubscribe,
             metrics: Arc::default(),
             settings: Arc::new(settings),
@@ -127,6 +97,63 @@ impl AppContext {
             clock,
             shutdown: CancellationToken::new(),
             dispatch_now: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+}
+
+/// What the settings name, loaded and checked: the templates (every cadence
+/// step in every language, for both channels), the channels, the word lists
+/// and the tone rules. Needs no database.
+pub struct Named {
+    composer: Composer,
+    channels: Channels,
+    words: Words,
+    lint: Lint,
+}
+
+impl Named {
+    pub fn load(settings: &Settings) -> anyhow::Result<Self> {
+        let composer = Composer::load(&settings.templates.dir)?;
+        for step in &settings.detection.cadence {
+            composer.check_complete(&step.template).with_context(
+                || "config key `detection.cadence` names a template that is incomplete",
+            )?;
+        }
+        if !composer.languages().contains(&settings.defaults.language) {
+            anyhow::bail!(
+                "config key `defaults.language`: there are no templates for `{}`",
+                settings.defaults.language
+            );
+        }
+        let channels = Channels::from_settings(settings)?;
+        let words = Words::load(&settings.replies.words_file)?;
+        let lint = Lint::load(&settings.templates.tone_file)?;
+        // Texts that may reach someone who must not learn of the program: the
+        // neutral sender name of discreet clients, and the answer to a
+        // stranger's phone. Neither may carry program words.
+        for (key, text) in [
+            ("email.discreet_name", &settings.email.discreet_name),
+            (
+                "replies.wrong_number_reply",
+                &settings.replies.wrong_number_reply,
+            ),
+        ] {
+            let findings = lint.check(&crate::domain::compose::lint::Draft {
+                channel: crate::domain::Channel::Sms,
+                subject: None,
+                body: text,
+                discreet: true,
+                first_of_episode: false,
+            });
+            if let Some(finding) = findings.iter().find(|f| f.rule == "discreet") {
+                anyhow::bail!("config key `{key}`: {}", finding.message);
+            }
+        }
+        Ok(Self {
+            composer,
+            channels,
+            words,
+            lint,
         })
     }
 }

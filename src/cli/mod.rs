@@ -114,6 +114,22 @@ pub enum Command {
         #[arg(long, value_parser = parse_now)]
         now: Option<DateTime<Utc>>,
     },
+    /// Check the configuration, or print it as it takes effect.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page, as roff (`reengage man | man -l -`).
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and check every layer, the templates, the word lists and the
+    /// channels' settings (no database); exit 0 when all are good, else 1.
+    Check,
+    /// Print every effective setting and the layer that set it, secrets redacted.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +330,36 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let (file, database_url) = (cli.config.as_deref(), cli.database_url.as_deref());
+    match &cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "reengage",
+                &mut std::io::stdout(),
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", crate::app::config::show(file, database_url)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Config(ConfigCommand::Check) => {
+            let settings = Settings::load(file, database_url)?;
+            settings.validate_sending()?;
+            crate::app::context::Named::load(&settings)?;
+            say!("the configuration is valid");
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     if let Command::Demo(args) = &cli.command {
         return demo::run(cli.config.as_deref(), args)
             .await
@@ -430,7 +476,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Templates(TemplatesCommand::Check) => check_templates(&ctx),
-        Command::Replies(_) => unreachable!("handled above"),
+        Command::Replies(_) | Command::Config(_) | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
         Command::Coaches(CoachesCommand::Away {
             email,
             until,

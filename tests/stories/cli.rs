@@ -759,3 +759,99 @@ fn tokens_are_listed_without_their_secret_and_a_revoked_one_is_refused() {
         "{listed}"
     );
 }
+
+#[test]
+fn config_check_names_an_unknown_key_and_where_it_was_set() {
+    let op = Operator::new("[http]\nbindd = \"127.0.0.1:9\"\n");
+    let out = op.run(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`http.bindd`") && err.contains(&op.config.display().to_string()),
+        "{err}"
+    );
+
+    let op = Operator::new("");
+    let out = op.run(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("the configuration is valid"));
+    let out = op
+        .command(&["config", "check"])
+        .env("REENGAGE__SENDING__MAX_PER_CLIENT_PER_DAYS", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`sending.max_per_client_per_days`")
+            && err.contains("REENGAGE__SENDING__MAX_PER_CLIENT_PER_DAYS"),
+        "{err}"
+    );
+    // A bad value in a template folder is found too, without a database.
+    std::fs::create_dir_all(op.path().join("templates/en")).unwrap();
+    std::fs::write(
+        op.path().join("templates/en/checkin-1.sms.hbs"),
+        "Hi {{first_name",
+    )
+    .unwrap();
+    let out = op.run(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(!op.path().join("db.sqlite").exists(), "no database is made");
+}
+
+#[test]
+fn config_show_says_which_layer_set_each_value_and_hides_secrets() {
+    let op = Operator::new("[sending]\nbatch_size = 77\n");
+    let out = op
+        .command(&["config", "show"])
+        .env("REENGAGE__SMS__TWILIO__AUTH_TOKEN", "twilio-secret-4711")
+        .env("REENGAGE__SECURITY__SECRET_KEY", "k".repeat(40))
+        .env("REENGAGE__EMAIL__SMTP__PASSWORD", "smtp-secret-4711")
+        .env("REENGAGE__EMAIL__INBOUND__IMAP__PASSWORD", "imap-secret-4711")
+        .env("REENGAGE__SMS__TWILIO__API_KEY_SECRET", "key-secret-4711")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for secret in [
+        "twilio-secret-4711",
+        "smtp-secret-4711",
+        "imap-secret-4711",
+        "key-secret-4711",
+        &"k".repeat(40),
+    ] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("{key} missing: {text}"))
+            .to_owned()
+    };
+    assert!(line("sms.twilio.auth_token").contains("= \"[redacted]\" "));
+    assert!(line("sms.twilio.auth_token").ends_with("# the environment, REENGAGE__SMS__TWILIO__AUTH_TOKEN"));
+    assert!(line("sending.batch_size").starts_with("sending.batch_size = 77 "));
+    assert!(line("sending.batch_size").contains(&op.config.display().to_string()));
+    assert!(line("http.bind").ends_with("# the built-in defaults"));
+    let out = op
+        .command(&["config", "show"])
+        .env("REENGAGE__DATABASE__URL", "postgres://app:db-secret-4711@db.internal/reengage")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(!text.contains("db-secret-4711"), "{text}");
+    assert!(text.contains("postgres://app:REDACTED@db.internal/reengage"), "{text}");
+}
+
+#[test]
+fn completions_and_the_manual_page_cover_the_commands() {
+    let op = Operator::new("");
+    let bash = op.run(&["completions", "bash"]);
+    assert!(bash.status.success());
+    assert!(stdout(&bash).contains("tokens") && stdout(&bash).contains("complete -F"));
+    let man = op.run(&["man"]);
+    assert!(man.status.success());
+    let page = stdout(&man);
+    assert!(page.starts_with(".ie") || page.contains(".TH reengage"), "{page}");
+    assert!(page.contains("serve"));
+}
