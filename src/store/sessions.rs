@@ -153,3 +153,26 @@ pub async fn password_hash(
             .await?,
     )
 }
+
+/// Deletes sessions that ended (expired or logged out) before `now`, and
+/// login-throttle rows whose window and lock are both over: neither can
+/// matter again. Returns (sessions, throttle rows) deleted.
+pub async fn purge_ended(conn: &mut AnyConnection, now: DateTime<Utc>) -> anyhow::Result<(u64, u64)> {
+    let sessions = sqlx::query(
+        "DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
+    )
+    .bind(ts(now))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let throttle = sqlx::query(
+        "DELETE FROM login_throttle WHERE first_failed_at < $1 \
+         AND (locked_until IS NULL OR locked_until < $2)",
+    )
+    .bind(ts(now - LOCK_WINDOW))
+    .bind(ts(now))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok((sessions, throttle))
+}

@@ -76,7 +76,9 @@ use crate::pipeline::review::{self, ActionError, EditError, InDoubtDecision};
 use crate::store::audit::{self, Actor};
 use crate::store::conversation as conversation_store;
 use crate::store::inbound::Listing;
-use crate::store::{clients, coaches, episodes, events, inbound, messages, send_log, sessions};
+use crate::store::{
+    clients, coaches, episodes, events, inbound, messages, send_log, sessions, tokens,
+};
 use pages::ReplyBox;
 use session::{
     CheckedForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiCoach, WithCsrf, cookie, cookie_value,
@@ -107,6 +109,7 @@ pub fn routes() -> Router<AppContext> {
         .route("/account/{change}", post(account_change))
         .route("/admin", get(admin_page))
         .route("/admin/coaches", post(admin_coach))
+        .route("/admin/tokens/{id}/revoke", post(admin_token_revoke))
         .route("/admin/templates", get(template_preview))
         .route("/clients", get(clients))
         .route("/reports", get(reports_page))
@@ -838,11 +841,46 @@ async fn admin_page(State(ctx): State<AppContext>, ui: UiCoach) -> Result<Respon
     }
     let mut conn = ctx.store.conn().await?;
     let all = coaches::all(&mut conn).await?;
+    let tokens = tokens::list(&mut conn, None).await?;
     let expired = messages::recent_with_status(&mut conn, MessageStatus::Expired, 50).await?;
     Ok(pages::page(
         StatusCode::OK,
-        pages::admin(&ui.coach, &ui.csrf, &all, &expired, &ctx.settings),
+        pages::admin(&ui.coach, &ui.csrf, &all, &tokens, &expired, &ctx.settings),
     ))
+}
+
+/// Revokes an API token: from now on it gets 401. Admins only; audited.
+async fn admin_token_revoke(
+    State(ctx): State<AppContext>,
+    Path(id): Path<i64>,
+    CheckedForm(ui, _): CheckedForm<CsrfForm>,
+) -> Result<Response, UiError> {
+    if !ui.coach.is_admin() {
+        return Ok(not_found());
+    }
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.begin().await?;
+    if !tokens::revoke(&mut tx, id, now).await? {
+        return Ok(pages::message(
+            StatusCode::CONFLICT,
+            "Not revoked",
+            "No live token has that id: it may be revoked already.",
+        ));
+    }
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            actor: Actor::coach(&ui.coach),
+            action: "token_revoked",
+            client_id: None,
+            message_id: None,
+            detail: Some(format!("API token {id}")),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(Redirect::to("/admin").into_response())
 }
 
 #[derive(Deserialize)]

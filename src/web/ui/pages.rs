@@ -820,9 +820,13 @@ pub fn admin(
     coach: &CoachRow,
     csrf: &str,
     all: &[CoachRow],
+    tokens: &[crate::store::tokens::TokenRow],
     expired: &[MessageView],
     settings: &crate::app::config::Settings,
 ) -> Markup {
+    let when = |at: Option<i64>| {
+        crate::store::from_opt_ts(at).map_or_else(|| "never".to_owned(), |at| coach_time(coach, at))
+    };
     let form_for = |c: &CoachRow, action: &str, label: &str| {
         html! {
             form.inline method="post" action="/admin/coaches" {
@@ -880,6 +884,36 @@ pub fn admin(
                     label for="new-password" { "Password (at least 10 characters)" }
                     input #new-password type="password" name="password" autocomplete="new-password";
                     p { button type="submit" { "Add" } }
+                }
+            }
+            h2 style="font-size:1.1rem" { "API tokens" }
+            p.meta { "Made with " code { "reengage tokens create" } ". The token itself is shown once, when it is made, and never again." }
+            @if tokens.is_empty() {
+                p.meta { "None." }
+            } @else {
+                table {
+                    thead { tr { th { "Id" } th { "Coach" } th { "Made" } th { "Last used" } th { "Expires" } th { "" } } }
+                    tbody {
+                        @for t in tokens {
+                            tr {
+                                td { (t.id) }
+                                td { (t.coach) }
+                                td { (when(Some(t.created_at))) }
+                                td { (when(t.last_used_at)) }
+                                td { @if t.expires_at.is_some() { (when(t.expires_at)) } @else { "no expiry" } }
+                                td {
+                                    @if t.revoked_at.is_some() {
+                                        "revoked " (when(t.revoked_at))
+                                    } @else {
+                                        form.inline method="post" action={ "/admin/tokens/" (t.id) "/revoke" } {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            button.quiet type="submit" { "Revoke" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
             h2 style="font-size:1.1rem" { "Settings (read-only; change them in the config file)" }
