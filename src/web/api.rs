@@ -8,8 +8,10 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -26,23 +28,25 @@ use crate::store::coaches::{self, CoachRow};
 use crate::store::events::{self, NewEvent};
 use crate::store::messages::{self, MessageView};
 use crate::store::{Scope, conversation, from_opt_ts, inbound, send_log, tokens};
+use crate::web::openapi;
 
-pub fn routes() -> Router<AppContext> {
-    Router::new()
-        .route("/clients/{external_id}", get(get_client).put(put_client))
-        .route("/events", post(post_event))
-        .route("/drafts", get(list_drafts))
-        .route("/drafts/{id}", get(get_draft).patch(patch_draft))
-        .route("/drafts/{id}/approve", post(approve))
-        .route("/drafts/{id}/reject", post(reject))
-        .route("/drafts/{id}/snooze", post(snooze))
-        .route("/sends", get(list_sends))
-        .route("/replies", get(list_replies))
-        .route("/replies/{id}/{action}", post(reply_action))
-        .route("/clients/{external_id}/confirm-phone", post(confirm_phone))
-        .route("/clients/{external_id}/conversation", get(get_conversation))
-        .route("/clients/{external_id}/messages", post(post_message))
-        .route("/reports/outcomes", get(get_outcomes))
+pub fn routes() -> OpenApiRouter<AppContext> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(get_client, put_client))
+        .routes(routes!(post_event))
+        .routes(routes!(list_drafts))
+        .routes(routes!(get_draft, patch_draft))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(snooze))
+        .routes(routes!(list_sends))
+        .routes(routes!(list_replies))
+        .routes(routes!(reply_action))
+        .routes(routes!(confirm_phone))
+        .routes(routes!(get_conversation))
+        .routes(routes!(post_message))
+        .routes(routes!(get_outcomes))
+        .routes(routes!(openapi::document))
 }
 
 /// An API error. The cause of an internal error is logged, never returned.
@@ -297,6 +301,9 @@ async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<Valu
     }))
 }
 
+#[utoipa::path(get, path = "/clients/{external_id}", tag = "clients",
+    params(("external_id" = String, Path, description = "The agency's id for the client", example = "c-1")),
+    responses((status = 200, description = "The client", body = openapi::Client), openapi::Failures))]
 async fn get_client(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -312,8 +319,8 @@ async fn get_client(
     Ok(Json(client_json(&ctx, client).await?))
 }
 
-/// A yes/no field: JSON `true`/`false`, or the CSV's words.
-#[derive(Debug, Deserialize)]
+/// A yes/no field: JSON `true`/`false`, or the CSV's words (yes, no, true, false).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum Flag {
     Bool(bool),
@@ -329,9 +336,11 @@ impl Flag {
     }
 }
 
-/// A client upsert: the CSV's columns as JSON fields.
-#[derive(Debug, Deserialize)]
+/// A client upsert: the CSV's columns as JSON fields. Left out: the
+/// CSV's default (for `coach_email`, the caller).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"first_name": "Grace", "phone": "(201) 555-0142", "consent_sms": true, "consent_email": "yes", "language": "en"}))]
 struct ClientBody {
     first_name: Option<String>,
     preferred_name: Option<String>,
@@ -349,6 +358,13 @@ struct ClientBody {
 
 /// Adds or updates a client, checked exactly as a CSV row is. A coach may only
 /// keep a client for themselves; giving a client to another coach is for admins.
+#[utoipa::path(put, path = "/clients/{external_id}", tag = "clients",
+    params(("external_id" = String, Path, description = "The agency's id for the client", example = "c-1")),
+    request_body = ClientBody,
+    responses(
+        (status = 200, description = "Updated", body = openapi::Client),
+        (status = 201, description = "Added", body = openapi::Client),
+        openapi::Failures))]
 async fn put_client(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -420,6 +436,12 @@ async fn put_client(
 
 /// Records an engagement event, with the same effect as a CSV row: an
 /// engagement closes the open episode and cancels unsent messages.
+#[utoipa::path(post, path = "/events", tag = "clients",
+    request_body = openapi::EventBody,
+    responses(
+        (status = 200, description = "Known already: nothing changed", body = openapi::EventRecorded),
+        (status = 201, description = "Recorded", body = openapi::EventRecorded),
+        openapi::Failures))]
 async fn post_event(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -471,11 +493,15 @@ async fn post_event(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Only messages in this status (`pending`, `approved`, `sent`, …); drafts only.
     status: Option<String>,
+    /// The `next_after` of the page before.
     #[serde(default)]
     after: i64,
+    /// 1 to 200; default 50.
     limit: Option<i64>,
 }
 
@@ -499,6 +525,9 @@ struct Page<T> {
     next_after: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/drafts", tag = "drafts",
+    params(PageQuery),
+    responses((status = 200, description = "Messages, oldest first", body = openapi::MessagePage), openapi::Failures))]
 async fn list_drafts(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -523,6 +552,9 @@ async fn list_drafts(
     Ok(Json(Page { items, next_after }))
 }
 
+#[utoipa::path(get, path = "/drafts/{id}", tag = "drafts",
+    params(("id" = i64, Path, description = "The message's id", example = 1)),
+    responses((status = 200, description = "The message", body = openapi::Message), openapi::Failures))]
 async fn get_draft(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -531,13 +563,20 @@ async fn get_draft(
     Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+/// New words for a pending draft.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"body": "Hi Rosa, I've been thinking of you. How have you been?"}))]
 struct EditBody {
+    /// Email only.
     subject: Option<String>,
     body: String,
 }
 
+#[utoipa::path(patch, path = "/drafts/{id}", tag = "drafts",
+    params(("id" = i64, Path, description = "The message's id", example = 1)),
+    request_body = EditBody,
+    responses((status = 200, description = "The edited draft", body = openapi::Message), openapi::Failures))]
 async fn patch_draft(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -550,13 +589,18 @@ async fn patch_draft(
     Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ConfirmQuery {
+    /// Approve past the lint's error findings.
     #[serde(default)]
     confirm: bool,
 }
 
 /// Approves; a draft with error findings needs `?confirm=true`.
+#[utoipa::path(post, path = "/drafts/{id}/approve", tag = "drafts",
+    params(("id" = i64, Path, description = "The message's id", example = 1), ConfirmQuery),
+    responses((status = 200, description = "Approved: it goes when due", body = openapi::Message), openapi::Failures))]
 async fn approve(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -568,12 +612,17 @@ async fn approve(
     Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "I'll call her myself this week"}))]
 struct RejectBody {
     reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/drafts/{id}/reject", tag = "drafts",
+    params(("id" = i64, Path, description = "The message's id", example = 1)),
+    request_body(content = Option<RejectBody>, description = "Optional: why"),
+    responses((status = 200, description = "Rejected", body = openapi::Message), openapi::Failures))]
 async fn reject(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -585,12 +634,18 @@ async fn reject(
     Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"until": "2030-01-15T09:00:00Z"}))]
 struct SnoozeBody {
+    /// Back in the queue at this time (RFC 3339, in the future).
     until: DateTime<Utc>,
 }
 
+#[utoipa::path(post, path = "/drafts/{id}/snooze", tag = "drafts",
+    params(("id" = i64, Path, description = "The message's id", example = 1)),
+    request_body = SnoozeBody,
+    responses((status = 200, description = "Snoozed: back in the queue then", body = openapi::Message), openapi::Failures))]
 async fn snooze(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -602,6 +657,9 @@ async fn snooze(
     Ok(Json(review::read(&ctx, &coach, id).await?))
 }
 
+#[utoipa::path(get, path = "/sends", tag = "drafts",
+    params(PageQuery),
+    responses((status = 200, description = "The send log, one row per attempt", body = openapi::SendPage), openapi::Failures))]
 async fn list_sends(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -622,18 +680,26 @@ async fn list_sends(
     Ok(Json(Page { items, next_after }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RepliesQuery {
+    /// Only those waiting for a person (or only those not).
     needs_reply: Option<bool>,
+    /// `crisis`, `opt_out`, `wrong_number`, `help`, `opt_in` or `reply`.
     classification: Option<String>,
+    /// The `next_after` of the page before.
     #[serde(default)]
     after: i64,
+    /// 1 to 200; default 50.
     limit: Option<i64>,
 }
 
 /// Replies from the caller's clients (and those they cover for; an admin's
 /// include unmatched senders), oldest first, in keyset pages.
+#[utoipa::path(get, path = "/replies", tag = "replies",
+    params(RepliesQuery),
+    responses((status = 200, description = "Replies, oldest first", body = openapi::ReplyPage), openapi::Failures))]
 async fn list_replies(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -683,6 +749,12 @@ impl From<replies::ReplyError> for ApiError {
 
 /// `handled`: the reply was dealt with; `acknowledge`: "I'm on it", so a
 /// crisis alert stops escalating (who said so is recorded).
+#[utoipa::path(post, path = "/replies/{id}/{action}", tag = "replies",
+    params(
+        ("id" = i64, Path, description = "The reply's id", example = 1),
+        ("action" = String, Path, description = "`handled` or `acknowledge` (\"I'm on it\", for a crisis)", example = "handled"),
+    ),
+    responses((status = 200, description = "The reply", body = openapi::Reply), openapi::Failures))]
 async fn reply_action(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -695,6 +767,9 @@ async fn reply_action(
 
 /// A coach confirms that the phone a reply called a wrong number is the
 /// client's: SMS may go to it again.
+#[utoipa::path(post, path = "/clients/{external_id}/confirm-phone", tag = "clients",
+    params(("external_id" = String, Path, description = "The agency's id for the client", example = "c-1")),
+    responses((status = 200, description = "The client, whose phone may get SMS again", body = openapi::Client), openapi::Failures))]
 async fn confirm_phone(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -721,9 +796,12 @@ async fn confirm_phone(
     Ok(Json(client_json(&ctx, client).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ConversationQuery {
+    /// The `next_after` of the page before.
     after: Option<String>,
+    /// 1 to 200; default 50.
     limit: Option<i64>,
 }
 
@@ -735,6 +813,9 @@ struct ConversationPage {
 }
 
 /// The client's conversation, oldest first, in keyset pages.
+#[utoipa::path(get, path = "/clients/{external_id}/conversation", tag = "replies",
+    params(("external_id" = String, Path, description = "The agency's id for the client", example = "c-1"), ConversationQuery),
+    responses((status = 200, description = "The conversation, oldest first", body = openapi::ConversationPage), openapi::Failures))]
 async fn get_conversation(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -767,17 +848,27 @@ async fn get_conversation(
     Ok(Json(ConversationPage { items, next_after }))
 }
 
-#[derive(Deserialize)]
+/// A coach's own message to a client.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"body": "Thanks for writing back. I'm free Thursday at 3 if you'd like to talk.", "channel": "sms"}))]
 struct MessageBody {
+    /// `email` or `sms`; default: where the client last wrote from, else
+    /// their preferred channel.
     channel: Option<String>,
+    /// Email only; default "Re:" the client's subject.
     subject: Option<String>,
     body: String,
+    /// Send past the lint's error findings.
     #[serde(default)]
     confirm: bool,
 }
 
 /// A coach's own message to the client: 201 and the message JSON.
+#[utoipa::path(post, path = "/clients/{external_id}/messages", tag = "replies",
+    params(("external_id" = String, Path, description = "The agency's id for the client", example = "c-1")),
+    request_body = MessageBody,
+    responses((status = 201, description = "Approved by its author; it goes at once, or after the client's quiet hours", body = openapi::Message), openapi::Failures))]
 async fn post_message(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -805,14 +896,22 @@ async fn post_message(
     Ok((StatusCode::CREATED, Json(message)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OutcomesQuery {
+    /// `step` (default), `channel`, `template`, `variant`, `edited`,
+    /// `language`, `coach` or `month`.
     by: Option<String>,
+    /// Episodes first sent from this day (YYYY-MM-DD) or time (RFC 3339).
     since: Option<String>,
+    /// … until the end of this day, or this time; default now.
     until: Option<String>,
 }
 
 /// The outcome report over the caller's caseload (an admin's: everything).
+#[utoipa::path(get, path = "/reports/outcomes", tag = "reports",
+    params(OutcomesQuery),
+    responses((status = 200, description = "The outcome report over the caller's caseload", body = openapi::Report), openapi::Failures))]
 async fn get_outcomes(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,

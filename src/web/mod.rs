@@ -3,6 +3,7 @@
 
 pub mod api;
 mod layers;
+pub mod openapi;
 mod twilio;
 mod ui;
 mod unsubscribe;
@@ -38,7 +39,7 @@ pub fn router(ctx: AppContext) -> Router {
             "/unsubscribe/{token}",
             get(unsubscribe::confirm).post(unsubscribe::unsubscribe),
         )
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().into())
         .merge(ui::routes())
         .with_state(ctx);
     layers::apply(router, &settings.http, counters)

@@ -1,0 +1,317 @@
+//! The API's OpenAPI 3.1 document, served at `/api/v1/openapi.json`. Each
+//! operation is declared on its handler (`#[utoipa::path]`) and the handlers
+//! are mounted with `utoipa_axum::routes!`, which registers the route and its
+//! documentation together: the router and the document cannot drift. The
+//! shapes of the answers are described here; the stories check every answer
+//! against them.
+
+use chrono::{DateTime, Utc};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "reengage",
+        description = "The JSON API for an agency's own systems. A bearer token from \
+                       `reengage tokens create` acts as its coach: a coach sees and acts on \
+                       their own clients (and those they cover for) only; anything else is 404, \
+                       as for an id that does not exist. An admin's token acts on all. Every \
+                       failure is `{\"error\": code, \"detail\": text}`, with `field` when one \
+                       field is at fault.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "clients", description = "Clients and their engagement events"),
+        (name = "drafts", description = "Messages: drafts to review, and what was sent"),
+        (name = "replies", description = "What clients wrote back, and conversations"),
+        (name = "reports", description = "Whether outreach works"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Bearer tokens, as `reengage tokens create` makes them.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some("A token from `reengage tokens create`.".to_owned());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+    }
+}
+
+/// Every failure: a code to branch on, and a text for a person.
+#[derive(ToSchema)]
+#[schema(example = json!({"error": "bad_request", "detail": "first_name is empty", "field": "first_name"}))]
+pub struct Error {
+    /// `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`,
+    /// `conflict`, `payload_too_large`, `rate_limited`, `internal`,
+    /// `unavailable`, or a refusal's own code (`opted_out`,
+    /// `needs_confirmation`, …).
+    pub error: String,
+    pub detail: String,
+    /// The field at fault, when one is.
+    pub field: Option<String>,
+    /// With `needs_confirmation`: the lint's findings.
+    pub findings: Option<Vec<serde_json::Value>>,
+}
+
+/// The failures any operation may answer with.
+#[derive(IntoResponses)]
+pub enum Failures {
+    /// A parameter or the body is wrong; `field` names it.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] Error),
+    /// No token, or one that is unknown, revoked or expired.
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] Error),
+    /// No such resource, or not the caller's.
+    #[response(status = 404)]
+    NotFound(#[to_schema] Error),
+    /// The resource is not in a state for this (already decided, say), or
+    /// the message may not go (`opted_out`, `wrong_number`,
+    /// `needs_confirmation`, …).
+    #[response(status = 409)]
+    Conflict(#[to_schema] Error),
+    /// The body is over `http.body_limit_bytes`.
+    #[response(status = 413)]
+    TooLarge(#[to_schema] Error),
+    /// Too many requests from this address: see `Retry-After`.
+    #[response(status = 429)]
+    RateLimited(#[to_schema] Error),
+    /// Something went wrong on our side; it has been logged.
+    #[response(status = 500)]
+    Internal(#[to_schema] Error),
+}
+
+/// A client, as the CSV gives it plus what reengage knows.
+#[derive(ToSchema)]
+pub struct Client {
+    pub external_id: String,
+    pub first_name: String,
+    pub preferred_name: Option<String>,
+    pub email: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
+    /// `email` or `sms`.
+    pub preferred_channel: String,
+    pub language: String,
+    pub timezone: Option<String>,
+    pub coach_email: String,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+    pub discreet: bool,
+    /// `active`, `hold` or `discharged`.
+    pub status: String,
+    pub last_engaged_at: Option<DateTime<Utc>>,
+    pub opted_out_email_at: Option<DateTime<Utc>>,
+    pub opted_out_sms_at: Option<DateTime<Utc>>,
+    /// `ok`, or `wrong_number` once a reply said the phone is a stranger's.
+    pub phone_status: String,
+    pub phone_wrong_at: Option<DateTime<Utc>>,
+    /// `ok`, `bounced` or `wrong_person`.
+    pub email_status: String,
+    pub email_bad_at: Option<DateTime<Utc>>,
+}
+
+/// An engagement event, as a row of `events.csv`.
+#[derive(ToSchema)]
+#[schema(example = json!({"external_id": "c-1", "kind": "check_in", "occurred_at": "2026-01-05T14:30:00Z", "note": "came to group"}))]
+pub struct EventBody {
+    pub external_id: String,
+    /// `check_in`, `session_attended`, `session_missed`, `message_received`
+    /// or `coach_contact`.
+    pub kind: String,
+    /// RFC 3339, or a date and time in the agency's time zone.
+    pub occurred_at: String,
+    pub note: Option<String>,
+}
+
+/// What recording an event did.
+#[derive(ToSchema)]
+pub struct EventRecorded {
+    /// False when the same event was recorded before.
+    pub recorded: bool,
+    /// The client was in a quiet spell, and this ended it.
+    pub re_engaged: bool,
+}
+
+/// A message: a draft, or one approved, sent or settled.
+#[derive(ToSchema)]
+pub struct Message {
+    pub id: i64,
+    pub client_external_id: String,
+    pub coach_email: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    pub to: String,
+    pub subject: Option<String>,
+    pub body: String,
+    /// The cadence step (1, 2, …); none for a coach's own message.
+    pub step: Option<i64>,
+    pub template: String,
+    /// `pending`, `approved`, `sending`, `in_doubt`, `sent`, `delivered`,
+    /// `undelivered`, `failed`, `rejected`, `expired` or `cancelled`.
+    pub status: String,
+    pub author: Option<String>,
+    pub variant: Option<String>,
+    /// The tone and privacy lint's findings.
+    pub lint: Vec<serde_json::Value>,
+    pub edited: bool,
+    pub created_at: DateTime<Utc>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivery_status: Option<String>,
+    pub attempts: i64,
+    pub snoozed_until: Option<DateTime<Utc>>,
+}
+
+/// A keyset page of messages.
+#[derive(ToSchema)]
+pub struct MessagePage {
+    pub items: Vec<Message>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// One row of the send log: an attempt, a provider's callback, or a
+/// reconciliation.
+#[derive(ToSchema)]
+pub struct SendLogEntry {
+    pub id: i64,
+    pub message_id: i64,
+    pub event: String,
+    pub attempt: i64,
+    pub channel: String,
+    pub recipient: String,
+    pub client_external_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `sent`, `retry`, `failed` or `in_doubt`; null while under way.
+    pub outcome: Option<String>,
+    pub provider_id: Option<String>,
+    pub delivery_status: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A keyset page of the send log.
+#[derive(ToSchema)]
+pub struct SendPage {
+    pub items: Vec<SendLogEntry>,
+    pub next_after: Option<i64>,
+}
+
+/// What a client (or an unknown sender) wrote.
+#[derive(ToSchema)]
+pub struct Reply {
+    pub id: i64,
+    pub client_external_id: Option<String>,
+    pub channel: String,
+    pub from: String,
+    pub body: String,
+    /// `crisis`, `opt_out`, `wrong_number`, `help`, `opt_in` or `reply`: the
+    /// first of `classes`.
+    pub classification: String,
+    pub classes: Vec<String>,
+    /// The rules that matched, and the words each matched.
+    pub matched: Vec<serde_json::Value>,
+    pub received_at: DateTime<Utc>,
+    pub needs_reply: bool,
+    pub handled_at: Option<DateTime<Utc>>,
+    pub handled_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub subject: Option<String>,
+    /// `auto_reply` or `bounce` for mail no person wrote.
+    pub automatic: Option<String>,
+    pub unmatched_reason: Option<String>,
+}
+
+/// A keyset page of replies.
+#[derive(ToSchema)]
+pub struct ReplyPage {
+    pub items: Vec<Reply>,
+    pub next_after: Option<i64>,
+}
+
+/// One message of a conversation, either way.
+#[derive(ToSchema)]
+pub struct ConversationItem {
+    /// `in` or `out`.
+    pub direction: String,
+    pub id: i64,
+    pub channel: String,
+    pub at: DateTime<Utc>,
+    pub subject: Option<String>,
+    pub body: String,
+    pub status: String,
+    pub delivery_status: Option<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub classification: Option<String>,
+    pub author: String,
+}
+
+/// A keyset page of a conversation, oldest first.
+#[derive(ToSchema)]
+pub struct ConversationPage {
+    pub items: Vec<ConversationItem>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<String>,
+}
+
+/// The outcome report (see the README's Outcomes section for each field).
+#[derive(ToSchema)]
+pub struct Report {
+    pub window_days: u32,
+    /// The dimension of `rows`.
+    pub by: String,
+    pub since: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+    /// Reached, replied, returned, reached personally and opted out per
+    /// value of `by`, with rates and their Wilson 95% intervals.
+    pub rows: Vec<serde_json::Value>,
+    /// The rows' intervals all overlap: they cannot yet be told apart.
+    pub undecided: bool,
+    pub funnel: serde_json::Value,
+    pub time_to_reply: Option<serde_json::Value>,
+    pub time_to_return: Option<serde_json::Value>,
+    pub workload: Vec<serde_json::Value>,
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+)]
+pub async fn document() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}
+
+/// The document, made once.
+static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    serde_json::to_string_pretty(&openapi()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI document cannot be written");
+        String::from("{}")
+    })
+});
+
+/// The document, with its paths relative to the server `/api/v1`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = super::api::routes().into_openapi();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    doc
+}
