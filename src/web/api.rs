@@ -621,7 +621,7 @@ struct RejectBody {
 
 #[utoipa::path(post, path = "/drafts/{id}/reject", tag = "drafts",
     params(("id" = i64, Path, description = "The message's id", example = 1)),
-    request_body(content = Option<RejectBody>, description = "Optional: why"),
+    request_body(content = RejectBody, description = "Optional: why"),
     responses((status = 200, description = "Rejected", body = openapi::Message), openapi::Failures))]
 async fn reject(
     State(ctx): State<AppContext>,

@@ -13,6 +13,7 @@ mod crash;
 mod delivery;
 mod inbox;
 mod r#loop;
+mod openapi;
 mod ops;
 mod replies;
 mod reports;
