@@ -36,9 +36,8 @@ pub fn verify_password(password: &SecretString, hash: &str) -> bool {
 /// At most this many hashes at once, one per core: a flood of logins then
 /// queues here instead of taking every core from the async workers (and the
 /// probes) while argon2 runs.
-static HASHING: LazyLock<Semaphore> = LazyLock::new(|| {
-    Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
-});
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())));
 
 /// Runs an argon2 computation on the blocking pool, within [`HASHING`].
 async fn off_the_workers<T: Send + 'static>(

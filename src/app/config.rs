@@ -762,9 +762,10 @@ pub fn show(file: Option<&Path>, database_url: Option<&str>) -> anyhow::Result<S
     let mut text = String::new();
     for (key, value) in leaves {
         let path: Vec<String> = key.split('.').map(str::to_owned).collect();
-        let from = figment
-            .find_metadata(&key)
-            .map_or_else(|| "the built-in defaults".to_owned(), |m| layer_name(m, &path));
+        let from = figment.find_metadata(&key).map_or_else(
+            || "the built-in defaults".to_owned(),
+            |m| layer_name(m, &path),
+        );
         let shown = redacted(&key, &value)?;
         text.push_str(&format!("{key} = {shown}    # {from}\n"));
     }
@@ -772,7 +773,11 @@ pub fn show(file: Option<&Path>, database_url: Option<&str>) -> anyhow::Result<S
 }
 
 /// The leaves of `value` with their dotted keys; a list is one leaf.
-fn flatten(prefix: String, value: &figment::value::Value, out: &mut Vec<(String, figment::value::Value)>) {
+fn flatten(
+    prefix: String,
+    value: &figment::value::Value,
+    out: &mut Vec<(String, figment::value::Value)>,
+) {
     match value {
         figment::value::Value::Dict(_, dict) => {
             for (name, child) in dict {
@@ -794,13 +799,13 @@ fn redacted(key: &str, value: &figment::value::Value) -> anyhow::Result<String> 
     if SECRET_KEYS.contains(&key) && !text.is_empty() {
         return Ok("\"[redacted]\"".to_owned());
     }
-    if key == "database.url" {
-        if let Ok(mut url) = Url::parse(text) {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("REDACTED"));
-            }
-            return Ok(format!("\"{url}\""));
+    if key == "database.url"
+        && let Ok(mut url) = Url::parse(text)
+    {
+        if url.password().is_some() {
+            let _ = url.set_password(Some("REDACTED"));
         }
+        return Ok(format!("\"{url}\""));
     }
     Ok(toml::Value::try_from(value)?.to_string())
 }
@@ -821,15 +826,14 @@ pub fn check_cron(cron: &str) -> Result<(), String> {
 /// Logs go to stderr, as text or JSON lines (`log.format`), at `RUST_LOG` if
 /// set, else `log.level`. The first call wins.
 pub fn init_tracing(log: &LogSettings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| {
-            // The scheduler's own lines ("Job creator created") are noise to
-            // an operator: each job run logs its own summary.
-            tracing_subscriber::EnvFilter::new(format!(
-                "{},sqlx=warn,tokio_cron_scheduler=warn",
-                log.level
-            ))
-        });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The scheduler's own lines ("Job creator created") are noise to
+        // an operator: each job run logs its own summary.
+        tracing_subscriber::EnvFilter::new(format!(
+            "{},sqlx=warn,tokio_cron_scheduler=warn",
+            log.level
+        ))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

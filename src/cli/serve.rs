@@ -8,8 +8,8 @@ use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 use crate::app::context::AppContext;
 use crate::app::scheduler::Scheduler;
@@ -77,7 +77,10 @@ async fn accept(ctx: &AppContext, listener: TcpListener) -> anyhow::Result<()> {
     }
     drop(listener);
     let drain = Duration::from_secs(http.shutdown_drain_seconds);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             seconds = drain.as_secs(),
             "requests still in flight after the drain time; closing their connections"

@@ -157,7 +157,10 @@ pub async fn password_hash(
 /// Deletes sessions that ended (expired or logged out) before `now`, and
 /// login-throttle rows whose window and lock are both over: neither can
 /// matter again. Returns (sessions, throttle rows) deleted.
-pub async fn purge_ended(conn: &mut AnyConnection, now: DateTime<Utc>) -> anyhow::Result<(u64, u64)> {
+pub async fn purge_ended(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(u64, u64)> {
     let sessions = sqlx::query(
         "DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
     )

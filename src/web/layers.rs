@@ -73,7 +73,9 @@ impl ClientAddress {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip().to_canonical());
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+                c.0.ip().to_canonical()
+            });
         if !self.trusts(peer) {
             return peer;
         }
@@ -353,7 +355,10 @@ mod tests {
             .route("/page", axum::routing::get(|| async { boom() }))
             .route("/api/v1/thing", axum::routing::get(|| async { boom() }));
         let router = apply(router, &settings.http, Arc::new(Metrics::default()));
-        for (path, kind) in [("/page", "text/html"), ("/api/v1/thing", "application/json")] {
+        for (path, kind) in [
+            ("/page", "text/html"),
+            ("/api/v1/thing", "application/json"),
+        ] {
             let response = router
                 .clone()
                 .oneshot(Request::get(path).body(Body::empty()).unwrap())
@@ -367,7 +372,10 @@ mod tests {
                 .await
                 .unwrap();
             let body = String::from_utf8_lossy(&body);
-            assert!(!body.contains("a bug"), "the panic stays in the log: {body}");
+            assert!(
+                !body.contains("a bug"),
+                "the panic stays in the log: {body}"
+            );
             if kind == "application/json" {
                 let value: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(value["error"], "internal");
@@ -395,15 +403,18 @@ mod tests {
         // A client cannot pose as another by sending its own header: the
         // proxy appends the real address, and that one is taken.
         assert_eq!(
-            proxy.of(&request("10.1.2.3:5000", Some("192.0.2.7, 198.51.100.1, 10.9.9.9"))),
+            proxy.of(&request(
+                "10.1.2.3:5000",
+                Some("192.0.2.7, 198.51.100.1, 10.9.9.9")
+            )),
             ip("198.51.100.1")
         );
+        assert_eq!(proxy.of(&request("10.1.2.3:5000", None)), ip("10.1.2.3"));
         assert_eq!(
-            proxy.of(&request("10.1.2.3:5000", None)),
-            ip("10.1.2.3")
-        );
-        assert_eq!(
-            proxy.of(&request("[::ffff:10.1.2.3]:5000", Some("[2001:db8::1]:443"))),
+            proxy.of(&request(
+                "[::ffff:10.1.2.3]:5000",
+                Some("[2001:db8::1]:443")
+            )),
             ip("2001:db8::1")
         );
     }

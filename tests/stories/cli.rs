@@ -807,7 +807,10 @@ fn config_show_says_which_layer_set_each_value_and_hides_secrets() {
         .env("REENGAGE__SMS__TWILIO__AUTH_TOKEN", "twilio-secret-4711")
         .env("REENGAGE__SECURITY__SECRET_KEY", "k".repeat(40))
         .env("REENGAGE__EMAIL__SMTP__PASSWORD", "smtp-secret-4711")
-        .env("REENGAGE__EMAIL__INBOUND__IMAP__PASSWORD", "imap-secret-4711")
+        .env(
+            "REENGAGE__EMAIL__INBOUND__IMAP__PASSWORD",
+            "imap-secret-4711",
+        )
         .env("REENGAGE__SMS__TWILIO__API_KEY_SECRET", "key-secret-4711")
         .output()
         .unwrap();
@@ -829,18 +832,27 @@ fn config_show_says_which_layer_set_each_value_and_hides_secrets() {
             .to_owned()
     };
     assert!(line("sms.twilio.auth_token").contains("= \"[redacted]\" "));
-    assert!(line("sms.twilio.auth_token").ends_with("# the environment, REENGAGE__SMS__TWILIO__AUTH_TOKEN"));
+    assert!(
+        line("sms.twilio.auth_token")
+            .ends_with("# the environment, REENGAGE__SMS__TWILIO__AUTH_TOKEN")
+    );
     assert!(line("sending.batch_size").starts_with("sending.batch_size = 77 "));
     assert!(line("sending.batch_size").contains(&op.config.display().to_string()));
     assert!(line("http.bind").ends_with("# the built-in defaults"));
     let out = op
         .command(&["config", "show"])
-        .env("REENGAGE__DATABASE__URL", "postgres://app:db-secret-4711@db.internal/reengage")
+        .env(
+            "REENGAGE__DATABASE__URL",
+            "postgres://app:db-secret-4711@db.internal/reengage",
+        )
         .output()
         .unwrap();
     let text = stdout(&out);
     assert!(!text.contains("db-secret-4711"), "{text}");
-    assert!(text.contains("postgres://app:REDACTED@db.internal/reengage"), "{text}");
+    assert!(
+        text.contains("postgres://app:REDACTED@db.internal/reengage"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -852,6 +864,9 @@ fn completions_and_the_manual_page_cover_the_commands() {
     let man = op.run(&["man"]);
     assert!(man.status.success());
     let page = stdout(&man);
-    assert!(page.starts_with(".ie") || page.contains(".TH reengage"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH reengage"),
+        "{page}"
+    );
     assert!(page.contains("serve"));
 }

@@ -573,7 +573,8 @@ async fn refused_credentials_pause_the_sms_channel_without_burning_attempts() {
         "{text}"
     );
     assert!(
-        text.contains("reengage_build_info{version=\"") && text.contains("# TYPE reengage_send_log_rows gauge"),
+        text.contains("reengage_build_info{version=\"")
+            && text.contains("# TYPE reengage_send_log_rows gauge"),
         "{text}"
     );
 }

@@ -125,7 +125,10 @@ async fn the_document_is_valid_and_every_operation_answers_as_documented(app: Te
             None
         } else {
             let example = resolve(&doc, &body)["example"].clone();
-            assert!(!example.is_null(), "{what}: the request body has no example");
+            assert!(
+                !example.is_null(),
+                "{what}: the request body has no example"
+            );
             check(&doc, &body, &example).unwrap_or_else(|e| panic!("{what}: example: {e}"));
             Some(example)
         };
@@ -148,11 +151,17 @@ async fn the_document_is_valid_and_every_operation_answers_as_documented(app: Te
             if status.is_success() {
                 answered_ok += 1;
             } else {
-                assert!(answer["error"].is_string() && answer["detail"].is_string(), "{what} {status}: {answer}");
+                assert!(
+                    answer["error"].is_string() && answer["detail"].is_string(),
+                    "{what} {status}: {answer}"
+                );
             }
         }
     }
-    assert!(answered_ok >= 12, "most operations succeed with their examples: {answered_ok}");
+    assert!(
+        answered_ok >= 12,
+        "most operations succeed with their examples: {answered_ok}"
+    );
 }
 
 async fn the_router_has_no_method_the_document_does_not_name(app: TestApp) {

@@ -69,7 +69,8 @@ on_both_backends!(
 on_both_backends!(with tight_login_limit; logins_from_one_address_are_limited_and_another_is_not);
 
 fn tight_login_limit() -> String {
-    "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n[http.rate_limit]\nlogin_per_minute = 3\n".to_owned()
+    "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n[http.rate_limit]\nlogin_per_minute = 3\n"
+        .to_owned()
 }
 
 /// A login POST from `peer`, through a proxy when `forwarded` is given.
@@ -106,16 +107,29 @@ async fn logins_from_one_address_are_limited_and_another_is_not(app: TestApp) {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=20).contains(&wait), "one login comes back every 20 s: {wait}");
+    assert!(
+        (1..=20).contains(&wait),
+        "one login comes back every 20 s: {wait}"
+    );
     let other = send(login_from("198.51.100.2:4000", None)).await.unwrap();
-    assert_eq!(other.status(), StatusCode::UNAUTHORIZED, "another address is unaffected");
+    assert_eq!(
+        other.status(),
+        StatusCode::UNAUTHORIZED,
+        "another address is unaffected"
+    );
     // Through the trusted proxy, the client's own address counts...
-    let proxied = send(login_from("127.0.0.1:5000", Some("198.51.100.1"))).await.unwrap();
+    let proxied = send(login_from("127.0.0.1:5000", Some("198.51.100.1")))
+        .await
+        .unwrap();
     assert_eq!(proxied.status(), StatusCode::TOO_MANY_REQUESTS);
-    let proxied = send(login_from("127.0.0.1:5000", Some("203.0.113.5"))).await.unwrap();
+    let proxied = send(login_from("127.0.0.1:5000", Some("203.0.113.5")))
+        .await
+        .unwrap();
     assert_eq!(proxied.status(), StatusCode::UNAUTHORIZED);
     // ...and from anyone else, the header is ignored.
-    let forged = send(login_from("198.51.100.1:4002", Some("203.0.113.77"))).await.unwrap();
+    let forged = send(login_from("198.51.100.1:4002", Some("203.0.113.77")))
+        .await
+        .unwrap();
     assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
     // Other pages are not limited.
     let mut page = Request::get("/login").body(Body::empty()).unwrap();
@@ -199,7 +213,9 @@ async fn the_access_log_names_the_route_and_never_a_token(app: TestApp) {
         "{text}"
     );
     assert!(
-        text.contains("reengage_http_request_duration_seconds_count{route=\"/unsubscribe/{token}\"} 1"),
+        text.contains(
+            "reengage_http_request_duration_seconds_count{route=\"/unsubscribe/{token}\"} 1"
+        ),
         "{text}"
     );
 }
@@ -209,11 +225,41 @@ async fn every_api_failure_answers_in_the_error_shape(app: TestApp) {
     let rosa = token(&app, COACH).await;
     let huge = serde_json::json!({ "first_name": "x".repeat(70_000) });
     for (method, path, body, status, code) in [
-        (Method::GET, "/api/v1/drafts/not-a-number", None, StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::GET, "/api/v1/no-such-thing", None, StatusCode::NOT_FOUND, "not_found"),
-        (Method::DELETE, "/api/v1/drafts", None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (Method::PUT, "/api/v1/clients/big-1", Some(huge), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        (Method::GET, "/api/v1/reports/outcomes?by=shoe-size", None, StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            Method::GET,
+            "/api/v1/drafts/not-a-number",
+            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::GET,
+            "/api/v1/no-such-thing",
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/drafts",
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/clients/big-1",
+            Some(huge),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            Method::GET,
+            "/api/v1/reports/outcomes?by=shoe-size",
+            None,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
     ] {
         let (got, value) = call(&app, method.clone(), path, Some(&rosa), body).await;
         assert_eq!(got, status, "{method} {path}: {value}");
@@ -239,11 +285,15 @@ async fn a_field_longer_than_its_limit_is_refused_with_its_name(app: TestApp) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
     assert_eq!(value["field"], "first_name", "{value}");
     assert!(
-        value["detail"].as_str().unwrap().contains("1000 characters"),
+        value["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1000 characters"),
         "{value}"
     );
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM clients WHERE external_id = 'long-1'").await,
+        app.count("SELECT COUNT(*) FROM clients WHERE external_id = 'long-1'")
+            .await,
         0
     );
     let (status, value) = call(
@@ -264,7 +314,13 @@ async fn a_field_longer_than_its_limit_is_refused_with_its_name(app: TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
-    assert!(value["detail"].as_str().unwrap().contains("note is 5000 characters"), "{value}");
+    assert!(
+        value["detail"]
+            .as_str()
+            .unwrap()
+            .contains("note is 5000 characters"),
+        "{value}"
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM engagement_events").await, 0);
 }
 

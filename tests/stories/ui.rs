@@ -1045,26 +1045,48 @@ async fn an_admin_revokes_a_token_on_the_admin_page_and_housekeeping_forgets_end
     let refused = rosa
         .post("/admin/tokens/1/revoke", &[("csrf", &rosa_csrf)])
         .await;
-    assert_eq!(refused.status, StatusCode::NOT_FOUND, "a coach cannot revoke");
+    assert_eq!(
+        refused.status,
+        StatusCode::NOT_FOUND,
+        "a coach cannot revoke"
+    );
 
     let mut admin = Browser::new(&app);
     admin.log_in(ADMIN, PASSWORD).await;
     let page = admin.get("/admin").await;
     assert!(page.body.contains("API tokens") && page.body.contains(COACH));
-    assert!(!page.body.contains(&rosa_token), "the token itself is never shown");
+    assert!(
+        !page.body.contains(&rosa_token),
+        "the token itself is never shown"
+    );
     let id: i64 = app.count("SELECT MAX(id) FROM api_tokens").await;
-    let (status, _) = call(&app, axum::http::Method::GET, "/api/v1/drafts", Some(&rosa_token), None).await;
+    let (status, _) = call(
+        &app,
+        axum::http::Method::GET,
+        "/api/v1/drafts",
+        Some(&rosa_token),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let csrf = Browser::csrf(&page);
     let done = admin
         .post(&format!("/admin/tokens/{id}/revoke"), &[("csrf", &csrf)])
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let (status, _) = call(&app, axum::http::Method::GET, "/api/v1/drafts", Some(&rosa_token), None).await;
+    let (status, _) = call(
+        &app,
+        axum::http::Method::GET,
+        "/api/v1/drafts",
+        Some(&rosa_token),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "refused at once");
     assert!(admin.get("/admin").await.body.contains("revoked "));
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'token_revoked'").await,
+        app.count("SELECT COUNT(*) FROM audit_log WHERE action = 'token_revoked'")
+            .await,
         1
     );
     let again = admin
@@ -1079,15 +1101,23 @@ async fn an_admin_revokes_a_token_on_the_admin_page_and_housekeeping_forgets_end
     let sessions = app.count("SELECT COUNT(*) FROM sessions").await;
     rosa.post("/logout", &[("csrf", &rosa_csrf)]).await;
     let now = chrono::Utc::now();
-    let soon = reengage::pipeline::follow_up::housekeeping::run(&app.ctx, now + chrono::Duration::minutes(1))
-        .await
-        .unwrap();
+    let soon = reengage::pipeline::follow_up::housekeeping::run(
+        &app.ctx,
+        now + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
     assert_eq!(soon.sessions_deleted, 1, "the logged-out session");
     assert_eq!(soon.throttle_rows_deleted, 0, "its window is not over");
-    let later = reengage::pipeline::follow_up::housekeeping::run(&app.ctx, now + chrono::Duration::days(2))
-        .await
-        .unwrap();
+    let later =
+        reengage::pipeline::follow_up::housekeeping::run(&app.ctx, now + chrono::Duration::days(2))
+            .await
+            .unwrap();
     assert_eq!(later.throttle_rows_deleted, 1);
-    assert_eq!(later.sessions_deleted as i64, sessions - 1, "the expired ones");
+    assert_eq!(
+        later.sessions_deleted as i64,
+        sessions - 1,
+        "the expired ones"
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
 }

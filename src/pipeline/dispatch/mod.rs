@@ -319,7 +319,7 @@ impl Run<'_> {
         send_log::finish_attempts(&ctx.store, &finishes, finished_at).await?;
         for finish in &finishes {
             ctx.metrics
-                .send_attempt(&channel.to_string(), &finish.outcome.to_string());
+                .send_attempt(channel.as_ref(), finish.outcome.as_ref());
         }
 
         let mut steps = vec![Step::Released; wave.len() - going.len()];

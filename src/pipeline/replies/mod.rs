@@ -106,7 +106,7 @@ pub async fn receive(
     let Some(reply_id) = stored else {
         return Ok(Vec::new());
     };
-    ctx.metrics.inbound(&class.primary().to_string());
+    ctx.metrics.inbound(class.primary().as_ref());
     let Some(client) = client else {
         tracing::warn!("a reply from an address no client has; stored as unmatched");
         return unmatched(ctx, &class, incoming, reply_id, now).await;
