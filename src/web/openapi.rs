@@ -86,6 +86,10 @@ pub enum Failures {
     /// Something went wrong on our side; it has been logged.
     #[response(status = 500)]
     Internal(#[to_schema] Error),
+    /// The request took longer than `http.request_timeout_seconds`, or the
+    /// database is unavailable.
+    #[response(status = 503)]
+    Unavailable(#[to_schema] Error),
 }
 
 /// A client, as the CSV gives it plus what reengage knows.

@@ -52,17 +52,7 @@ fn wait_for_port(port: u16) {
 #[ignore = "needs Chromium and chromedriver: scripts/test runs it"]
 async fn a_coach_edits_approves_rejects_and_finds_the_send_in_a_real_browser() {
     let app = TestApp::sqlite().await;
-    let hash =
-        reengage::app::auth::hash_password(&secrecy::SecretString::from("a long enough password"))
-            .unwrap();
-    {
-        let mut conn = app.ctx.store.conn().await.unwrap();
-        sqlx::query("UPDATE coaches SET password_hash = $1")
-            .bind(hash)
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-    }
+    set_passwords(&app).await;
     let now = chrono::Utc::now();
     app.import_clients(
         &clients_csv(&[
@@ -136,7 +126,7 @@ async fn a_coach_edits_approves_rejects_and_finds_the_send_in_a_real_browser() {
         .find(Locator::Id("password"))
         .await
         .unwrap()
-        .send_keys("a long enough password")
+        .send_keys(PASSWORD)
         .await
         .unwrap();
     browser

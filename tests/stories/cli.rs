@@ -312,7 +312,9 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    let op = Operator::migrated(&format!("[http]\nbind = \"127.0.0.1:{port}\"\n"));
+    let op = Operator::migrated(&format!(
+        "[http]\nbind = \"127.0.0.1:{port}\"\nheader_read_timeout_seconds = 1\n"
+    ));
     let mut child = op
         .command(&["serve"])
         .stdout(Stdio::null())
@@ -335,6 +337,27 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
     };
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("ok\n"), "{response}");
+    assert!(
+        response.to_lowercase().contains("x-request-id: "),
+        "{response}"
+    );
+    // A client that never finishes its headers is let go (slow-loris).
+    {
+        use std::io::{Read, Write};
+        let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: loc")
+            .unwrap();
+        let mut answer = Vec::new();
+        let closed = slow.read_to_end(&mut answer);
+        assert!(
+            closed.is_ok(),
+            "the server closed the connection: {closed:?}"
+        );
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(!answer.contains("200 OK"), "{answer}");
+    }
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -67,6 +67,66 @@ on_both_backends!(
 );
 
 on_both_backends!(with tight_login_limit; logins_from_one_address_are_limited_and_another_is_not);
+on_both_backends!(with tight_api_limit; the_api_limit_answers_429_in_the_error_shape_with_retry_after);
+
+fn tight_api_limit() -> String {
+    "[http.rate_limit]\napi_per_minute = 2\n".to_owned()
+}
+
+async fn the_api_limit_answers_429_in_the_error_shape_with_retry_after(app: TestApp) {
+    let rosa = token(&app, COACH).await;
+    let router = reengage::web::router(app.ctx.clone());
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let response = router
+            .clone()
+            .oneshot(
+                Request::get("/api/v1/drafts")
+                    .header("authorization", format!("Bearer {rosa}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        statuses.push(response.status());
+        last = Some(response);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let limited = last.unwrap();
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    assert_eq!(limited.headers()["content-type"], "application/json");
+    let body = axum::body::to_bytes(limited.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("Try again in"),
+        "{body}"
+    );
+    // The probes and the pages are not limited.
+    for _ in 0..3 {
+        let probe = router
+            .clone()
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(probe.status(), StatusCode::OK);
+    }
+}
 
 fn tight_login_limit() -> String {
     "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n[http.rate_limit]\nlogin_per_minute = 3\n"

@@ -267,6 +267,18 @@ async fn a_crisis_reply_holds_the_client_alerts_the_coach_and_sends_resources_on
         .await
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
+    let metrics = reengage::web::router(app.ctx.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let metrics = axum::body::to_bytes(metrics.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("reengage_inbound_total{classification=\"crisis\"} 2"),
+        "both crisis messages are counted: {metrics}"
+    );
 }
 
 async fn an_unknown_number_is_stored_unmatched_and_a_forged_request_changes_nothing(app: TestApp) {

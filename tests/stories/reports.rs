@@ -206,7 +206,7 @@ async fn outcomes_are_counted_and_credited_as_defined(app: TestApp) {
     assert_eq!(workload[0]["time_to_decision"]["median_hours"], 0.0);
 
     // Dashboards see each reached episode once, by its best outcome.
-    let (_, _, metrics) = get_page(&app, "", "/metrics").await;
+    let metrics = Browser::new(&app).get("/metrics").await.body;
     for outcome in [
         "returned",
         "replied",
@@ -372,97 +372,16 @@ async fn a_steps_variants_are_drawn_per_episode_and_compared_with_care(mut app: 
     assert_eq!(edited["rows"][0]["key"], "unedited");
 }
 
-/// A coach's session cookie, logged in through the form.
-async fn session(app: &TestApp, email: &str) -> String {
-    use tower::ServiceExt as _;
-    let hash =
-        reengage::app::auth::hash_password(&secrecy::SecretString::from("a long enough password"))
-            .unwrap();
-    let mut conn = app.ctx.store.conn().await.unwrap();
-    sqlx::query("UPDATE coaches SET password_hash = $1")
-        .bind(hash)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    drop(conn);
-    let router = reengage::web::router(app.ctx.clone());
-    let login = router
-        .clone()
-        .oneshot(
-            axum::http::Request::get("/login")
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let body = axum::body::to_bytes(login.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body = String::from_utf8_lossy(&body);
-    let at = body.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = body[at..].split('"').next().unwrap();
-    let form = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("csrf", csrf)
-        .append_pair("email", email)
-        .append_pair("password", "a long enough password")
-        .finish();
-    let done = router
-        .oneshot(
-            axum::http::Request::post("/login")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("cookie", cookie)
-                .body(axum::body::Body::from(form))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    done.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .find(|c| c.starts_with("reengage_session="))
-        .expect("a session cookie")
-}
-
-async fn get_page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String, String) {
-    use tower::ServiceExt as _;
-    let response = reengage::web::router(app.ctx.clone())
-        .oneshot(
-            axum::http::Request::get(path)
-                .header("cookie", cookie)
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status();
-    let kind = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = axum::body::to_bytes(response.into_body(), 1 << 22)
-        .await
-        .unwrap();
-    (status, kind, String::from_utf8_lossy(&body).into_owned())
-}
-
 async fn the_outcomes_page_draws_its_charts_with_their_data_and_offers_the_csv(app: TestApp) {
     known_outcomes(&app).await;
-    let rosa = session(&app, COACH).await;
-    let (status, _, page) = get_page(
-        &app,
-        &rosa,
-        "/reports?by=step&since=2026-03-01&until=2026-04-30",
-    )
-    .await;
+    set_passwords(&app).await;
+    let mut rosa = Browser::new(&app);
+    rosa.log_in(COACH, PASSWORD).await;
+    let Page {
+        status, body: page, ..
+    } = rosa
+        .get("/reports?by=step&since=2026-03-01&until=2026-04-30")
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page.matches("<svg role=\"img\"").count(), 4, "four charts");
     assert!(
@@ -479,17 +398,33 @@ async fn the_outcomes_page_draws_its_charts_with_their_data_and_offers_the_csv(a
         "the data table: {page}"
     );
     assert!(!page.contains("<script"), "no JavaScript");
-    let (status, kind, csv) = get_page(
-        &app,
-        &rosa,
-        "/reports.csv?by=channel&since=2026-03-01&until=2026-04-30",
-    )
-    .await;
+    let Page {
+        status,
+        content_type: kind,
+        body: csv,
+        ..
+    } = rosa
+        .get("/reports.csv?by=channel&since=2026-03-01&until=2026-04-30")
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(kind.starts_with("text/csv"), "{kind}");
     assert!(csv.contains("\nsms,5,8,"), "{csv}");
     // Marcus has no clients here: his page is empty, not Rosa's.
-    let marcus = session(&app, OTHER_COACH).await;
-    let (_, _, page) = get_page(&app, &marcus, "/reports?since=2026-03-01&until=2026-04-30").await;
+    let mut marcus = Browser::new(&app);
+    marcus.log_in(OTHER_COACH, PASSWORD).await;
+    let page = marcus
+        .get("/reports?since=2026-03-01&until=2026-04-30")
+        .await
+        .body;
     assert!(page.contains("0 episodes opened"), "{page}");
+    // A setting that cannot be read is named, not quietly replaced.
+    for (path, field) in [
+        ("/reports?by=shoe-size", "by: `shoe-size`"),
+        ("/reports?since=someday", "since: "),
+        ("/reports.csv?until=2026-13-45", "until: "),
+    ] {
+        let Page { status, body, .. } = rosa.get(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(body.contains(field), "{path}: {body}");
+    }
 }

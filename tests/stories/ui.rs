@@ -1,13 +1,9 @@
 //! The coach's web UI, driven the way a browser would: cookies, forms, CSRF
 //! tokens, redirects. On both backends.
 
-use std::collections::HashMap;
-
 use crate::common::*;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use chrono::Duration;
-use tower::ServiceExt as _;
 
 on_both_backends!(
     a_coach_logs_in_works_the_queue_and_logs_out,
@@ -24,117 +20,7 @@ on_both_backends!(
     an_admin_revokes_a_token_on_the_admin_page_and_housekeeping_forgets_ended_sessions,
 );
 
-const PASSWORD: &str = "a long enough password";
-
 /// A browser: a cookie jar over the app's router.
-struct Browser<'a> {
-    app: &'a TestApp,
-    cookies: HashMap<String, String>,
-}
-
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    body: String,
-}
-
-impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Self {
-            app,
-            cookies: HashMap::new(),
-        }
-    }
-
-    async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> Page {
-        let cookie: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let request = request
-            .header(header::COOKIE, cookie.join("; "))
-            .body(body)
-            .unwrap();
-        let response = reengage::web::router(self.app.ctx.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
-        for set in response.headers().get_all(header::SET_COOKIE) {
-            let parsed = cookie::Cookie::parse(set.to_str().unwrap().to_owned()).unwrap();
-            assert!(
-                parsed.http_only().unwrap_or(false),
-                "{set:?} is not HttpOnly"
-            );
-            assert_eq!(parsed.same_site(), Some(cookie::SameSite::Lax));
-            if parsed.value().is_empty() {
-                self.cookies.remove(parsed.name());
-            } else {
-                self.cookies
-                    .insert(parsed.name().to_owned(), parsed.value().to_owned());
-            }
-        }
-        let status = response.status();
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .map(|l| l.to_str().unwrap().to_owned());
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-            .await
-            .unwrap();
-        Page {
-            status,
-            location,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        self.send(Request::get(path), Body::empty()).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        self.send(
-            Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
-            Body::from(body),
-        )
-        .await
-    }
-
-    /// The CSRF token in the page's forms.
-    fn csrf(page: &Page) -> String {
-        let at = page
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a form with a CSRF token")
-            + 19;
-        page.body[at..].split('"').next().unwrap().to_owned()
-    }
-
-    async fn log_in(&mut self, email: &str, password: &str) -> Page {
-        let form = self.get("/login").await;
-        let csrf = Self::csrf(&form);
-        self.post(
-            "/login",
-            &[("csrf", &csrf), ("email", email), ("password", password)],
-        )
-        .await
-    }
-}
-
-async fn set_passwords(app: &TestApp) {
-    let hash = reengage::app::auth::hash_password(&secrecy::SecretString::from(PASSWORD)).unwrap();
-    let mut conn = app.ctx.store.conn().await.unwrap();
-    sqlx::query("UPDATE coaches SET password_hash = $1")
-        .bind(hash)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-}
-
 /// Rosa's client c-1 (`first_name`) and Marcus's client m-1, each with a draft.
 async fn drafts_for_two_coaches(app: &TestApp, first_name: &str) -> (i64, i64) {
     set_passwords(app).await;

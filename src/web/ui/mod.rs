@@ -1055,12 +1055,36 @@ struct ReportsQuery {
 }
 
 impl ReportsQuery {
-    /// The dimension and the period; what cannot be read is left at its default.
-    fn read(&self, now: DateTime<Utc>) -> (By, Option<DateTime<Utc>>, DateTime<Utc>) {
-        let by = self.by.parse().unwrap_or(By::Step);
-        let since = reports::parse_bound(&self.since, false).ok();
-        let until = reports::parse_bound(&self.until, true).unwrap_or(now);
-        (by, since, until)
+    /// The dimension and the period (a field left empty takes its default),
+    /// or a page that says which field cannot be read.
+    fn read(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(By, Option<DateTime<Utc>>, DateTime<Utc>), Response> {
+        let bad = |problem: String| {
+            pages::message(
+                StatusCode::BAD_REQUEST,
+                "Please check the report's settings",
+                &problem,
+            )
+        };
+        let by = match self.by.trim() {
+            "" => By::Step,
+            text => text.parse().map_err(|_| {
+                bad(format!(
+                    "by: `{text}` is not one of step, channel, template, variant, edited, language, coach, month"
+                ))
+            })?,
+        };
+        let bound = |field: &str, text: &str, end: bool| match text.trim() {
+            "" => Ok(None),
+            text => reports::parse_bound(text, end)
+                .map(Some)
+                .map_err(|e| bad(format!("{field}: {e}"))),
+        };
+        let since = bound("since", &self.since, false)?;
+        let until = bound("until", &self.until, true)?.unwrap_or(now);
+        Ok((by, since, until))
     }
 
     fn to_query(&self) -> String {
@@ -1078,8 +1102,11 @@ async fn reports_page(
     ui: UiCoach,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
+    let (by, since, until) = match query.read(ctx.clock.now()) {
+        Ok(read) => read,
+        Err(page) => return Ok(page),
+    };
     let scope = ui.scope(&ctx).await?;
-    let (by, since, until) = query.read(ctx.clock.now());
     let report = reports::outcomes(&ctx, &scope, by, since, until).await?;
     let monthly = reports::outcomes(&ctx, &scope, By::Month, since, until).await?;
     Ok(pages::page(
@@ -1094,8 +1121,11 @@ async fn reports_csv(
     ui: UiCoach,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
+    let (by, since, until) = match query.read(ctx.clock.now()) {
+        Ok(read) => read,
+        Err(page) => return Ok(page),
+    };
     let scope = ui.scope(&ctx).await?;
-    let (by, since, until) = query.read(ctx.clock.now());
     let report = reports::outcomes(&ctx, &scope, by, since, until).await?;
     Ok((
         [

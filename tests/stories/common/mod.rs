@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+mod browser;
+pub use browser::{Browser, PASSWORD, Page, set_passwords};
+
 use chrono::{DateTime, Utc};
 use reengage::app::config::Settings;
 use reengage::app::context::AppContext;
