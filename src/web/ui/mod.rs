@@ -1056,35 +1056,25 @@ struct ReportsQuery {
 
 impl ReportsQuery {
     /// The dimension and the period (a field left empty takes its default),
-    /// or a page that says which field cannot be read.
-    fn read(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(By, Option<DateTime<Utc>>, DateTime<Utc>), Response> {
-        let bad = |problem: String| {
-            pages::message(
-                StatusCode::BAD_REQUEST,
-                "Please check the report's settings",
-                &problem,
-            )
-        };
+    /// or which field cannot be read.
+    fn read(&self, now: DateTime<Utc>) -> Result<ReportSpan, String> {
         let by = match self.by.trim() {
             "" => By::Step,
             text => text.parse().map_err(|_| {
-                bad(format!(
+                format!(
                     "by: `{text}` is not one of step, channel, template, variant, edited, language, coach, month"
-                ))
+                )
             })?,
         };
         let bound = |field: &str, text: &str, end: bool| match text.trim() {
             "" => Ok(None),
             text => reports::parse_bound(text, end)
                 .map(Some)
-                .map_err(|e| bad(format!("{field}: {e}"))),
+                .map_err(|e| format!("{field}: {e}")),
         };
         let since = bound("since", &self.since, false)?;
         let until = bound("until", &self.until, true)?.unwrap_or(now);
-        Ok((by, since, until))
+        Ok(ReportSpan { by, since, until })
     }
 
     fn to_query(&self) -> String {
@@ -1096,15 +1086,31 @@ impl ReportsQuery {
     }
 }
 
+/// What a report covers, as its query asked.
+struct ReportSpan {
+    by: By,
+    since: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+}
+
+/// The page for a report query that cannot be read.
+fn unreadable_report(problem: &str) -> Response {
+    pages::message(
+        StatusCode::BAD_REQUEST,
+        "Please check the report's settings",
+        problem,
+    )
+}
+
 /// `/reports`: the coach's own caseload (an admin's: everyone's).
 async fn reports_page(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
-    let (by, since, until) = match query.read(ctx.clock.now()) {
-        Ok(read) => read,
-        Err(page) => return Ok(page),
+    let ReportSpan { by, since, until } = match query.read(ctx.clock.now()) {
+        Ok(span) => span,
+        Err(problem) => return Ok(unreadable_report(&problem)),
     };
     let scope = ui.scope(&ctx).await?;
     let report = reports::outcomes(&ctx, &scope, by, since, until).await?;
@@ -1121,9 +1127,9 @@ async fn reports_csv(
     ui: UiCoach,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
-    let (by, since, until) = match query.read(ctx.clock.now()) {
-        Ok(read) => read,
-        Err(page) => return Ok(page),
+    let ReportSpan { by, since, until } = match query.read(ctx.clock.now()) {
+        Ok(span) => span,
+        Err(problem) => return Ok(unreadable_report(&problem)),
     };
     let scope = ui.scope(&ctx).await?;
     let report = reports::outcomes(&ctx, &scope, by, since, until).await?;
