@@ -586,13 +586,10 @@ impl ClientRules {
             Channel::Sms => present(&row.phone).is_some(),
         };
         if !has_contact {
-            reasons.push(format!(
-                "preferred channel {preferred_channel} needs {}",
-                match preferred_channel {
-                    Channel::Email => "an email",
-                    Channel::Sms => "a phone",
-                }
-            ));
+            reasons.push(match preferred_channel {
+                Channel::Email => "email is empty, and the preferred channel is email".to_owned(),
+                Channel::Sms => "phone is empty, and the preferred channel is sms".to_owned(),
+            });
         }
         let language = present(&row.language)
             .map(str::to_ascii_lowercase)

@@ -87,13 +87,13 @@ pub async fn edit(
             });
         }
         (Channel::Email, None) => draft.subject.as_deref(),
-        (_, Some(_)) => {
+        (_, Some(s)) if !s.is_empty() => {
             return Err(EditError::Invalid {
                 field: "subject",
                 problem: "an SMS has no subject".into(),
             });
         }
-        (_, None) => None,
+        (_, _) => None,
     };
     let client = {
         let mut conn = ctx.store.conn().await?;

@@ -342,17 +342,35 @@ impl Flag {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"first_name": "Grace", "phone": "(201) 555-0142", "consent_sms": true, "consent_email": "yes", "language": "en"}))]
 struct ClientBody {
+    /// Required for a new client.
+    #[schema(max_length = 100)]
     first_name: Option<String>,
+    #[schema(max_length = 100)]
     preferred_name: Option<String>,
+    /// Required when the preferred channel is email.
+    #[schema(max_length = 254)]
     email: Option<String>,
+    /// Required when the preferred channel is SMS; any common way of writing
+    /// a number, read in `defaults.phone_region`.
+    #[schema(max_length = 40)]
     phone: Option<String>,
+    /// `email` or `sms`; default: SMS when there is a phone, else email.
+    #[schema(pattern = "^(email|sms)?$")]
     preferred_channel: Option<String>,
+    /// A language the templates have; default `defaults.language`.
+    #[schema(max_length = 64)]
     language: Option<String>,
+    /// An IANA time zone; default `defaults.timezone`.
+    #[schema(max_length = 64)]
     timezone: Option<String>,
+    /// Default: the caller. Only an admin may name another coach.
+    #[schema(max_length = 254)]
     coach_email: Option<String>,
     consent_email: Option<Flag>,
     consent_sms: Option<Flag>,
     discreet: Option<Flag>,
+    /// `active`, `paused`, `hold` or `discharged`.
+    #[schema(pattern = "^(active|paused|hold|discharged)?$")]
     status: Option<String>,
 }
 
@@ -376,6 +394,7 @@ async fn put_client(
     let coach_email = body
         .coach_email
         .clone()
+        .filter(|e| !e.trim().is_empty())
         .unwrap_or_else(|| coach.email.clone());
     if !coach.is_admin() && !coach_email.eq_ignore_ascii_case(&coach.email) {
         return Err(ApiError::BadRequest {
@@ -495,26 +514,49 @@ async fn post_event(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-struct PageQuery {
-    /// Only messages in this status (`pending`, `approved`, `sent`, …); drafts only.
+struct DraftsQuery {
+    /// Only messages in this status (`pending`, `approved`, `sent`, …).
+    #[param(
+        pattern = "^(pending|approved|sending|in_doubt|sent|delivered|undelivered|failed|rejected|expired|cancelled)?$"
+    )]
     status: Option<String>,
     /// The `next_after` of the page before.
     #[serde(default)]
+    #[param(minimum = 0)]
     after: i64,
     /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
-impl PageQuery {
-    fn limit(&self) -> Result<i64, ApiError> {
-        match self.limit {
-            None => Ok(50),
-            Some(n @ 1..=200) => Ok(n),
-            Some(_) => Err(ApiError::BadRequest {
-                field: Some("limit".into()),
-                detail: "limit: must be between 1 and 200".into(),
-            }),
-        }
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SendsQuery {
+    /// The `next_after` of the page before.
+    #[serde(default)]
+    #[param(minimum = 0)]
+    after: i64,
+    /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+}
+
+/// A keyset page's bounds, checked: `after` (an id, 0 for the first page)
+/// and the page's size (1 to 200, default 50).
+fn paging(after: i64, limit: Option<i64>) -> Result<i64, ApiError> {
+    if after < 0 {
+        return Err(ApiError::BadRequest {
+            field: Some("after".into()),
+            detail: "after: must be 0 or more (a next_after this API gave out)".into(),
+        });
+    }
+    match limit {
+        None => Ok(50),
+        Some(n @ 1..=200) => Ok(n),
+        Some(_) => Err(ApiError::BadRequest {
+            field: Some("limit".into()),
+            detail: "limit: must be between 1 and 200".into(),
+        }),
     }
 }
 
@@ -526,15 +568,15 @@ struct Page<T> {
 }
 
 #[utoipa::path(get, path = "/drafts", tag = "drafts",
-    params(PageQuery),
+    params(DraftsQuery),
     responses((status = 200, description = "Messages, oldest first", body = openapi::MessagePage), openapi::Failures))]
 async fn list_drafts(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
-    query: Result<Query<PageQuery>, QueryRejection>,
+    query: Result<Query<DraftsQuery>, QueryRejection>,
 ) -> Result<Json<Page<MessageView>>, ApiError> {
     let Query(query) = query?;
-    let limit = query.limit()?;
+    let limit = paging(query.after, query.limit)?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -569,7 +611,10 @@ async fn get_draft(
 #[schema(example = json!({"body": "Hi Rosa, I've been thinking of you. How have you been?"}))]
 struct EditBody {
     /// Email only.
+    #[schema(max_length = 200)]
     subject: Option<String>,
+    /// At most 1,600 characters for an SMS, 20,000 for an email.
+    #[schema(pattern = "\\S", max_length = 20000)]
     body: String,
 }
 
@@ -627,9 +672,9 @@ async fn reject(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
     Path(id): Path<i64>,
-    body: Option<Json<RejectBody>>,
+    body: Result<Option<Json<RejectBody>>, JsonRejection>,
 ) -> Result<Json<MessageView>, ApiError> {
-    let reason = body.and_then(|Json(b)| b.reason);
+    let reason = body?.and_then(|Json(b)| b.reason);
     review::reject(&ctx, &coach, id, reason.as_deref(), ctx.clock.now()).await?;
     Ok(Json(review::read(&ctx, &coach, id).await?))
 }
@@ -658,15 +703,15 @@ async fn snooze(
 }
 
 #[utoipa::path(get, path = "/sends", tag = "drafts",
-    params(PageQuery),
+    params(SendsQuery),
     responses((status = 200, description = "The send log, one row per attempt", body = openapi::SendPage), openapi::Failures))]
 async fn list_sends(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
-    query: Result<Query<PageQuery>, QueryRejection>,
+    query: Result<Query<SendsQuery>, QueryRejection>,
 ) -> Result<Json<Page<send_log::SendLogEntry>>, ApiError> {
     let Query(query) = query?;
-    let limit = query.limit()?;
+    let limit = paging(query.after, query.limit)?;
     let scope = scope(&ctx, &coach).await?;
     let mut conn = ctx.store.conn().await?;
     let items = send_log::list(
@@ -687,11 +732,14 @@ struct RepliesQuery {
     /// Only those waiting for a person (or only those not).
     needs_reply: Option<bool>,
     /// `crisis`, `opt_out`, `wrong_number`, `help`, `opt_in` or `reply`.
+    #[param(pattern = "^(crisis|opt_out|wrong_number|help|opt_in|reply)?$")]
     classification: Option<String>,
     /// The `next_after` of the page before.
     #[serde(default)]
+    #[param(minimum = 0)]
     after: i64,
     /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -706,12 +754,7 @@ async fn list_replies(
     query: Result<Query<RepliesQuery>, QueryRejection>,
 ) -> Result<Json<Page<inbound::ReplyView>>, ApiError> {
     let Query(query) = query?;
-    let limit = PageQuery {
-        status: None,
-        after: query.after,
-        limit: query.limit,
-    }
-    .limit()?;
+    let limit = paging(query.after, query.limit)?;
     let classification = match query.classification.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(c) => Some(
@@ -802,6 +845,7 @@ struct ConversationQuery {
     /// The `next_after` of the page before.
     after: Option<String>,
     /// 1 to 200; default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -823,12 +867,7 @@ async fn get_conversation(
     query: Result<Query<ConversationQuery>, QueryRejection>,
 ) -> Result<Json<ConversationPage>, ApiError> {
     let Query(query) = query?;
-    let limit = PageQuery {
-        status: None,
-        after: 0,
-        limit: query.limit,
-    }
-    .limit()?;
+    let limit = paging(0, query.limit)?;
     let after = match query.after.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => {
@@ -855,9 +894,13 @@ async fn get_conversation(
 struct MessageBody {
     /// `email` or `sms`; default: where the client last wrote from, else
     /// their preferred channel.
+    #[schema(pattern = "^(email|sms)?$")]
     channel: Option<String>,
     /// Email only; default "Re:" the client's subject.
+    #[schema(max_length = 200)]
     subject: Option<String>,
+    /// At most 1,600 characters for an SMS, 20,000 for an email.
+    #[schema(pattern = "\\S", max_length = 20000)]
     body: String,
     /// Send past the lint's error findings.
     #[serde(default)]
@@ -901,10 +944,13 @@ async fn post_message(
 struct OutcomesQuery {
     /// `step` (default), `channel`, `template`, `variant`, `edited`,
     /// `language`, `coach` or `month`.
+    #[param(pattern = "^(step|channel|template|variant|edited|language|coach|month)?$")]
     by: Option<String>,
     /// Episodes first sent from this day (YYYY-MM-DD) or time (RFC 3339).
+    #[param(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}(T.+)?)?$")]
     since: Option<String>,
     /// … until the end of this day, or this time; default now.
+    #[param(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}(T.+)?)?$")]
     until: Option<String>,
 }
 

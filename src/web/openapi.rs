@@ -126,11 +126,13 @@ pub struct Client {
 #[derive(ToSchema)]
 #[schema(example = json!({"external_id": "c-1", "kind": "check_in", "occurred_at": "2026-01-05T14:30:00Z", "note": "came to group"}))]
 pub struct EventBody {
+    #[schema(min_length = 1, max_length = 100)]
     pub external_id: String,
-    /// `check_in`, `session_attended`, `session_missed`, `message_received`
-    /// or `coach_contact`.
+    #[schema(pattern = "^(check_in|session_attended|session_missed|message_reply|coach_contact)$")]
     pub kind: String,
-    /// RFC 3339, or a date and time in the agency's time zone.
+    /// RFC 3339, or a date and time (or a date) in the agency's time zone;
+    /// not in the future.
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     pub occurred_at: String,
     pub note: Option<String>,
 }
