@@ -29,7 +29,11 @@ pub async fn serve_on(ctx: AppContext, listener: TcpListener) -> anyhow::Result<
     tracing::info!(address = %listener.local_addr()?, "listening");
     let scheduler = Scheduler::start(ctx.clone()).await?;
     tokio::spawn(cancel_on_signal(ctx.shutdown.clone()));
+    // Under systemd's Type=notify, the unit is started once this is sent:
+    // migrations are applied and the port is open. Elsewhere, a no-op.
+    notify_systemd(sd_notify::NotifyState::Ready);
     let served = accept(&ctx, listener).await;
+    notify_systemd(sd_notify::NotifyState::Stopping);
     ctx.shutdown.cancel();
     scheduler.stop().await;
     ctx.store.close().await;
@@ -87,6 +91,13 @@ async fn accept(ctx: &AppContext, listener: TcpListener) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Tells systemd (when `NOTIFY_SOCKET` is set) how the service is.
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
 }
 
 async fn cancel_on_signal(token: CancellationToken) {

@@ -226,16 +226,29 @@ async fn access_log(State(log): State<Arc<AccessLog>>, request: Request, next: N
     let status = response.status().as_u16();
     let seconds = started.elapsed().as_secs_f64();
     log.metrics.http_request(route, status, seconds);
-    tracing::info!(
-        target: "reengage::http",
-        request_id = %id,
-        %method,
-        route,
-        status,
-        ms = (seconds * 1000.0).round() as u64,
-        %client,
-        "request"
-    );
+    let ms = (seconds * 1000.0).round() as u64;
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                target: "reengage::http",
+                $level,
+                request_id = %id,
+                %method,
+                route,
+                status,
+                ms,
+                %client,
+                "request"
+            )
+        };
+    }
+    // Probes and scrapes come every few seconds: at debug, so that the log
+    // shows people's requests.
+    if matches!(route, "/livez" | "/readyz" | "/metrics" | "/favicon.ico") && status < 400 {
+        line!(tracing::Level::DEBUG);
+    } else {
+        line!(tracing::Level::INFO);
+    }
     response
 }
 

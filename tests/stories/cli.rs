@@ -315,12 +315,22 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
     let op = Operator::migrated(&format!(
         "[http]\nbind = \"127.0.0.1:{port}\"\nheader_read_timeout_seconds = 1\n"
     ));
+    // As systemd's Type=notify would: a socket that hears "READY=1".
+    let notify_path = op.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut child = op
         .command(&["serve"])
+        .env("NOTIFY_SOCKET", &notify_path)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut said = [0u8; 256];
+    let n = notify.recv(&mut said).expect("serve says when it is ready");
+    assert_eq!(String::from_utf8_lossy(&said[..n]).trim(), "READY=1");
     let deadline = Instant::now() + Duration::from_secs(30);
     let response = loop {
         if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -364,6 +374,8 @@ fn serve_answers_health_and_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(kill.success());
+    let n = notify.recv(&mut said).expect("serve says it is stopping");
+    assert_eq!(String::from_utf8_lossy(&said[..n]).trim(), "STOPPING=1");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
