@@ -81,7 +81,19 @@ impl fmt::Display for EmailAddress {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, AsRefStr, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Display,
+    EnumString,
+    AsRefStr,
+    Serialize,
+    utoipa::ToSchema,
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -158,7 +170,9 @@ macro_rules! reads_from_text {
 reads_from_text!(Channel, MessageStatus, Role, EventKind);
 
 /// A message's place in its life; see the state diagram in docs/architecture.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize, utoipa::ToSchema,
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
@@ -176,7 +190,9 @@ pub enum MessageStatus {
 }
 
 /// The outcome of one send attempt, as written to the send log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize, utoipa::ToSchema,
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum SendOutcome {
@@ -188,7 +204,9 @@ pub enum SendOutcome {
 
 /// What a send-log row records: an attempt, what reconciling an in-doubt
 /// message found, or a provider's delivery callback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize, utoipa::ToSchema,
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum LogEvent {

@@ -33,7 +33,17 @@ pub fn wilson(k: u64, n: u64) -> (f64, f64) {
 }
 
 /// What a report is summed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::Display)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::EnumString,
+    strum::Display,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum By {
@@ -139,7 +149,7 @@ impl Episode {
 
 /// One row of a report: the episodes a value of the dimension reached, and
 /// the outcomes credited to it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Row {
     pub key: String,
     pub episodes: u64,
@@ -232,7 +242,7 @@ pub fn rows(episodes: &[Episode], by: By, window_seconds: i64) -> Vec<Row> {
 }
 
 /// The median and quartiles of some durations, in hours.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Spread {
     pub count: usize,
     pub q1_hours: f64,

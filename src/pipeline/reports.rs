@@ -14,7 +14,7 @@ use crate::store::Scope;
 use crate::store::reports::{self, EpisodeMessage, Happening};
 
 /// The report's JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub window_days: u32,
     pub by: By,
@@ -32,7 +32,7 @@ pub struct Report {
     pub workload: Vec<Workload>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Workload {
     pub coach: String,
     pub drafts: u64,
@@ -43,7 +43,7 @@ pub struct Workload {
 }
 
 /// Episodes opened in the period, and how far they got.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Funnel {
     pub opened: u64,
     pub drafted: u64,
@@ -56,7 +56,7 @@ pub struct Funnel {
     pub dropped: Dropped,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Dropped {
     pub rejected: u64,
     /// Pending until they expired: no coach decided.

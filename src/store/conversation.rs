@@ -9,7 +9,17 @@ use super::{from_ts, ts};
 use crate::domain::Channel;
 
 /// Which way a conversation item went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::AsRefStr)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::EnumString,
+    strum::AsRefStr,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Direction {
@@ -21,7 +31,7 @@ pub enum Direction {
 
 /// One message of a conversation (the item JSON of
 /// `GET /api/v1/clients/{external_id}/conversation`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Item {
     pub direction: Direction,
     pub id: i64,

@@ -11,7 +11,7 @@ use crate::domain::words::{Class, Classification, Match};
 use crate::domain::{Channel, ReplyAction};
 
 /// A reply as the pages and the API show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplyView {
     pub id: i64,
     pub client_external_id: Option<String>,

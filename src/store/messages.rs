@@ -138,7 +138,7 @@ pub async fn last_email_subject(
 }
 
 /// A message as people and scripts see it (the message JSON of docs/architecture.md).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: i64,
     pub client_external_id: String,

@@ -174,7 +174,7 @@ pub async fn append(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SendLogEntry {
     pub id: i64,
     pub message_id: i64,

@@ -560,7 +560,7 @@ fn paging(after: i64, limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Page<T> {
     items: Vec<T>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -569,7 +569,7 @@ struct Page<T> {
 
 #[utoipa::path(get, path = "/drafts", tag = "drafts",
     params(DraftsQuery),
-    responses((status = 200, description = "Messages, oldest first", body = openapi::MessagePage), openapi::Failures))]
+    responses((status = 200, description = "Messages, oldest first", body = Page<MessageView>), openapi::Failures))]
 async fn list_drafts(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -596,7 +596,7 @@ async fn list_drafts(
 
 #[utoipa::path(get, path = "/drafts/{id}", tag = "drafts",
     params(("id" = i64, Path, description = "The message's id", example = 1)),
-    responses((status = 200, description = "The message", body = openapi::Message), openapi::Failures))]
+    responses((status = 200, description = "The message", body = MessageView), openapi::Failures))]
 async fn get_draft(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -621,7 +621,7 @@ struct EditBody {
 #[utoipa::path(patch, path = "/drafts/{id}", tag = "drafts",
     params(("id" = i64, Path, description = "The message's id", example = 1)),
     request_body = EditBody,
-    responses((status = 200, description = "The edited draft", body = openapi::Message), openapi::Failures))]
+    responses((status = 200, description = "The edited draft", body = MessageView), openapi::Failures))]
 async fn patch_draft(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -645,7 +645,7 @@ struct ConfirmQuery {
 /// Approves; a draft with error findings needs `?confirm=true`.
 #[utoipa::path(post, path = "/drafts/{id}/approve", tag = "drafts",
     params(("id" = i64, Path, description = "The message's id", example = 1), ConfirmQuery),
-    responses((status = 200, description = "Approved: it goes when due", body = openapi::Message), openapi::Failures))]
+    responses((status = 200, description = "Approved: it goes when due", body = MessageView), openapi::Failures))]
 async fn approve(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -667,7 +667,7 @@ struct RejectBody {
 #[utoipa::path(post, path = "/drafts/{id}/reject", tag = "drafts",
     params(("id" = i64, Path, description = "The message's id", example = 1)),
     request_body(content = RejectBody, description = "Optional: why"),
-    responses((status = 200, description = "Rejected", body = openapi::Message), openapi::Failures))]
+    responses((status = 200, description = "Rejected", body = MessageView), openapi::Failures))]
 async fn reject(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -690,7 +690,7 @@ struct SnoozeBody {
 #[utoipa::path(post, path = "/drafts/{id}/snooze", tag = "drafts",
     params(("id" = i64, Path, description = "The message's id", example = 1)),
     request_body = SnoozeBody,
-    responses((status = 200, description = "Snoozed: back in the queue then", body = openapi::Message), openapi::Failures))]
+    responses((status = 200, description = "Snoozed: back in the queue then", body = MessageView), openapi::Failures))]
 async fn snooze(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -704,7 +704,7 @@ async fn snooze(
 
 #[utoipa::path(get, path = "/sends", tag = "drafts",
     params(SendsQuery),
-    responses((status = 200, description = "The send log, one row per attempt", body = openapi::SendPage), openapi::Failures))]
+    responses((status = 200, description = "The send log, one row per attempt", body = Page<send_log::SendLogEntry>), openapi::Failures))]
 async fn list_sends(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -747,7 +747,7 @@ struct RepliesQuery {
 /// include unmatched senders), oldest first, in keyset pages.
 #[utoipa::path(get, path = "/replies", tag = "replies",
     params(RepliesQuery),
-    responses((status = 200, description = "Replies, oldest first", body = openapi::ReplyPage), openapi::Failures))]
+    responses((status = 200, description = "Replies, oldest first", body = Page<inbound::ReplyView>), openapi::Failures))]
 async fn list_replies(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -797,7 +797,7 @@ impl From<replies::ReplyError> for ApiError {
         ("id" = i64, Path, description = "The reply's id", example = 1),
         ("action" = String, Path, description = "`handled` or `acknowledge` (\"I'm on it\", for a crisis)", example = "handled"),
     ),
-    responses((status = 200, description = "The reply", body = openapi::Reply), openapi::Failures))]
+    responses((status = 200, description = "The reply", body = inbound::ReplyView), openapi::Failures))]
 async fn reply_action(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -849,7 +849,7 @@ struct ConversationQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ConversationPage {
     items: Vec<conversation::Item>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -859,7 +859,7 @@ struct ConversationPage {
 /// The client's conversation, oldest first, in keyset pages.
 #[utoipa::path(get, path = "/clients/{external_id}/conversation", tag = "replies",
     params(("external_id" = String, Path, description = "The agency's id for the client", example = "c-1"), ConversationQuery),
-    responses((status = 200, description = "The conversation, oldest first", body = openapi::ConversationPage), openapi::Failures))]
+    responses((status = 200, description = "The conversation, oldest first", body = ConversationPage), openapi::Failures))]
 async fn get_conversation(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -911,7 +911,7 @@ struct MessageBody {
 #[utoipa::path(post, path = "/clients/{external_id}/messages", tag = "replies",
     params(("external_id" = String, Path, description = "The agency's id for the client", example = "c-1")),
     request_body = MessageBody,
-    responses((status = 201, description = "Approved by its author; it goes at once, or after the client's quiet hours", body = openapi::Message), openapi::Failures))]
+    responses((status = 201, description = "Approved by its author; it goes at once, or after the client's quiet hours", body = MessageView), openapi::Failures))]
 async fn post_message(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,
@@ -957,7 +957,7 @@ struct OutcomesQuery {
 /// The outcome report over the caller's caseload (an admin's: everything).
 #[utoipa::path(get, path = "/reports/outcomes", tag = "reports",
     params(OutcomesQuery),
-    responses((status = 200, description = "The outcome report over the caller's caseload", body = openapi::Report), openapi::Failures))]
+    responses((status = 200, description = "The outcome report over the caller's caseload", body = pipeline::reports::Report), openapi::Failures))]
 async fn get_outcomes(
     State(ctx): State<AppContext>,
     ApiCoach(coach): ApiCoach,

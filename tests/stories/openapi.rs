@@ -95,6 +95,22 @@ fn concrete(path: &str, op: &Value) -> String {
 
 async fn the_document_is_valid_and_every_operation_answers_as_documented(app: TestApp) {
     drafts_for_rosa_and_marcus(&app, "Rosa").await;
+    // A reply, so that the replies and the conversation have items to check.
+    reengage::pipeline::replies::receive(
+        &app.ctx,
+        &reengage::pipeline::replies::Incoming {
+            channel: reengage::domain::Channel::Sms,
+            from: "+12015550123",
+            to: None,
+            body: "thanks, can we talk this week?",
+            provider_id: Some("SMopenapi1"),
+            subject: None,
+            client_id: None,
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     let admin = token(&app, ADMIN).await;
     let doc = document(&app).await;
     assert_eq!(doc["openapi"], "3.1.0");
@@ -150,6 +166,12 @@ async fn the_document_is_valid_and_every_operation_answers_as_documented(app: Te
             }
             if status.is_success() {
                 answered_ok += 1;
+                if let Some(items) = answer["items"].as_array() {
+                    assert!(
+                        !items.is_empty() || path == "/sends",
+                        "{what}: no items to check"
+                    );
+                }
             } else {
                 assert!(
                     answer["error"].is_string() && answer["detail"].is_string(),

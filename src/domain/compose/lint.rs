@@ -13,7 +13,7 @@ use crate::domain::Channel;
 
 const BUILT_IN: &str = include_str!("../../../config/tone.toml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,
@@ -21,7 +21,7 @@ pub enum Severity {
 }
 
 /// One thing the lint found: where, how bad, and what to do instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub rule: String,
     pub severity: Severity,

@@ -47,6 +47,7 @@ pub mod evaluate;
     strum::AsRefStr,
     strum::Display,
     strum::EnumString,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -82,7 +83,7 @@ impl Lang {
 }
 
 /// One rule that matched, for the coach to see why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Match {
     pub class: Class,
     /// The rule as the word list writes it (`keyword` for a keyword).
