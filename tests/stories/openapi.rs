@@ -211,3 +211,34 @@ async fn the_router_has_no_method_the_document_does_not_name(app: TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(answer["error"], "not_found");
 }
+
+/// The API mounts its handlers only with `routes!`, which documents each one
+/// as it routes it: a plain `.route(…)` would route an operation the document
+/// does not have.
+#[test]
+fn every_api_route_is_mounted_with_its_documentation() {
+    let source = include_str!("../../src/web/api.rs");
+    for undocumented in [
+        ".route(",
+        ".route_service(",
+        ".nest(",
+        ".merge(",
+        ".fallback(",
+    ] {
+        assert!(
+            !source.contains(undocumented),
+            "src/web/api.rs calls `{undocumented}`: mount handlers with `.routes(routes!(…))`"
+        );
+    }
+    // The handlers: the API's, and the document's own.
+    let handlers = source.matches("#[utoipa::path(").count()
+        + include_str!("../../src/web/openapi.rs")
+            .matches("#[utoipa::path(")
+            .count();
+    let mounted: usize = source
+        .split(".routes(routes!(")
+        .skip(1)
+        .map(|call| call.split("))").next().unwrap().split(',').count())
+        .sum();
+    assert_eq!(handlers, mounted, "each documented handler is mounted once");
+}

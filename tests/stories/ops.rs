@@ -40,9 +40,34 @@ async fn the_probes_say_live_and_ready_and_a_paused_channel_takes_no_instance_ou
 }
 
 async fn every_answer_forbids_caching_framing_sniffing_and_referrers(app: TestApp) {
+    // The queue page and an API answer with client data, as their users get them.
+    drafts_for_rosa_and_marcus(&app, "Rosa").await;
+    set_passwords(&app).await;
+    let mut browser = Browser::new(&app);
+    browser.log_in(COACH, PASSWORD).await;
+    let queue = browser.get("/").await;
+    assert!(queue.body.contains("Rosa"), "the queue: {}", queue.body);
+    let rosa = token(&app, COACH).await;
+    let router = reengage::web::router(app.ctx.clone());
+    let api = router
+        .clone()
+        .oneshot(
+            Request::get("/api/v1/drafts")
+                .header("authorization", format!("Bearer {rosa}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::OK);
+    let mut answers = vec![
+        ("/ (the queue)".to_owned(), queue.headers),
+        ("/api/v1/drafts".to_owned(), api.headers().clone()),
+    ];
     for path in ["/login", "/api/v1/drafts", "/healthz", "/no-such-page"] {
-        let response = get(&app, path).await;
-        let headers = response.headers();
+        answers.push((path.to_owned(), get(&app, path).await.headers().clone()));
+    }
+    for (path, headers) in &answers {
         assert_eq!(headers["cache-control"], "no-store", "{path}");
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
