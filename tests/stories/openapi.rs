@@ -119,11 +119,43 @@ async fn the_document_is_valid_and_every_operation_answers_as_documented(app: Te
         "bearer auth is described"
     );
     refs_resolve(&doc, &doc);
+    // An independent reading of OpenAPI 3.1 (the oas3 crate) takes it whole:
+    // every operation's parameters, body, responses and their schemas resolve.
+    let spec = oas3::from_json(doc.to_string()).expect("the document reads as OpenAPI 3.1");
+    spec.validate_version()
+        .expect("a supported OpenAPI version");
+    let mut read = 0;
+    for (path, method, op) in spec.operations() {
+        let what = format!("{method} {path}");
+        op.parameters(&spec)
+            .unwrap_or_else(|e| panic!("{what}: parameters: {e}"));
+        if let Some(body) = op
+            .request_body(&spec)
+            .unwrap_or_else(|e| panic!("{what}: body: {e}"))
+        {
+            for media in body.content.values() {
+                media
+                    .schema(&spec)
+                    .unwrap_or_else(|e| panic!("{what}: body schema: {e}"));
+            }
+        }
+        let responses = op.responses(&spec);
+        assert!(!responses.is_empty(), "{what}: no responses");
+        for (status, response) in responses {
+            for media in response.content.values() {
+                media
+                    .schema(&spec)
+                    .unwrap_or_else(|e| panic!("{what} {status}: schema: {e}"));
+            }
+        }
+        read += 1;
+    }
     // The check can fail: a message without its fields is not a message.
     let message = json!({ "$ref": "#/components/schemas/Message" });
     assert!(check(&doc, &message, &json!({ "id": "seven" })).is_err());
     let operations = operations(&doc);
     assert!(operations.len() >= 17, "{} operations", operations.len());
+    assert_eq!(read, operations.len(), "oas3 reads every operation");
     let mut answered_ok = 0;
     for (path, method, op) in &operations {
         let what = format!("{} {path}", method.to_uppercase());
