@@ -66,7 +66,7 @@ pub enum ApiError {
     Refused {
         code: &'static str,
         detail: String,
-        extra: Option<(&'static str, Value)>,
+        extra: Option<Box<(&'static str, Value)>>,
     },
     Internal(anyhow::Error),
 }
@@ -145,7 +145,7 @@ impl From<AnswerError> for ApiError {
                 detail: format!(
                     "the lint found {errors} error(s): read the findings, then send again with \"confirm\": true"
                 ),
-                extra: Some(("findings", json!(findings))),
+                extra: Some(Box::new(("findings", json!(findings)))),
             },
             AnswerError::Unexpected(e) => ApiError::Internal(e),
         }
@@ -205,7 +205,8 @@ impl IntoResponse for ApiError {
                 extra,
             } => {
                 let mut body = json!({ "error": code, "detail": detail });
-                if let Some((key, value)) = extra {
+                if let Some(extra) = extra {
+                    let (key, value) = *extra;
                     body[key] = value;
                 }
                 return (StatusCode::CONFLICT, Json(body)).into_response();
