@@ -164,10 +164,22 @@ fn forget_idle_addresses(limits: Weak<Limits>) {
     });
 }
 
+/// What a limit counts by: an IPv4 address, or an IPv6 address's /64 (one
+/// household or host gets a whole /64, and could otherwise take a fresh
+/// address for every request).
+fn bucket(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            v6.to_bits() & !((1u128 << 64) - 1),
+        )),
+    }
+}
+
 async fn rate_limit(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
     if let Some(limiter) = limits.for_request(&request) {
         let client = limits.address.of(&request);
-        if let Err(not_until) = limiter.check_key(&client) {
+        if let Err(not_until) = limiter.check_key(&bucket(client)) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let seconds = seconds.max(1);
@@ -394,6 +406,18 @@ mod tests {
                 assert_eq!(value["error"], "internal");
             }
         }
+    }
+
+    #[test]
+    fn an_ipv6_household_is_one_bucket_and_ipv4_addresses_are_their_own() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(bucket(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            bucket(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            bucket(ip("2001:db8:1:2::7"))
+        );
+        assert_ne!(bucket(ip("2001:db8:1:3::1")), bucket(ip("2001:db8:1:2::1")));
+        assert_eq!(bucket(ip("198.51.100.7")), ip("198.51.100.7"));
     }
 
     #[test]
