@@ -408,6 +408,35 @@ mod tests {
         }
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_request_over_the_time_limit_is_a_503_and_its_work_is_dropped() {
+        use tower::ServiceExt as _;
+        let settings = crate::app::config::Settings::load(None, None).unwrap();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = finished.clone();
+        let router = Router::new().route(
+            "/api/v1/slow",
+            axum::routing::get(move || async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                "late"
+            }),
+        );
+        let router = apply(router, &settings.http, Arc::new(Metrics::default()));
+        // The clock is paused: tokio moves it on when every task waits.
+        let response = router
+            .oneshot(Request::get("/api/v1/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["error"], "unavailable");
+        assert!(!finished.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
     #[test]
     fn an_ipv6_household_is_one_bucket_and_ipv4_addresses_are_their_own() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
