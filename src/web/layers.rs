@@ -107,7 +107,12 @@ struct Limits {
     address: ClientAddress,
     login: Option<DefaultKeyedRateLimiter<IpAddr>>,
     api: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Counts refused webhook requests only (a bad or missing signature):
+    /// a verified one is never limited, so that no client's reply is lost
+    /// to a limit.
     webhooks: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Addresses over the webhook limit, and until when.
+    refused_until: std::sync::Mutex<std::collections::HashMap<IpAddr, Instant>>,
 }
 
 impl Limits {
@@ -121,6 +126,7 @@ impl Limits {
             login: limiter(limits.login_per_minute),
             api: limiter(limits.api_per_minute),
             webhooks: limiter(limits.webhooks_per_minute),
+            refused_until: std::sync::Mutex::default(),
         }
     }
 
@@ -130,11 +136,15 @@ impl Limits {
             self.login.as_ref()
         } else if path.starts_with("/api/") {
             self.api.as_ref()
-        } else if path.starts_with("/webhooks/") {
-            self.webhooks.as_ref()
         } else {
             None
         }
+    }
+
+    fn refused(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<IpAddr, Instant>> {
+        self.refused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -160,6 +170,8 @@ fn forget_idle_addresses(limits: Weak<Limits>) {
                 limiter.retain_recent();
                 limiter.shrink_to_fit();
             }
+            let now = Instant::now();
+            limits.refused().retain(|_, until| *until > now);
         }
     });
 }
@@ -177,22 +189,58 @@ fn bucket(client: IpAddr) -> IpAddr {
 }
 
 async fn rate_limit(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/webhooks/") {
+        return limit_refused_webhooks(&limits, request, next).await;
+    }
     if let Some(limiter) = limits.for_request(&request) {
         let client = limits.address.of(&request);
         if let Err(not_until) = limiter.check_key(&bucket(client)) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let seconds = seconds.max(1);
             tracing::warn!(%client, path = request.uri().path(), "rate limited");
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, seconds.to_string())],
-                format!("Too many requests from your address. Try again in {seconds} seconds.\n"),
-            )
-                .into_response();
+            return too_many(wait);
         }
     }
     next.run(request).await
+}
+
+/// The webhooks' limit: each refused request (403: no valid signature)
+/// counts; past the limit, every request from that address is 429 until the
+/// limit refills. Twilio's addresses send verified requests, so they are
+/// never held back.
+async fn limit_refused_webhooks(limits: &Limits, request: Request, next: Next) -> Response {
+    let Some(limiter) = &limits.webhooks else {
+        return next.run(request).await;
+    };
+    let client = limits.address.of(&request);
+    let key = bucket(client);
+    let held = limits.refused().get(&key).copied();
+    if let Some(until) = held.filter(|until| *until > Instant::now()) {
+        return too_many(until - Instant::now());
+    }
+    let response = next.run(request).await;
+    if response.status() != StatusCode::FORBIDDEN {
+        return response;
+    }
+    match limiter.check_key(&key) {
+        Ok(()) => response,
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            limits.refused().insert(key, Instant::now() + wait);
+            tracing::warn!(%client, "webhook requests refused too often; holding the address back");
+            too_many(wait)
+        }
+    }
+}
+
+/// 429, with `Retry-After` in whole seconds (at least 1).
+fn too_many(wait: Duration) -> Response {
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        format!("Too many requests from your address. Try again in {seconds} seconds.\n"),
+    )
+        .into_response()
 }
 
 /// The route a request matched (`/drafts/{id}`, never the raw path), carried

@@ -17,6 +17,74 @@ on_both_backends!(
     an_unknown_number_is_stored_unmatched_and_a_forged_request_changes_nothing,
 );
 
+on_both_backends!(with tight_webhook_limit; forged_webhooks_are_limited_and_real_replies_never_are);
+
+fn tight_webhook_limit() -> String {
+    format!("{}[http.rate_limit]\nwebhooks_per_minute = 2\n", settings())
+}
+
+/// `request`, as if from `peer`.
+fn from_peer(mut request: Request<Body>, peer: &str) -> Request<Body> {
+    request.extensions_mut().insert(axum::extract::ConnectInfo(
+        peer.parse::<std::net::SocketAddr>().unwrap(),
+    ));
+    request
+}
+
+async fn forged_webhooks_are_limited_and_real_replies_never_are(app: TestApp) {
+    quiet_client(&app).await;
+    let router = reengage::web::router(app.ctx.clone());
+    let send = |request| router.clone().oneshot(request);
+    // Twilio's address: many real replies in a burst, none held back.
+    for i in 0..12 {
+        let request = sms_request(
+            "+12015550123",
+            &format!("reply number {i}"),
+            &format!("SMreal{i}"),
+            false,
+        );
+        let response = send(from_peer(request, "203.0.113.10:443")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "real reply {i}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbound").await, 12);
+    // A forger: two refusals, then the address is held back.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let request = sms_request("+12015550123", "STOP", &format!("SMfake{i}"), true);
+        let response = send(from_peer(request, "198.51.100.66:5000"))
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=30).contains(&wait), "{wait}");
+        }
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM inbound").await,
+        12,
+        "forgeries change nothing"
+    );
+    assert!(client(&app).await.opted_out_sms_at.is_none());
+    // Twilio is still heard.
+    let request = sms_request("+12015550123", "one more", "SMreal-last", false);
+    let response = send(from_peer(request, "203.0.113.10:443")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 const URL: &str = "http://127.0.0.1:8080/webhooks/twilio/inbound";
 
 /// SMS through a Twilio-compatible API (not reached here), crisis resources on.
@@ -34,6 +102,20 @@ async fn post_sms(
     sid: &str,
     forge: bool,
 ) -> (StatusCode, String) {
+    let response = reengage::web::router(app.ctx.clone())
+        .oneshot(sms_request(from, body, sid, forge))
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// An inbound SMS webhook as Twilio sends it, signed (or, `forge`, signed
+/// with the wrong token).
+fn sms_request(from: &str, body: &str, sid: &str, forge: bool) -> Request<Body> {
     let params: Vec<(String, String)> = [
         ("From", from),
         ("To", "+12015550100"),
@@ -53,21 +135,11 @@ async fn post_sms(
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter())
         .finish();
-    let response = reengage::web::router(app.ctx.clone())
-        .oneshot(
-            Request::post("/webhooks/twilio/inbound")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("x-twilio-signature", sig)
-                .body(Body::from(body))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    Request::post("/webhooks/twilio/inbound")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", sig)
+        .body(Body::from(body))
+        .unwrap()
 }
 
 /// Client c-1 (phone +12015550123) with a pending SMS draft.
