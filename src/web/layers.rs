@@ -382,8 +382,7 @@ fn secure(router: Router, https: bool) -> Router {
     let mut headers: Vec<(HeaderName, &'static str)> = vec![
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
-             frame-ancestors 'none'; form-action 'self'",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),

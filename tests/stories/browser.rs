@@ -141,6 +141,15 @@ async fn a_coach_edits_approves_rejects_and_finds_the_send_in_a_real_browser() {
         queue_text.contains("Jordan") && queue_text.contains("Maria"),
         "{queue_text}"
     );
+    // The stylesheet loads under the page's CSP (which allows no inline style).
+    let brand_weight = browser
+        .execute(
+            "return getComputedStyle(document.querySelector('h1')).fontWeight",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(brand_weight, json!("600"), "style.css applies");
     let screenshot = browser.screenshot().await.unwrap();
     let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

@@ -37,6 +37,15 @@ async fn the_probes_say_live_and_ready_and_a_paused_channel_takes_no_instance_ou
     let icon = get(&app, "/favicon.ico").await;
     assert_eq!(icon.status(), StatusCode::OK);
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    let style = get(&app, "/style.css").await;
+    assert_eq!(style.status(), StatusCode::OK);
+    assert!(
+        style.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    assert_eq!(style.headers()["cache-control"], "public, max-age=86400");
 }
 
 async fn every_answer_forbids_caching_framing_sniffing_and_referrers(app: TestApp) {
@@ -76,6 +85,7 @@ async fn every_answer_forbids_caching_framing_sniffing_and_referrers(app: TestAp
             csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"),
             "{path}: {csp}"
         );
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         assert!(
             !headers.contains_key("strict-transport-security"),
             "plain http is told nothing of https"

@@ -25,10 +25,10 @@ pub fn bars(id: &str, title: &str, summary: &str, columns: [&str; 2], bars: &[Ba
     let height = ROW * bars.len().max(1) as f64 + 8.0;
     html! {
         figure.chart aria-labelledby={ (id) "-title" } {
-            h3 #{ (id) "-title" } style="font-size:1rem" { (title) }
+            h3.minor #{ (id) "-title" } { (title) }
             svg role="img" aria-labelledby={ (id) "-title " (id) "-summary" }
                 viewBox={ "0 0 " (LABEL_WIDTH + BAR_WIDTH + 60.0) " " (height) }
-                width="100%" style="max-width:560px;display:block" {
+                width="100%" class="chart" {
                 title { (title) }
                 @for (i, bar) in bars.iter().enumerate() {
                     @let y = 4.0 + ROW * i as f64;

@@ -92,6 +92,7 @@ const THREAD_PAGE: i64 = 500;
 
 pub fn routes() -> Router<AppContext> {
     Router::new()
+        .route("/style.css", get(stylesheet))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/", get(queue))
@@ -165,6 +166,19 @@ fn after<E: Into<EditError>>(result: Result<(), E>, to: String) -> Response {
             ),
         },
     }
+}
+
+/// The pages' one stylesheet. It holds no client data, so browsers may keep
+/// it for a day.
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        pages::STYLE,
+    )
+        .into_response()
 }
 
 async fn login_page(State(ctx): State<AppContext>) -> Response {

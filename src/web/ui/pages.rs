@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use crate::domain::Channel;
 use crate::domain::compose::lint::Severity;
@@ -20,7 +20,9 @@ use crate::store::inbound::ReplyView;
 use crate::store::messages::MessageView;
 use crate::store::send_log::SendLogEntry;
 
-const STYLE: &str = include_str!("style.css");
+/// The stylesheet, served at `/style.css` (so that the pages' CSP needs no
+/// `'unsafe-inline'`).
+pub const STYLE: &str = include_str!("style.css");
 
 /// The frame of every page: the app's name, the coach's links, logout.
 pub fn layout(title: &str, signed_in: Option<(&CoachRow, &str)>, body: Markup) -> Markup {
@@ -31,7 +33,7 @@ pub fn layout(title: &str, signed_in: Option<(&CoachRow, &str)>, body: Markup) -
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · reengage" }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href="/style.css";
             }
             body {
                 header {
@@ -222,7 +224,7 @@ pub fn queue(
             h1 { "Drafts waiting for you" }
             @for t in tasks {
                 article.card aria-label={ "Reach out to " (t.client_name) } {
-                    h2 style="font-size:1.1rem;margin:0" {
+                    h2.section.flush {
                         "Reach out personally: " a href=(client_path(&t.external_id)) { (t.client_name) }
                     }
                     p.meta {
@@ -246,7 +248,7 @@ pub fn queue(
                 }
                 @for m in drafts {
                     article.card aria-labelledby={ "draft-" (m.id) } {
-                        h2 #{ "draft-" (m.id) } style="font-size:1.1rem;margin:0" {
+                        h2.section.flush #{ "draft-" (m.id) } {
                             input type="checkbox" form="bulk" name="ids" value=(m.id) aria-label={ "Select the draft for " (m.client_name) };
                             " "
                             a href={ "/drafts/" (m.id) } { (m.client_name) }
@@ -274,7 +276,7 @@ pub fn queue(
 /// What happened with a client lately: events and earlier messages, newest first.
 pub fn timeline(events: &[EventRow], messages: &[MessageView]) -> Markup {
     html! {
-        h2 style="font-size:1.1rem" { "Recent history" }
+        h2.section { "Recent history" }
         @if events.is_empty() && messages.is_empty() {
             p.meta { "Nothing recorded yet." }
         }
@@ -321,7 +323,7 @@ pub fn draft(
             }
             @if m.edited {
                 div.card {
-                    h2 style="font-size:1rem" { "Before your edit" }
+                    h2.minor { "Before your edit" }
                     @if let Some(subject) = &m.original_subject { p { strong { (subject) } } }
                     p.text { (m.original_body.as_deref().unwrap_or_default()) }
                 }
@@ -416,7 +418,7 @@ fn thread(coach: &CoachRow, items: &[conversation::Item]) -> Markup {
     use crate::store::conversation::Direction;
     html! {
         section #thread aria-labelledby="conversation" {
-            h2 #conversation style="font-size:1.1rem" { "Conversation" }
+            h2.section #conversation { "Conversation" }
             @if items.is_empty() {
                 p.meta { "Nothing sent or received yet." }
             }
@@ -451,7 +453,7 @@ fn reply_box(c: &ClientRow, csrf: &str, reply: &ReplyBox<'_>, window_minutes: u3
     let channel = reply.channel.unwrap_or(c.preferred_channel);
     html! {
         form #reply method="post" action={ (client_path(&c.external_id)) "/message" } {
-            h2 style="font-size:1.1rem" { "Write to " (c.greeting_name()) }
+            h2.section { "Write to " (c.greeting_name()) }
             input type="hidden" name="csrf" value=(csrf);
             @if let Some(problem) = &reply.problem {
                 p.error role="alert" { (problem) }
@@ -592,7 +594,7 @@ pub fn sends(
             h1 { "Send log" }
             @if !in_doubt.is_empty() {
                 div.card {
-                    h2 style="font-size:1.1rem;margin-top:0" { "Not sure these went out" }
+                    h2.section.flush-top { "Not sure these went out" }
                     p.meta { "The provider may or may not have taken them. Send again (it may then arrive twice), or mark it sent." }
                     @for m in in_doubt {
                         p {
@@ -718,7 +720,7 @@ fn reply_card(
                     summary { "The rules that matched" }
                     ul {
                         @for m in &r.matched {
-                            li { (m.class.as_ref().replace('_', " ")) ": " code style="overflow-wrap:anywhere" { (m.rule) } }
+                            li { (m.class.as_ref().replace('_', " ")) ": " code.wrap-anywhere { (m.rule) } }
                         }
                     }
                 }
@@ -760,7 +762,7 @@ pub fn account(
         html! {
             h1 { (target.name) }
             p.meta { (target.email) " · " (target.role) }
-            h2 style="font-size:1.1rem" { "Away and cover" }
+            h2.section { "Away and cover" }
             @if away {
                 p role="status" {
                     strong { "Away" } " until "
@@ -842,7 +844,7 @@ pub fn admin(
         Some((coach, csrf)),
         html! {
             h1 { "Admin" }
-            h2 style="font-size:1.1rem" { "Coaches" }
+            h2.section { "Coaches" }
             table {
                 thead { tr { th { "Coach" } th { "Role" } th { "Access" } th { "" } } }
                 tbody {
@@ -871,7 +873,7 @@ pub fn admin(
                 }
             }
             div.card {
-                h2 style="font-size:1rem;margin-top:0" { "Add a coach" }
+                h2.minor.flush-top { "Add a coach" }
                 form method="post" action="/admin/coaches" {
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="action" value="add";
@@ -886,7 +888,7 @@ pub fn admin(
                     p { button type="submit" { "Add" } }
                 }
             }
-            h2 style="font-size:1.1rem" { "API tokens" }
+            h2.section { "API tokens" }
             p.meta { "Made with " code { "reengage tokens create" } ". The token itself is shown once, when it is made, and never again." }
             @if tokens.is_empty() {
                 p.meta { "None." }
@@ -916,7 +918,7 @@ pub fn admin(
                     }
                 }
             }
-            h2 style="font-size:1.1rem" { "Settings (read-only; change them in the config file)" }
+            h2.section { "Settings (read-only; change them in the config file)" }
             ul {
                 @for step in &settings.detection.cadence {
                     li { "After " (step.after_days) " quiet days: " (step.template) }
@@ -926,7 +928,7 @@ pub fn admin(
                 li { "At most " (settings.sending.max_per_client_per_day) " a day and " (settings.sending.max_per_client_per_week) " a week per client" }
             }
             p { a href="/admin/templates" { "Preview the templates" } }
-            h2 style="font-size:1.1rem" { "Drafts that expired before anyone acted" }
+            h2.section { "Drafts that expired before anyone acted" }
             @if expired.is_empty() {
                 p.meta { "None." }
             }
@@ -958,7 +960,7 @@ pub fn template_preview(
             h1 { "Templates, for a sample client" }
             @for (name, discreet, rendered) in previews {
                 div.card {
-                    h2 style="font-size:1rem;margin-top:0" { (name) @if *discreet { " · discreet client" } }
+                    h2.minor.flush-top { (name) @if *discreet { " · discreet client" } }
                     @match rendered {
                         Ok(r) => {
                             @if let Some(subject) = &r.subject { p { strong { (subject) } } }
@@ -1117,7 +1119,7 @@ pub fn reports(
                 ["month", "returned"],
                 &trend,
             ))
-            h2 style="font-size:1.1rem" { "Coaches' queues" }
+            h2.section { "Coaches' queues" }
             table {
                 thead { tr { th { "coach" } th { "drafts" } th { "decided" } th { "median time to decide" } th { "expired unseen" } } }
                 tbody {
