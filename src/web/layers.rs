@@ -197,6 +197,17 @@ async fn rate_limit(State(limits): State<Arc<Limits>>, request: Request, next: N
         if let Err(not_until) = limiter.check_key(&bucket(client)) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             tracing::warn!(%client, path = request.uri().path(), "rate limited");
+            if request.uri().path() == "/login" {
+                let page = super::ui::notice_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many tries",
+                    &format!(
+                        "Too many logins from your address. Try again in {} seconds.",
+                        whole_seconds(wait)
+                    ),
+                );
+                return retry_after(page, wait);
+            }
             return too_many(wait);
         }
     }
@@ -232,15 +243,28 @@ async fn limit_refused_webhooks(limits: &Limits, request: Request, next: Next) -
     }
 }
 
-/// 429, with `Retry-After` in whole seconds (at least 1).
+/// A wait in whole seconds, rounded up, at least 1.
+fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// 429, with `Retry-After` in whole seconds.
 fn too_many(wait: Duration) -> Response {
-    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, seconds.to_string())],
-        format!("Too many requests from your address. Try again in {seconds} seconds.\n"),
+    let seconds = whole_seconds(wait);
+    retry_after(
+        format!("Too many requests from your address. Try again in {seconds} seconds.\n")
+            .into_response(),
+        wait,
     )
-        .into_response()
+}
+
+/// Makes an answer a 429 that says when to come back.
+fn retry_after(mut response: Response, wait: Duration) -> Response {
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
+    response
 }
 
 /// The route a request matched (`/drafts/{id}`, never the raw path), carried

@@ -197,6 +197,13 @@ async fn logins_from_one_address_are_limited_and_another_is_not(app: TestApp) {
     }
     let limited = send(login_from("198.51.100.1:4001", None)).await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        limited.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "a page for a person"
+    );
     let wait: u64 = limited.headers()["retry-after"]
         .to_str()
         .unwrap()

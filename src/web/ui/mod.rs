@@ -12,6 +12,11 @@ pub fn plain_page(title: &str, body: maud::Markup) -> maud::Markup {
     pages::layout(title, None, body)
 }
 
+/// A page that tells the person what happened, with its status.
+pub fn notice_page(status: StatusCode, title: &str, text: &str) -> Response {
+    pages::message(status, title, text)
+}
+
 /// The page for an error whose cause has been logged.
 pub fn error_page(e: anyhow::Error) -> Response {
     pages::internal_error(e)
