@@ -58,6 +58,30 @@ impl Operator {
     fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The status `GET /api/v1/drafts` answers with this token, from a
+    /// server on this operator's settings and database.
+    fn api_status(&self, token: &str) -> u16 {
+        use tower::ServiceExt as _;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let settings = reengage::app::config::Settings::load(Some(&self.config), None).unwrap();
+            let ctx = reengage::app::context::AppContext::build(settings)
+                .await
+                .unwrap();
+            let response = reengage::web::router(ctx.clone())
+                .oneshot(
+                    axum::http::Request::get("/api/v1/drafts")
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            ctx.store.close().await;
+            response.status().as_u16()
+        })
+    }
 }
 
 fn stdout(o: &Output) -> String {
@@ -768,6 +792,7 @@ fn tokens_are_listed_without_their_secret_and_a_revoked_one_is_refused() {
     assert!(made.status.success(), "{}", stderr(&made));
     let token = stdout(&made).trim().to_owned();
     assert!(token.starts_with("rg_"));
+    assert_eq!(op.api_status(&token), 200, "the new token works");
     let listed = op.run(&["tokens", "list"]);
     let text = stdout(&listed);
     assert!(text.contains("rosa@example.org"), "{text}");
@@ -786,6 +811,7 @@ fn tokens_are_listed_without_their_secret_and_a_revoked_one_is_refused() {
     );
     let revoked = op.run(&["tokens", "revoke", &id]);
     assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert_eq!(op.api_status(&token), 401, "refused from the next request");
     let again = op.run(&["tokens", "revoke", &id]);
     assert_eq!(again.status.code(), Some(1));
     let listed = stdout(&op.run(&["tokens", "list", "--coach", "rosa@example.org"]));
