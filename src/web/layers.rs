@@ -196,7 +196,13 @@ async fn rate_limit(State(limits): State<Arc<Limits>>, request: Request, next: N
         let client = limits.address.of(&request);
         if let Err(not_until) = limiter.check_key(&bucket(client)) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            tracing::warn!(%client, path = request.uri().path(), "rate limited");
+            // Not the path: an API path may hold a client's id.
+            let limit = if request.uri().path() == "/login" {
+                "login"
+            } else {
+                "api"
+            };
+            tracing::warn!(%client, limit, "rate limited");
             if request.uri().path() == "/login" {
                 let page = super::ui::notice_page(
                     StatusCode::TOO_MANY_REQUESTS,
