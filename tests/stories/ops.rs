@@ -325,7 +325,7 @@ async fn the_access_log_names_the_route_and_never_a_token(app: TestApp) {
 async fn every_api_failure_answers_in_the_error_shape(app: TestApp) {
     use axum::http::Method;
     let rosa = token(&app, COACH).await;
-    let huge = serde_json::json!({ "first_name": "x".repeat(70_000) });
+    let huge = serde_json::json!({ "first_name": "x".repeat(300_000) });
     for (method, path, body, status, code) in [
         (
             Method::GET,
@@ -393,6 +393,17 @@ async fn a_field_longer_than_its_limit_is_refused_with_its_name(app: TestApp) {
             .contains("1000 characters"),
         "{value}"
     );
+    // The issue's own case: a 100,000-character first name.
+    let (status, value) = call(
+        &app,
+        Method::PUT,
+        "/api/v1/clients/long-1",
+        Some(&rosa),
+        Some(serde_json::json!({ "first_name": "N".repeat(100_000), "phone": "+12015550142" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+    assert_eq!(value["field"], "first_name", "{value}");
     assert_eq!(
         app.count("SELECT COUNT(*) FROM clients WHERE external_id = 'long-1'")
             .await,
