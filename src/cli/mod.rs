@@ -97,7 +97,7 @@ pub enum Command {
         #[arg(long)]
         until: Option<String>,
         /// step, channel, template, variant, edited, language, coach or month.
-        #[arg(long, default_value = "step", value_parser = parse_by)]
+        #[arg(long, default_value = "step", value_parser = crate::pipeline::reports::parse_by)]
         by: crate::domain::outcomes::By,
         /// table, csv or json.
         #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
@@ -289,14 +289,6 @@ fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| format!("`{s}` is not an RFC 3339 time like 2026-03-01T14:00:00Z: {e}"))
-}
-
-fn parse_by(s: &str) -> Result<crate::domain::outcomes::By, String> {
-    s.parse().map_err(|_| {
-        format!(
-            "`{s}` is not one of step, channel, template, variant, edited, language, coach, month"
-        )
-    })
 }
 
 fn parse_status(s: &str) -> Result<MessageStatus, String> {
@@ -499,13 +491,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => {
             use crate::pipeline::reports;
-            let bound = |text: Option<String>, end| {
-                text.map(|t| reports::parse_bound(&t, end))
-                    .transpose()
-                    .map_err(anyhow::Error::msg)
-            };
-            let since = bound(since, false)?;
-            let until = bound(until, true)?.unwrap_or_else(|| ctx.clock.now());
+            let (since, until) =
+                reports::period(since.as_deref(), until.as_deref(), ctx.clock.now())
+                    .map_err(|(field, problem)| anyhow::anyhow!("--{field}: {problem}"))?;
             let report =
                 reports::outcomes(&ctx, &crate::store::Scope::All, by, since, until).await?;
             match format.as_str() {

@@ -77,6 +77,28 @@ pub async fn outcomes(
     since: Option<DateTime<Utc>>,
     until: DateTime<Utc>,
 ) -> anyhow::Result<Report> {
+    Ok(read(ctx, scope, since, until).await?.report(by))
+}
+
+/// One read of a period's episodes: the report by any dimension comes from
+/// it without reading again (the outcomes page shows two).
+pub struct Reading {
+    window_days: u32,
+    since: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+    reached: Vec<Episode>,
+    funnel: Funnel,
+    workload: Vec<Workload>,
+}
+
+/// Reads the episodes of the clients in `scope` reached from `since` (the
+/// start, if `None`) until `until`.
+pub async fn read(
+    ctx: &AppContext,
+    scope: &Scope,
+    since: Option<DateTime<Utc>>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<Reading> {
     let window_days = ctx.settings.reports.window_days;
     let window = i64::from(window_days) * 86_400;
     let from = since.unwrap_or(DateTime::UNIX_EPOCH);
@@ -119,18 +141,12 @@ pub async fn outcomes(
             reached.push(episode);
         }
     }
-    let (time_to_reply, time_to_return) = outcomes::times(&reached, window);
-    let rows = outcomes::rows(&reached, by, window);
-    Ok(Report {
+    Ok(Reading {
         window_days,
-        by,
         since,
         until: DateTime::from_timestamp(until, 0).unwrap_or_default(),
-        undecided: outcomes::undecided(&rows),
-        rows,
+        reached,
         funnel,
-        time_to_reply,
-        time_to_return,
         workload: decisions
             .into_iter()
             .map(|(coach, (drafts, waits, expired))| Workload {
@@ -142,6 +158,82 @@ pub async fn outcomes(
             })
             .collect(),
     })
+}
+
+impl Reading {
+    /// The report, its rows by `by`.
+    pub fn report(&self, by: By) -> Report {
+        let window = i64::from(self.window_days) * 86_400;
+        let (time_to_reply, time_to_return) = outcomes::times(&self.reached, window);
+        let rows = outcomes::rows(&self.reached, by, window);
+        Report {
+            window_days: self.window_days,
+            by,
+            since: self.since,
+            until: self.until,
+            undecided: outcomes::undecided(&rows),
+            rows,
+            funnel: self.funnel.clone(),
+            time_to_reply,
+            time_to_return,
+            workload: self.workload.clone(),
+        }
+    }
+}
+
+/// What a report covers, as a person or a script asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub by: By,
+    pub since: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+}
+
+impl Span {
+    /// Reads `by`, `since` and `until` as given (each may be missing or
+    /// empty: `step`, from the start, until `now`). The error names the
+    /// field, and says what it should be.
+    pub fn read(
+        by: Option<&str>,
+        since: Option<&str>,
+        until: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Span, (&'static str, String)> {
+        let by = match by.map(str::trim).filter(|b| !b.is_empty()) {
+            None => By::Step,
+            Some(text) => parse_by(text).map_err(|e| ("by", e))?,
+        };
+        let (since, until) = period(since, until, now)?;
+        Ok(Span { by, since, until })
+    }
+}
+
+/// A report's dimension by its name.
+pub fn parse_by(text: &str) -> Result<By, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "`{text}` is not one of step, channel, template, variant, edited, language, coach, month"
+        )
+    })
+}
+
+/// A report's period: `since` (missing or empty: from the start) and
+/// `until` (missing or empty: `now`), each read by [`parse_bound`]. The
+/// error names the field.
+pub fn period(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(Option<DateTime<Utc>>, DateTime<Utc>), (&'static str, String)> {
+    let bound = |field: &'static str, text: Option<&str>, end| {
+        text.map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| parse_bound(t, end).map_err(|e| (field, e)))
+            .transpose()
+    };
+    let since = bound("since", since, false)?;
+    let until = bound("until", until, true)?.unwrap_or(now);
+    Ok((since, until))
 }
 
 /// Adds an episode opened in the period to the funnel.

@@ -965,28 +965,18 @@ async fn get_outcomes(
     query: Result<Query<OutcomesQuery>, QueryRejection>,
 ) -> Result<Json<pipeline::reports::Report>, ApiError> {
     let Query(query) = query?;
-    let bad = |field: &str, detail: String| ApiError::BadRequest {
+    let span = pipeline::reports::Span::read(
+        query.by.as_deref(),
+        query.since.as_deref(),
+        query.until.as_deref(),
+        ctx.clock.now(),
+    )
+    .map_err(|(field, problem)| ApiError::BadRequest {
         field: Some(field.to_owned()),
-        detail: format!("{field}: {detail}"),
-    };
-    let by = match query.by.as_deref().map(str::trim) {
-        None | Some("") => crate::domain::outcomes::By::Step,
-        Some(b) => b.parse().map_err(|_| {
-            bad(
-                "by",
-                format!("`{b}` is not one of step, channel, template, variant, edited, language, coach, month"),
-            )
-        })?,
-    };
-    let bound = |field: &str, text: Option<&str>, end| {
-        text.filter(|t| !t.trim().is_empty())
-            .map(|t| pipeline::reports::parse_bound(t, end).map_err(|e| bad(field, e)))
-            .transpose()
-    };
-    let since = bound("since", query.since.as_deref(), false)?;
-    let until = bound("until", query.until.as_deref(), true)?.unwrap_or_else(|| ctx.clock.now());
+        detail: format!("{field}: {problem}"),
+    })?;
     let scope = scope(&ctx, &coach).await?;
     Ok(Json(
-        pipeline::reports::outcomes(&ctx, &scope, by, since, until).await?,
+        pipeline::reports::outcomes(&ctx, &scope, span.by, span.since, span.until).await?,
     ))
 }

@@ -1074,26 +1074,17 @@ struct ReportsQuery {
 }
 
 impl ReportsQuery {
-    /// The dimension and the period (a field left empty takes its default),
-    /// or which field cannot be read.
-    fn read(&self, now: DateTime<Utc>) -> Result<ReportSpan, String> {
-        let by = match self.by.trim() {
-            "" => By::Step,
-            text => text.parse().map_err(|_| {
-                format!(
-                    "by: `{text}` is not one of step, channel, template, variant, edited, language, coach, month"
+    /// The report's span, or the page that says which field cannot be read.
+    fn read(&self, now: DateTime<Utc>) -> Result<reports::Span, Response> {
+        reports::Span::read(Some(&self.by), Some(&self.since), Some(&self.until), now).map_err(
+            |(field, problem)| {
+                pages::message(
+                    StatusCode::BAD_REQUEST,
+                    "Please check the report's settings",
+                    &format!("{field}: {problem}"),
                 )
-            })?,
-        };
-        let bound = |field: &str, text: &str, end: bool| match text.trim() {
-            "" => Ok(None),
-            text => reports::parse_bound(text, end)
-                .map(Some)
-                .map_err(|e| format!("{field}: {e}")),
-        };
-        let since = bound("since", &self.since, false)?;
-        let until = bound("until", &self.until, true)?.unwrap_or(now);
-        Ok(ReportSpan { by, since, until })
+            },
+        )
     }
 
     fn to_query(&self) -> String {
@@ -1105,35 +1096,19 @@ impl ReportsQuery {
     }
 }
 
-/// What a report covers, as its query asked.
-struct ReportSpan {
-    by: By,
-    since: Option<DateTime<Utc>>,
-    until: DateTime<Utc>,
-}
-
-/// The page for a report query that cannot be read.
-fn unreadable_report(problem: &str) -> Response {
-    pages::message(
-        StatusCode::BAD_REQUEST,
-        "Please check the report's settings",
-        problem,
-    )
-}
-
 /// `/reports`: the coach's own caseload (an admin's: everyone's).
 async fn reports_page(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
-    let ReportSpan { by, since, until } = match query.read(ctx.clock.now()) {
+    let span = match query.read(ctx.clock.now()) {
         Ok(span) => span,
-        Err(problem) => return Ok(unreadable_report(&problem)),
+        Err(page) => return Ok(page),
     };
     let scope = ui.scope(&ctx).await?;
-    let report = reports::outcomes(&ctx, &scope, by, since, until).await?;
-    let monthly = reports::outcomes(&ctx, &scope, By::Month, since, until).await?;
+    let reading = reports::read(&ctx, &scope, span.since, span.until).await?;
+    let (report, monthly) = (reading.report(span.by), reading.report(By::Month));
     Ok(pages::page(
         StatusCode::OK,
         pages::reports(&ui.coach, &ui.csrf, &report, &monthly, &query.to_query()),
@@ -1146,12 +1121,12 @@ async fn reports_csv(
     ui: UiCoach,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
-    let ReportSpan { by, since, until } = match query.read(ctx.clock.now()) {
+    let span = match query.read(ctx.clock.now()) {
         Ok(span) => span,
-        Err(problem) => return Ok(unreadable_report(&problem)),
+        Err(page) => return Ok(page),
     };
     let scope = ui.scope(&ctx).await?;
-    let report = reports::outcomes(&ctx, &scope, by, since, until).await?;
+    let report = reports::outcomes(&ctx, &scope, span.by, span.since, span.until).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
