@@ -491,7 +491,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => {
             use crate::pipeline::reports;
-            let (since, until) =
+            let reports::Period { since, until } =
                 reports::period(since.as_deref(), until.as_deref(), ctx.clock.now())
                     .map_err(|(field, problem)| anyhow::anyhow!("--{field}: {problem}"))?;
             let report =

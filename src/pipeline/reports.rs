@@ -203,7 +203,7 @@ impl Span {
             None => By::Step,
             Some(text) => parse_by(text).map_err(|e| ("by", e))?,
         };
-        let (since, until) = period(since, until, now)?;
+        let Period { since, until } = period(since, until, now)?;
         Ok(Span { by, since, until })
     }
 }
@@ -217,6 +217,13 @@ pub fn parse_by(text: &str) -> Result<By, String> {
     })
 }
 
+/// A report's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub since: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+}
+
 /// A report's period: `since` (missing or empty: from the start) and
 /// `until` (missing or empty: `now`), each read by [`parse_bound`]. The
 /// error names the field.
@@ -224,7 +231,7 @@ pub fn period(
     since: Option<&str>,
     until: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(Option<DateTime<Utc>>, DateTime<Utc>), (&'static str, String)> {
+) -> Result<Period, (&'static str, String)> {
     let bound = |field: &'static str, text: Option<&str>, end| {
         text.map(str::trim)
             .filter(|t| !t.is_empty())
@@ -233,7 +240,7 @@ pub fn period(
     };
     let since = bound("since", since, false)?;
     let until = bound("until", until, true)?.unwrap_or(now);
-    Ok((since, until))
+    Ok(Period { since, until })
 }
 
 /// Adds an episode opened in the period to the funnel.

@@ -398,6 +398,10 @@ async fn the_outcomes_page_draws_its_charts_with_their_data_and_offers_the_csv(a
         "the data table: {page}"
     );
     assert!(!page.contains("<script"), "no JavaScript");
+    assert!(
+        page.contains("name=\"until\" value=\"2026-04-30\""),
+        "the form keeps the day asked for, so Show again shows the same period: {page}"
+    );
     let Page {
         status,
         content_type: kind,

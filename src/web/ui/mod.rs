@@ -1074,17 +1074,10 @@ struct ReportsQuery {
 }
 
 impl ReportsQuery {
-    /// The report's span, or the page that says which field cannot be read.
-    fn read(&self, now: DateTime<Utc>) -> Result<reports::Span, Response> {
-        reports::Span::read(Some(&self.by), Some(&self.since), Some(&self.until), now).map_err(
-            |(field, problem)| {
-                pages::message(
-                    StatusCode::BAD_REQUEST,
-                    "Please check the report's settings",
-                    &format!("{field}: {problem}"),
-                )
-            },
-        )
+    /// The report's span, or which field cannot be read.
+    fn read(&self, now: DateTime<Utc>) -> Result<reports::Span, String> {
+        reports::Span::read(Some(&self.by), Some(&self.since), Some(&self.until), now)
+            .map_err(|(field, problem)| format!("{field}: {problem}"))
     }
 
     fn to_query(&self) -> String {
@@ -1096,6 +1089,15 @@ impl ReportsQuery {
     }
 }
 
+/// The page for a report query that cannot be read.
+fn unreadable_report(problem: &str) -> Response {
+    pages::message(
+        StatusCode::BAD_REQUEST,
+        "Please check the report's settings",
+        problem,
+    )
+}
+
 /// `/reports`: the coach's own caseload (an admin's: everyone's).
 async fn reports_page(
     State(ctx): State<AppContext>,
@@ -1104,7 +1106,7 @@ async fn reports_page(
 ) -> Result<Response, UiError> {
     let span = match query.read(ctx.clock.now()) {
         Ok(span) => span,
-        Err(page) => return Ok(page),
+        Err(problem) => return Ok(unreadable_report(&problem)),
     };
     let scope = ui.scope(&ctx).await?;
     let reading = reports::read(&ctx, &scope, span.since, span.until).await?;
@@ -1123,7 +1125,7 @@ async fn reports_csv(
 ) -> Result<Response, UiError> {
     let span = match query.read(ctx.clock.now()) {
         Ok(span) => span,
-        Err(page) => return Ok(page),
+        Err(problem) => return Ok(unreadable_report(&problem)),
     };
     let scope = ui.scope(&ctx).await?;
     let report = reports::outcomes(&ctx, &scope, span.by, span.since, span.until).await?;

@@ -1070,7 +1070,8 @@ pub fn reports(
                 label for="since" { "From (first send on or after)" }
                 input #since type="date" name="since" value=(report.since.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default());
                 label for="until" { "Until" }
-                input #until type="date" name="until" value=(report.until.format("%Y-%m-%d"));
+                // The last day the report covers: `until` is the exclusive end.
+                input #until type="date" name="until" value=((report.until - chrono::Duration::seconds(1)).format("%Y-%m-%d"));
                 p { button type="submit" { "Show" } " " a href={ "/reports.csv?" (query) } download { "Download CSV" } }
             }
             @if report.undecided {
