@@ -36,7 +36,7 @@ pub enum Automatic {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bounce {
-    /// A permanent failure (a 5.x.x status): the address is not to be used.
+    /// The address failed for good ([`address_status`]): it is not to be used.
     pub hard: bool,
     /// The enhanced status code (RFC 3463), e.g. `5.1.1`, when it gives one.
     pub status: Option<String>,
@@ -286,9 +286,6 @@ fn is_auto_reply(message: &Message<'_>, subject: Option<&str>) -> bool {
     subject.is_some_and(|s| AUTO_SUBJECT.is_match(s))
 }
 
-static ADDRESS_STATUS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b5\.1\.\d{1,3}\b").expect("the status pattern compiles"));
-
 static FULL_STATUS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b[45]\.2\.2\b").expect("the status pattern compiles"));
 
@@ -298,11 +295,33 @@ pub fn mailbox_full(reply: &str) -> bool {
     FULL_STATUS.is_match(reply)
 }
 
-/// Whether a server's permanent refusal says the address itself is bad (an
-/// RFC 3463 `5.1.x` status: no such mailbox, no such domain), as opposed to
-/// a refusal of this one message.
+/// Whether an RFC 3463 status says the recipient's address is bad for good:
+/// a permanent failure of the address or its mailbox (5.0.0 unspecified,
+/// 5.1.x no such mailbox or domain, 5.2.1 disabled, 5.4.0/1/4 no such host).
+/// Not: our own sender refused (5.1.0, 5.1.7, 5.1.8), the mailbox full
+/// (x.2.2), or this one message refused (size, content, policy or spam:
+/// 5.2.3, 5.3.x, 5.5.x, 5.6.x, 5.7.x). The one rule for bounces and for
+/// refusals at sending.
+pub fn address_status(status: &str) -> bool {
+    let mut parts = status.split('.');
+    let (Some("5"), Some(subject), Some(detail)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    match subject {
+        "0" => detail == "0",
+        "1" => !matches!(detail, "0" | "7" | "8"),
+        "2" => detail == "1",
+        "4" => matches!(detail, "0" | "1" | "4"),
+        _ => false,
+    }
+}
+
+/// Whether a server's refusal carries an [`address_status`].
 pub fn address_rejected(reply: &str) -> bool {
-    ADDRESS_STATUS.is_match(reply)
+    ANY_STATUS
+        .captures_iter(reply)
+        .any(|c| address_status(&c[1]))
 }
 
 static STATUS: LazyLock<Regex> = LazyLock::new(|| {
@@ -367,10 +386,7 @@ fn bounce(
     let delayed = ACTION
         .captures(&raw)
         .is_some_and(|c| c[1].eq_ignore_ascii_case("delayed"));
-    let hard = !delayed
-        && status
-            .as_deref()
-            .is_some_and(|s| s.starts_with('5') && !mailbox_full(s));
+    let hard = !delayed && status.as_deref().is_some_and(address_status);
     let recipient = RECIPIENT.captures(&raw).map(|c| c[3].to_lowercase());
     let diagnostic = DIAGNOSTIC.captures(&raw).map(|c| c[1].trim().to_owned());
     let returned = RETURNED_ID
@@ -436,6 +452,23 @@ mod tests {
         ));
         assert!(!address_rejected("550 5.7.1 Message rejected as spam"));
         assert!(!address_rejected("554 Transaction failed"));
+        // Our own sender refused: every client's address would look bad.
+        assert!(!address_rejected(
+            "553 5.1.8 <outreach@agency.org>: Sender address rejected: Domain not found"
+        ));
+        assert!(!address_rejected(
+            "550 5.1.0 <outreach@agency.org>: Sender address rejected"
+        ));
+        assert!(!address_rejected(
+            "550 5.7.26 Unauthenticated email is not accepted (DMARC)"
+        ));
+        assert!(!address_rejected("552 5.3.4 Message too big"));
+        for hard in ["5.0.0", "5.1.1", "5.1.10", "5.1.2", "5.2.1", "5.4.1"] {
+            assert!(address_status(hard), "{hard}");
+        }
+        for soft in ["4.1.1", "5.2.2", "4.2.2", "5.7.1", "5.1.7", "5.6.0"] {
+            assert!(!address_status(soft), "{soft}");
+        }
         assert!(mailbox_full("552 5.2.2 Mailbox full"));
         assert!(!mailbox_full("550 5.1.1 no such user"));
     }

@@ -178,41 +178,7 @@ async fn a_crisis_email_holds_the_client_and_alerts_the_coach(app: TestApp) {
 
 async fn a_hard_bounce_stops_email_to_the_address_and_tells_the_coach(app: TestApp) {
     let ours = emailed_client(&app).await;
-    deliver(
-        &app,
-        "c.eml",
-        &format!(
-            "From: MAILER-DAEMON@mx.example.com (Mail Delivery System)\n\
-             To: coach@example.org\n\
-             Subject: Undelivered Mail Returned to Sender\n\
-             Message-ID: <dsn1@mx.example.com>\n\
-             Auto-Submitted: auto-replied\n\
-             MIME-Version: 1.0\n\
-             Content-Type: multipart/report; report-type=delivery-status; boundary=\"XX\"\n\
-             \n\
-             --XX\n\
-             Content-Type: text/plain\n\
-             \n\
-             I'm sorry to have to inform you that your message could not be delivered.\n\
-             --XX\n\
-             Content-Type: message/delivery-status\n\
-             \n\
-             Reporting-MTA: dns; mx.example.com\n\
-             \n\
-             Final-Recipient: rfc822; maria@example.com\n\
-             Action: failed\n\
-             Status: 5.1.1\n\
-             Diagnostic-Code: smtp; 550 5.1.1 <maria@example.com>: User unknown\n\
-             --XX\n\
-             Content-Type: text/rfc822-headers\n\
-             \n\
-             From: Rosa Diaz <coach@example.org>\n\
-             To: maria@example.com\n\
-             Subject: Checking in\n\
-             Message-ID: {ours}\n\
-             --XX--\n"
-        ),
-    );
+    deliver(&app, "c.eml", &dsn("<dsn1@mx.example.com>", "5.1.1", &ours));
     let summary = poll(&app, morning() + Duration::hours(1)).await;
     assert_eq!((summary.bounces, summary.matched), (1, 1), "{summary}");
     let coach = token(&app, COACH).await;
@@ -244,6 +210,70 @@ async fn a_hard_bounce_stops_email_to_the_address_and_tells_the_coach(app: TestA
     .await;
     let (_, json) = call(&app, Method::GET, "/api/v1/clients/c-1", Some(&coach), None).await;
     assert_eq!(json["email_status"], "ok");
+    // A late bounce for the old address says nothing of the new one, and a
+    // refusal of the message (spam, policy) says nothing of the address.
+    deliver(
+        &app,
+        "c2.eml",
+        &dsn("<dsn2@mx.example.com>", "5.1.1", &ours),
+    );
+    deliver(
+        &app,
+        "c3.eml",
+        &dsn("<dsn3@mx.example.com>", "5.7.1", &ours)
+            .replace("maria@example.com", "maria.new@example.com"),
+    );
+    let summary = poll(&app, morning() + Duration::days(9)).await;
+    assert_eq!(summary.bounces, 2, "{summary}");
+    let (_, json) = call(&app, Method::GET, "/api/v1/clients/c-1", Some(&coach), None).await;
+    assert_eq!(json["email_status"], "ok", "{json}");
+    let bodies: Vec<String> = replies(&app)
+        .await
+        .iter()
+        .map(|r| r["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("5.7.1") && b.contains("not for the address")),
+        "{bodies:?}"
+    );
+}
+
+/// A delivery report that email to maria@example.com failed with `status`,
+/// returning the headers of our message `ours`.
+fn dsn(message_id: &str, status: &str, ours: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.example.com (Mail Delivery System)\n\
+             To: coach@example.org\n\
+             Subject: Undelivered Mail Returned to Sender\n\
+             Message-ID: {message_id}\n\
+             Auto-Submitted: auto-replied\n\
+             MIME-Version: 1.0\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"XX\"\n\
+             \n\
+             --XX\n\
+             Content-Type: text/plain\n\
+             \n\
+             I'm sorry to have to inform you that your message could not be delivered.\n\
+             --XX\n\
+             Content-Type: message/delivery-status\n\
+             \n\
+             Reporting-MTA: dns; mx.example.com\n\
+             \n\
+             Final-Recipient: rfc822; maria@example.com\n\
+             Action: failed\n\
+             Status: {status}\n\
+             Diagnostic-Code: smtp; 550 {status} <maria@example.com>: User unknown\n\
+             --XX\n\
+             Content-Type: text/rfc822-headers\n\
+             \n\
+             From: Rosa Diaz <coach@example.org>\n\
+             To: maria@example.com\n\
+             Subject: Checking in\n\
+             Message-ID: {ours}\n\
+             --XX--\n"
+    )
 }
 
 async fn an_auto_reply_is_stored_but_is_not_engagement(app: TestApp) {

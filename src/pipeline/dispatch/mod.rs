@@ -447,12 +447,7 @@ impl Run<'_> {
             tx.commit().await?;
         }
         let rejected = match delivery {
-            Delivery::Failed { code, error } => {
-                crate::domain::mail::address_rejected(error)
-                    || code
-                        .as_deref()
-                        .is_some_and(crate::domain::mail::address_rejected)
-            }
+            Delivery::Failed { error, .. } => crate::domain::mail::address_rejected(error),
             _ => false,
         };
         if channel == Channel::Email && rejected {

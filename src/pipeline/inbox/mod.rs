@@ -192,10 +192,12 @@ async fn bounced(
     let body = format!(
         "{} bounce: email to {recipient} {}{}",
         if bounce.hard { "Hard" } else { "Soft" },
-        if bounce.hard {
-            "failed for good; no email goes there until the address changes"
-        } else {
-            "was delayed; it will be tried again"
+        match (bounce.hard, bounce.status.as_deref()) {
+            (true, _) => "failed for good; no email goes there until the address changes",
+            (false, Some(s)) if s.starts_with('5') => {
+                "was refused, but not for the address; it is still used"
+            }
+            (false, _) => "was delayed; it will be tried again",
         },
         match (&bounce.status, &bounce.diagnostic) {
             (Some(status), Some(why)) => format!(" ({status}: {why})"),
@@ -222,7 +224,19 @@ async fn bounced(
     if stored.is_none() {
         return Ok(Received::Duplicate);
     }
-    if let (true, Some(id)) = (bounce.hard, client_id) {
+    // A late bounce for an address the client has since changed says
+    // nothing of the new one.
+    let current = match (bounce.hard, client_id) {
+        (true, Some(id)) => clients::by_id(&mut tx, id).await?.filter(|c| {
+            bounce.recipient.as_deref().is_none_or(|failed| {
+                c.email
+                    .as_deref()
+                    .is_some_and(|email| email.eq_ignore_ascii_case(failed))
+            })
+        }),
+        _ => None,
+    };
+    if let Some(id) = current.map(|c| c.id) {
         clients::set_email_bad(&mut tx, id, EmailProblem::Bounced, now).await?;
         audit::record(
             &mut tx,

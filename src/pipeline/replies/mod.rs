@@ -117,7 +117,12 @@ pub async fn receive(
     let channel = incoming.channel;
     if class.is(Class::Crisis) {
         episodes::change_status(&mut tx, client.id, ClientStatus::Hold, now).await?;
-        if ctx.settings.crisis.auto_reply && !inbound::resources_sent(&mut tx, client.id).await? {
+        // Resources are answered by SMS only (an email crisis alerts, and
+        // its coach writes back); an email one must not count as sent.
+        if channel == Channel::Sms
+            && ctx.settings.crisis.auto_reply
+            && !inbound::resources_sent(&mut tx, client.id).await?
+        {
             inbound::mark_resources_sent(&mut tx, reply_id).await?;
             answers.push(ctx.settings.crisis.resources_message.clone());
         }
