@@ -190,6 +190,8 @@ impl Composer {
     /// an edited draft): the agency's `html_layout` around the text's
     /// paragraphs, every character of it escaped.
     pub fn html_of_text(&self, language: &str, title: &str, body: &str) -> anyhow::Result<String> {
+        // A browser's form sends `\r\n`.
+        let body = body.replace("\r\n", "\n");
         let paragraphs: Vec<Vec<&str>> = body
             .split("\n\n")
             .map(|p| p.lines().map(str::trim_end).collect::<Vec<_>>())
@@ -223,9 +225,17 @@ impl Composer {
             Channel::Sms => ".sms",
             Channel::Email => ".email",
         };
+        // An email needs both its parts: a variant with its text alone is
+        // never drawn (it could not be rendered).
         self.sources
             .keys()
             .filter_map(|k| k.strip_prefix(&prefix)?.strip_suffix(suffix))
+            .filter(|variant| {
+                channel == Channel::Sms
+                    || self
+                        .sources
+                        .contains_key(&format!("{prefix}{variant}.email.html"))
+            })
             .map(str::to_owned)
             .collect()
     }
@@ -526,5 +536,37 @@ mod tests {
         let html = email.html.unwrap();
         assert!(html.contains("&lt;Sam &amp; Co&gt;"), "{html}");
         assert!(!html.contains("<Sam"));
+    }
+
+    #[test]
+    fn an_email_variant_without_its_html_part_is_never_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("en")).unwrap();
+        for (file, text) in [
+            ("en/checkin-1~warm.sms.hbs", "Hi {{client.name}}"),
+            ("en/checkin-1~warm.email.hbs", "Hi {{client.name}}"),
+            ("en/checkin-1~full.email.hbs", "Hi {{client.name}}"),
+            (
+                "en/checkin-1~full.email.html.hbs",
+                "<p>Hi {{client.name}}</p>",
+            ),
+        ] {
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
+        let composer = Composer::load(dir.path()).unwrap();
+        assert_eq!(composer.variants("en", "checkin-1", Channel::Sms), ["warm"]);
+        assert_eq!(
+            composer.variants("en", "checkin-1", Channel::Email),
+            ["full"]
+        );
+    }
+
+    #[test]
+    fn a_coachs_text_keeps_its_paragraphs_whatever_its_line_ends() {
+        let composer = Composer::load(Path::new("/nonexistent")).unwrap();
+        let html = composer
+            .html_of_text("en", "Hello", "First line.\r\n\r\nSecond paragraph.")
+            .unwrap();
+        assert_eq!(html.matches("<p").count(), 2, "{html}");
     }
 }
