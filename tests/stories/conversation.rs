@@ -179,7 +179,8 @@ async fn a_coachs_answer_threads_reaches_the_outbox_and_the_send_log(mut app: Te
     std::fs::write(
         app.inbox.join("j2.eml"),
         format!(
-            "From: jordan@example.com\r\nTo: {REPLIES}\r\nSubject: Re: Re: Thinking of you\r\n\
+            // From an address no client has: only the thread can match it.
+            "From: jordan.on.phone@mail.example.net\r\nTo: {REPLIES}\r\nSubject: Re: Re: Thinking of you\r\n\
              Message-ID: <j2@mail.example.com>\r\nIn-Reply-To: {answer_id}\r\n\r\nthursday works\r\n"
         ),
     )

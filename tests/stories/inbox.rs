@@ -91,7 +91,7 @@ async fn client(app: &TestApp) -> clients::ClientRow {
 
 fn gmail_reply(message_id: &str, in_reply_to: &str, words: &str) -> String {
     format!(
-        "From: Maria Lopez <Maria@Example.com>\n\
+        "From: Maria Lopez <maria.lopez.42@gmail.example>\n\
          To: {REPLIES}\n\
          Subject: Re: Checking in\n\
          Date: Tue, 10 Mar 2026 11:02:00 -0400\n\
@@ -610,7 +610,7 @@ mod imap {
         let mut settings = settings(&mailbox, "");
         settings = settings.replace(
             &format!("password = \"{}\"", server().password().unwrap()),
-            "password = \"wrong\"",
+            "password = \"wrong-pw-4711\"",
         );
         let wrong = TestApp::sqlite_with(&settings).await;
         let error = inbox::run(&wrong.ctx, morning()).await.unwrap_err();
@@ -619,7 +619,7 @@ mod imap {
             "{error:#}"
         );
         assert!(
-            !format!("{error:#}").contains("secret"),
+            !format!("{error:#}").contains("wrong-pw-4711"),
             "the password is never in an error"
         );
         drop(app);

@@ -21,13 +21,19 @@ async fn get(app: &TestApp, path: &str) -> axum::response::Response {
 async fn the_probes_say_live_and_ready_and_a_paused_channel_takes_no_instance_out(app: TestApp) {
     assert_eq!(get(&app, "/livez").await.status(), StatusCode::OK);
     assert_eq!(get(&app, "/readyz").await.status(), StatusCode::OK);
+    assert_eq!(get(&app, "/healthz").await.status(), StatusCode::OK);
     app.ctx
         .channels
         .pause(reengage::domain::Channel::Sms, "credentials refused".into());
-    assert_eq!(
-        get(&app, "/healthz").await.status(),
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the detail says what is wrong"
+    let health = get(&app, "/healthz").await;
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let detail = axum::body::to_bytes(health.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let detail = String::from_utf8_lossy(&detail);
+    assert!(
+        detail.contains("sms channel paused: credentials refused"),
+        "the detail says what is wrong: {detail}"
     );
     assert_eq!(
         get(&app, "/readyz").await.status(),
@@ -50,12 +56,16 @@ async fn the_probes_say_live_and_ready_and_a_paused_channel_takes_no_instance_ou
 
 async fn every_answer_forbids_caching_framing_sniffing_and_referrers(app: TestApp) {
     // The queue page and an API answer with client data, as their users get them.
-    drafts_for_rosa_and_marcus(&app, "Rosa").await;
+    drafts_for_rosa_and_marcus(&app, "Jordan").await;
     set_passwords(&app).await;
     let mut browser = Browser::new(&app);
     browser.log_in(COACH, PASSWORD).await;
     let queue = browser.get("/").await;
-    assert!(queue.body.contains("Rosa"), "the queue: {}", queue.body);
+    assert!(
+        queue.body.contains("Jordan") && !queue.body.contains("Devon"),
+        "Rosa's queue, with her client's draft: {}",
+        queue.body
+    );
     let rosa = token(&app, COACH).await;
     let router = reengage::web::router(app.ctx.clone());
     let api = router

@@ -192,7 +192,10 @@ async fn outcomes_are_counted_and_credited_as_defined(app: TestApp) {
     assert_eq!(dropped["rejected"], 1, "{dropped}");
     assert_eq!(dropped["expired"], 3, "{dropped}");
     assert_eq!(dropped["failed"], 0);
-    assert!(by_step["time_to_reply"]["median_hours"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        by_step["time_to_reply"]["median_hours"], 169.0,
+        "from the episode's first send: step 1, a week and an hour before the reply"
+    );
     // Rosa's queue: sixteen drafts in the opened spells; nine decided (eight
     // approved, one rejected) as soon as they were drafted; three expired
     // unseen; four still pending.
