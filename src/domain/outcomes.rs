@@ -92,7 +92,7 @@ impl Episode {
     }
 
     /// The first of `times` within `window` seconds of `t0`.
-    fn first_within(&self, times: &[i64], window: i64) -> Option<i64> {
+    pub fn first_within(&self, times: &[i64], window: i64) -> Option<i64> {
         let t0 = self.t0()?;
         times
             .iter()

@@ -3,7 +3,7 @@
 //! ([`crate::domain::outcomes`]), the funnel from opened to returned with
 //! what fell out at each stage and why, and the time to reply and to return.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::app::context::AppContext;
 use crate::domain::outcomes::{self, By, Episode, Row, Spread};
 use crate::store::Scope;
-use crate::store::reports::{self, EpisodeMessage, Happening};
+use crate::store::reports::{self, EpisodeMessage};
 
 /// The report's JSON.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -108,23 +108,15 @@ pub async fn read(
         reports::episode_messages(&mut episodes, scope, from, until),
         reports::happenings(&mut doings, scope, from)
     );
-    let rows = rows?;
-    let mut done: HashMap<i64, Vec<(Happening, i64)>> = HashMap::new();
-    for (client, what, at) in happenings? {
-        done.entry(client).or_default().push((what, at));
-    }
+    let (rows, happenings) = (rows?, happenings?);
     drop((episodes, doings));
     let (from, until) = (from.timestamp(), until.timestamp());
     let mut funnel = Funnel::default();
     let mut reached = Vec::new();
     let mut decisions: BTreeMap<String, (u64, Vec<i64>, u64)> = BTreeMap::new();
-    for group in rows.chunk_by(|a, b| a.episode_id == b.episode_id) {
+    for (group, episode) in reports::episodes(&rows, happenings) {
         let first = &group[0];
         let opened = (from..until).contains(&first.started_at);
-        let episode = reports::episode(
-            group,
-            done.get(&first.client_id).map_or(&[][..], Vec::as_slice),
-        );
         if opened {
             count(&mut funnel, group, &episode, window);
             let (drafts, waits, expired) = decisions.entry(first.coach.clone()).or_default();
@@ -251,11 +243,7 @@ fn count(funnel: &mut Funnel, messages: &[EpisodeMessage], episode: &Episode, wi
     funnel.approved += u64::from(drafted.iter().any(|m| m.approved_at.is_some()));
     funnel.sent += u64::from(!episode.sent.is_empty());
     funnel.delivered += u64::from(episode.sent.iter().any(|s| s.delivered));
-    let within = |times: &[i64]| {
-        episode
-            .t0()
-            .is_some_and(|t0| times.iter().any(|t| *t >= t0 && *t <= t0 + window))
-    };
+    let within = |times: &[i64]| episode.first_within(times, window).is_some();
     funnel.replied += u64::from(within(&episode.replies));
     funnel.returned += u64::from(within(&episode.returns));
     for m in drafted {

@@ -2,6 +2,8 @@
 //! clients' replies, returns, contacts and opt-outs, for the clients in a
 //! scope.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
@@ -10,7 +12,7 @@ use crate::domain::Channel;
 use crate::domain::outcomes::{Episode, Sent};
 
 /// One message of an episode (or an episode with none yet).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct EpisodeMessage {
     pub episode_id: i64,
     pub client_id: i64,
@@ -140,12 +142,53 @@ pub async fn happenings(
         .collect()
 }
 
-/// What is known of one episode, from its messages and its client's doings.
-pub fn episode(messages: &[EpisodeMessage], done: &[(Happening, i64)]) -> Episode {
+/// Each episode of `rows` (as [`episode_messages`] reads them), with what is
+/// known of it ([`episode`]). What a client did counts for one episode only:
+/// the one under way when they did it.
+pub fn episodes(
+    rows: &[EpisodeMessage],
+    happenings: Vec<(i64, Happening, i64)>,
+) -> Vec<(&[EpisodeMessage], Episode)> {
+    let mut done: HashMap<i64, Vec<(Happening, i64)>> = HashMap::new();
+    for (client, what, at) in happenings {
+        done.entry(client).or_default().push((what, at));
+    }
+    let groups: Vec<&[EpisodeMessage]> =
+        rows.chunk_by(|a, b| a.episode_id == b.episode_id).collect();
+    let mut starts: HashMap<i64, Vec<i64>> = HashMap::new();
+    for group in &groups {
+        starts
+            .entry(group[0].client_id)
+            .or_default()
+            .push(group[0].started_at);
+    }
+    groups
+        .into_iter()
+        .map(|group| {
+            let first = &group[0];
+            let next = starts[&first.client_id]
+                .iter()
+                .copied()
+                .filter(|at| *at > first.started_at)
+                .min();
+            let doings = done.get(&first.client_id).map_or(&[][..], Vec::as_slice);
+            (group, episode(group, doings, next))
+        })
+        .collect()
+}
+
+/// What is known of one episode, from its messages and its client's doings
+/// from its start until `next` (their next episode's start, if any).
+pub fn episode(
+    messages: &[EpisodeMessage],
+    done: &[(Happening, i64)],
+    next: Option<i64>,
+) -> Episode {
     let first = &messages[0];
+    let before_next = |at: &i64| *at >= first.started_at && next.is_none_or(|next| *at < next);
     let times = |kind: Happening| {
         done.iter()
-            .filter(|(what, _)| *what == kind)
+            .filter(|(what, at)| *what == kind && before_next(at))
             .map(|(_, at)| *at)
             .collect::<Vec<_>>()
     };
@@ -176,6 +219,7 @@ pub fn episode(messages: &[EpisodeMessage], done: &[(Happening, i64)]) -> Episod
         opt_outs: [first.opted_out_email_at, first.opted_out_sms_at]
             .into_iter()
             .flatten()
+            .filter(before_next)
             .collect(),
     }
 }
@@ -198,19 +242,52 @@ pub async fn outcome_counts(
     now: DateTime<Utc>,
 ) -> anyhow::Result<std::collections::BTreeMap<&'static str, u64>> {
     let rows = episode_messages(conn, &Scope::All, DateTime::UNIX_EPOCH, now).await?;
-    let mut done: std::collections::HashMap<i64, Vec<(Happening, i64)>> = Default::default();
-    for (client, what, at) in happenings(conn, &Scope::All, DateTime::UNIX_EPOCH).await? {
-        done.entry(client).or_default().push((what, at));
-    }
+    let happenings = happenings(conn, &Scope::All, DateTime::UNIX_EPOCH).await?;
     let mut counts = std::collections::BTreeMap::new();
-    for group in rows.chunk_by(|a, b| a.episode_id == b.episode_id) {
-        let episode = episode(
-            group,
-            done.get(&group[0].client_id).map_or(&[][..], Vec::as_slice),
-        );
+    for (_, episode) in episodes(&rows, happenings) {
         if let Some(outcome) = episode.outcome(window_seconds) {
             *counts.entry(outcome).or_default() += 1;
         }
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_client_does_counts_for_one_episode_only() {
+        const DAY: i64 = 86_400;
+        let sent = |episode_id, started_at, sent_at| EpisodeMessage {
+            episode_id,
+            client_id: 7,
+            started_at,
+            step: Some(1),
+            channel: Some("sms".into()),
+            status: Some("sent".into()),
+            sent_at: Some(sent_at),
+            ..Default::default()
+        };
+        // Episode 1 opens on day 0; the client comes back, goes quiet again,
+        // and episode 2 opens on day 10, both within one 30-day window.
+        let rows = [sent(1, 0, 3_600), sent(2, 10 * DAY, 10 * DAY + 3_600)];
+        let happenings = vec![
+            (7, Happening::Return, DAY),
+            (7, Happening::Reply, 10 * DAY + 7_200),
+        ];
+        let episodes = episodes(&rows, happenings);
+        let (first, second) = (&episodes[0].1, &episodes[1].1);
+        assert_eq!(
+            (first.returns.clone(), first.replies.clone()),
+            (vec![DAY], vec![])
+        );
+        assert_eq!(second.replies, vec![10 * DAY + 7_200]);
+        assert!(
+            second.returns.is_empty(),
+            "the return was the first episode's"
+        );
+        assert_eq!(first.outcome(30 * DAY), Some("returned"));
+        assert_eq!(second.outcome(30 * DAY), Some("replied"));
+    }
 }

@@ -20,7 +20,6 @@ on_both_backends!(
     an_admin_revokes_a_token_on_the_admin_page_and_housekeeping_forgets_ended_sessions,
 );
 
-/// A browser: a cookie jar over the app's router.
 /// Rosa's client c-1 (`first_name`) and Marcus's client m-1, each with a draft.
 async fn drafts_for_two_coaches(app: &TestApp, first_name: &str) -> (i64, i64) {
     set_passwords(app).await;
