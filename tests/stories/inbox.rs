@@ -587,10 +587,15 @@ mod imap {
         imap.append(&mailbox, None, None, "not an email at all\r\n")
             .await
             .unwrap();
+        // Someone read this one in webmail first: it is taken in all the same.
+        let read = gmail_reply("<i4@mail.example.com>", &ours, "also, thank you");
+        imap.append(&mailbox, Some("(\\Seen)"), None, read.replace('\n', "\r\n"))
+            .await
+            .unwrap();
         let summary = poll(&app, morning() + Duration::minutes(1)).await;
-        assert_eq!((summary.stored, summary.matched), (2, 1), "{summary}");
+        assert_eq!((summary.stored, summary.matched), (3, 2), "{summary}");
         assert_eq!(count(&mut imap, &mailbox).await, 0);
-        assert_eq!(count(&mut imap, &processed).await, 2);
+        assert_eq!(count(&mut imap, &processed).await, 3);
         let fetched: Vec<_> = imap
             .fetch("1:*", "FLAGS")
             .await
@@ -598,7 +603,7 @@ mod imap {
             .try_collect()
             .await
             .unwrap();
-        assert_eq!(fetched.len(), 2);
+        assert_eq!(fetched.len(), 3);
         imap.logout().await.unwrap();
     }
 

@@ -23,7 +23,9 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Io for T {}
 type Stream = Box<dyn Io>;
 
-/// Takes in every unseen message in the mailbox.
+/// Takes in the messages not taken in yet: with `processed_mailbox`, every
+/// message left in the mailbox (taken ones are moved away, so one a person
+/// read first is still taken in); without, every unseen one.
 pub async fn poll(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<InboxSummary> {
     let imap = &ctx.settings.email.inbound.imap;
     let limit = Duration::from_secs(imap.timeout_seconds);
@@ -32,8 +34,13 @@ pub async fn poll(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<InboxS
         Ok(session.select(&imap.mailbox).await?)
     })
     .await?;
+    let query = if imap.processed_mailbox.is_empty() {
+        "UNSEEN"
+    } else {
+        "ALL"
+    };
     let mut uids: Vec<u32> = within(limit, "search", async {
-        Ok(session.uid_search("UNSEEN").await?)
+        Ok(session.uid_search(query).await?)
     })
     .await?
     .into_iter()
