@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
 use crate::domain::compose::lint::{self, Severity};
-use crate::domain::{Channel, EmailProblem, limits};
+use crate::domain::{Channel, limits};
 use crate::pipeline::casework::{self, CaseError};
 use crate::pipeline::channels::email::new_message_id;
 use crate::store::audit::{self, Actor};
@@ -112,15 +112,14 @@ pub async fn answer(
             problem: "must not be empty".into(),
         });
     }
-    let (most, what) = match channel {
-        Channel::Sms => (limits::SMS, "an SMS"),
-        Channel::Email => (limits::BODY, "an email"),
+    let most = match channel {
+        Channel::Sms => limits::SMS,
+        Channel::Email => limits::BODY,
     };
-    let length = body.chars().count();
-    if length > most {
+    if let Some(problem) = limits::length_problem(body, most) {
         return Err(AnswerError::Invalid {
             field: "body",
-            problem: format!("{what} is at most {most} characters; this one has {length}"),
+            problem,
         });
     }
     if let Some(problem) = answer
@@ -249,43 +248,25 @@ pub async fn answer(
 
 /// The client's address on `channel`, if they may be written to there.
 fn writable(client: &ClientRow, channel: Channel) -> Result<&str, AnswerError> {
-    let refused = |code, detail: String| Err(AnswerError::Refused { code, detail });
-    if client.opted_out_at(channel).is_some() {
-        return refused("opted_out", format!("the client opted out of {channel}"));
-    }
-    if channel == Channel::Sms && client.phone_is_wrong() {
-        return refused(
-            "wrong_number",
-            "a reply said this phone is not the client's; confirm it or give a new number".into(),
-        );
-    }
-    if channel == Channel::Email {
-        match client.email_problem {
-            Some((EmailProblem::Bounced, _)) => {
-                return refused(
-                    "bounced",
-                    "email to this address bounced; give a new address".into(),
-                );
+    if let Some(code) = client.refusal(channel) {
+        let detail = match code {
+            "opted_out" => format!("the client opted out of {channel}"),
+            "wrong_number" => {
+                "a reply said this phone is not the client's; confirm it or give a new number"
+                    .to_owned()
             }
-            Some((EmailProblem::WrongPerson, _)) => {
-                return refused(
-                    "wrong_person",
-                    "a reply said this address is not the client's; give a new address".into(),
-                );
+            "bounced" => "email to this address bounced; give a new address".to_owned(),
+            "wrong_person" => {
+                "a reply said this address is not the client's; give a new address".to_owned()
             }
-            None => {}
-        }
+            _ => format!("the client has not consented to {channel}"),
+        };
+        return Err(AnswerError::Refused { code, detail });
     }
-    if !client.may_contact_by(channel) {
-        return refused(
-            "no_consent",
-            format!("the client has not consented to {channel}"),
-        );
-    }
-    match client.contact(channel).filter(|c| !c.is_empty()) {
-        Some(to) => Ok(to),
-        None => refused("no_address", format!("the client has no {channel} address")),
-    }
+    client.contact(channel).ok_or_else(|| AnswerError::Refused {
+        code: "no_address",
+        detail: format!("the client has no {channel} address"),
+    })
 }
 
 /// "Re:" the client's last email, else the subject of our last email to them.

@@ -154,14 +154,32 @@ impl ClientRow {
     /// Consented to and not opted out of (and, for SMS, not a number a
     /// stranger said is theirs).
     pub fn may_contact_by(&self, channel: Channel) -> bool {
+        self.refusal(channel).is_none()
+    }
+
+    /// Why nothing may go to this client by `channel`, the first reason of:
+    /// `opted_out`, `wrong_number` (SMS), `bounced` or `wrong_person`
+    /// (email), `no_consent`. The one rule for the cadence and for a coach's
+    /// own message.
+    pub fn refusal(&self, channel: Channel) -> Option<&'static str> {
         let consent = match channel {
             Channel::Email => self.consent_email,
             Channel::Sms => self.consent_sms,
         };
-        consent
-            && self.opted_out_at(channel).is_none()
-            && !(channel == Channel::Sms && self.phone_is_wrong())
-            && !(channel == Channel::Email && self.email_problem.is_some())
+        if self.opted_out_at(channel).is_some() {
+            Some("opted_out")
+        } else if channel == Channel::Sms && self.phone_is_wrong() {
+            Some("wrong_number")
+        } else if let (Channel::Email, Some((problem, _))) = (channel, self.email_problem) {
+            Some(match problem {
+                EmailProblem::Bounced => "bounced",
+                EmailProblem::WrongPerson => "wrong_person",
+            })
+        } else if !consent {
+            Some("no_consent")
+        } else {
+            None
+        }
     }
 
     /// A reply said the phone is not the client's, and nobody has confirmed it since.

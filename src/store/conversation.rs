@@ -137,12 +137,8 @@ pub async fn page(
     after: Option<Cursor>,
     limit: i64,
 ) -> anyhow::Result<Vec<Item>> {
-    let (at, direction, id) = after.map_or((i64::MIN, "", i64::MIN), |c| {
-        let direction = match c.direction {
-            Direction::In => "in",
-            Direction::Out => "out",
-        };
-        (c.at, direction, c.id)
+    let (at, direction, id) = after.as_ref().map_or((i64::MIN, "", i64::MIN), |c| {
+        (c.at, c.direction.as_ref(), c.id)
     });
     let rows: Vec<ItemRow> = sqlx::query_as(
         "SELECT * FROM ( \

@@ -654,21 +654,8 @@ fn ineligible(
         ClientStatus::Hold => return Some("hold"),
         ClientStatus::Discharged => return Some("discharged"),
     }
-    if client.opted_out_at(channel).is_some() {
-        return Some("opted_out");
-    }
-    if channel == Channel::Sms && client.phone_is_wrong() {
-        return Some("wrong_number");
-    }
-    if channel == Channel::Email {
-        match client.email_problem {
-            Some((EmailProblem::Bounced, _)) => return Some("bounced"),
-            Some((EmailProblem::WrongPerson, _)) => return Some("wrong_person"),
-            None => {}
-        }
-    }
-    if !client.may_contact_by(channel) {
-        return Some("no_consent");
+    if let Some(refusal) = client.refusal(channel) {
+        return Some(refusal);
     }
     if !written && client.quiet_since() > from_ts(message.created_at) {
         return Some("re_engaged");
