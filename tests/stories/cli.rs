@@ -49,6 +49,12 @@ impl Operator {
         self.command(args).output().expect("reengage runs")
     }
 
+    /// `coaches add`, which must succeed.
+    fn add_coach(&self, email: &str, name: &str) {
+        let added = self.run(&["coaches", "add", "--email", email, "--name", name]);
+        assert!(added.status.success(), "{}", stderr(&added));
+    }
+
     fn file(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -95,15 +101,7 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn an_operator_imports_detects_approves_and_dispatches_from_the_shell() {
     let op = Operator::migrated("");
-    let added = op.run(&[
-        "coaches",
-        "add",
-        "--email",
-        "rosa@example.org",
-        "--name",
-        "Rosa Diaz",
-    ]);
-    assert!(added.status.success(), "{}", stderr(&added));
+    op.add_coach("rosa@example.org", "Rosa Diaz");
     let again = op.run(&[
         "coaches",
         "add",
@@ -114,14 +112,7 @@ fn an_operator_imports_detects_approves_and_dispatches_from_the_shell() {
     ]);
     assert_eq!(again.status.code(), Some(1));
     assert!(stderr(&again).contains("already exists"));
-    op.run(&[
-        "coaches",
-        "add",
-        "--email",
-        "marcus@example.org",
-        "--name",
-        "Marcus Lee",
-    ]);
+    op.add_coach("marcus@example.org", "Marcus Lee");
 
     let clients = op.file(
         "clients.csv",
@@ -523,14 +514,7 @@ fn templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_one() {
 #[test]
 fn backup_writes_a_working_copy_and_logs_can_be_json() {
     let op = Operator::migrated("[log]\nformat = \"json\"\n");
-    op.run(&[
-        "coaches",
-        "add",
-        "--email",
-        "rosa@example.org",
-        "--name",
-        "Rosa Diaz",
-    ]);
+    op.add_coach("rosa@example.org", "Rosa Diaz");
     let copy = op.path().join("backup.db");
     let out = op
         .command(&["backup", copy.to_str().unwrap()])
@@ -772,15 +756,7 @@ fn templates_check_covers_a_steps_variants() {
 #[test]
 fn tokens_are_listed_without_their_secret_and_a_revoked_one_is_refused() {
     let op = Operator::migrated("");
-    let added = op.run(&[
-        "coaches",
-        "add",
-        "--email",
-        "rosa@example.org",
-        "--name",
-        "Rosa Diaz",
-    ]);
-    assert!(added.status.success(), "{}", stderr(&added));
+    op.add_coach("rosa@example.org", "Rosa Diaz");
     let made = op.run(&[
         "tokens",
         "create",

@@ -8,7 +8,7 @@ use reengage::pipeline::inbox;
 use serde_json::json;
 
 on_both_backends!(
-    with settings;
+    with inbound_settings;
     a_coachs_answer_threads_reaches_the_outbox_and_the_send_log,
     the_thread_shows_both_directions_in_order_in_pages,
     an_answer_to_an_opted_out_channel_is_refused_and_sends_nothing,
@@ -16,17 +16,6 @@ on_both_backends!(
     a_coach_may_write_to_a_client_on_hold_and_the_quiet_hours_of_a_conversation,
     an_edited_email_draft_keeps_an_html_part,
 );
-
-const REPLIES: &str = "replies@hope.example.org";
-
-fn settings() -> String {
-    format!("[email.inbound]\ntransport = \"folder\"\naddress = \"{REPLIES}\"\n")
-}
-
-/// 10:00 in New York.
-fn morning() -> DateTime<Utc> {
-    at("2026-03-10T15:00:00Z")
-}
 
 /// Jordan (c-1, email and SMS, prefers email), quiet for 8 days: the id of
 /// the step-1 email drafted this morning.
@@ -52,16 +41,14 @@ async fn a_conversation(app: &TestApp) -> (String, String) {
     app.dispatch(morning()).await;
     let ours = email_in_outbox(app, 0).message_id;
     let theirs = "<j1@mail.example.com>".to_owned();
-    std::fs::create_dir_all(&app.inbox).unwrap();
-    std::fs::write(
-        app.inbox.join("j1.eml"),
-        format!(
+    app.deliver(
+        "j1.eml",
+        &format!(
             "From: Jordan <jordan@example.com>\r\nTo: {REPLIES}\r\nSubject: Re: Thinking of you\r\n\
              Message-ID: {theirs}\r\nIn-Reply-To: {ours}\r\n\r\ncan we talk this week?\r\n\r\n\
              On Tue, Mar 10, 2026 at 10:00 AM Rosa <coach@example.org> wrote:\r\n> How have you been?\r\n"
         ),
-    )
-    .unwrap();
+    );
     let summary = inbox::run(&app.ctx, morning() + Duration::hours(1))
         .await
         .unwrap();
@@ -176,15 +163,14 @@ async fn a_coachs_answer_threads_reaches_the_outbox_and_the_send_log(mut app: Te
     );
     // The next reply threads to the answer, and so the conversation goes on.
     let answer_id = sent.message_id;
-    std::fs::write(
-        app.inbox.join("j2.eml"),
-        format!(
+    app.deliver(
+        "j2.eml",
+        &format!(
             // From an address no client has: only the thread can match it.
             "From: jordan.on.phone@mail.example.net\r\nTo: {REPLIES}\r\nSubject: Re: Re: Thinking of you\r\n\
              Message-ID: <j2@mail.example.com>\r\nIn-Reply-To: {answer_id}\r\n\r\nthursday works\r\n"
         ),
-    )
-    .unwrap();
+    );
     let summary = inbox::run(&app.ctx, morning() + Duration::hours(2))
         .await
         .unwrap();
@@ -365,11 +351,10 @@ async fn a_coach_may_write_to_a_client_on_hold_and_the_quiet_hours_of_a_conversa
     assert_eq!(item["status"], "approved");
     assert_eq!(item["due_at"], "2026-03-11T13:00:00Z");
     // But while the client is writing, at night too, an answer goes at once.
-    std::fs::write(
-        app.inbox.join("j3.eml"),
-        format!("From: jordan@example.com\r\nTo: {REPLIES}\r\nSubject: up late\r\nMessage-ID: <j3@x>\r\n\r\ncan't sleep\r\n"),
-    )
-    .unwrap();
+    app.deliver(
+        "j3.eml",
+        &format!("From: jordan@example.com\r\nTo: {REPLIES}\r\nSubject: up late\r\nMessage-ID: <j3@x>\r\n\r\ncan't sleep\r\n"),
+    );
     inbox::run(&app.ctx, night + Duration::minutes(5))
         .await
         .unwrap();

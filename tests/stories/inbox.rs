@@ -10,24 +10,13 @@ use reengage::pipeline::inbox::{self, InboxSummary};
 use reengage::store::clients;
 
 on_both_backends!(
-    with settings;
+    with inbound_settings;
     an_email_reply_to_step_one_closes_the_episode_so_step_two_is_never_drafted,
     a_crisis_email_holds_the_client_and_alerts_the_coach,
     a_hard_bounce_stops_email_to_the_address_and_tells_the_coach,
     an_auto_reply_is_stored_but_is_not_engagement,
     a_repeat_is_stored_once_and_broken_mail_never_stops_the_poll,
 );
-
-const REPLIES: &str = "replies@hope.example.org";
-
-fn settings() -> String {
-    format!("[email.inbound]\ntransport = \"folder\"\naddress = \"{REPLIES}\"\n")
-}
-
-/// 10:00 in New York, when nothing waits for quiet hours.
-fn morning() -> DateTime<Utc> {
-    at("2026-03-10T15:00:00Z")
-}
 
 /// A client quiet for 8 days, whose step-1 check-in went out by email this
 /// morning. Returns the email's Message-ID.
@@ -65,11 +54,6 @@ async fn emailed_client(app: &TestApp) -> String {
 }
 
 /// Drops an email in the inbox folder, as a mail server would deliver it.
-fn deliver(app: &TestApp, name: &str, raw: &str) {
-    std::fs::create_dir_all(&app.inbox).unwrap();
-    std::fs::write(app.inbox.join(name), raw.replace('\n', "\r\n")).unwrap();
-}
-
 async fn poll(app: &TestApp, now: DateTime<Utc>) -> InboxSummary {
     inbox::run(&app.ctx, now).await.expect("the poll runs")
 }
@@ -112,8 +96,7 @@ fn gmail_reply(message_id: &str, in_reply_to: &str, words: &str) -> String {
 async fn an_email_reply_to_step_one_closes_the_episode_so_step_two_is_never_drafted(app: TestApp) {
     let ours = emailed_client(&app).await;
     let later = morning() + Duration::hours(2);
-    deliver(
-        &app,
+    app.deliver(
         "a.eml",
         &gmail_reply(
             "<r1@mail.example.com>",
@@ -148,8 +131,7 @@ async fn an_email_reply_to_step_one_closes_the_episode_so_step_two_is_never_draf
 async fn a_crisis_email_holds_the_client_and_alerts_the_coach(app: TestApp) {
     emailed_client(&app).await;
     // Written as a new message, not a reply: matched by the sender.
-    deliver(
-        &app,
+    app.deliver(
         "b.eml",
         "From: maria@example.com\n\
          To: replies@hope.example.org\n\
@@ -178,7 +160,7 @@ async fn a_crisis_email_holds_the_client_and_alerts_the_coach(app: TestApp) {
 
 async fn a_hard_bounce_stops_email_to_the_address_and_tells_the_coach(app: TestApp) {
     let ours = emailed_client(&app).await;
-    deliver(&app, "c.eml", &dsn("<dsn1@mx.example.com>", "5.1.1", &ours));
+    app.deliver("c.eml", &dsn("<dsn1@mx.example.com>", "5.1.1", &ours));
     let summary = poll(&app, morning() + Duration::hours(1)).await;
     assert_eq!((summary.bounces, summary.matched), (1, 1), "{summary}");
     let coach = token(&app, COACH).await;
@@ -212,13 +194,8 @@ async fn a_hard_bounce_stops_email_to_the_address_and_tells_the_coach(app: TestA
     assert_eq!(json["email_status"], "ok");
     // A late bounce for the old address says nothing of the new one, and a
     // refusal of the message (spam, policy) says nothing of the address.
-    deliver(
-        &app,
-        "c2.eml",
-        &dsn("<dsn2@mx.example.com>", "5.1.1", &ours),
-    );
-    deliver(
-        &app,
+    app.deliver("c2.eml", &dsn("<dsn2@mx.example.com>", "5.1.1", &ours));
+    app.deliver(
         "c3.eml",
         &dsn("<dsn3@mx.example.com>", "5.7.1", &ours)
             .replace("maria@example.com", "maria.new@example.com"),
@@ -278,8 +255,7 @@ fn dsn(message_id: &str, status: &str, ours: &str) -> String {
 
 async fn an_auto_reply_is_stored_but_is_not_engagement(app: TestApp) {
     let ours = emailed_client(&app).await;
-    deliver(
-        &app,
+    app.deliver(
         "d.eml",
         &format!(
             "From: maria@example.com\n\
@@ -306,9 +282,9 @@ async fn an_auto_reply_is_stored_but_is_not_engagement(app: TestApp) {
 async fn a_repeat_is_stored_once_and_broken_mail_never_stops_the_poll(app: TestApp) {
     let ours = emailed_client(&app).await;
     let reply = gmail_reply("<r2@mail.example.com>", &ours, "can we talk tomorrow?");
-    deliver(&app, "1.eml", &reply);
-    deliver(&app, "2.eml", "\n\n\n");
-    deliver(&app, "3.eml", &reply);
+    app.deliver("1.eml", &reply);
+    app.deliver("2.eml", "\n\n\n");
+    app.deliver("3.eml", &reply);
     let summary = poll(&app, morning() + Duration::hours(1)).await;
     assert_eq!(summary.duplicates, 1, "{summary}");
     assert_eq!(

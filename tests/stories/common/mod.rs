@@ -637,3 +637,26 @@ pub async fn call(
     let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, value)
 }
+
+/// The agency's reply mailbox in the email-reply stories.
+pub const REPLIES: &str = "replies@hope.example.org";
+
+/// Email replies are read from the test's inbox folder.
+pub fn inbound_settings() -> String {
+    format!("[email.inbound]\ntransport = \"folder\"\naddress = \"{REPLIES}\"\n")
+}
+
+/// 10:00 in New York, when nothing waits for quiet hours.
+pub fn morning() -> DateTime<Utc> {
+    at("2026-03-10T15:00:00Z")
+}
+
+impl TestApp {
+    /// Drops a raw email into the inbox folder as `name` (its lines end in
+    /// CRLF, as mail's do; `raw` may use either).
+    pub fn deliver(&self, name: &str, raw: &str) {
+        std::fs::create_dir_all(&self.inbox).unwrap();
+        let crlf = raw.replace("\r\n", "\n").replace('\n', "\r\n");
+        std::fs::write(self.inbox.join(name), crlf).unwrap();
+    }
+}
