@@ -215,13 +215,8 @@ pub fn rows(episodes: &[Episode], by: By, window_seconds: i64) -> Vec<Row> {
     tallies
         .into_iter()
         .map(|(key, t)| {
-            let rate = |k: u64| {
-                if t.episodes == 0 {
-                    0.0
-                } else {
-                    k as f64 / t.episodes as f64
-                }
-            };
+            // Every key comes from a sent message: `episodes` is at least 1.
+            let rate = |k: u64| k as f64 / t.episodes.max(1) as f64;
             let (low, high) = wilson(t.returned, t.episodes);
             Row {
                 key,

@@ -109,6 +109,14 @@ async fn answer(
 async fn a_coachs_answer_threads_reaches_the_outbox_and_the_send_log(mut app: TestApp) {
     let (_, theirs) = a_conversation(&app).await;
     clock_at(&mut app, morning() + Duration::hours(1));
+    let rosa = token(&app, COACH).await;
+    let waiting = "/api/v1/replies?needs_reply=true";
+    let (_, before) = call(&app, Method::GET, waiting, Some(&rosa), None).await;
+    assert_eq!(
+        before["items"].as_array().unwrap().len(),
+        1,
+        "the client's email waits for Rosa: {before}"
+    );
     // Another coach cannot write to Rosa's client.
     let (status, _) = answer(&app, OTHER_COACH, json!({"body": "hi"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -128,16 +136,8 @@ async fn a_coachs_answer_threads_reaches_the_outbox_and_the_send_log(mut app: Te
     assert_eq!(message["author"], COACH);
     assert_eq!(message["step"], serde_json::Value::Null);
     // Answering clears the reply it answers.
-    let rosa = token(&app, COACH).await;
-    let (_, waiting) = call(
-        &app,
-        Method::GET,
-        "/api/v1/replies?needs_reply=true",
-        Some(&rosa),
-        None,
-    )
-    .await;
-    assert!(waiting["items"].as_array().unwrap().is_empty(), "{waiting}");
+    let (_, after) = call(&app, Method::GET, waiting, Some(&rosa), None).await;
+    assert!(after["items"].as_array().unwrap().is_empty(), "{after}");
 
     let summary = app.dispatch(morning() + Duration::hours(1)).await;
     assert_eq!(summary.sent, 1, "{summary}");

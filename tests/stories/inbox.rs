@@ -150,7 +150,23 @@ async fn a_crisis_email_holds_the_client_and_alerts_the_coach(app: TestApp) {
         .into_iter()
         .filter(|f| f.starts_with("alert-"))
         .collect();
-    assert!(!alerts.is_empty(), "{:?}", app.outbox_files());
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one alert, by email: {:?}",
+        app.outbox_files()
+    );
+    let alert = String::from_utf8_lossy(&app.outbox_file(&alerts[0])).into_owned();
+    assert!(
+        alert
+            .lines()
+            .any(|l| l.starts_with("To:") && l.contains(COACH)),
+        "the alert goes to the client's coach: {alert}"
+    );
+    assert!(
+        !alert.contains("end it"),
+        "no reply words in the alert: {alert}"
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM inbound WHERE alerted_at IS NOT NULL")
             .await,

@@ -101,8 +101,12 @@ pub async fn run(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<InboxSu
     }
 }
 
-/// Stores one raw message and acts on it. An error means nothing was stored
-/// (the database failed): the source must keep the message for the next poll.
+/// Stores one raw message and acts on it. On an error the source keeps the
+/// message for the next poll. The message may be stored already (the
+/// database failed after storing it, while acting on it): the next poll
+/// then sees a duplicate and does not act again: the reply shows on
+/// `/replies`, but what it called for (a hold, an opt-out) waits for a
+/// person, and the failed job run is logged for an operator.
 pub async fn receive(ctx: &AppContext, raw: &[u8], now: DateTime<Utc>) -> anyhow::Result<Received> {
     let email = match mail::read(raw) {
         Ok(email) => email,
