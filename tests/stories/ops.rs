@@ -11,6 +11,15 @@ on_both_backends!(
     a_revoked_or_expired_token_is_refused_at_once,
 );
 
+/// `GET path` with a bearer token (the router is the caller's, so that its
+/// limits and headers are the ones under test).
+fn bearer_get(path: &str, token: &str) -> Request<Body> {
+    Request::get(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
 async fn get(app: &TestApp, path: &str) -> axum::response::Response {
     reengage::web::router(app.ctx.clone())
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
@@ -70,12 +79,7 @@ async fn every_answer_forbids_caching_framing_sniffing_and_referrers(app: TestAp
     let router = reengage::web::router(app.ctx.clone());
     let api = router
         .clone()
-        .oneshot(
-            Request::get("/api/v1/drafts")
-                .header("authorization", format!("Bearer {rosa}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .oneshot(bearer_get("/api/v1/drafts", &rosa))
         .await
         .unwrap();
     assert_eq!(api.status(), StatusCode::OK);
@@ -126,12 +130,7 @@ async fn the_api_limit_answers_429_in_the_error_shape_with_retry_after(app: Test
     for _ in 0..3 {
         let response = router
             .clone()
-            .oneshot(
-                Request::get("/api/v1/drafts")
-                    .header("authorization", format!("Bearer {rosa}"))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .oneshot(bearer_get("/api/v1/drafts", &rosa))
             .await
             .unwrap();
         statuses.push(response.status());

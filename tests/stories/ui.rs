@@ -945,28 +945,14 @@ async fn an_admin_revokes_a_token_on_the_admin_page_and_housekeeping_forgets_end
         "the token itself is never shown"
     );
     let id: i64 = app.count("SELECT MAX(id) FROM api_tokens").await;
-    let (status, _) = call(
-        &app,
-        axum::http::Method::GET,
-        "/api/v1/drafts",
-        Some(&rosa_token),
-        None,
-    )
-    .await;
+    let status = drafts_status(&app, &rosa_token).await;
     assert_eq!(status, StatusCode::OK);
     let csrf = Browser::csrf(&page);
     let done = admin
         .post(&format!("/admin/tokens/{id}/revoke"), &[("csrf", &csrf)])
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let (status, _) = call(
-        &app,
-        axum::http::Method::GET,
-        "/api/v1/drafts",
-        Some(&rosa_token),
-        None,
-    )
-    .await;
+    let status = drafts_status(&app, &rosa_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "refused at once");
     assert!(admin.get("/admin").await.body.contains("revoked "));
     assert_eq!(
@@ -1005,4 +991,17 @@ async fn an_admin_revokes_a_token_on_the_admin_page_and_housekeeping_forgets_end
         "the expired ones"
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
+}
+
+/// What `GET /api/v1/drafts` answers with this token.
+async fn drafts_status(app: &TestApp, token: &str) -> StatusCode {
+    call(
+        app,
+        axum::http::Method::GET,
+        "/api/v1/drafts",
+        Some(token),
+        None,
+    )
+    .await
+    .0
 }
