@@ -4,7 +4,7 @@
 // The data path, in order: clients and events come in (`pipeline::intake`),
 // quiet spells are found (`pipeline::detect`), drafts go to coaches
 // (`pipeline::review`, `pipeline::casework`), approved messages go out
-// (`pipeline::dispatch` through `pipeline::channels`) into the send log, and
+// (`pipeline::dispatch` through `app::channels`) into the send log, and
 // replies come back (`pipeline::replies`); `pipeline::follow_up` runs the
 // digest and retention. Underneath: `domain` (pure rules and types, no
 // database or HTTP), `store` (all SQL) and `app` (settings, context, clock,

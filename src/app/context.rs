@@ -13,7 +13,7 @@ use crate::app::unsubscribe::UnsubscribeSigner;
 use crate::domain::compose::Composer;
 use crate::domain::compose::lint::Lint;
 use crate::domain::words::Words;
-use crate::pipeline::channels::Channels;
+use crate::app::channels::Channels;
 use crate::store::Store;
 
 #[derive(Clone)]

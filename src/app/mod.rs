@@ -3,9 +3,9 @@
 //! tokens, and the signed unsubscribe links.
 
 pub mod auth;
+pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod context;
 pub mod metrics;
-pub mod scheduler;
 pub mod unsubscribe;

@@ -21,6 +21,7 @@ use crate::pipeline::{detect, dispatch, intake, review};
 use crate::store::{Scope, coaches, messages, send_log, tokens};
 
 pub mod demo;
+pub mod scheduler;
 pub mod serve;
 
 use demo::DemoArgs;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 use crate::app::context::AppContext;
-use crate::app::scheduler::Scheduler;
+use crate::cli::scheduler::Scheduler;
 use crate::web;
 
 /// Binds `http.bind`, starts the jobs and serves until shutdown. On the signal it

@@ -9,6 +9,7 @@
 
 pub mod compose;
 pub mod limits;
+pub mod local_time;
 pub mod mail;
 pub mod outcomes;
 pub mod window;

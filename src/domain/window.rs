@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use chrono_tz::Tz;
 
-use crate::app::clock::local_to_utc;
+use crate::domain::local_time::local_to_utc;
 
 #[derive(Debug, Clone, Copy)]
 pub struct QuietHours {

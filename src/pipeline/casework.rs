@@ -234,7 +234,7 @@ pub async fn set_away(
     let end = match chrono::NaiveDate::parse_from_str(until_text, "%Y-%m-%d") {
         Ok(day) => match day.succ_opt() {
             Some(next) => {
-                crate::app::clock::local_to_utc(tz, next.and_time(chrono::NaiveTime::MIN))
+                crate::domain::local_time::local_to_utc(tz, next.and_time(chrono::NaiveTime::MIN))
             }
             None => return Err(AwayError::BadDate(until_text.to_owned())),
         },

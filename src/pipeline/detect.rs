@@ -21,7 +21,7 @@ use crate::app::context::AppContext;
 use crate::domain::compose::lint;
 use crate::domain::compose::{AgencyVars, ClientVars, CoachVars, Rendered, TemplateVars};
 use crate::domain::{Channel, ClientStatus};
-use crate::pipeline::channels::email::new_message_id;
+use crate::app::channels::email::new_message_id;
 use crate::store::clients::{self, DetectionCandidate};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::messages::{self, NewDraft};

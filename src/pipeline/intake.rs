@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
-use crate::app::clock::local_to_utc;
+use crate::domain::local_time::local_to_utc;
 use crate::app::config::Settings;
 use crate::app::context::AppContext;
 use crate::domain::limits;

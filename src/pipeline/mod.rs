@@ -2,7 +2,6 @@
 //! → dispatch → channels → send log → replies back, and the follow-up jobs.
 
 pub mod casework;
-pub mod channels;
 pub mod conversation;
 pub mod detect;
 pub mod dispatch;

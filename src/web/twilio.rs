@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 
 use crate::app::context::AppContext;
 use crate::domain::{Channel, LogEvent};
-use crate::pipeline::channels::twilio::signature;
+use crate::app::channels::twilio::signature;
 use crate::pipeline::replies;
 use crate::store::messages;
 use crate::store::send_log::{self, Note};

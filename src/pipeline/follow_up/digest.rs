@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::app::context::AppContext;
 use crate::domain::Channel;
-use crate::pipeline::channels::{Delivery, Outgoing};
+use crate::app::channels::{Delivery, Outgoing};
 use crate::store::{coaches, digest as counts};
 
 #[derive(Debug, Default, Clone, Serialize)]

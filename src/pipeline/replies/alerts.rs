@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::app::context::AppContext;
 use crate::domain::Channel;
-use crate::pipeline::channels::{Delivery, Outgoing};
+use crate::app::channels::{Delivery, Outgoing};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientRow};
 use crate::store::coaches::{self, CoachRow};

@@ -69,7 +69,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::app::auth;
-use crate::app::clock::local_to_utc;
+use crate::domain::local_time::local_to_utc;
 use crate::app::context::AppContext;
 use crate::domain::outcomes::By;
 use crate::domain::{Channel, ClientStatus, MessageStatus};
