@@ -835,7 +835,7 @@ async fn retention_clears_old_words_and_keeps_drafts_and_evidence(app: TestApp) 
 on_both_backends!(a_tick_while_the_previous_run_is_going_is_skipped);
 
 async fn a_tick_while_the_previous_run_is_going_is_skipped(app: TestApp) {
-    use reengage::app::scheduler::{JobKind, Tick, tick};
+    use reengage::cli::scheduler::{JobKind, Tick, tick};
     app.import_clients(
         &clients_csv(&[ClientCsv::default()]),
         chrono::Utc::now() - Duration::days(10),

@@ -4,7 +4,7 @@ use crate::common::*;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use chrono::Duration;
-use reengage::pipeline::channels::twilio::signature;
+use reengage::app::channels::twilio::signature;
 use reengage::pipeline::review::ActionError;
 use reengage::store::clients;
 use tower::ServiceExt as _;
@@ -277,7 +277,7 @@ async fn a_crisis_reply_holds_the_client_alerts_the_coach_and_sends_resources_on
     // Alerts go through the channels; here the outbox stands in for both.
     let settings = reengage::app::config::Settings::load(Some(&app.config), None).unwrap();
     let mut ctx = app.ctx.clone();
-    ctx.channels.sms = std::sync::Arc::new(reengage::pipeline::channels::outbox::OutboxSms::new(
+    ctx.channels.sms = std::sync::Arc::new(reengage::app::channels::outbox::OutboxSms::new(
         app.outbox.clone(),
         settings.sms.from.clone(),
     ));
