@@ -11,7 +11,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use strum::IntoEnumIterator;
+
 use crate::app::channels::Channels;
+use crate::domain::outcomes::Outcome;
 use crate::store::Store;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -284,18 +287,12 @@ impl Metrics {
                         return Err(e);
                     }
                 };
-            for outcome in [
-                "returned",
-                "replied",
-                "reached_personally",
-                "opted_out",
-                "none",
-            ] {
+            for outcome in Outcome::iter() {
                 self.episodes
                     .get_or_create(&OutcomeLabels {
-                        outcome: outcome.to_owned(),
+                        outcome: outcome.as_ref().to_owned(),
                     })
-                    .set(outcomes.get(outcome).copied().unwrap_or(0) as i64);
+                    .set(outcomes.get(&outcome).copied().unwrap_or(0) as i64);
             }
         }
         let (by_status, by_outcome) = crate::store::counts(&mut conn).await?;

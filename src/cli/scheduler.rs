@@ -10,6 +10,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::app::context::AppContext;
 use crate::pipeline::follow_up::{digest, housekeeping};
+use crate::pipeline::replies::alerts;
 use crate::pipeline::{detect, dispatch, inbox};
 
 /// The running jobs. [`Scheduler::stop`] waits for a run in flight to finish.
@@ -22,6 +23,9 @@ pub struct Scheduler {
 pub enum JobKind {
     Detect,
     Dispatch,
+    /// Crisis alerts retried and escalated, and the "replies waiting"
+    /// notices: on the dispatch schedule, beside it and not inside it.
+    Alerts,
     Digest,
     Housekeeping,
     Inbox,
@@ -32,6 +36,7 @@ impl JobKind {
         match self {
             JobKind::Detect => "detect",
             JobKind::Dispatch => "dispatch",
+            JobKind::Alerts => "alerts",
             JobKind::Digest => "digest",
             JobKind::Housekeeping => "housekeeping",
             JobKind::Inbox => "inbox",
@@ -44,6 +49,7 @@ impl JobKind {
         let result = match self {
             JobKind::Detect => detect::run(ctx, now).await.map(|s| s.to_string()),
             JobKind::Dispatch => dispatch::run_once(ctx, now).await.map(|s| s.to_string()),
+            JobKind::Alerts => alerts::run(ctx, now).await.map(|s| s.to_string()),
             JobKind::Digest => digest::run(ctx, now).await.map(|s| s.to_string()),
             JobKind::Housekeeping => housekeeping::run(ctx, now).await.map(|s| s.to_string()),
             JobKind::Inbox => inbox::run(ctx, now).await.map(|s| s.to_string()),
@@ -118,6 +124,7 @@ impl Scheduler {
         for (kind, cron) in [
             (JobKind::Detect, schedule.detect.clone()),
             (JobKind::Dispatch, schedule.dispatch.clone()),
+            (JobKind::Alerts, schedule.dispatch.clone()),
             (JobKind::Digest, schedule.digest.clone()),
             (JobKind::Housekeeping, schedule.housekeeping.clone()),
             (JobKind::Inbox, schedule.inbox.clone()),

@@ -7,7 +7,9 @@
 //! - [`window`]: quiet hours and the daily and weekly caps.
 //! - [`words`]: the reply classifier and its corpus scores.
 
+pub mod client;
 pub mod compose;
+pub mod eligibility;
 pub mod limits;
 pub mod local_time;
 pub mod mail;
@@ -153,22 +155,6 @@ macro_rules! compares_as_text {
 }
 
 compares_as_text!(Channel, MessageStatus, SendOutcome, LogEvent);
-
-/// A type reads from its text, for rows read with `#[sqlx(try_from = "String")]`:
-/// a value the schema forbids is a decode error, never a guess.
-macro_rules! reads_from_text {
-    ($($t:ty),*) => {$(
-        impl TryFrom<String> for $t {
-            type Error = strum::ParseError;
-
-            fn try_from(text: String) -> Result<Self, Self::Error> {
-                text.parse()
-            }
-        }
-    )*};
-}
-
-reads_from_text!(Channel, MessageStatus, Role, EventKind);
 
 /// A message's place in its life; see the state diagram in docs/architecture.md.
 #[derive(

@@ -13,7 +13,61 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Channel;
+use super::{Channel, MessageStatus};
+
+/// What came of a reached episode, the best first. The names are the
+/// metrics' labels.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum Outcome {
+    Returned,
+    Replied,
+    ReachedPersonally,
+    OptedOut,
+    None,
+}
+
+/// What became of a sent message, as its provider reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// An SMS its provider says arrived; an email once sent (no bounce came back).
+    Delivered,
+    /// The provider reported it undelivered or failed.
+    Undelivered,
+    /// An SMS the provider has not reported on yet.
+    Unknown,
+}
+
+impl Fate {
+    /// The fate of a message in `status` on `channel` with the provider's
+    /// `delivery_status`; `None` if it was never sent. The one "delivered" rule.
+    pub fn of(
+        status: MessageStatus,
+        channel: Channel,
+        delivery_status: Option<&str>,
+    ) -> Option<Self> {
+        if status != MessageStatus::Sent {
+            return None;
+        }
+        Some(match delivery_status {
+            Some("undelivered" | "failed") => Fate::Undelivered,
+            Some("delivered") => Fate::Delivered,
+            _ if channel == Channel::Email => Fate::Delivered,
+            _ => Fate::Unknown,
+        })
+    }
+}
 
 /// z for a 95% interval.
 const Z: f64 = 1.96;
@@ -101,21 +155,20 @@ impl Episode {
             .min()
     }
 
-    /// What came of a reached episode, the best first: `returned`, `replied`,
-    /// `reached_personally`, `opted_out`, else `none`; `None` if not reached.
-    pub fn outcome(&self, window: i64) -> Option<&'static str> {
+    /// What came of a reached episode, the best first; `None` if not reached.
+    pub fn outcome(&self, window: i64) -> Option<Outcome> {
         self.t0()?;
         let within = |times: &[i64]| self.first_within(times, window).is_some();
         Some(if within(&self.returns) {
-            "returned"
+            Outcome::Returned
         } else if within(&self.replies) {
-            "replied"
+            Outcome::Replied
         } else if within(&self.contacts) {
-            "reached_personally"
+            Outcome::ReachedPersonally
         } else if within(&self.opt_outs) {
-            "opted_out"
+            Outcome::OptedOut
         } else {
-            "none"
+            Outcome::None
         })
     }
 
@@ -149,7 +202,7 @@ impl Episode {
 
 /// One row of a report: the episodes a value of the dimension reached, and
 /// the outcomes credited to it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Row {
     pub key: String,
     pub episodes: u64,

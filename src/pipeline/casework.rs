@@ -5,9 +5,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
+use crate::domain::client::Client;
 use crate::domain::{Channel, ClientStatus, EventKind};
 use crate::store::audit::{self, Actor};
-use crate::store::clients::{self, ClientRow};
+use crate::store::clients::{self};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::episodes;
 use crate::store::events::{self, NewEvent};
@@ -30,7 +31,7 @@ pub async fn visible_client(
     ctx: &AppContext,
     coach: &CoachRow,
     external_id: &str,
-) -> Result<ClientRow, CaseError> {
+) -> Result<Client, CaseError> {
     let mut conn = ctx.store.conn().await?;
     let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
     clients::by_external_id(&mut conn, external_id)

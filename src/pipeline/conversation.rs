@@ -11,13 +11,15 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::app::context::AppContext;
-use crate::domain::compose::lint::{self, Severity};
-use crate::domain::{Channel, limits};
-use crate::pipeline::casework::{self, CaseError};
 use crate::app::channels::email::new_message_id;
+use crate::app::context::AppContext;
+use crate::domain::Channel;
+use crate::domain::client::Client;
+use crate::domain::compose::lint::{self, Severity};
+use crate::domain::compose::text::MessageText;
+use crate::domain::eligibility::{Purpose, Refusal, eligibility};
+use crate::pipeline::casework::{self, CaseError};
 use crate::store::audit::{self, Actor};
-use crate::store::clients::ClientRow;
 use crate::store::coaches::CoachRow;
 use crate::store::conversation::{self, Cursor, Item};
 use crate::store::from_ts;
@@ -80,7 +82,7 @@ pub async fn thread(
     external_id: &str,
     after: Option<Cursor>,
     limit: i64,
-) -> Result<(ClientRow, Vec<Item>), AnswerError> {
+) -> Result<(Client, Vec<Item>), AnswerError> {
     let client = casework::visible_client(ctx, coach, external_id).await?;
     let mut conn = ctx.store.conn().await?;
     let items = conversation::page(&mut conn, client.id, after, limit).await?;
@@ -105,50 +107,21 @@ pub async fn answer(
         .or(last.as_ref().map(|r| r.channel))
         .unwrap_or(client.preferred_channel);
     let recipient = writable(&client, channel)?;
-    let body = answer.body.trim();
-    if body.is_empty() {
-        return Err(AnswerError::Invalid {
-            field: "body",
-            problem: "must not be empty".into(),
-        });
-    }
-    let most = match channel {
-        Channel::Sms => limits::SMS,
-        Channel::Email => limits::BODY,
-    };
-    if let Some(problem) = limits::length_problem(body, most) {
-        return Err(AnswerError::Invalid {
-            field: "body",
-            problem,
-        });
-    }
-    if let Some(problem) = answer
-        .subject
-        .and_then(|s| limits::length_problem(s.trim(), limits::SUBJECT))
-    {
-        return Err(AnswerError::Invalid {
-            field: "subject",
-            problem,
-        });
-    }
+    let text = MessageText::parse(channel, answer.subject, answer.body).map_err(|p| {
+        AnswerError::Invalid {
+            field: p.field,
+            problem: p.problem,
+        }
+    })?;
+    let body = text.body.as_str();
     // The email it answers: the client's last email to us, if that is where
     // this goes.
     let answered_any = last.as_ref().map(|r| r.received_at);
     let answered = last.filter(|r| r.channel == channel);
-    let subject = match channel {
-        Channel::Sms if answer.subject.is_some_and(|s| !s.trim().is_empty()) => {
-            return Err(AnswerError::Invalid {
-                field: "subject",
-                problem: "an SMS has no subject".into(),
-            });
-        }
-        Channel::Sms => None,
-        Channel::Email => Some(
-            match answer.subject.map(str::trim).filter(|s| !s.is_empty()) {
-                Some(subject) => subject.to_owned(),
-                None => default_subject(ctx, &client, answered.as_ref()).await?,
-            },
-        ),
+    let subject = match (channel, text.subject) {
+        (Channel::Sms, _) => None,
+        (Channel::Email, Some(subject)) => Some(subject),
+        (Channel::Email, None) => Some(default_subject(ctx, &client, answered.as_ref()).await?),
     };
     let findings = ctx.lint.check(&lint::Draft {
         channel,
@@ -246,33 +219,24 @@ pub async fn answer(
         .ok_or_else(|| anyhow::anyhow!("message {id} vanished after it was stored"))?)
 }
 
-/// The client's address on `channel`, if they may be written to there.
-fn writable(client: &ClientRow, channel: Channel) -> Result<&str, AnswerError> {
-    if let Some(code) = client.refusal(channel) {
-        let detail = match code {
-            "opted_out" => format!("the client opted out of {channel}"),
-            "wrong_number" => {
-                "a reply said this phone is not the client's; confirm it or give a new number"
-                    .to_owned()
-            }
-            "bounced" => "email to this address bounced; give a new address".to_owned(),
-            "wrong_person" => {
-                "a reply said this address is not the client's; give a new address".to_owned()
-            }
-            _ => format!("the client has not consented to {channel}"),
-        };
-        return Err(AnswerError::Refused { code, detail });
-    }
+/// The client's address on `channel`, if a coach may write to them there.
+fn writable(client: &Client, channel: Channel) -> Result<&str, AnswerError> {
+    eligibility(client, channel, Purpose::CoachMessage).map_err(|refusal| {
+        AnswerError::Refused {
+            code: refusal.into(),
+            detail: refusal.explain(channel),
+        }
+    })?;
     client.contact(channel).ok_or_else(|| AnswerError::Refused {
-        code: "no_address",
-        detail: format!("the client has no {channel} address"),
+        code: Refusal::NoAddress.into(),
+        detail: Refusal::NoAddress.explain(channel),
     })
 }
 
 /// "Re:" the client's last email, else the subject of our last email to them.
 async fn default_subject(
     ctx: &AppContext,
-    client: &ClientRow,
+    client: &Client,
     answered: Option<&inbound::Latest>,
 ) -> anyhow::Result<String> {
     let theirs = answered.and_then(|r| r.subject.clone());

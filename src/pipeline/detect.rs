@@ -16,12 +16,13 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::app::channels::email::new_message_id;
 use crate::app::config::CadenceStep;
 use crate::app::context::AppContext;
+use crate::domain::Channel;
 use crate::domain::compose::lint;
 use crate::domain::compose::{AgencyVars, ClientVars, CoachVars, Rendered, TemplateVars};
-use crate::domain::{Channel, ClientStatus};
-use crate::app::channels::email::new_message_id;
+use crate::domain::eligibility::{self, Refusal};
 use crate::store::clients::{self, DetectionCandidate};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::messages::{self, NewDraft};
@@ -32,21 +33,36 @@ use crate::store::{from_ts, ts};
 const PAGE: i64 = 500;
 
 /// Why a client who may be quiet got no draft.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, strum::AsRefStr)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SkipReason {
-    Paused,
-    Hold,
-    Discharged,
+    /// The rule says no: the client's status, or no address on the channel
+    /// that is open.
+    Refused(Refusal),
     /// An unsent message is already open for the client.
     OpenMessage,
-    /// No channel is both consented to and not opted out of.
+    /// No channel is both consented to and open (not opted out of, nor a
+    /// number or address known to be bad).
     NoChannel,
-    /// The chosen channel has no address or number.
-    NoContact,
     /// The template failed to render; the error is logged with its name.
     TemplateError,
+}
+
+impl SkipReason {
+    /// The reason's stable name: a [`Refusal`]'s own, or detection's.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SkipReason::Refused(refusal) => refusal.into(),
+            SkipReason::OpenMessage => "open_message",
+            SkipReason::NoChannel => "no_channel",
+            SkipReason::TemplateError => "template_error",
+        }
+    }
+}
+
+impl Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -86,7 +102,7 @@ impl fmt::Display for DetectSummary {
             let parts: Vec<String> = self
                 .skipped
                 .iter()
-                .map(|(reason, n)| format!("{}: {n}", reason.as_ref()))
+                .map(|(reason, n)| format!("{}: {n}", reason.name()))
                 .collect();
             write!(f, " ({})", parts.join(", "))?;
         }
@@ -248,11 +264,8 @@ impl DetectSummary {
 
 fn decide(candidate: &DetectionCandidate, cadence: &[CadenceStep], now: DateTime<Utc>) -> Decision {
     let client = &candidate.client;
-    match client.status {
-        ClientStatus::Active => {}
-        ClientStatus::Paused => return Decision::Skip(SkipReason::Paused),
-        ClientStatus::Hold => return Decision::Skip(SkipReason::Hold),
-        ClientStatus::Discharged => return Decision::Skip(SkipReason::Discharged),
+    if let Some(refusal) = Refusal::for_status(client.status) {
+        return Decision::Skip(SkipReason::Refused(refusal));
     }
     if candidate.open_messages > 0 {
         return Decision::Skip(SkipReason::OpenMessage);
@@ -279,13 +292,11 @@ fn decide(candidate: &DetectionCandidate, cadence: &[CadenceStep], now: DateTime
     if due > now {
         return Decision::Wait(due);
     }
-    let Some(channel) = client.choose_channel() else {
-        return Decision::Skip(SkipReason::NoChannel);
-    };
-    if client.contact(channel).is_none() {
-        return Decision::Skip(SkipReason::NoContact);
+    match eligibility::cadence_channel(client) {
+        Ok(channel) => Decision::Draft { step, channel },
+        Err(refusal) if refusal.closes_channel() => Decision::Skip(SkipReason::NoChannel),
+        Err(refusal) => Decision::Skip(SkipReason::Refused(refusal)),
     }
-    Decision::Draft { step, channel }
 }
 
 /// A rendered draft, not yet stored.
@@ -439,7 +450,13 @@ async fn settle(
         }
     }
     episodes::close_open(conn, &finished, CloseReason::MaxSteps, now).await?;
-    episodes::close_open(conn, &no_channel, CloseReason::OptedOut, now).await?;
+    episodes::close_open(
+        conn,
+        &no_channel,
+        CloseReason::Refused(Refusal::OptedOut),
+        now,
+    )
+    .await?;
     clients::set_next_detect(conn, &next_looks).await?;
     Ok(())
 }
@@ -447,7 +464,8 @@ async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::clients::ClientRow;
+    use crate::domain::ClientStatus;
+    use crate::domain::client::Client;
 
     fn cadence() -> Vec<CadenceStep> {
         [(7, "checkin-1"), (14, "checkin-2"), (30, "checkin-3")]
@@ -461,7 +479,7 @@ mod tests {
 
     fn candidate(quiet_days: i64, now: DateTime<Utc>) -> DetectionCandidate {
         DetectionCandidate {
-            client: ClientRow {
+            client: Client {
                 id: 1,
                 external_id: "c1".into(),
                 first_name: "Sam".into(),

@@ -22,15 +22,17 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
-use crate::domain::local_time::local_to_utc;
 use crate::app::config::Settings;
 use crate::app::context::AppContext;
+use crate::domain::client::Client;
+use crate::domain::eligibility::Refusal;
 use crate::domain::limits;
+use crate::domain::local_time::local_to_utc;
 use crate::domain::{Channel, ClientStatus, EmailAddress, EventKind, PhoneNumber};
 use crate::store::audit::{self, Actor};
-use crate::store::clients::{self, ClientFields, ClientRow, EventTarget};
+use crate::store::clients::{self, ClientFields, EventTarget};
 use crate::store::coaches;
-use crate::store::episodes::{self, CloseReason};
+use crate::store::episodes;
 use crate::store::events::{self, NewEvent};
 
 pub const CLIENT_COLUMNS: &[&str] = &[
@@ -659,7 +661,7 @@ pub async fn upsert_clients(
     report: &mut ImportReport,
 ) -> anyhow::Result<()> {
     let ids: Vec<&str> = batch.iter().map(|f| f.external_id.as_str()).collect();
-    let existing: HashMap<String, ClientRow> = clients::by_external_ids(conn, &ids)
+    let existing: HashMap<String, Client> = clients::by_external_ids(conn, &ids)
         .await?
         .into_iter()
         .map(|c| (c.external_id.clone(), c))
@@ -672,7 +674,7 @@ pub async fn upsert_clients(
             Some(existing) => {
                 clients::update(conn, existing.id, fields, now).await?;
                 let changed = existing.status != fields.status;
-                if let Some(reason) = CloseReason::for_status(fields.status).filter(|_| changed) {
+                if let Some(reason) = Refusal::for_status(fields.status).filter(|_| changed) {
                     episodes::wind_down(conn, &[existing.id], reason, now).await?;
                 }
                 report.updated += 1;

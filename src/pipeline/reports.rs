@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::app::context::AppContext;
-use crate::domain::outcomes::{self, By, Episode, Row, Spread};
+use crate::domain::MessageStatus;
+use crate::domain::outcomes::{self, By, Episode, Fate, Row, Spread};
 use crate::store::Scope;
 use crate::store::reports::{self, EpisodeMessage};
 
@@ -122,7 +123,7 @@ pub async fn read(
             let (drafts, waits, expired) = decisions.entry(first.coach.clone()).or_default();
             for m in group.iter().filter(|m| m.status.is_some()) {
                 *drafts += 1;
-                *expired += u64::from(m.status.as_deref() == Some("expired"));
+                *expired += u64::from(m.status == Some(MessageStatus::Expired));
                 if let (Some(made), Some(decided)) = (m.created_at, m.approved_at.or(m.rejected_at))
                 {
                     waits.push(decided - made);
@@ -248,19 +249,15 @@ fn count(funnel: &mut Funnel, messages: &[EpisodeMessage], episode: &Episode, wi
     funnel.returned += u64::from(within(&episode.returns));
     for m in drafted {
         let dropped = &mut funnel.dropped;
-        match m.status.as_deref() {
-            Some("rejected") => dropped.rejected += 1,
-            Some("expired") => dropped.expired += 1,
-            Some("failed") => dropped.failed += 1,
-            Some("cancelled") => {
-                let reason = m.cancel_reason.clone().unwrap_or_else(|| "unknown".into());
-                *dropped.cancelled.entry(reason).or_default() += 1;
+        match m.status {
+            Some(MessageStatus::Rejected) => dropped.rejected += 1,
+            Some(MessageStatus::Expired) => dropped.expired += 1,
+            Some(MessageStatus::Failed) => dropped.failed += 1,
+            Some(MessageStatus::Cancelled) => {
+                let reason = m.cancel_reason.map_or("unknown", <&str>::from);
+                *dropped.cancelled.entry(reason.to_owned()).or_default() += 1;
             }
-            Some("sent")
-                if matches!(m.delivery_status.as_deref(), Some("undelivered" | "failed")) =>
-            {
-                dropped.undelivered += 1;
-            }
+            _ if m.fate() == Some(Fate::Undelivered) => dropped.undelivered += 1,
             _ => {}
         }
     }
@@ -291,20 +288,14 @@ impl Report {
             out.serialize(row)?;
         }
         if self.rows.is_empty() {
-            out.write_record([
-                "key",
-                "episodes",
-                "sent",
-                "delivered",
-                "replied",
-                "returned",
-                "reached_personally",
-                "opted_out",
-                "reply_rate",
-                "return_rate",
-                "return_rate_low",
-                "return_rate_high",
-            ])?;
+            // The header alone: the names a row's fields are written under.
+            out.serialize(Row::default())?;
+            let text = String::from_utf8(out.into_inner()?)?;
+            return Ok(text
+                .lines()
+                .next()
+                .map(|h| format!("{h}\n"))
+                .unwrap_or_default());
         }
         Ok(String::from_utf8(out.into_inner()?)?)
     }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
 use crate::domain::compose::lint::{self, Severity};
+use crate::domain::compose::text::MessageText;
 use crate::domain::{Channel, MessageStatus, limits};
 use crate::store::audit::{self, Actor};
 use crate::store::coaches::{self, CoachRow};
@@ -60,41 +61,24 @@ pub async fn edit(
     now: DateTime<Utc>,
 ) -> Result<(), EditError> {
     let draft = visible_draft(ctx, coach, id).await?;
-    if body.trim().is_empty() {
-        return Err(EditError::Invalid {
-            field: "body",
-            problem: "must not be empty".into(),
-        });
-    }
-    let body_max = match draft.channel {
-        Channel::Sms => limits::SMS,
-        Channel::Email => limits::BODY,
-    };
-    for (field, value, max) in [
-        ("body", Some(body), body_max),
-        ("subject", subject, limits::SUBJECT),
-    ] {
-        if let Some(problem) = value.and_then(|v| limits::length_problem(v, max)) {
-            return Err(EditError::Invalid { field, problem });
-        }
-    }
-    let subject = match (draft.channel, subject.map(str::trim)) {
-        (Channel::Email, Some(s)) if !s.is_empty() => Some(s),
-        (Channel::Email, Some(_)) => {
+    let text =
+        MessageText::parse(draft.channel, subject, body).map_err(|p| EditError::Invalid {
+            field: p.field,
+            problem: p.problem,
+        })?;
+    // An edit that leaves the subject out keeps the draft's; one that blanks
+    // an email's subject is refused.
+    let subject = match (draft.channel, text.subject.as_deref(), subject) {
+        (Channel::Email, None, Some(_)) => {
             return Err(EditError::Invalid {
                 field: "subject",
                 problem: "an email needs a subject".into(),
             });
         }
-        (Channel::Email, None) => draft.subject.as_deref(),
-        (_, Some(s)) if !s.is_empty() => {
-            return Err(EditError::Invalid {
-                field: "subject",
-                problem: "an SMS has no subject".into(),
-            });
-        }
-        (_, _) => None,
+        (Channel::Email, None, None) => draft.subject.as_deref(),
+        (_, given, _) => given,
     };
+    let body = text.body.as_str();
     let client = {
         let mut conn = ctx.store.conn().await?;
         crate::store::clients::by_id(&mut conn, draft.client_id).await?
@@ -106,14 +90,14 @@ pub async fn edit(
         Channel::Email => Some(ctx.composer.html_of_text(
             client.as_ref().map_or("en", |c| c.language.as_str()),
             subject.unwrap_or_default(),
-            body.trim(),
+            body,
         )?),
         Channel::Sms => None,
     };
     let findings = ctx.lint.check(&lint::Draft {
         channel,
         subject,
-        body: body.trim(),
+        body,
         discreet,
         first_of_episode: draft.step == Some(1),
     });
@@ -122,7 +106,7 @@ pub async fn edit(
         &mut tx,
         id,
         subject,
-        body.trim(),
+        body,
         html.as_deref(),
         &serde_json::to_string(&findings).map_err(anyhow::Error::from)?,
     )

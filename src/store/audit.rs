@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::ts;
+use super::time::ts;
 
 /// Who acted: a coach, or reengage itself (an import run by an operator, a job).
 #[derive(Debug, Clone, Copy)]

@@ -3,40 +3,13 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
+use super::dialect::{Placeholders, id_list, packed, unpack};
 use super::messages::Unsent;
-use super::{Placeholders, from_opt_ts, from_ts, id_list, packed, ts, unpack};
+use super::stored;
+use super::time::{from_ts, ts};
+use crate::domain::client::Client;
+use crate::domain::eligibility::Refusal;
 use crate::domain::{Channel, ClientStatus, EmailAddress, EmailProblem, PhoneNumber};
-
-/// A client as the rest of reengage sees it: statuses and channels as domain
-/// types, flags as booleans. Read from a row (or a [`packed`] JSON object) of
-/// [`ClientRecord`] once, on the way out of the store.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(try_from = "ClientRecord")]
-pub struct ClientRow {
-    pub id: i64,
-    pub external_id: String,
-    pub first_name: String,
-    pub preferred_name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub preferred_channel: Channel,
-    pub language: String,
-    pub timezone: String,
-    pub coach_id: i64,
-    pub consent_email: bool,
-    pub consent_sms: bool,
-    pub discreet: bool,
-    pub status: ClientStatus,
-    pub opted_out_email_at: Option<i64>,
-    pub opted_out_sms_at: Option<i64>,
-    pub last_engaged_at: Option<i64>,
-    pub next_detect_at: Option<i64>,
-    pub created_at: i64,
-    /// When a reply said the phone is not the client's (see `set_phone_wrong`).
-    pub phone_wrong_at: Option<i64>,
-    /// Why no email goes to the address, and since when (see `set_email_bad`).
-    pub email_problem: Option<(EmailProblem, i64)>,
-}
 
 /// A `clients` row as the database holds it (0/1 flags, text statuses).
 #[derive(Debug, sqlx::FromRow, serde::Deserialize)]
@@ -65,29 +38,18 @@ struct ClientRecord {
     email_bad_reason: Option<String>,
 }
 
-impl TryFrom<ClientRecord> for ClientRow {
-    type Error = String;
+impl TryFrom<ClientRecord> for Client {
+    type Error = stored::Unknown;
 
     /// The schema's CHECK constraints keep these values valid; a row that is
     /// not is an error, never a guess.
-    fn try_from(r: ClientRecord) -> Result<Self, String> {
-        let status = r
-            .status
-            .parse()
-            .map_err(|_| format!("client {}: `{}` is not a status", r.id, r.status))?;
-        let preferred_channel = r.preferred_channel.parse().map_err(|_| {
-            format!(
-                "client {}: `{}` is not a channel",
-                r.id, r.preferred_channel
-            )
-        })?;
+    fn try_from(r: ClientRecord) -> Result<Self, stored::Unknown> {
+        let status = stored::read("clients", "status", &r.status)?;
+        let preferred_channel = stored::read("clients", "preferred_channel", &r.preferred_channel)?;
         let email_problem = match (r.email_bad_reason, r.email_bad_at) {
-            (Some(reason), Some(at)) => Some((
-                reason
-                    .parse()
-                    .map_err(|_| format!("client {}: `{reason}` is not an email problem", r.id))?,
-                at,
-            )),
+            (Some(reason), Some(at)) => {
+                Some((stored::read("clients", "email_bad_reason", &reason)?, at))
+            }
             _ => None,
         };
         Ok(Self {
@@ -116,94 +78,26 @@ impl TryFrom<ClientRecord> for ClientRow {
     }
 }
 
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for ClientRow {
-    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        let record = ClientRecord::from_row(row)?;
-        ClientRow::try_from(record).map_err(|e| sqlx::Error::Decode(e.into()))
+/// Packed rows ([`packed`]) read a client through its record too.
+impl<'de> serde::Deserialize<'de> for Client {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let record = ClientRecord::deserialize(deserializer)?;
+        Client::try_from(record).map_err(serde::de::Error::custom)
     }
 }
 
-/// The columns of [`ClientRow`], for [`packed`] queries.
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Client {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        let record = ClientRecord::from_row(row)?;
+        Client::try_from(record).map_err(|e| sqlx::Error::Decode(e.into()))
+    }
+}
+
+/// The columns of [`Client`], for [`packed`] queries.
 const CLIENT_COLUMNS: &str = "id, external_id, first_name, preferred_name, email, phone, \
      preferred_channel, language, timezone, coach_id, consent_email, consent_sms, discreet, \
      status, opted_out_email_at, opted_out_sms_at, last_engaged_at, next_detect_at, created_at, \
      phone_wrong_at, email_bad_at, email_bad_reason";
-
-impl ClientRow {
-    /// The name to greet the client by.
-    pub fn greeting_name(&self) -> &str {
-        self.preferred_name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(&self.first_name)
-    }
-
-    /// Quiet time counts from the last engagement, or from when the client was
-    /// added if there has been none yet.
-    pub fn quiet_since(&self) -> DateTime<Utc> {
-        from_ts(self.last_engaged_at.unwrap_or(self.created_at))
-    }
-
-    pub fn opted_out_at(&self, channel: Channel) -> Option<DateTime<Utc>> {
-        from_opt_ts(match channel {
-            Channel::Email => self.opted_out_email_at,
-            Channel::Sms => self.opted_out_sms_at,
-        })
-    }
-
-    /// Consented to and not opted out of (and, for SMS, not a number a
-    /// stranger said is theirs).
-    pub fn may_contact_by(&self, channel: Channel) -> bool {
-        self.refusal(channel).is_none()
-    }
-
-    /// Why nothing may go to this client by `channel`, the first reason of:
-    /// `opted_out`, `wrong_number` (SMS), `bounced` or `wrong_person`
-    /// (email), `no_consent`. The one rule for the cadence and for a coach's
-    /// own message.
-    pub fn refusal(&self, channel: Channel) -> Option<&'static str> {
-        let consent = match channel {
-            Channel::Email => self.consent_email,
-            Channel::Sms => self.consent_sms,
-        };
-        if self.opted_out_at(channel).is_some() {
-            Some("opted_out")
-        } else if channel == Channel::Sms && self.phone_is_wrong() {
-            Some("wrong_number")
-        } else if let (Channel::Email, Some((problem, _))) = (channel, self.email_problem) {
-            Some(match problem {
-                EmailProblem::Bounced => "bounced",
-                EmailProblem::WrongPerson => "wrong_person",
-            })
-        } else if !consent {
-            Some("no_consent")
-        } else {
-            None
-        }
-    }
-
-    /// A reply said the phone is not the client's, and nobody has confirmed it since.
-    pub fn phone_is_wrong(&self) -> bool {
-        self.phone_wrong_at.is_some()
-    }
-
-    pub fn contact(&self, channel: Channel) -> Option<&str> {
-        match channel {
-            Channel::Email => self.email.as_deref(),
-            Channel::Sms => self.phone.as_deref(),
-        }
-        .filter(|c| !c.is_empty())
-    }
-
-    /// The preferred channel if it may be used, otherwise the other one if that
-    /// may be used.
-    pub fn choose_channel(&self) -> Option<Channel> {
-        let preferred = self.preferred_channel;
-        [preferred, preferred.other()]
-            .into_iter()
-            .find(|c| self.may_contact_by(*c))
-    }
-}
 
 /// A client's fields as the agency gives them (CSV row or API body), validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +119,7 @@ pub struct ClientFields {
 
 impl ClientFields {
     /// Whether `row` already holds exactly these fields.
-    pub fn matches(&self, row: &ClientRow) -> bool {
+    pub fn matches(&self, row: &Client) -> bool {
         row.first_name == self.first_name
             && row.preferred_name == self.preferred_name
             && row.email.as_deref() == self.email.as_ref().map(|e| e.as_str())
@@ -264,7 +158,7 @@ macro_rules! bind_fields {
 pub async fn by_external_id(
     conn: &mut AnyConnection,
     external_id: &str,
-) -> anyhow::Result<Option<ClientRow>> {
+) -> anyhow::Result<Option<Client>> {
     Ok(
         sqlx::query_as("SELECT * FROM clients WHERE external_id = $1")
             .bind(external_id)
@@ -274,7 +168,7 @@ pub async fn by_external_id(
 }
 
 /// The client with this E.164 phone (the newest, should two share it).
-pub async fn by_phone(conn: &mut AnyConnection, phone: &str) -> anyhow::Result<Option<ClientRow>> {
+pub async fn by_phone(conn: &mut AnyConnection, phone: &str) -> anyhow::Result<Option<Client>> {
     Ok(
         sqlx::query_as("SELECT * FROM clients WHERE phone = $1 ORDER BY id DESC LIMIT 1")
             .bind(phone)
@@ -285,8 +179,8 @@ pub async fn by_phone(conn: &mut AnyConnection, phone: &str) -> anyhow::Result<O
 
 /// The client with this email, any case, when exactly one has it: an address
 /// two clients share says nothing about which of them wrote.
-pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<ClientRow>> {
-    let mut found: Vec<ClientRow> =
+pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<Client>> {
+    let mut found: Vec<Client> =
         sqlx::query_as("SELECT * FROM clients WHERE lower(email) = lower($1) LIMIT 2")
             .bind(email)
             .fetch_all(conn)
@@ -294,7 +188,7 @@ pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<O
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
-pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<ClientRow>> {
+pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<Client>> {
     Ok(sqlx::query_as("SELECT * FROM clients WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
@@ -306,7 +200,7 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> anyhow::Result<Option<C
 pub async fn by_external_ids(
     conn: &mut AnyConnection,
     external_ids: &[&str],
-) -> anyhow::Result<Vec<ClientRow>> {
+) -> anyhow::Result<Vec<Client>> {
     with_external_ids(conn, CLIENT_COLUMNS, external_ids).await
 }
 
@@ -343,14 +237,14 @@ pub struct EventTarget {
 }
 
 impl EventTarget {
-    /// See [`ClientRow::quiet_since`].
+    /// See [`Client::quiet_since`].
     pub fn quiet_since(&self) -> DateTime<Utc> {
         from_ts(self.last_engaged_at.unwrap_or(self.created_at))
     }
 }
 
-impl From<&ClientRow> for EventTarget {
-    fn from(client: &ClientRow) -> Self {
+impl From<&Client> for EventTarget {
+    fn from(client: &Client) -> Self {
         Self {
             id: client.id,
             external_id: client.external_id.clone(),
@@ -432,7 +326,7 @@ pub async fn opt_out(
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     record_opt_out(conn, id, channel, at).await?;
-    super::messages::cancel_unsent(conn, &[id], Unsent::On(channel), "opted_out", at).await?;
+    super::messages::cancel_unsent(conn, &[id], Unsent::On(channel), Refusal::OptedOut, at).await?;
     Ok(())
 }
 
@@ -502,7 +396,7 @@ pub async fn set_email_bad(
         conn,
         &[id],
         Unsent::On(Channel::Email),
-        problem.as_ref(),
+        Refusal::from(problem),
         at,
     )
     .await?;
@@ -547,7 +441,7 @@ pub async fn reassign(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClientListRow {
     #[sqlx(flatten)]
-    pub client: ClientRow,
+    pub client: Client,
     pub coach_email: String,
     /// The open episode's step, if the client is in a quiet spell.
     pub episode_step: Option<i64>,
@@ -557,7 +451,7 @@ pub struct ClientListRow {
 /// after id `after`, for one coach or all.
 pub async fn search(
     conn: &mut AnyConnection,
-    scope: &super::Scope,
+    scope: &super::scope::Scope,
     query: &str,
     status: Option<ClientStatus>,
     after: i64,
@@ -631,7 +525,7 @@ pub async fn set_next_detect(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DispatchTarget {
     #[sqlx(flatten)]
-    pub client: ClientRow,
+    pub client: Client,
     pub coach_email: String,
     /// The client's messages, other than those being sent now, that went out
     /// (or may have) since the `since` given; 0 means the caps cannot bind.
@@ -674,7 +568,7 @@ pub async fn for_dispatch(
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct DetectionCandidate {
     #[serde(flatten)]
-    pub client: ClientRow,
+    pub client: Client,
     pub coach_name: String,
     pub episode_id: Option<i64>,
     pub episode_step: Option<i64>,

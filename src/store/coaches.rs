@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{Scope, ts};
+use super::scope::Scope;
+use super::time::ts;
 use crate::domain::Role;
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{from_ts, ts};
+use super::stored;
+use super::time::{from_ts, ts};
 use crate::domain::Channel;
 
 /// Which way a conversation item went.
@@ -70,21 +71,18 @@ struct ItemRow {
 }
 
 impl TryFrom<ItemRow> for Item {
-    type Error = anyhow::Error;
+    type Error = stored::Unknown;
 
-    fn try_from(r: ItemRow) -> anyhow::Result<Self> {
+    fn try_from(r: ItemRow) -> Result<Self, stored::Unknown> {
+        let direction: Direction = stored::read("messages or inbound", "direction", &r.direction)?;
+        let table = match direction {
+            Direction::In => "inbound",
+            Direction::Out => "messages",
+        };
         Ok(Self {
-            direction: r.direction.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "conversation item {}: `{}` is no direction",
-                    r.id,
-                    r.direction
-                )
-            })?,
+            direction,
             id: r.id,
-            channel: r.channel.parse().map_err(|_| {
-                anyhow::anyhow!("conversation item {}: `{}` is no channel", r.id, r.channel)
-            })?,
+            channel: stored::read(table, "channel", &r.channel)?,
             at: from_ts(r.at),
             subject: r.subject,
             body: r.body,
@@ -167,5 +165,8 @@ pub async fn page(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    rows.into_iter().map(Item::try_from).collect()
+    Ok(rows
+        .into_iter()
+        .map(Item::try_from)
+        .collect::<Result<_, _>>()?)
 }

@@ -104,7 +104,7 @@ pub(crate) fn unpack<T: serde::de::DeserializeOwned>(json: &str) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::pool::Store;
 
     #[test]
     fn placeholders_number_in_order_or_go_by_position() {

@@ -3,7 +3,8 @@
 use chrono::NaiveDate;
 use sqlx::AnyConnection;
 
-use super::{Scope, inbound};
+use super::inbound;
+use super::scope::Scope;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Waiting {

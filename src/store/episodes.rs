@@ -3,29 +3,25 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{Placeholders, id_list, messages, ts};
+use super::dialect::{Placeholders, id_list};
+use super::messages;
+use super::time::ts;
 use crate::domain::ClientStatus;
+use crate::domain::eligibility::Refusal;
 
-/// Why an episode ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::AsRefStr, strum::Display)]
-#[strum(serialize_all = "snake_case")]
+/// Why an episode ended: its last step was settled, or the cadence may no
+/// longer write to the client. Stored by name (`max_steps`, or the refusal's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    ReEngaged,
     MaxSteps,
-    OptedOut,
-    Paused,
-    Hold,
-    Discharged,
+    Refused(Refusal),
 }
 
 impl CloseReason {
-    /// Why a change to `status` ends the client's quiet spell, if it does.
-    pub fn for_status(status: ClientStatus) -> Option<Self> {
-        match status {
-            ClientStatus::Active => None,
-            ClientStatus::Paused => Some(Self::Paused),
-            ClientStatus::Hold => Some(Self::Hold),
-            ClientStatus::Discharged => Some(Self::Discharged),
+    pub fn name(self) -> &'static str {
+        match self {
+            CloseReason::MaxSteps => "max_steps",
+            CloseReason::Refused(refusal) => refusal.into(),
         }
     }
 }
@@ -36,19 +32,12 @@ impl CloseReason {
 pub async fn wind_down(
     conn: &mut AnyConnection,
     client_ids: &[i64],
-    reason: CloseReason,
+    reason: Refusal,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    close_open(conn, client_ids, reason, now).await?;
+    close_open(conn, client_ids, CloseReason::Refused(reason), now).await?;
     finish_outreach(conn, client_ids, now).await?;
-    messages::cancel_unsent(
-        conn,
-        client_ids,
-        messages::Unsent::Drafted,
-        reason.as_ref(),
-        now,
-    )
-    .await?;
+    messages::cancel_unsent(conn, client_ids, messages::Unsent::Drafted, reason, now).await?;
     Ok(())
 }
 
@@ -62,7 +51,7 @@ pub async fn change_status(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     super::clients::set_status(conn, client_id, status, now).await?;
-    if let Some(reason) = CloseReason::for_status(status) {
+    if let Some(reason) = Refusal::for_status(status) {
         wind_down(conn, &[client_id], reason, now).await?;
     }
     Ok(())
@@ -124,7 +113,7 @@ pub async fn close_open(
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ts(now))
-        .bind(reason.as_ref())
+        .bind(reason.name())
         .execute(conn)
         .await?;
     Ok(done.rows_affected())
@@ -141,7 +130,7 @@ pub struct OutreachTask {
 /// Open tasks for one coach's clients (or all), oldest spell first.
 pub async fn outreach_tasks(
     conn: &mut AnyConnection,
-    scope: &super::Scope,
+    scope: &super::scope::Scope,
 ) -> anyhow::Result<Vec<OutreachTask>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT c.external_id, COALESCE(NULLIF(c.preferred_name, ''), c.first_name) AS client_name, \

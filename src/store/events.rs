@@ -6,9 +6,11 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::AnyConnection;
 
 use super::clients::EventTarget;
-use super::episodes::{self, CloseReason};
-use super::{Placeholders, ts};
+use super::dialect::Placeholders;
+use super::episodes;
+use super::time::ts;
 use crate::domain::EventKind;
+use crate::domain::eligibility::Refusal;
 
 /// What recording a batch of events did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +170,7 @@ async fn apply_engagements(
         .filter(|(_, (client, at))| *at > client.quiet_since())
         .map(|(id, _)| id)
         .collect();
-    episodes::wind_down(conn, &back, CloseReason::ReEngaged, now).await?;
+    episodes::wind_down(conn, &back, Refusal::ReEngaged, now).await?;
     Ok(back.len() as u64)
 }
 

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{Scope, from_opt_ts, from_ts, id_list, ts};
+use super::dialect::id_list;
+use super::scope::Scope;
+use super::stored;
+use super::time::{from_opt_ts, from_ts, ts};
 use crate::domain::words::{Class, Classification, Match};
 use crate::domain::{Channel, ReplyAction};
 
@@ -83,10 +86,7 @@ impl TryFrom<ReplyRow> for ReplyView {
             .filter(|c| !c.is_empty())
             .map(class)
             .collect::<anyhow::Result<_>>()?;
-        let channel = r
-            .channel
-            .parse()
-            .map_err(|_| anyhow::anyhow!("reply {}: `{}` is not a channel", r.id, r.channel))?;
+        let channel = stored::read("inbound", "channel", &r.channel)?;
         Ok(Self {
             id: r.id,
             client_external_id: r.client_external_id,

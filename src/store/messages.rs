@@ -5,7 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{Placeholders, Scope, from_opt_ts, from_ts, id_list, ts};
+use super::dialect::{Placeholders, id_list};
+use super::scope::Scope;
+use super::stored;
+use super::time::{from_opt_ts, from_ts, ts};
+use crate::domain::eligibility::Refusal;
 use crate::domain::{Channel, MessageStatus};
 
 /// The statuses of a message that has not settled yet.
@@ -218,14 +222,8 @@ impl TryFrom<MessageViewRow> for MessageView {
     /// The schema's CHECK constraints keep channel and status valid; a row
     /// that is not is an error, never a guess.
     fn try_from(r: MessageViewRow) -> anyhow::Result<Self> {
-        let channel = r
-            .channel
-            .parse()
-            .map_err(|_| anyhow::anyhow!("message {}: `{}` is not a channel", r.id, r.channel))?;
-        let status = r
-            .status
-            .parse()
-            .map_err(|_| anyhow::anyhow!("message {}: `{}` is not a status", r.id, r.status))?;
+        let channel = stored::read("messages", "channel", &r.channel)?;
+        let status = stored::read("messages", "status", &r.status)?;
         Ok(Self {
             id: r.id,
             client_external_id: r.client_external_id,
@@ -519,7 +517,7 @@ pub async fn cancel_unsent(
     conn: &mut AnyConnection,
     client_ids: &[i64],
     which: Unsent,
-    reason: &str,
+    reason: Refusal,
     now: DateTime<Utc>,
 ) -> anyhow::Result<u64> {
     let (channel, drafted_only) = match which {
@@ -536,7 +534,7 @@ pub async fn cancel_unsent(
         id_list(client_ids.iter().copied())
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(reason)
+        .bind(reason.as_ref())
         .bind(ts(now))
         .bind(channel.map(|c| c.as_ref().to_owned()))
         .bind(i64::from(drafted_only))
@@ -801,7 +799,7 @@ pub async fn release(conn: &mut AnyConnection, id: i64, at: DateTime<Utc>) -> an
 pub async fn cancel_claimed(
     conn: &mut AnyConnection,
     id: i64,
-    reason: &str,
+    reason: Refusal,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     sqlx::query(
@@ -809,7 +807,7 @@ pub async fn cancel_claimed(
          lease_until = NULL WHERE id = $1 AND status = 'sending'",
     )
     .bind(id)
-    .bind(reason)
+    .bind(reason.as_ref())
     .bind(ts(now))
     .execute(conn)
     .await?;

@@ -21,6 +21,7 @@ pub mod reports;
 pub mod retention;
 pub mod send_log;
 pub mod sessions;
+pub mod stored;
 pub mod tokens;
 
 mod dialect;
@@ -29,7 +30,6 @@ mod scope;
 mod state;
 mod time;
 
-pub(crate) use dialect::{Placeholders, id_list, packed, unpack};
 pub use pool::{Backend, Store};
 pub use scope::Scope;
 pub use sqlx::Transaction;

@@ -7,12 +7,17 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::{Scope, packed, ts, unpack};
-use crate::domain::Channel;
-use crate::domain::outcomes::{Episode, Sent};
+use super::dialect::{packed, unpack};
+use super::scope::Scope;
+use super::stored;
+use super::time::ts;
+use crate::domain::eligibility::Refusal;
+use crate::domain::outcomes::{Episode, Fate, Outcome, Sent};
+use crate::domain::{Channel, MessageStatus};
 
 /// One message of an episode (or an episode with none yet).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(try_from = "EpisodeRecord")]
 pub struct EpisodeMessage {
     pub episode_id: i64,
     pub client_id: i64,
@@ -20,21 +25,84 @@ pub struct EpisodeMessage {
     pub language: String,
     pub coach: String,
     pub step: Option<i64>,
-    pub channel: Option<String>,
+    pub channel: Option<Channel>,
     pub template: Option<String>,
     pub variant: Option<String>,
     pub edited: Option<i64>,
-    pub status: Option<String>,
+    pub status: Option<MessageStatus>,
     pub created_at: Option<i64>,
     pub approved_at: Option<i64>,
     pub rejected_at: Option<i64>,
     pub sent_at: Option<i64>,
     pub delivery_status: Option<String>,
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<Refusal>,
     /// The client's opt-outs, read with the episode (not by scanning every
     /// client for them).
     pub opted_out_email_at: Option<i64>,
     pub opted_out_sms_at: Option<i64>,
+}
+
+impl EpisodeMessage {
+    /// What became of the message, if it was sent.
+    pub fn fate(&self) -> Option<Fate> {
+        Fate::of(self.status?, self.channel?, self.delivery_status.as_deref())
+    }
+}
+
+/// [`EpisodeMessage`] as the database holds it.
+#[derive(serde::Deserialize)]
+struct EpisodeRecord {
+    episode_id: i64,
+    client_id: i64,
+    started_at: i64,
+    language: String,
+    coach: String,
+    step: Option<i64>,
+    channel: Option<String>,
+    template: Option<String>,
+    variant: Option<String>,
+    edited: Option<i64>,
+    status: Option<String>,
+    created_at: Option<i64>,
+    approved_at: Option<i64>,
+    rejected_at: Option<i64>,
+    sent_at: Option<i64>,
+    delivery_status: Option<String>,
+    cancel_reason: Option<String>,
+    opted_out_email_at: Option<i64>,
+    opted_out_sms_at: Option<i64>,
+}
+
+impl TryFrom<EpisodeRecord> for EpisodeMessage {
+    type Error = stored::Unknown;
+
+    fn try_from(r: EpisodeRecord) -> Result<Self, stored::Unknown> {
+        Ok(Self {
+            episode_id: r.episode_id,
+            client_id: r.client_id,
+            started_at: r.started_at,
+            language: r.language,
+            coach: r.coach,
+            step: r.step,
+            channel: stored::read_opt("messages", "channel", r.channel.as_deref())?,
+            template: r.template,
+            variant: r.variant,
+            edited: r.edited,
+            status: stored::read_opt("messages", "status", r.status.as_deref())?,
+            created_at: r.created_at,
+            approved_at: r.approved_at,
+            rejected_at: r.rejected_at,
+            sent_at: r.sent_at,
+            delivery_status: r.delivery_status,
+            cancel_reason: stored::read_opt(
+                "messages",
+                "cancel_reason",
+                r.cancel_reason.as_deref(),
+            )?,
+            opted_out_email_at: r.opted_out_email_at,
+            opted_out_sms_at: r.opted_out_sms_at,
+        })
+    }
 }
 
 /// The episodes of clients in `scope` that started before `until` and were
@@ -196,15 +264,14 @@ pub fn episode(
         .iter()
         .filter_map(|m| {
             let at = m.sent_at?;
-            let channel: Channel = m.channel.as_deref()?.parse().ok()?;
             Some(Sent {
                 at,
                 step: m.step,
-                channel,
+                channel: m.channel?,
                 template: m.template.clone().unwrap_or_default(),
                 variant: m.variant.clone(),
                 edited: m.edited.unwrap_or(0) != 0,
-                delivered: delivered(m),
+                delivered: m.fate() == Some(Fate::Delivered),
             })
         })
         .collect();
@@ -224,15 +291,6 @@ pub fn episode(
     }
 }
 
-/// Sent and not reported undelivered: an SMS once its provider says
-/// delivered; an email once sent (no bounce came back).
-pub fn delivered(m: &EpisodeMessage) -> bool {
-    let status = m.delivery_status.as_deref();
-    m.status.as_deref() == Some("sent")
-        && !matches!(status, Some("undelivered" | "failed"))
-        && (m.channel.as_deref() == Some("email") || status == Some("delivered"))
-}
-
 /// Every reached episode of every client, by its outcome (the first of
 /// returned, replied, reached personally, opted out; else none), within
 /// `window_seconds` of its first send: for the metrics.
@@ -240,7 +298,7 @@ pub async fn outcome_counts(
     conn: &mut AnyConnection,
     window_seconds: i64,
     now: DateTime<Utc>,
-) -> anyhow::Result<std::collections::BTreeMap<&'static str, u64>> {
+) -> anyhow::Result<std::collections::BTreeMap<Outcome, u64>> {
     let rows = episode_messages(conn, &Scope::All, DateTime::UNIX_EPOCH, now).await?;
     let happenings = happenings(conn, &Scope::All, DateTime::UNIX_EPOCH).await?;
     let mut counts = std::collections::BTreeMap::new();
@@ -264,8 +322,8 @@ mod tests {
             client_id: 7,
             started_at,
             step: Some(1),
-            channel: Some("sms".into()),
-            status: Some("sent".into()),
+            channel: Some(Channel::Sms),
+            status: Some(MessageStatus::Sent),
             sent_at: Some(sent_at),
             ..Default::default()
         };
@@ -287,7 +345,7 @@ mod tests {
             second.returns.is_empty(),
             "the return was the first episode's"
         );
-        assert_eq!(first.outcome(30 * DAY), Some("returned"));
-        assert_eq!(second.outcome(30 * DAY), Some("replied"));
+        assert_eq!(first.outcome(30 * DAY), Some(Outcome::Returned));
+        assert_eq!(second.outcome(30 * DAY), Some(Outcome::Replied));
     }
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
-use super::ts;
+use super::time::ts;
 
 /// Replaces the words of messages settled before `before` with `marker`.
 pub async fn clear_settled_bodies(

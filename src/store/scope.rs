@@ -1,6 +1,6 @@
 //! Who sees which clients.
 
-use super::id_list;
+use super::dialect::id_list;
 
 /// Whose clients a coach acts on: an admin everyone's; a coach their own and
 /// those of the coaches they cover for (see `coaches::scope_for`). The one

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{Scope, Store, from_opt_ts, from_ts, id_list, ts};
+use super::dialect::id_list;
+use super::pool::Store;
+use super::scope::Scope;
+use super::time::{from_opt_ts, from_ts, ts};
 use crate::domain::{Channel, LogEvent, MessageStatus, SendOutcome};
 
 /// Writes the `started` row of one attempt for each message still claimed, in

@@ -4,7 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::AnyConnection;
 
 use super::coaches::{COACH_COLUMNS, CoachRow};
-use super::{from_opt_ts, tokens, ts};
+use super::time::{from_opt_ts, ts};
+use super::tokens;
 
 /// Failed logins for one account within `LOCK_WINDOW` that lock it, and for how long.
 pub const MAX_FAILURES: i64 = 5;
@@ -113,7 +114,7 @@ pub async fn record_failure(
 ) -> anyhow::Result<()> {
     let current = throttle(conn, email).await?;
     let (failures, first) = match current {
-        Some(t) if now - super::from_ts(t.first_failed_at) < LOCK_WINDOW => {
+        Some(t) if now - super::time::from_ts(t.first_failed_at) < LOCK_WINDOW => {
             (t.failures + 1, t.first_failed_at)
         }
         _ => (1, ts(now)),

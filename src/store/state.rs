@@ -5,7 +5,9 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::{Store, from_ts, inbound, ts};
+use super::inbound;
+use super::pool::Store;
+use super::time::{from_ts, ts};
 
 impl Store {
     /// The signing key kept in the database, made on first use. Every instance

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
 use super::coaches::{COACH_COLUMNS, CoachRow};
-use super::ts;
+use super::time::ts;
 
 pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

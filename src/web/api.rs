@@ -17,13 +17,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::context::AppContext;
+use crate::domain::client::Client;
 use crate::domain::{Channel, MessageStatus};
 use crate::pipeline;
 use crate::pipeline::conversation::AnswerError;
 use crate::pipeline::intake::{self, ClientRecord, ClientRules, EventRecord};
 use crate::pipeline::review::{self, ActionError, EditError};
 use crate::pipeline::{casework, replies};
-use crate::store::clients::{self, ClientRow, EventTarget};
+use crate::store::clients::{self, EventTarget};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::events::{self, NewEvent};
 use crate::store::messages::{self, MessageView};
@@ -267,7 +268,7 @@ async fn scope(ctx: &AppContext, coach: &CoachRow) -> Result<Scope, ApiError> {
 /// A client as the API shows it: the CSV's fields, plus what reengage knows.
 /// `phone_status` is `ok`, or `wrong_number` once a reply said the phone is a
 /// stranger's (until a coach confirms it or the number changes).
-async fn client_json(ctx: &AppContext, client: ClientRow) -> anyhow::Result<Value> {
+async fn client_json(ctx: &AppContext, client: Client) -> anyhow::Result<Value> {
     let phone_status = if client.phone_is_wrong() {
         "wrong_number"
     } else {

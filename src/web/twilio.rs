@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 
+use crate::app::channels::twilio::signature;
 use crate::app::context::AppContext;
 use crate::domain::{Channel, LogEvent};
-use crate::app::channels::twilio::signature;
 use crate::pipeline::replies;
 use crate::store::messages;
 use crate::store::send_log::{self, Note};

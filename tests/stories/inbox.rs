@@ -65,7 +65,7 @@ async fn replies(app: &TestApp) -> Vec<serde_json::Value> {
     body["items"].as_array().unwrap().clone()
 }
 
-async fn client(app: &TestApp) -> clients::ClientRow {
+async fn client(app: &TestApp) -> reengage::domain::client::Client {
     let mut conn = app.ctx.store.conn().await.unwrap();
     clients::by_external_id(&mut conn, "c-1")
         .await

@@ -407,7 +407,7 @@ async fn queue_follow_up(
     episodes::close_open(
         &mut conn,
         &[client.id],
-        episodes::CloseReason::ReEngaged,
+        episodes::CloseReason::Refused(reengage::domain::eligibility::Refusal::ReEngaged),
         now,
     )
     .await
@@ -650,6 +650,7 @@ async fn after_shutdown_begins_dispatch_claims_nothing_new(app: TestApp) {
 on_both_backends!(
     dispatch_never_sends_past_a_no,
     the_caps_hold_when_several_drafts_are_approved_at_once,
+    a_status_this_version_does_not_know_names_its_table_and_value,
 );
 
 /// Approved, then: opted out of SMS, put on hold, or replied. None goes out.
@@ -1027,4 +1028,67 @@ async fn a_file_that_fails_to_read_part_way_imports_nothing(app: TestApp) {
         report.errors[0]
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM clients").await, 0);
+}
+
+/// A row written by a newer reengage (or by hand) with a status this version
+/// does not know: reading it fails and says where and what, instead of the
+/// value being matched as text later and taken for something else.
+async fn a_status_this_version_does_not_know_names_its_table_and_value(app: TestApp) {
+    let now = at("2026-06-01T14:00:00Z");
+    app.import_clients(
+        &clients_csv(&[ClientCsv::default()]),
+        now - Duration::days(10),
+    )
+    .await;
+    app.detect(now).await;
+    let draft = app.pending().await.pop().unwrap();
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    // The schema forbids the value, as it should; a newer schema might not.
+    let sqlite = sqlx::query("PRAGMA ignore_check_constraints = ON")
+        .execute(&mut *conn)
+        .await
+        .is_ok();
+    if !sqlite {
+        let checks: Vec<String> = sqlx::query_scalar(
+            "SELECT conname::text FROM pg_constraint \
+             WHERE conrelid = 'messages'::regclass AND contype = 'c'",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        for check in checks {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER TABLE messages DROP CONSTRAINT \"{check}\""
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+    }
+    sqlx::query("UPDATE messages SET status = 'superseded' WHERE id = $1")
+        .bind(draft.id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let error = reengage::store::messages::view(&mut conn, draft.id)
+        .await
+        .expect_err("an unknown status is an error");
+    let error = format!("{error:#}");
+    assert!(
+        error.contains("messages table") && error.contains("`superseded`"),
+        "{error}"
+    );
+    let report = reengage::pipeline::reports::read(
+        &app.ctx,
+        &reengage::store::Scope::All,
+        None,
+        now + Duration::days(1),
+    )
+    .await
+    .map(|_| ());
+    let error = format!("{:#}", report.expect_err("the report reads the row too"));
+    assert!(
+        error.contains("messages table") && error.contains("`superseded`"),
+        "{error}"
+    );
 }

@@ -154,7 +154,7 @@ async fn quiet_client(app: &TestApp) -> i64 {
     app.pending().await.pop().unwrap().id
 }
 
-async fn client(app: &TestApp) -> clients::ClientRow {
+async fn client(app: &TestApp) -> reengage::domain::client::Client {
     client_by(app, "c-1").await
 }
 
@@ -222,7 +222,7 @@ async fn stop_in_any_form_opts_out_and_start_opts_back_in(app: TestApp) {
     }
 }
 
-async fn client_by(app: &TestApp, external_id: &str) -> clients::ClientRow {
+async fn client_by(app: &TestApp, external_id: &str) -> reengage::domain::client::Client {
     let mut conn = app.ctx.store.conn().await.unwrap();
     clients::by_external_id(&mut conn, external_id)
         .await
@@ -537,7 +537,7 @@ async fn a_plain_reply_waits_for_a_person_and_its_coach_gets_one_notice_without_
     assert_eq!(items[0]["classification"], "reply");
     assert_eq!(items[0]["needs_reply"], true);
 
-    let summary = app.dispatch(now + Duration::minutes(10)).await;
+    let summary = app.follow_up(now + Duration::minutes(10)).await;
     assert_eq!(summary.reply_notices, 1);
     let notices = outbox_emails(&app, "notice-");
     assert_eq!(notices.len(), 1, "one notice for a burst of replies");
@@ -626,8 +626,8 @@ async fn a_crisis_alert_escalates_to_the_admins_until_someone_is_on_it(app: Test
 
     app.dispatch(now + Duration::minutes(5)).await;
     assert!(outbox_emails(&app, "escalation-").is_empty(), "not yet");
-    let summary = app.dispatch(now + Duration::minutes(25)).await;
-    assert_eq!(summary.crisis_escalations, 1);
+    let summary = app.follow_up(now + Duration::minutes(25)).await;
+    assert_eq!(summary.escalations, 1);
     let escalations = outbox_emails(&app, "escalation-");
     assert_eq!(escalations.len(), 1, "{escalations:?}");
     assert_eq!(escalations[0].1, ADMIN);

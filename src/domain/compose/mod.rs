@@ -21,6 +21,7 @@ use crate::domain::Channel;
 
 pub mod lint;
 pub mod segments;
+pub mod text;
 
 #[derive(RustEmbed)]
 #[folder = "templates/"]

@@ -16,12 +16,14 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::app::context::AppContext;
-use crate::domain::window::Caps;
-use crate::domain::{Channel, ClientStatus, EmailProblem, LogEvent, MessageStatus, SendOutcome};
 use crate::app::channels::{Delivery, Outgoing, Reconciliation};
+use crate::app::context::AppContext;
+use crate::domain::client::Client;
+use crate::domain::eligibility::{Purpose, Refusal, eligibility};
+use crate::domain::window::Caps;
+use crate::domain::{Channel, EmailProblem, LogEvent, MessageStatus, SendOutcome};
 use crate::store::audit::{self, Actor};
-use crate::store::clients::{self, ClientRow, DispatchTarget};
+use crate::store::clients::{self, DispatchTarget};
 use crate::store::from_ts;
 use crate::store::messages::{self, ClaimedMessage};
 use crate::store::send_log::{self, Finish, Note};
@@ -52,12 +54,6 @@ pub struct DispatchSummary {
     pub reconciled_sent: u64,
     /// In-doubt SMS the provider does not have: due again.
     pub reconciled_retry: u64,
-    /// Crisis alerts that had failed and went out on this run.
-    pub crisis_alerts_retried: u64,
-    /// Open crisis alerts sent on to the backup and the admins.
-    pub crisis_escalations: u64,
-    /// "Replies waiting" notices sent to coaches.
-    pub reply_notices: u64,
 }
 
 impl fmt::Display for DispatchSummary {
@@ -82,9 +78,6 @@ impl fmt::Display for DispatchSummary {
                 "in doubt, not at the provider (due again)",
                 self.reconciled_retry,
             ),
-            ("crisis alerts retried", self.crisis_alerts_retried),
-            ("crisis escalations", self.crisis_escalations),
-            ("reply notices", self.reply_notices),
         ] {
             if n > 0 {
                 write!(f, ", {label} {n}")?;
@@ -136,10 +129,6 @@ pub async fn run_once(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<Di
         summary.recovered_in_doubt = in_doubt;
     }
     reconcile_in_doubt(ctx, now, &mut summary).await?;
-    let follow_up = crate::pipeline::replies::alerts::run(ctx, now).await?;
-    summary.crisis_alerts_retried = follow_up.alerts_retried;
-    summary.crisis_escalations = follow_up.escalations;
-    summary.reply_notices = follow_up.reply_notices;
 
     let run = Run {
         ctx,
@@ -414,7 +403,7 @@ impl Run<'_> {
     async fn after(
         &self,
         message: &ClaimedMessage,
-        client: &ClientRow,
+        client: &Client,
         channel: Channel,
         delivery: &Delivery,
         finish: &Finish<'_>,
@@ -638,29 +627,15 @@ async fn reconcile_in_doubt(
     Ok(())
 }
 
-/// Why a claimed message must not go out any more, if it must not.
-fn ineligible(
-    client: &ClientRow,
-    message: &ClaimedMessage,
-    channel: Channel,
-) -> Option<&'static str> {
-    // A coach may write to a client the cadence leaves alone (on hold above
-    // all); consent, opt-outs and a bad address still stop it.
-    let written = message.author_id.is_some();
-    match client.status {
-        _ if written => {}
-        ClientStatus::Active => {}
-        ClientStatus::Paused => return Some("paused"),
-        ClientStatus::Hold => return Some("hold"),
-        ClientStatus::Discharged => return Some("discharged"),
-    }
-    if let Some(refusal) = client.refusal(channel) {
-        return Some(refusal);
-    }
-    if !written && client.quiet_since() > from_ts(message.created_at) {
-        return Some("re_engaged");
-    }
-    None
+/// Why `message` may no longer go to `client` on `channel`, if it may not.
+fn ineligible(client: &Client, message: &ClaimedMessage, channel: Channel) -> Option<Refusal> {
+    let purpose = match message.author_id {
+        Some(_) => Purpose::CoachMessage,
+        None => Purpose::Cadence {
+            drafted_at: Some(from_ts(message.created_at)),
+        },
+    };
+    eligibility(client, channel, purpose).err()
 }
 
 /// Exponential backoff with up to 20% jitter: base · 2^(attempt−1), capped.

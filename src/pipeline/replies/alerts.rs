@@ -9,15 +9,17 @@
 //! admins, since it may be a client on a new phone.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::app::channels::{Delivery, Outgoing};
 use crate::app::context::AppContext;
 use crate::domain::Channel;
-use crate::app::channels::{Delivery, Outgoing};
+use crate::domain::client::Client;
 use crate::store::audit::{self, Actor};
-use crate::store::clients::{self, ClientRow};
+use crate::store::clients;
 use crate::store::coaches::{self, CoachRow};
 use crate::store::{from_ts, inbound};
 
@@ -26,12 +28,25 @@ use crate::store::{from_ts, inbound};
 pub struct FollowUp {
     /// Crisis alerts that had failed and went out now.
     pub alerts_retried: u64,
+    /// Open crisis alerts sent on to the backup and the admins.
     pub escalations: u64,
+    /// "Replies waiting" notices sent to coaches.
     pub reply_notices: u64,
 }
 
+impl fmt::Display for FollowUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "crisis alerts retried {}, crisis escalations {}, reply notices {}",
+            self.alerts_retried, self.escalations, self.reply_notices
+        )
+    }
+}
+
 /// Retries failed crisis alerts, escalates open ones, and sends the notices
-/// of replies waiting. Each dispatch run calls this first.
+/// of replies waiting: the `alerts` job, on the dispatch schedule (and run
+/// by the `dispatch` command before it sends).
 pub async fn run(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<FollowUp> {
     Ok(FollowUp {
         alerts_retried: retry_alerts(ctx, now).await?,
@@ -82,7 +97,7 @@ async fn active_backup(
 /// coach themselves if there is nobody else).
 async fn escalation_list(
     conn: &mut sqlx::AnyConnection,
-    client: Option<&ClientRow>,
+    client: Option<&Client>,
 ) -> anyhow::Result<Vec<CoachRow>> {
     let mut list = Vec::new();
     let coach = match client {
@@ -189,7 +204,7 @@ fn emails(people: &[CoachRow]) -> String {
 pub async fn alert_crisis(
     ctx: &AppContext,
     reply_id: i64,
-    client: Option<&ClientRow>,
+    client: Option<&Client>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let people = {

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 pub use crate::domain::words::{Class, Classification, Match, Words};
 
 use crate::app::context::AppContext;
+use crate::domain::eligibility::Refusal;
 use crate::domain::{Channel, ClientStatus, EmailProblem, EventKind, ReplyAction};
 use crate::store::audit::{self, Actor};
 use crate::store::clients;
@@ -152,7 +153,7 @@ pub async fn receive(
             &mut tx,
             &[client.id],
             messages::Unsent::On(Channel::Sms),
-            "wrong_number",
+            Refusal::WrongNumber,
             now,
         )
         .await?;

@@ -69,8 +69,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::app::auth;
-use crate::domain::local_time::local_to_utc;
 use crate::app::context::AppContext;
+use crate::domain::local_time::local_to_utc;
 use crate::domain::outcomes::By;
 use crate::domain::{Channel, ClientStatus, MessageStatus};
 use crate::pipeline::casework::{self, CaseAction, CaseError};

@@ -7,10 +7,11 @@ use chrono_tz::Tz;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::domain::Channel;
+use crate::domain::client::Client;
 use crate::domain::compose::lint::Severity;
 use crate::domain::compose::segments;
 use crate::domain::words::Class;
-use crate::store::clients::{ClientListRow, ClientRow};
+use crate::store::clients::ClientListRow;
 use crate::store::coaches::CoachRow;
 use crate::store::conversation;
 use crate::store::episodes::OutreachTask;
@@ -449,7 +450,7 @@ fn thread(coach: &CoachRow, items: &[conversation::Item]) -> Markup {
 
 /// The box to write back in: it goes from the agency, through the same
 /// checks as every message.
-fn reply_box(c: &ClientRow, csrf: &str, reply: &ReplyBox<'_>, window_minutes: u32) -> Markup {
+fn reply_box(c: &Client, csrf: &str, reply: &ReplyBox<'_>, window_minutes: u32) -> Markup {
     let channel = reply.channel.unwrap_or(c.preferred_channel);
     html! {
         form #reply method="post" action={ (client_path(&c.external_id)) "/message" } {
@@ -486,7 +487,7 @@ fn reply_box(c: &ClientRow, csrf: &str, reply: &ReplyBox<'_>, window_minutes: u3
 
 /// What the client page shows.
 pub struct ClientPage<'a> {
-    pub client: &'a ClientRow,
+    pub client: &'a Client,
     pub coach_email: &'a str,
     pub thread: &'a [conversation::Item],
     pub reply: ReplyBox<'a>,

@@ -13,6 +13,7 @@ use reengage::domain::{MessageStatus, Role};
 use reengage::pipeline::detect::{self, DetectSummary};
 use reengage::pipeline::dispatch::{self, DispatchSummary};
 use reengage::pipeline::intake::{self, ImportOptions, ImportReport, Table};
+use reengage::pipeline::replies::alerts::{self, FollowUp};
 use reengage::pipeline::review::{self, ActionError};
 use reengage::store::coaches::{self, NewCoach};
 use reengage::store::messages::{self, MessageView};
@@ -207,10 +208,19 @@ impl TestApp {
         detect::run(&self.ctx, now).await.expect("detection runs")
     }
 
+    /// What the `dispatch` command does: the reply follow-up, then sending.
     pub async fn dispatch(&self, now: DateTime<Utc>) -> DispatchSummary {
+        self.follow_up(now).await;
         dispatch::run_once(&self.ctx, now)
             .await
             .expect("dispatch runs")
+    }
+
+    /// The `alerts` job: crisis alerts retried and escalated, reply notices.
+    pub async fn follow_up(&self, now: DateTime<Utc>) -> FollowUp {
+        alerts::run(&self.ctx, now)
+            .await
+            .expect("the reply follow-up runs")
     }
 
     pub async fn approve(

@@ -1,0 +1,81 @@
+//! A client as the rules see them: who they are, how to reach them, and
+//! what they have said about being reached.
+
+use chrono::{DateTime, Utc};
+
+use super::{Channel, ClientStatus, EmailProblem};
+
+/// A client as the rest of reengage sees it: statuses and channels as domain
+/// types, flags as booleans. Read from a row (or a packed JSON object) of
+/// `store::clients`'s record once, on the way out of the store.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: i64,
+    pub external_id: String,
+    pub first_name: String,
+    pub preferred_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub preferred_channel: Channel,
+    pub language: String,
+    pub timezone: String,
+    pub coach_id: i64,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+    pub discreet: bool,
+    pub status: ClientStatus,
+    pub opted_out_email_at: Option<i64>,
+    pub opted_out_sms_at: Option<i64>,
+    pub last_engaged_at: Option<i64>,
+    pub next_detect_at: Option<i64>,
+    pub created_at: i64,
+    /// When a reply said the phone is not the client's (see `set_phone_wrong`).
+    pub phone_wrong_at: Option<i64>,
+    /// Why no email goes to the address, and since when (see `set_email_bad`).
+    pub email_problem: Option<(EmailProblem, i64)>,
+}
+
+impl Client {
+    /// The name to greet the client by.
+    pub fn greeting_name(&self) -> &str {
+        self.preferred_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.first_name)
+    }
+
+    /// Quiet time counts from the last engagement, or from when the client was
+    /// added if there has been none yet.
+    pub fn quiet_since(&self) -> DateTime<Utc> {
+        from_ts(self.last_engaged_at.unwrap_or(self.created_at))
+    }
+
+    pub fn opted_out_at(&self, channel: Channel) -> Option<DateTime<Utc>> {
+        from_opt_ts(match channel {
+            Channel::Email => self.opted_out_email_at,
+            Channel::Sms => self.opted_out_sms_at,
+        })
+    }
+
+    /// A reply said the phone is not the client's, and nobody has confirmed it since.
+    pub fn phone_is_wrong(&self) -> bool {
+        self.phone_wrong_at.is_some()
+    }
+
+    pub fn contact(&self, channel: Channel) -> Option<&str> {
+        match channel {
+            Channel::Email => self.email.as_deref(),
+            Channel::Sms => self.phone.as_deref(),
+        }
+        .filter(|c| !c.is_empty())
+    }
+}
+
+/// Unix seconds (how rows hold time) as an instant.
+fn from_ts(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+fn from_opt_ts(secs: Option<i64>) -> Option<DateTime<Utc>> {
+    secs.map(from_ts)
+}
