@@ -305,15 +305,7 @@ async fn sample_replies(
     }
     for (i, (phone, text)) in phones.iter().zip(TEXTS).enumerate() {
         let sid = format!("SMdemo{i}");
-        let incoming = crate::pipeline::replies::Incoming {
-            channel: Channel::Sms,
-            from: phone,
-            to: None,
-            body: text,
-            provider_id: Some(&sid),
-            subject: None,
-            client_id: None,
-        };
+        let incoming = crate::pipeline::replies::Incoming::sms(phone, None, text, Some(&sid));
         crate::pipeline::replies::receive(ctx, &incoming, now).await?;
     }
     let emailed = sample_email_reply(ctx, clients, &phones, now).await?;

@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 
 use crate::app::channels::twilio::signature;
 use crate::app::context::AppContext;
-use crate::domain::{Channel, LogEvent};
+use crate::domain::LogEvent;
 use crate::pipeline::replies;
 use crate::store::messages;
 use crate::store::send_log::{self, Note};
@@ -137,17 +137,14 @@ pub async fn inbound(
     let Some(from) = param(&params, "From") else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let incoming = replies::Incoming {
-        channel: Channel::Sms,
+    let incoming = replies::Incoming::sms(
         from,
-        to: param(&params, "To"),
-        body: param(&params, "Body").unwrap_or_default(),
-        provider_id: param(&params, "MessageSid"),
-        subject: None,
-        client_id: None,
-    };
+        param(&params, "To"),
+        param(&params, "Body").unwrap_or_default(),
+        param(&params, "MessageSid"),
+    );
     match replies::receive(&ctx, &incoming, ctx.clock.now()).await {
-        Ok(answers) => twiml(&answers),
+        Ok(received) => twiml(received.answers()),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "inbound reply not handled");
             // Not 2xx, so that the provider delivers it again.

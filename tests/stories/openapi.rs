@@ -98,15 +98,12 @@ async fn the_document_is_valid_and_every_operation_answers_as_documented(app: Te
     // A reply, so that the replies and the conversation have items to check.
     reengage::pipeline::replies::receive(
         &app.ctx,
-        &reengage::pipeline::replies::Incoming {
-            channel: reengage::domain::Channel::Sms,
-            from: "+12015550123",
-            to: None,
-            body: "thanks, can we talk this week?",
-            provider_id: Some("SMopenapi1"),
-            subject: None,
-            client_id: None,
-        },
+        &reengage::pipeline::replies::Incoming::sms(
+            "+12015550123",
+            None,
+            "thanks, can we talk this week?",
+            Some("SMopenapi1"),
+        ),
         chrono::Utc::now(),
     )
     .await

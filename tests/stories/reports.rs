@@ -101,15 +101,12 @@ async fn known_outcomes(app: &TestApp) {
     .await;
     app.detect(base() + Duration::days(7)).await;
     send_to(app, &["replied", "silent"], base() + Duration::days(7)).await;
-    let incoming = reengage::pipeline::replies::Incoming {
-        channel: Channel::Sms,
-        from: &rows[1],
-        to: None,
-        body: "sorry, rough few weeks. can we talk?",
-        provider_id: Some("SMreport1"),
-        subject: None,
-        client_id: None,
-    };
+    let incoming = reengage::pipeline::replies::Incoming::sms(
+        &rows[1],
+        None,
+        "sorry, rough few weeks. can we talk?",
+        Some("SMreport1"),
+    );
     reengage::pipeline::replies::receive(
         &app.ctx,
         &incoming,

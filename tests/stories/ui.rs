@@ -802,13 +802,13 @@ async fn a_coach_reads_the_thread_and_writes_back_from_the_client_page(app: Test
         .count("SELECT id FROM clients WHERE external_id = 'c-1'")
         .await;
     let incoming = reengage::pipeline::replies::Incoming {
-        channel: reengage::domain::Channel::Sms,
-        from: "+12015550123",
-        to: None,
-        body: "hey, sorry I went quiet <3",
-        provider_id: Some("SMui1"),
-        subject: None,
-        client_id: Some(jordan),
+        sender: reengage::pipeline::replies::Sender::Client(jordan),
+        ..reengage::pipeline::replies::Incoming::sms(
+            "+12015550123",
+            None,
+            "hey, sorry I went quiet <3",
+            Some("SMui1"),
+        )
     };
     reengage::pipeline::replies::receive(&app.ctx, &incoming, chrono::Utc::now())
         .await

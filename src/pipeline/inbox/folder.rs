@@ -18,7 +18,7 @@ pub async fn poll(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<InboxS
         let raw = tokio::fs::read(&path)
             .await
             .with_context(|| format!("Failed to read {}", path.display()))?;
-        summary.count(receive(ctx, &raw, now).await?);
+        summary.count(&receive(ctx, &raw, now).await?);
         // Only once its row is committed: a crash before this reads it again,
         // and its Message-ID says it was stored.
         done(dir, &path).await?;

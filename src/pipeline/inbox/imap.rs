@@ -60,7 +60,7 @@ pub async fn poll(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<InboxS
                 .unwrap_or_default())
         })
         .await?;
-        summary.count(receive(ctx, &raw, now).await?);
+        summary.count(&receive(ctx, &raw, now).await?);
         within(limit, "mark a message done", done(&mut session, imap, uid)).await?;
     }
     // The messages are stored and marked; a failed goodbye loses nothing.

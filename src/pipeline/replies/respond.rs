@@ -1,0 +1,299 @@
+//! What a stored message calls for, class by class (a text may be several).
+//! A person's reply to their client record; a stranger's; a bounce.
+
+use chrono::{DateTime, Utc};
+
+use super::alerts;
+use super::receive::Incoming;
+use crate::app::context::AppContext;
+use crate::domain::client::Client;
+use crate::domain::eligibility::{Purpose, Refusal, eligibility};
+use crate::domain::mail::Bounce;
+use crate::domain::words::{Class, Classification};
+use crate::domain::{Channel, ClientStatus, EmailProblem, EventKind};
+use crate::store::audit::{self, Actor};
+use crate::store::episodes;
+use crate::store::events::{self, NewEvent};
+use crate::store::{clients, inbound, messages};
+
+/// The reply being acted on.
+struct Reply<'a> {
+    client: &'a Client,
+    class: &'a Classification,
+    incoming: &'a Incoming<'a>,
+    id: i64,
+}
+
+/// What the actions on one reply did: the texts to answer with, and the
+/// audit entries (action, detail).
+#[derive(Default)]
+struct Done {
+    answers: Vec<String>,
+    audit: Vec<(&'static str, Option<String>)>,
+}
+
+impl Done {
+    /// Answers with `text` if the client may be written to for `purpose`.
+    fn answer(&mut self, client: &Client, channel: Channel, purpose: Purpose, text: &str) {
+        if eligibility(client, channel, purpose).is_ok() {
+            self.answers.push(text.to_owned());
+        }
+    }
+}
+
+/// Acts on a client's reply, class by class, in one transaction; a crisis
+/// alerts once it is committed. Returns the texts to answer with.
+pub async fn person(
+    ctx: &AppContext,
+    client: &Client,
+    class: &Classification,
+    incoming: &Incoming<'_>,
+    reply_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let reply = Reply {
+        client,
+        class,
+        incoming,
+        id: reply_id,
+    };
+    let mut done = Done::default();
+    let mut tx = ctx.store.begin().await?;
+    let channel = incoming.channel;
+    if class.is(Class::Crisis) {
+        crisis(ctx, &mut tx, &reply, &mut done, now).await?;
+    }
+    if class.is(Class::WrongNumber) {
+        wrong_number(ctx, &mut tx, &reply, &mut done, now).await?;
+    }
+    if class.is(Class::OptOut) {
+        opt_out(ctx, &mut tx, &reply, &mut done, now).await?;
+    }
+    if class.is(Class::OptIn) && !class.is(Class::OptOut) {
+        clients::record_opt_in(&mut tx, client.id, channel, now).await?;
+        done.audit
+            .push(("opt_in", Some(format!("{channel}, from the client"))));
+    }
+    if class.is(Class::Help) {
+        // Answered by SMS only; never to a phone a stranger holds, nor to
+        // one who just said the phone is not the client's.
+        if channel == Channel::Sms && !class.is(Class::WrongNumber) {
+            let text = &ctx.settings.replies.help_text;
+            done.answer(client, channel, Purpose::Answer, text);
+        }
+        done.audit.push(("help", None));
+    }
+    if done.audit.is_empty() {
+        let reply = NewEvent {
+            kind: EventKind::MessageReply,
+            occurred_at: now,
+            source: channel.as_ref(),
+            note: None,
+            by: None,
+        };
+        let first_step = ctx.settings.first_step_after();
+        events::record(&mut tx, &client.into(), &reply, first_step, now).await?;
+        done.audit.push(("reply", None));
+    }
+    for (action, detail) in done.audit {
+        audit::record(
+            &mut tx,
+            audit::Entry {
+                actor: Actor::System("client reply"),
+                action,
+                client_id: Some(client.id),
+                message_id: None,
+                detail,
+            },
+            now,
+        )
+        .await?;
+    }
+    if !done.answers.is_empty() {
+        inbound::set_answer(&mut tx, reply_id, &done.answers.join("\n")).await?;
+    }
+    tx.commit().await?;
+    if class.is(Class::Crisis) {
+        alerts::alert_crisis(ctx, reply_id, Some(client), now).await?;
+    }
+    Ok(done.answers)
+}
+
+/// The client goes on hold; the resources go once, by SMS only (an email
+/// crisis alerts, and its coach writes back; an email one must not count as
+/// sent).
+async fn crisis(
+    ctx: &AppContext,
+    tx: &mut sqlx::AnyConnection,
+    reply: &Reply<'_>,
+    done: &mut Done,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let Reply { client, class, .. } = *reply;
+    let channel = reply.incoming.channel;
+    episodes::change_status(tx, client.id, ClientStatus::Hold, now).await?;
+    if channel == Channel::Sms
+        && ctx.settings.crisis.auto_reply
+        && !inbound::resources_sent(tx, client.id).await?
+    {
+        inbound::mark_resources_sent(tx, reply.id).await?;
+        let text = &ctx.settings.crisis.resources_message;
+        done.answer(client, channel, Purpose::CrisisResource, text);
+    }
+    done.audit.push((
+        "crisis_hold",
+        Some(format!(
+            "matched {}; the client is on hold until a coach resumes them",
+            rules_of(class, Class::Crisis)
+        )),
+    ));
+    Ok(())
+}
+
+/// The address or phone is a stranger's: nothing more goes there, and a
+/// phone's holder gets one short apology.
+async fn wrong_number(
+    ctx: &AppContext,
+    tx: &mut sqlx::AnyConnection,
+    reply: &Reply<'_>,
+    done: &mut Done,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let Reply {
+        client,
+        class,
+        incoming,
+        ..
+    } = *reply;
+    let detail = Some(format!(
+        "{} marked as not the client's; matched {}",
+        incoming.from,
+        rules_of(class, Class::WrongNumber)
+    ));
+    match incoming.channel {
+        Channel::Email => {
+            clients::set_email_bad(tx, client.id, EmailProblem::WrongPerson, now).await?;
+            done.audit.push(("wrong_person", detail));
+        }
+        Channel::Sms => {
+            let first = !client.phone_is_wrong();
+            clients::set_phone_wrong(tx, client.id, true, now).await?;
+            let sms = messages::Unsent::On(Channel::Sms);
+            messages::cancel_unsent(tx, &[client.id], sms, Refusal::WrongNumber, now).await?;
+            if first {
+                let text = &ctx.settings.replies.wrong_number_reply;
+                done.answer(client, Channel::Sms, Purpose::Confirmation, text);
+            }
+            done.audit.push((Refusal::WrongNumber.into(), detail));
+        }
+    }
+    Ok(())
+}
+
+/// The channel closes; one confirmation, unless the provider sends its own
+/// for a bare STOP (and it was not told otherwise).
+async fn opt_out(
+    ctx: &AppContext,
+    tx: &mut sqlx::AnyConnection,
+    reply: &Reply<'_>,
+    done: &mut Done,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let Reply { client, class, .. } = *reply;
+    let channel = reply.incoming.channel;
+    let first = client.opted_out_at(channel).is_none();
+    clients::opt_out(tx, client.id, channel, now).await?;
+    let confirm = first
+        && !class.is(Class::WrongNumber)
+        && (!class.keyword || ctx.settings.replies.confirm_opt_out);
+    if confirm && channel == Channel::Sms {
+        let text = &ctx.settings.replies.opt_out_confirmation;
+        done.answer(client, channel, Purpose::Confirmation, text);
+    }
+    let how = if class.keyword {
+        "keyword".to_owned()
+    } else {
+        format!(
+            "in the client's words ({}): check it was meant",
+            rules_of(class, Class::OptOut)
+        )
+    };
+    done.audit
+        .push(("opt_out", Some(format!("{channel}, {how}"))));
+    Ok(())
+}
+
+/// A reply from an address no client has. A crisis still reaches a person
+/// (the admins: it may be a client on a new phone); a wrong number gets its
+/// apology once; nothing else is said (the help text names the program, and
+/// this sender may be a stranger who was never texted).
+pub async fn stranger(
+    ctx: &AppContext,
+    class: &Classification,
+    incoming: &Incoming<'_>,
+    reply_id: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let mut answers = Vec::new();
+    if incoming.channel == Channel::Sms && class.is(Class::WrongNumber) {
+        let mut conn = ctx.store.conn().await?;
+        if !inbound::wrong_number_answered(&mut conn, incoming.from).await? {
+            answers.push(ctx.settings.replies.wrong_number_reply.clone());
+            inbound::set_answer(&mut conn, reply_id, &answers.join("\n")).await?;
+        }
+    }
+    if class.is(Class::Crisis) {
+        alerts::alert_crisis(ctx, reply_id, None, now).await?;
+    }
+    Ok(answers)
+}
+
+/// A delivery failure. A hard one stops email to the address and cancels
+/// unsent email to it, unless the client has changed the address since (a
+/// late bounce says nothing of the new one); a soft one changes nothing.
+pub async fn bounced(
+    ctx: &AppContext,
+    body: &str,
+    bounce: &Bounce,
+    client: Option<&Client>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let current = client.filter(|c| {
+        bounce.hard
+            && bounce.recipient.as_deref().is_none_or(|failed| {
+                c.email
+                    .as_deref()
+                    .is_some_and(|email| email.eq_ignore_ascii_case(failed))
+            })
+    });
+    if let Some(client) = current {
+        let mut tx = ctx.store.begin().await?;
+        clients::set_email_bad(&mut tx, client.id, EmailProblem::Bounced, now).await?;
+        audit::record(
+            &mut tx,
+            audit::Entry {
+                actor: Actor::System("email bounce"),
+                action: "email_bounced",
+                client_id: Some(client.id),
+                message_id: None,
+                detail: Some(body.to_owned()),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    ctx.metrics.inbound("bounce");
+    Ok(())
+}
+
+/// The rules of `class` that matched, for the audit log.
+fn rules_of(class: &Classification, which: Class) -> String {
+    let rules: Vec<String> = class
+        .matched
+        .iter()
+        .filter(|m| m.class == which)
+        .map(|m| format!("`{}`", m.rule))
+        .collect();
+    rules.join(", ")
+}
