@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::channels::Channels;
 use crate::app::clock::Clock;
 use crate::app::config::Settings;
 use crate::app::metrics::Metrics;
@@ -13,7 +14,6 @@ use crate::app::unsubscribe::UnsubscribeSigner;
 use crate::domain::compose::Composer;
 use crate::domain::compose::lint::Lint;
 use crate::domain::words::Words;
-use crate::app::channels::Channels;
 use crate::store::Store;
 
 #[derive(Clone)]

@@ -11,11 +11,11 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::app::channels::email::new_message_id;
 use crate::app::context::AppContext;
 use crate::domain::compose::lint::{self, Severity};
 use crate::domain::{Channel, limits};
 use crate::pipeline::casework::{self, CaseError};
-use crate::app::channels::email::new_message_id;
 use crate::store::audit::{self, Actor};
 use crate::store::clients::ClientRow;
 use crate::store::coaches::CoachRow;

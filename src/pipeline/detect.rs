@@ -16,12 +16,12 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::app::channels::email::new_message_id;
 use crate::app::config::CadenceStep;
 use crate::app::context::AppContext;
 use crate::domain::compose::lint;
 use crate::domain::compose::{AgencyVars, ClientVars, CoachVars, Rendered, TemplateVars};
 use crate::domain::{Channel, ClientStatus};
-use crate::app::channels::email::new_message_id;
 use crate::store::clients::{self, DetectionCandidate};
 use crate::store::episodes::{self, CloseReason};
 use crate::store::messages::{self, NewDraft};

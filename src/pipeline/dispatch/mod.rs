@@ -16,10 +16,10 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
+use crate::app::channels::{Delivery, Outgoing, Reconciliation};
 use crate::app::context::AppContext;
 use crate::domain::window::Caps;
 use crate::domain::{Channel, ClientStatus, EmailProblem, LogEvent, MessageStatus, SendOutcome};
-use crate::app::channels::{Delivery, Outgoing, Reconciliation};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientRow, DispatchTarget};
 use crate::store::from_ts;

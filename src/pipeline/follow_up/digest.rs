@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::app::channels::{Delivery, Outgoing};
 use crate::app::context::AppContext;
 use crate::domain::Channel;
-use crate::app::channels::{Delivery, Outgoing};
 use crate::store::{coaches, digest as counts};
 
 #[derive(Debug, Default, Clone, Serialize)]

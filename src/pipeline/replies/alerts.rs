@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::app::channels::{Delivery, Outgoing};
 use crate::app::context::AppContext;
 use crate::domain::Channel;
-use crate::app::channels::{Delivery, Outgoing};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientRow};
 use crate::store::coaches::{self, CoachRow};

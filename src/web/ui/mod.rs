@@ -69,15 +69,18 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::app::auth;
-use crate::domain::local_time::local_to_utc;
 use crate::app::context::AppContext;
+use crate::domain::local_time::local_to_utc;
 use crate::domain::outcomes::By;
 use crate::domain::{Channel, ClientStatus, MessageStatus};
+use crate::pipeline;
 use crate::pipeline::casework::{self, CaseAction, CaseError};
+use crate::pipeline::coaches::{Change, CoachError};
 use crate::pipeline::conversation::{self, Answer, AnswerError};
 use crate::pipeline::replies;
 use crate::pipeline::reports;
 use crate::pipeline::review::{self, ActionError, EditError, InDoubtDecision};
+use crate::pipeline::tokens::TokenError;
 use crate::store::audit::{self, Actor};
 use crate::store::conversation as conversation_store;
 use crate::store::inbound::Listing;
@@ -874,32 +877,18 @@ async fn admin_token_revoke(
     Path(id): Path<i64>,
     CheckedForm(ui, _): CheckedForm<CsrfForm>,
 ) -> Result<Response, UiError> {
-    if !ui.coach.is_admin() {
-        return Ok(not_found());
-    }
-    let now = ctx.clock.now();
-    let mut tx = ctx.store.begin().await?;
-    if !tokens::revoke(&mut tx, id, now).await? {
-        return Ok(pages::message(
-            StatusCode::CONFLICT,
-            "Not revoked",
-            "No live token has that id: it may be revoked already.",
-        ));
-    }
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            actor: Actor::coach(&ui.coach),
-            action: "token_revoked",
-            client_id: None,
-            message_id: None,
-            detail: Some(format!("API token {id}")),
+    Ok(
+        match pipeline::tokens::revoke(&ctx, Some(&ui.coach), id, ctx.clock.now()).await {
+            Ok(()) => Redirect::to("/admin").into_response(),
+            Err(TokenError::NotLive(_)) => pages::message(
+                StatusCode::CONFLICT,
+                "Not revoked",
+                "No live token has that id: it may be revoked already.",
+            ),
+            Err(TokenError::Unexpected(e)) => return Err(e.into()),
+            Err(TokenError::AdminOnly | TokenError::UnknownCoach(_)) => not_found(),
         },
-        now,
     )
-    .await?;
-    tx.commit().await.map_err(anyhow::Error::from)?;
-    Ok(Redirect::to("/admin").into_response())
 }
 
 #[derive(Deserialize)]
@@ -913,104 +902,47 @@ struct AdminCoachForm {
 }
 
 /// Adds a coach, turns one off or on, or sets a new password (which ends
-/// their sessions). Admins only; audited.
+/// their sessions): `pipeline::coaches`, admins only.
 async fn admin_coach(
     State(ctx): State<AppContext>,
     CheckedForm(ui, form): CheckedForm<AdminCoachForm>,
 ) -> Result<Response, UiError> {
-    if !ui.coach.is_admin() {
-        return Ok(not_found());
-    }
-    let bad =
-        |text: String| pages::message(StatusCode::BAD_REQUEST, "Please check the form", &text);
     let now = ctx.clock.now();
     let password = form
         .password
         .as_deref()
         .map(str::trim)
-        .filter(|p| !p.is_empty());
-    let hash = match password {
-        Some(p) => match auth::hash_password_async(SecretString::from(p.to_owned())).await {
-            Ok(hash) => Some(hash),
-            Err(e) => return Ok(bad(format!("password: {e}"))),
-        },
-        None => None,
+        .filter(|p| !p.is_empty())
+        .map(|p| SecretString::from(p.to_owned()));
+    let by = Some(&ui.coach);
+    let change = |change| pipeline::coaches::change(&ctx, by, &form.email, change, now);
+    let done = match form.action.as_str() {
+        "add" => {
+            let new = pipeline::coaches::NewCoach {
+                email: &form.email,
+                name: form.name.as_deref().unwrap_or_default(),
+                role: form.role.as_deref(),
+                phone: None,
+                timezone: None,
+                password,
+            };
+            pipeline::coaches::add(&ctx, by, new, now).await.map(|_| ())
+        }
+        "deactivate" => change(Change::Deactivate).await,
+        "activate" => change(Change::Activate).await,
+        "password" => change(Change::Password(password.unwrap_or_default())).await,
+        _ => Err(CoachError::Invalid("action: unknown".into())),
     };
-    let done = async {
-        let mut tx = ctx.store.begin().await?;
-        let target = coaches::by_email(&mut tx, form.email.trim()).await?;
-        let action = match (form.action.as_str(), &target) {
-            ("add", None) => {
-                let Ok(email) = crate::domain::EmailAddress::parse(&form.email) else {
-                    return refused(format!("email: `{}` is not an email address", form.email));
-                };
-                let name = form.name.as_deref().map(str::trim).unwrap_or_default();
-                if name.is_empty() {
-                    return refused("name: must not be empty");
-                }
-                if let Some(problem) =
-                    crate::domain::limits::too_long("name", name, crate::domain::limits::NAME)
-                {
-                    return refused(problem);
-                }
-                let role = match form.role.as_deref() {
-                    Some("admin") => crate::domain::Role::Admin,
-                    _ => crate::domain::Role::Coach,
-                };
-                let new = coaches::NewCoach {
-                    email: email.as_str(),
-                    name,
-                    phone: None,
-                    role,
-                    password_hash: hash.as_deref(),
-                    timezone: None,
-                };
-                coaches::insert(&mut tx, &new, now).await?;
-                "coach_added"
-            }
-            ("add", Some(_)) => return refused("email: a coach with this email exists"),
-            (_, None) => return refused("email: no coach has this email"),
-            ("deactivate", Some(c)) if c.id == ui.coach.id => {
-                return refused("you cannot deactivate yourself");
-            }
-            ("deactivate", Some(c)) => {
-                coaches::set_active(&mut tx, c.id, false).await?;
-                "coach_deactivated"
-            }
-            ("activate", Some(c)) => {
-                coaches::set_active(&mut tx, c.id, true).await?;
-                "coach_activated"
-            }
-            ("password", Some(c)) => {
-                let Some(hash) = &hash else {
-                    return refused("password: type the new password");
-                };
-                coaches::set_password(&mut tx, c.id, hash, now).await?;
-                "password_reset"
-            }
-            _ => return refused("action: unknown"),
-        };
-        audit::record(
-            &mut tx,
-            audit::Entry {
-                actor: Actor::coach(&ui.coach),
-                action,
-                client_id: None,
-                message_id: None,
-                detail: Some(form.email.trim().to_owned()),
-            },
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, FormError>(())
-    }
-    .await;
-    match done {
-        Ok(()) => Ok(Redirect::to("/admin").into_response()),
-        Err(FormError::Refused(problem)) => Ok(bad(problem)),
-        Err(FormError::Unexpected(e)) => Err(e.into()),
-    }
+    Ok(match done {
+        Ok(()) => Redirect::to("/admin").into_response(),
+        Err(CoachError::AdminOnly) => not_found(),
+        Err(CoachError::Unexpected(e)) => return Err(e.into()),
+        Err(e) => pages::message(
+            StatusCode::BAD_REQUEST,
+            "Please check the form",
+            &e.to_string(),
+        ),
+    })
 }
 
 /// Every template rendered for a sample client, regular and discreet.
