@@ -76,6 +76,15 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     )
 }
 
+/// A form whose CSRF token is missing or forged: nothing was changed.
+pub fn forbidden() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Nothing was changed. Reload the page and try again.",
+    )
+}
+
 pub fn internal_error(e: anyhow::Error) -> Response {
     tracing::error!(error = format!("{e:#}"), "page failed");
     message(
