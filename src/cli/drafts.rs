@@ -118,47 +118,7 @@ pub async fn run(ctx: &AppContext, command: DraftsCommand) -> anyhow::Result<Exi
             status,
             coach,
             json,
-        } => {
-            let scope = match coach {
-                Some(email) => match review::acting_coach(ctx, &email).await {
-                    Ok(c) => Scope::Coaches(vec![c.id]),
-                    Err(e) => return refused(e, "error: "),
-                },
-                None => Scope::All,
-            };
-            let mut conn = ctx.store.conn().await?;
-            let list = messages::list(&mut conn, status, &scope).await?;
-            if json {
-                say!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
-                say!("no messages");
-            } else {
-                say!(
-                    "{:>6} {:<9} {:<5} {:>4} {:<14} {:<24} {:<16} BODY",
-                    "ID",
-                    "STATUS",
-                    "CHAN",
-                    "STEP",
-                    "CLIENT",
-                    "COACH",
-                    "CREATED"
-                );
-                for m in list {
-                    let preview: String = m.body.replace('\n', " ").chars().take(60).collect();
-                    say!(
-                        "{:>6} {:<9} {:<5} {:>4} {:<14} {:<24} {:<16} {preview}",
-                        m.id,
-                        m.status.as_ref(),
-                        m.channel.as_ref(),
-                        m.step.map_or_else(|| "coach".to_owned(), |s| s.to_string()),
-                        m.client_external_id,
-                        m.coach_email,
-                        m.created_at.format("%Y-%m-%d %H:%M"),
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => list(ctx, status, coach.as_deref(), json).await,
         DraftsCommand::Approve {
             ids,
             coach,
@@ -246,4 +206,52 @@ fn refused(e: review::ActionError, what: &str) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `drafts list`: every message, or those of a status or a coach's clients.
+async fn list(
+    ctx: &AppContext,
+    status: Option<MessageStatus>,
+    coach: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let scope = match coach {
+        Some(email) => match review::acting_coach(ctx, email).await {
+            Ok(c) => Scope::Coaches(vec![c.id]),
+            Err(e) => return refused(e, "error: "),
+        },
+        None => Scope::All,
+    };
+    let mut conn = ctx.store.conn().await?;
+    let list = messages::list(&mut conn, status, &scope).await?;
+    if json {
+        say!("{}", serde_json::to_string_pretty(&list)?);
+    } else if list.is_empty() {
+        say!("no messages");
+    } else {
+        say!(
+            "{:>6} {:<9} {:<5} {:>4} {:<14} {:<24} {:<16} BODY",
+            "ID",
+            "STATUS",
+            "CHAN",
+            "STEP",
+            "CLIENT",
+            "COACH",
+            "CREATED"
+        );
+        for m in list {
+            let preview: String = m.body.replace('\n', " ").chars().take(60).collect();
+            say!(
+                "{:>6} {:<9} {:<5} {:>4} {:<14} {:<24} {:<16} {preview}",
+                m.id,
+                m.status.as_ref(),
+                m.channel.as_ref(),
+                m.step.map_or_else(|| "coach".to_owned(), |s| s.to_string()),
+                m.client_external_id,
+                m.coach_email,
+                m.created_at.format("%Y-%m-%d %H:%M"),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
