@@ -52,12 +52,13 @@ pub struct NewCoach<'a> {
     pub password: Option<SecretString>,
 }
 
-/// Who acts: an admin signed in, or (`None`) the operator at the command line (`cli`).
-fn actor(by: Option<&CoachRow>) -> Result<Actor<'_>, CoachError> {
+/// Who manages coaches and API tokens: an admin signed in, or (`None`) the
+/// operator at the command line (`cli`); no one else.
+pub(super) fn manager(by: Option<&CoachRow>) -> Option<Actor<'_>> {
     match by {
-        Some(c) if !c.is_admin() => Err(CoachError::AdminOnly),
-        Some(c) => Ok(Actor::coach(c)),
-        None => Ok(Actor::System("cli")),
+        Some(c) if !c.is_admin() => None,
+        Some(c) => Some(Actor::coach(c)),
+        None => Some(Actor::System("cli")),
     }
 }
 
@@ -132,7 +133,7 @@ pub async fn add(
     new: NewCoach<'_>,
     now: DateTime<Utc>,
 ) -> Result<i64, CoachError> {
-    let actor = actor(by)?;
+    let actor = manager(by).ok_or(CoachError::AdminOnly)?;
     let checked = check(ctx, &new)?;
     let password_hash = match new.password {
         Some(password) => Some(hash(password).await?),
@@ -150,7 +151,14 @@ pub async fn add(
     let Some(id) = coaches::insert(&mut tx, &row, now).await? else {
         return Err(CoachError::Exists);
     };
-    record(&mut tx, actor, "coach_added", checked.email.as_str(), now).await?;
+    record(
+        &mut tx,
+        actor,
+        "coach_added",
+        checked.email.to_string(),
+        now,
+    )
+    .await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(id)
 }
@@ -172,7 +180,7 @@ pub async fn change(
     change: Change,
     now: DateTime<Utc>,
 ) -> Result<(), CoachError> {
-    let actor = actor(by)?;
+    let actor = manager(by).ok_or(CoachError::AdminOnly)?;
     let email = email.trim();
     let target = {
         let mut conn = ctx.store.conn().await?;
@@ -195,17 +203,17 @@ pub async fn change(
     if let Some(hash) = &password_hash {
         coaches::set_password(&mut tx, target.id, hash, now).await?;
     }
-    record(&mut tx, actor, action, email, now).await?;
+    record(&mut tx, actor, action, email.to_owned(), now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(())
 }
 
-/// The audit entry of a change to the coach with `email`.
-async fn record(
+/// The audit entry of a change to a coach or a token.
+pub(super) async fn record(
     conn: &mut sqlx::AnyConnection,
     actor: Actor<'_>,
     action: &str,
-    email: &str,
+    detail: String,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let entry = audit::Entry {
@@ -213,7 +221,7 @@ async fn record(
         action,
         client_id: None,
         message_id: None,
-        detail: Some(email.to_owned()),
+        detail: Some(detail),
     };
     audit::record(conn, entry, now).await
 }

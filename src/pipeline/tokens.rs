@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::coaches::{manager, record};
 use crate::app::context::AppContext;
-use crate::store::audit::{self, Actor};
 use crate::store::coaches::{self, CoachRow};
 use crate::store::tokens::{self, TokenRow};
 
@@ -19,15 +19,6 @@ pub enum TokenError {
     /// The database or something else failed; the cause is logged, never shown.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-}
-
-/// Who acts: an admin signed in, or (`None`) the operator at the command line (`cli`).
-fn actor(by: Option<&CoachRow>) -> Result<Actor<'_>, TokenError> {
-    match by {
-        Some(c) if !c.is_admin() => Err(TokenError::AdminOnly),
-        Some(c) => Ok(Actor::coach(c)),
-        None => Ok(Actor::System("cli")),
-    }
 }
 
 async fn active_coach(ctx: &AppContext, email: &str) -> Result<CoachRow, TokenError> {
@@ -48,7 +39,7 @@ pub async fn create(
     expires_in_days: Option<u32>,
     now: DateTime<Utc>,
 ) -> Result<String, TokenError> {
-    let actor = actor(by)?;
+    let actor = manager(by).ok_or(TokenError::AdminOnly)?;
     let coach = active_coach(ctx, email).await?;
     let expires = expires_in_days.map(|d| now + Duration::days(i64::from(d)));
     let mut tx = ctx.store.begin().await?;
@@ -77,7 +68,7 @@ pub async fn revoke(
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), TokenError> {
-    let actor = actor(by)?;
+    let actor = manager(by).ok_or(TokenError::AdminOnly)?;
     let mut tx = ctx.store.begin().await?;
     if !tokens::revoke(&mut tx, id, now).await? {
         return Err(TokenError::NotLive(id));
@@ -92,21 +83,4 @@ pub async fn revoke(
     .await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(())
-}
-
-async fn record(
-    conn: &mut sqlx::AnyConnection,
-    actor: Actor<'_>,
-    action: &str,
-    detail: String,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let entry = audit::Entry {
-        actor,
-        action,
-        client_id: None,
-        message_id: None,
-        detail: Some(detail),
-    };
-    audit::record(conn, entry, now).await
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::app::context::AppContext;
 use crate::domain::outcomes::By;
 use crate::pipeline::reports;
+use crate::store::Scope;
 
 use super::pages::{self};
 use super::respond::UiError;
@@ -49,17 +50,29 @@ fn unreadable_report(problem: &str) -> Response {
     )
 }
 
+/// The report's span over the coach's scope, or the page that says which
+/// setting cannot be read.
+async fn asked(
+    ctx: &AppContext,
+    ui: &UiCoach,
+    query: &ReportsQuery,
+) -> Result<Result<(reports::Span, Scope), Response>, UiError> {
+    Ok(match query.read(ctx.clock.now()) {
+        Ok(span) => Ok((span, ui.scope(ctx).await?)),
+        Err(problem) => Err(unreadable_report(&problem)),
+    })
+}
+
 /// `/reports`: the coach's own caseload (an admin's: everyone's).
 pub(super) async fn page(
     State(ctx): State<AppContext>,
     ui: UiCoach,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
-    let span = match query.read(ctx.clock.now()) {
-        Ok(span) => span,
-        Err(problem) => return Ok(unreadable_report(&problem)),
+    let (span, scope) = match asked(&ctx, &ui, &query).await? {
+        Ok(asked) => asked,
+        Err(page) => return Ok(page),
     };
-    let scope = ui.scope(&ctx).await?;
     let reading = reports::read(&ctx, &scope, span.since, span.until).await?;
     let (report, monthly) = (reading.report(span.by), reading.report(By::Month));
     Ok(pages::page(
@@ -74,11 +87,10 @@ pub(super) async fn csv(
     ui: UiCoach,
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
-    let span = match query.read(ctx.clock.now()) {
-        Ok(span) => span,
-        Err(problem) => return Ok(unreadable_report(&problem)),
+    let (span, scope) = match asked(&ctx, &ui, &query).await? {
+        Ok(asked) => asked,
+        Err(page) => return Ok(page),
     };
-    let scope = ui.scope(&ctx).await?;
     let report = reports::outcomes(&ctx, &scope, span.by, span.since, span.until).await?;
     Ok((
         [
