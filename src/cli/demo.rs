@@ -11,7 +11,6 @@ use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use secrecy::SecretString;
 
-use crate::app::auth;
 use crate::app::config::Settings;
 use crate::app::context::AppContext;
 use crate::cli::serve;
@@ -208,25 +207,16 @@ pub async fn run(config: Option<&Path>, args: &DemoArgs) -> anyhow::Result<()> {
     let ctx = AppContext::build(settings).await?;
     let now = ctx.clock.now();
 
-    {
-        let mut conn = ctx.store.conn().await?;
-        let password = SecretString::from(DEMO_PASSWORD);
-        for coach in &COACHES {
-            let hash = auth::hash_password(&password)?;
-            coaches::insert(
-                &mut conn,
-                &coaches::NewCoach {
-                    email: coach.email,
-                    name: coach.name,
-                    phone: None,
-                    role: coach.role,
-                    password_hash: Some(&hash),
-                    timezone: None,
-                },
-                now,
-            )
-            .await?;
-        }
+    for coach in &COACHES {
+        let new = crate::pipeline::coaches::NewCoach {
+            email: coach.email,
+            name: coach.name,
+            role: Some(coach.role.as_ref()),
+            phone: None,
+            timezone: None,
+            password: Some(SecretString::from(DEMO_PASSWORD)),
+        };
+        crate::pipeline::coaches::add(&ctx, None, new, now).await?;
     }
 
     let (clients_path, events_path) = write_csv(dir, args.clients, now)?;

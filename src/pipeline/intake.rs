@@ -29,9 +29,10 @@ use crate::domain::eligibility::Refusal;
 use crate::domain::limits;
 use crate::domain::local_time::local_to_utc;
 use crate::domain::{Channel, ClientStatus, EmailAddress, EventKind, PhoneNumber};
+use crate::pipeline::casework::{self, CaseError};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self, ClientFields, EventTarget};
-use crate::store::coaches;
+use crate::store::coaches::{self, CoachRow};
 use crate::store::episodes;
 use crate::store::events::{self, NewEvent};
 
@@ -807,4 +808,114 @@ async fn finish(
     tx.commit().await?;
     report.committed = true;
     Ok(report)
+}
+
+/// Why the API's one record was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// No such client, or not the caller's.
+    #[error("no such client")]
+    NotFound,
+    /// The record's reasons, as a CSV import gives them.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<CaseError> for RecordError {
+    fn from(e: CaseError) -> Self {
+        match e {
+            CaseError::Unexpected(e) => RecordError::Unexpected(e),
+            _ => RecordError::NotFound,
+        }
+    }
+}
+
+/// Adds or updates one client as `coach`, checked exactly as a CSV row is.
+/// A coach keeps clients for themselves (the record's coach defaults to
+/// them); giving one to another coach is for admins. Returns the client and
+/// whether they are new.
+pub async fn put_client(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    mut record: ClientRecord,
+    now: DateTime<Utc>,
+) -> Result<(Client, bool), RecordError> {
+    let external_id = record.external_id.clone().unwrap_or_default();
+    let coach_email = record
+        .coach_email
+        .take()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| coach.email.clone());
+    if !coach.is_admin() && !coach_email.eq_ignore_ascii_case(&coach.email) {
+        return Err(RecordError::Invalid(vec![
+            "coach_email: only an admin may assign a client to another coach".into(),
+        ]));
+    }
+    record.coach_email = Some(coach_email);
+    let visible = match casework::visible_client(ctx, coach, &external_id).await {
+        Ok(_) => true,
+        Err(CaseError::NotFound) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let mut tx = ctx.store.begin().await?;
+    if !visible
+        && clients::by_external_id(&mut tx, &external_id)
+            .await?
+            .is_some()
+    {
+        return Err(RecordError::NotFound);
+    }
+    let fields = ClientRules::load(ctx, &mut tx)
+        .await?
+        .check(&record)
+        .map_err(RecordError::Invalid)?;
+    let mut report = ImportReport::default();
+    upsert_clients(
+        &mut tx,
+        &[fields],
+        ctx.settings.first_step_after(),
+        now,
+        &mut report,
+    )
+    .await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    let mut conn = ctx.store.conn().await?;
+    let client = clients::by_external_id(&mut conn, &external_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("client {external_id} vanished after its upsert"))?;
+    Ok((client, report.created > 0))
+}
+
+/// Records one engagement event by `coach` (source `api`), with the same
+/// effect as a CSV row: an engagement closes the open episode and cancels
+/// unsent messages.
+pub async fn record_event(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    record: &EventRecord,
+    now: DateTime<Utc>,
+) -> Result<events::Recorded, RecordError> {
+    let client = match record.external_id.as_deref().map(str::trim) {
+        Some(external_id) if !external_id.is_empty() => {
+            let client = casework::visible_client(ctx, coach, external_id).await?;
+            Some(EventTarget::from(&client))
+        }
+        _ => None,
+    };
+    let (client, kind, occurred_at) =
+        check_event(&ctx.settings, record, client, now).map_err(RecordError::Invalid)?;
+    let event = NewEvent {
+        kind,
+        occurred_at,
+        source: "api",
+        note: record.note.as_deref(),
+        by: Some(coach.id),
+    };
+    let mut tx = ctx.store.begin().await?;
+    let first_step = ctx.settings.first_step_after();
+    let outcome = events::record(&mut tx, &client, &event, first_step, now).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(outcome)
 }

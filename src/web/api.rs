@@ -21,12 +21,11 @@ use crate::domain::client::Client;
 use crate::domain::{Channel, MessageStatus};
 use crate::pipeline;
 use crate::pipeline::conversation::AnswerError;
-use crate::pipeline::intake::{self, ClientRecord, ClientRules, EventRecord};
+use crate::pipeline::intake::{self, ClientRecord, EventRecord};
 use crate::pipeline::review::{self, ActionError, EditError};
 use crate::pipeline::{casework, replies};
-use crate::store::clients::{self, EventTarget};
+use crate::store::clients;
 use crate::store::coaches::{self, CoachRow};
-use crate::store::events::{self, NewEvent};
 use crate::store::messages::{self, MessageView};
 use crate::store::{Scope, conversation, from_opt_ts, inbound, send_log, tokens};
 use crate::web::openapi;
@@ -47,7 +46,39 @@ pub fn routes() -> OpenApiRouter<AppContext> {
         .routes(routes!(get_conversation))
         .routes(routes!(post_message))
         .routes(routes!(get_outcomes))
-        .routes(routes!(openapi::document))
+        .routes(routes!(document))
+}
+
+/// The API's OpenAPI 3.1 document, made from the same list as the router,
+/// with its paths relative to the server `/api/v1`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = routes().into_openapi();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    doc
+}
+
+/// The document, made once.
+static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    serde_json::to_string_pretty(&openapi()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI document cannot be written");
+        String::from("{}")
+    })
+});
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+)]
+async fn document() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
 }
 
 /// An API error. The cause of an internal error is logged, never returned.
@@ -82,6 +113,16 @@ impl ApiError {
                 .and_then(|r| r.split([' ', ':']).next())
                 .map(str::to_owned),
             detail: reasons.join("; "),
+        }
+    }
+}
+
+impl From<intake::RecordError> for ApiError {
+    fn from(e: intake::RecordError) -> Self {
+        match e {
+            intake::RecordError::NotFound => ApiError::NotFound,
+            intake::RecordError::Invalid(reasons) => ApiError::from_reasons(reasons),
+            intake::RecordError::Unexpected(e) => ApiError::Internal(e),
         }
     }
 }
@@ -311,13 +352,9 @@ async fn get_client(
     ApiCoach(coach): ApiCoach,
     Path(external_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let scope = scope(&ctx, &coach).await?;
-    let mut conn = ctx.store.conn().await?;
-    let client = clients::by_external_id(&mut conn, &external_id)
-        .await?
-        .filter(|c| scope.includes(c.coach_id))
-        .ok_or(ApiError::NotFound)?;
-    drop(conn);
+    let client = casework::visible_client(&ctx, &coach, &external_id)
+        .await
+        .map_err(intake::RecordError::from)?;
     Ok(Json(client_json(&ctx, client).await?))
 }
 
@@ -392,20 +429,8 @@ async fn put_client(
     body: Result<Json<ClientBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body?;
-    let now = ctx.clock.now();
-    let coach_email = body
-        .coach_email
-        .clone()
-        .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| coach.email.clone());
-    if !coach.is_admin() && !coach_email.eq_ignore_ascii_case(&coach.email) {
-        return Err(ApiError::BadRequest {
-            field: Some("coach_email".into()),
-            detail: "coach_email: only an admin may assign a client to another coach".into(),
-        });
-    }
     let record = ClientRecord {
-        external_id: Some(external_id.clone()),
+        external_id: Some(external_id),
         first_name: body.first_name,
         preferred_name: body.preferred_name,
         email: body.email,
@@ -413,41 +438,14 @@ async fn put_client(
         preferred_channel: body.preferred_channel,
         language: body.language,
         timezone: body.timezone,
-        coach_email: Some(coach_email),
+        coach_email: body.coach_email,
         consent_email: body.consent_email.map(Flag::into_text),
         consent_sms: body.consent_sms.map(Flag::into_text),
         discreet: body.discreet.map(Flag::into_text),
         status: body.status,
     };
-    let scope = scope(&ctx, &coach).await?;
-    let mut tx = ctx.store.begin().await?;
-    let existing = clients::by_external_id(&mut tx, &external_id).await?;
-    if existing
-        .as_ref()
-        .is_some_and(|c| !scope.includes(c.coach_id))
-    {
-        return Err(ApiError::NotFound);
-    }
-    let fields = ClientRules::load(&ctx, &mut tx)
-        .await?
-        .check(&record)
-        .map_err(ApiError::from_reasons)?;
-    let mut report = intake::ImportReport::default();
-    intake::upsert_clients(
-        &mut tx,
-        &[fields],
-        ctx.settings.first_step_after(),
-        now,
-        &mut report,
-    )
-    .await?;
-    tx.commit().await?;
-    let mut conn = ctx.store.conn().await?;
-    let client = clients::by_external_id(&mut conn, &external_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("client {external_id} vanished after its upsert"))?;
-    drop(conn);
-    let status = if report.created > 0 {
+    let (client, created) = intake::put_client(&ctx, &coach, record, ctx.clock.now()).await?;
+    let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -469,37 +467,7 @@ async fn post_event(
     body: Result<Json<EventRecord>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Json(record) = body?;
-    let now = ctx.clock.now();
-    let scope = scope(&ctx, &coach).await?;
-    let mut tx = ctx.store.begin().await?;
-    let client = match record.external_id.as_deref().map(str::trim) {
-        Some(external_id) if !external_id.is_empty() => {
-            let client = clients::by_external_id(&mut tx, external_id).await?;
-            if client.as_ref().is_none_or(|c| !scope.includes(c.coach_id)) {
-                return Err(ApiError::NotFound);
-            }
-            client.as_ref().map(EventTarget::from)
-        }
-        _ => None,
-    };
-    let (client, kind, occurred_at) =
-        intake::check_event(&ctx.settings, &record, client, now).map_err(ApiError::from_reasons)?;
-    let event = NewEvent {
-        kind,
-        occurred_at,
-        source: "api",
-        note: record.note.as_deref(),
-        by: Some(coach.id),
-    };
-    let outcome = events::record(
-        &mut tx,
-        &client,
-        &event,
-        ctx.settings.first_step_after(),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    let outcome = intake::record_event(&ctx, &coach, &record, ctx.clock.now()).await?;
     let status = if outcome.new == 0 {
         StatusCode::OK
     } else {

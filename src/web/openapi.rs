@@ -1,9 +1,9 @@
-//! The API's OpenAPI 3.1 document, served at `/api/v1/openapi.json`. Each
-//! operation is declared on its handler (`#[utoipa::path]`) and the handlers
-//! are mounted with `utoipa_axum::routes!`, which registers the route and its
-//! documentation together: the router and the document cannot drift. The
-//! shapes of the answers are described here; the stories check every answer
-//! against them.
+//! What the API's OpenAPI 3.1 document says beside its operations: the
+//! title, the security scheme, the tags, and the shapes of the answers, which
+//! the stories check every answer against. Each operation is declared on its
+//! handler in `api.rs` (`#[utoipa::path]`), mounted with `utoipa_axum::routes!`,
+//! and `api::openapi` builds the document from that same list: the router and
+//! the document cannot drift. Nothing here uses `api`.
 
 use chrono::{DateTime, Utc};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -144,36 +144,4 @@ pub struct EventRecorded {
     pub recorded: bool,
     /// The client was in a quiet spell, and this ended it.
     pub re_engaged: bool,
-}
-
-/// This document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "meta",
-    security(()),
-    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
-)]
-pub async fn document() -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        DOCUMENT.as_str(),
-    )
-        .into_response()
-}
-
-/// The document, made once.
-static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    serde_json::to_string_pretty(&openapi()).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the OpenAPI document cannot be written");
-        String::from("{}")
-    })
-});
-
-/// The document, with its paths relative to the server `/api/v1`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = super::api::routes().into_openapi();
-    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
-    doc
 }

@@ -10,10 +10,7 @@ use secrecy::ExposeSecret;
 
 use crate::app::channels::twilio::signature;
 use crate::app::context::AppContext;
-use crate::domain::LogEvent;
-use crate::pipeline::replies;
-use crate::store::messages;
-use crate::store::send_log::{self, Note};
+use crate::pipeline::{delivery, replies};
 
 /// The full URL the provider called, as it signs it.
 fn called_url(ctx: &AppContext, uri: &Uri) -> String {
@@ -55,9 +52,9 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// `POST /webhooks/twilio/status`: a delivery report. It moves the message's
-/// delivery status forward (never back) and appends to the send log. An unknown
-/// sid is logged and answered 200, so the provider does not retry forever.
+/// `POST /webhooks/twilio/status`: a delivery report (see `pipeline::delivery`).
+/// An unknown sid is logged and answered 200, so the provider does not retry
+/// forever.
 pub async fn status_callback(
     State(ctx): State<AppContext>,
     uri: Uri,
@@ -74,7 +71,9 @@ pub async fn status_callback(
         return StatusCode::BAD_REQUEST;
     };
     let error_code = param(&params, "ErrorCode");
-    match record_status(&ctx, sid, &status.to_ascii_lowercase(), error_code).await {
+    let status = status.to_ascii_lowercase();
+    let now = ctx.clock.now();
+    match delivery::record_status(&ctx, sid, &status, error_code, now).await {
         Ok(true) => StatusCode::OK,
         Ok(false) => {
             tracing::warn!(
@@ -88,38 +87,6 @@ pub async fn status_callback(
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
-}
-
-async fn record_status(
-    ctx: &AppContext,
-    sid: &str,
-    status: &str,
-    error_code: Option<&str>,
-) -> anyhow::Result<bool> {
-    let mut tx = ctx.store.begin().await?;
-    let Some(target) = messages::by_provider_id(&mut tx, sid).await? else {
-        return Ok(false);
-    };
-    messages::record_delivery(&mut tx, &target, status, error_code).await?;
-    send_log::append(
-        &mut tx,
-        &Note {
-            message_id: target.id,
-            event: LogEvent::Callback,
-            attempt: target.attempts,
-            channel: target.channel,
-            recipient: &target.recipient,
-            outcome: None,
-            provider_id: Some(sid),
-            delivery_status: Some(status),
-            code: error_code,
-            error: None,
-        },
-        ctx.clock.now(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
 }
 
 /// `POST /webhooks/twilio/inbound`: a client's SMS. It is stored before

@@ -9,9 +9,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
 use crate::app::context::AppContext;
-use crate::domain::Channel;
-use crate::store::audit::{self, Actor};
-use crate::store::clients;
+use crate::pipeline::unsubscribe;
 
 fn page(status: StatusCode, body: Markup) -> Response {
     (status, super::ui::plain_page("Email preferences", body)).into_response()
@@ -42,35 +40,7 @@ pub async fn confirm(State(ctx): State<AppContext>, Path(token): Path<String>) -
 
 /// Opts the client out of email. Repeating it is harmless and still succeeds.
 pub async fn unsubscribe(State(ctx): State<AppContext>, Path(token): Path<String>) -> Response {
-    let Some(client_id) = ctx.unsubscribe.verify(&token) else {
-        return not_found();
-    };
-    let now = ctx.clock.now();
-    let done = async {
-        let mut tx = ctx.store.begin().await?;
-        let Some(client) = clients::by_id(&mut tx, client_id).await? else {
-            return anyhow::Ok(false);
-        };
-        if client.opted_out_email_at.is_none() {
-            clients::opt_out(&mut tx, client.id, Channel::Email, now).await?;
-            audit::record(
-                &mut tx,
-                audit::Entry {
-                    actor: Actor::System("unsubscribe link"),
-                    action: "opt_out",
-                    client_id: Some(client.id),
-                    message_id: None,
-                    detail: Some("email".into()),
-                },
-                now,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-    .await;
-    match done {
+    match unsubscribe::opt_out(&ctx, &token, ctx.clock.now()).await {
         Ok(true) => page(
             StatusCode::OK,
             html! { h1 { "Done" } p { "You will not get check-in emails from us any more." } },

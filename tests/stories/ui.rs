@@ -18,6 +18,7 @@ on_both_backends!(
     after_the_last_step_the_queue_asks_the_coach_to_reach_out,
     a_coach_reads_the_thread_and_writes_back_from_the_client_page,
     an_admin_revokes_a_token_on_the_admin_page_and_housekeeping_forgets_ended_sessions,
+    a_coach_added_from_the_command_line_is_audited_like_one_added_on_the_admin_page,
 );
 
 /// Rosa's client c-1 (`first_name`) and Marcus's client m-1, each with a draft.
@@ -1004,4 +1005,83 @@ async fn drafts_status(app: &TestApp, token: &str) -> StatusCode {
     )
     .await
     .0
+}
+
+/// `reengage coaches add` on this app's database.
+fn cli_add_coach(app: &TestApp, email: &str, role: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_reengage"))
+        .arg("--config")
+        .arg(&app.config)
+        .args(["coaches", "add", "--email", email, "--name", "Lee Park"])
+        .args(["--role", role])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("reengage runs")
+}
+
+async fn a_coach_added_from_the_command_line_is_audited_like_one_added_on_the_admin_page(
+    app: TestApp,
+) {
+    set_passwords(&app).await;
+    let mut admin = Browser::new(&app);
+    admin.log_in(ADMIN, PASSWORD).await;
+    let csrf = Browser::csrf(&admin.get("/admin").await);
+    let add = |email: &'static str, role: &'static str| {
+        [
+            ("action", "add"),
+            ("email", email),
+            ("name", "Sam Okafor"),
+            ("role", role),
+        ]
+    };
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend(add("sam@example.org", "coach"));
+    let page = admin.post("/admin/coaches", &fields).await;
+    assert_eq!(page.location.as_deref(), Some("/admin"), "{}", page.body);
+    let added = cli_add_coach(&app, "lee@example.org", "coach");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
+    // The same action and detail; the actor is the admin, or the command line.
+    let mut conn = app.ctx.store.conn().await.unwrap();
+    let audit = reengage::store::audit::recent(&mut conn, 50).await.unwrap();
+    let entry = |email: &str| {
+        audit
+            .iter()
+            .find(|a| a.detail.as_deref() == Some(email))
+            .map(|a| (a.action.clone(), a.actor.clone()))
+    };
+    assert_eq!(
+        entry("sam@example.org"),
+        Some(("coach_added".to_owned(), ADMIN.to_owned()))
+    );
+    assert_eq!(
+        entry("lee@example.org"),
+        Some(("coach_added".to_owned(), "cli".to_owned()))
+    );
+    drop(conn);
+
+    // An unknown role is refused from both, and adds no one.
+    let coaches = app.count("SELECT COUNT(*) FROM coaches").await;
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend(add("kim@example.org", "superuser"));
+    let page = admin.post("/admin/coaches", &fields).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.body
+            .contains("role: `superuser` is not a role: coach or admin"),
+        "{}",
+        page.body
+    );
+    let refused = cli_add_coach(&app, "kim@example.org", "superuser");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("`superuser` is not a role: coach or admin"),
+        "{said}"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM coaches").await, coaches);
 }

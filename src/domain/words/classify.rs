@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::file::{Signals, WordFile};
-use super::normalise::{LANGS, Lang, Normaliser, Token};
+use super::lang::{LANGS, Lang};
+use super::normalise::{Normaliser, Token};
 use super::rules::{self, Literal, Node, Rule, Starts, starts};
 
 /// What a reply is, in order of precedence.

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use super::normalise::Lang;
+use super::lang::Lang;
 
 const BUILT_IN_WORDS: &str = include_str!("../../../config/words.toml");
 

@@ -34,6 +34,7 @@ pub mod evaluate;
 mod file;
 #[cfg(test)]
 mod fixtures;
+mod lang;
 mod normalise;
 mod rules;
 

@@ -3,32 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rust_stemmers::{Algorithm, Stemmer};
+use rust_stemmers::Stemmer;
+
+use super::lang::{LANGS, Lang};
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 
 use super::file::WordFile;
-
-/// The languages rules are written in; each has its own stemmer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Lang {
-    En,
-    Es,
-}
-
-pub(super) const LANGS: [Lang; 2] = [Lang::En, Lang::Es];
-
-impl Lang {
-    pub(super) fn index(self) -> usize {
-        self as usize
-    }
-
-    fn algorithm(self) -> Algorithm {
-        match self {
-            Lang::En => Algorithm::English,
-            Lang::Es => Algorithm::Spanish,
-        }
-    }
-}
 
 /// One word of a text, in the forms rules compare.
 #[derive(Debug, Clone)]

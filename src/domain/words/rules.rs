@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::Class;
 use super::file::{ByLang, WordFile};
-use super::normalise::{Lang, Normaliser, Token, words};
+use super::lang::Lang;
+use super::normalise::{Normaliser, Token, words};
 
 /// A word of a rule, in the forms tokens are compared in.
 #[derive(Debug, Clone)]

@@ -22,9 +22,11 @@
 
 pub mod alerts;
 mod coach;
+mod incoming;
 mod receive;
 mod respond;
 
 pub use crate::domain::words::{Class, Classification, Match, Words};
 pub use coach::{ReplyError, act};
-pub use receive::{Incoming, Kind, Received, Sender, receive};
+pub use incoming::{Incoming, Kind, Sender};
+pub use receive::{Received, receive};

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::alerts;
-use super::receive::Incoming;
+use super::incoming::Incoming;
 use crate::app::context::AppContext;
 use crate::domain::client::Client;
 use crate::domain::eligibility::{Purpose, Refusal, eligibility};

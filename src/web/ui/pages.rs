@@ -77,6 +77,15 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     )
 }
 
+/// A form whose CSRF token is missing or forged: nothing was changed.
+pub fn forbidden() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Nothing was changed. Reload the page and try again.",
+    )
+}
+
 pub fn internal_error(e: anyhow::Error) -> Response {
     tracing::error!(error = format!("{e:#}"), "page failed");
     message(
@@ -827,98 +836,14 @@ pub fn admin(
     expired: &[MessageView],
     settings: &crate::app::config::Settings,
 ) -> Markup {
-    let when = |at: Option<i64>| {
-        crate::store::from_opt_ts(at).map_or_else(|| "never".to_owned(), |at| coach_time(coach, at))
-    };
-    let form_for = |c: &CoachRow, action: &str, label: &str| {
-        html! {
-            form.inline method="post" action="/admin/coaches" {
-                input type="hidden" name="csrf" value=(csrf);
-                input type="hidden" name="action" value=(action);
-                input type="hidden" name="email" value=(c.email);
-                button.quiet type="submit" { (label) }
-            }
-        }
-    };
     layout(
         "Admin",
         Some((coach, csrf)),
         html! {
             h1 { "Admin" }
-            h2.section { "Coaches" }
-            table {
-                thead { tr { th { "Coach" } th { "Role" } th { "Access" } th { "" } } }
-                tbody {
-                    @for c in all {
-                        tr {
-                            td {
-                                a href={ "/account?email=" (url::form_urlencoded::byte_serialize(c.email.as_bytes()).collect::<String>()) } { (c.name) } br;
-                                span.meta { (c.email) }
-                            }
-                            td { (c.role) }
-                            td { @if c.is_active() { "active" } @else { "deactivated" } }
-                            td {
-                                @if c.is_active() { (form_for(c, "deactivate", "Deactivate")) }
-                                @else { (form_for(c, "activate", "Activate")) }
-                                form.inline method="post" action="/admin/coaches" {
-                                    input type="hidden" name="csrf" value=(csrf);
-                                    input type="hidden" name="action" value="password";
-                                    input type="hidden" name="email" value=(c.email);
-                                    label.meta for={ "pw-" (c.id) } { "New password" }
-                                    input id={ "pw-" (c.id) } type="password" name="password" autocomplete="new-password";
-                                    button.quiet type="submit" { "Reset" }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            div.card {
-                h2.minor.flush-top { "Add a coach" }
-                form method="post" action="/admin/coaches" {
-                    input type="hidden" name="csrf" value=(csrf);
-                    input type="hidden" name="action" value="add";
-                    label for="new-email" { "Email" }
-                    input #new-email type="email" name="email" required;
-                    label for="new-name" { "Name" }
-                    input #new-name type="text" name="name" required;
-                    label for="new-role" { "Role" }
-                    select #new-role name="role" { option value="coach" { "coach" } option value="admin" { "admin" } }
-                    label for="new-password" { "Password (at least 10 characters)" }
-                    input #new-password type="password" name="password" autocomplete="new-password";
-                    p { button type="submit" { "Add" } }
-                }
-            }
-            h2.section { "API tokens" }
-            p.meta { "Made with " code { "reengage tokens create" } ". The token itself is shown once, when it is made, and never again." }
-            @if tokens.is_empty() {
-                p.meta { "None." }
-            } @else {
-                table {
-                    thead { tr { th { "Id" } th { "Coach" } th { "Made" } th { "Last used" } th { "Expires" } th { "" } } }
-                    tbody {
-                        @for t in tokens {
-                            tr {
-                                td { (t.id) }
-                                td { (t.coach) }
-                                td { (when(Some(t.created_at))) }
-                                td { (when(t.last_used_at)) }
-                                td { @if t.expires_at.is_some() { (when(t.expires_at)) } @else { "no expiry" } }
-                                td {
-                                    @if t.revoked_at.is_some() {
-                                        "revoked " (when(t.revoked_at))
-                                    } @else {
-                                        form.inline method="post" action={ "/admin/tokens/" (t.id) "/revoke" } {
-                                            input type="hidden" name="csrf" value=(csrf);
-                                            button.quiet type="submit" { "Revoke" }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (coaches_table(csrf, all))
+            (add_coach_form(csrf))
+            (tokens_table(coach, csrf, tokens))
             h2.section { "Settings (read-only; change them in the config file)" }
             ul {
                 @for step in &settings.detection.cadence {
@@ -943,6 +868,110 @@ pub fn admin(
             }
         },
     )
+}
+
+/// Every coach, with their access and a new password.
+fn coaches_table(csrf: &str, all: &[CoachRow]) -> Markup {
+    let form_for = |c: &CoachRow, action: &str, label: &str| {
+        html! {
+            form.inline method="post" action="/admin/coaches" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value=(action);
+                input type="hidden" name="email" value=(c.email);
+                button.quiet type="submit" { (label) }
+            }
+        }
+    };
+    html! {
+        h2.section { "Coaches" }
+        table {
+            thead { tr { th { "Coach" } th { "Role" } th { "Access" } th { "" } } }
+            tbody {
+                @for c in all {
+                    tr {
+                        td {
+                            a href={ "/account?email=" (url::form_urlencoded::byte_serialize(c.email.as_bytes()).collect::<String>()) } { (c.name) } br;
+                            span.meta { (c.email) }
+                        }
+                        td { (c.role) }
+                        td { @if c.is_active() { "active" } @else { "deactivated" } }
+                        td {
+                            @if c.is_active() { (form_for(c, "deactivate", "Deactivate")) }
+                            @else { (form_for(c, "activate", "Activate")) }
+                            form.inline method="post" action="/admin/coaches" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="action" value="password";
+                                input type="hidden" name="email" value=(c.email);
+                                label.meta for={ "pw-" (c.id) } { "New password" }
+                                input id={ "pw-" (c.id) } type="password" name="password" autocomplete="new-password";
+                                button.quiet type="submit" { "Reset" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add_coach_form(csrf: &str) -> Markup {
+    html! {
+        div.card {
+            h2.minor.flush-top { "Add a coach" }
+            form method="post" action="/admin/coaches" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="action" value="add";
+                label for="new-email" { "Email" }
+                input #new-email type="email" name="email" required;
+                label for="new-name" { "Name" }
+                input #new-name type="text" name="name" required;
+                label for="new-role" { "Role" }
+                select #new-role name="role" { option value="coach" { "coach" } option value="admin" { "admin" } }
+                label for="new-password" { "Password (at least 10 characters)" }
+                input #new-password type="password" name="password" autocomplete="new-password";
+                p { button type="submit" { "Add" } }
+            }
+        }
+    }
+}
+
+/// The API tokens (never the tokens themselves), each revocable.
+fn tokens_table(coach: &CoachRow, csrf: &str, tokens: &[crate::store::tokens::TokenRow]) -> Markup {
+    let when = |at: Option<i64>| {
+        crate::store::from_opt_ts(at).map_or_else(|| "never".to_owned(), |at| coach_time(coach, at))
+    };
+    html! {
+        h2.section { "API tokens" }
+        p.meta { "Made with " code { "reengage tokens create" } ". The token itself is shown once, when it is made, and never again." }
+        @if tokens.is_empty() {
+            p.meta { "None." }
+        } @else {
+            table {
+                thead { tr { th { "Id" } th { "Coach" } th { "Made" } th { "Last used" } th { "Expires" } th { "" } } }
+                tbody {
+                    @for t in tokens {
+                        tr {
+                            td { (t.id) }
+                            td { (t.coach) }
+                            td { (when(Some(t.created_at))) }
+                            td { (when(t.last_used_at)) }
+                            td { @if t.expires_at.is_some() { (when(t.expires_at)) } @else { "no expiry" } }
+                            td {
+                                @if t.revoked_at.is_some() {
+                                    "revoked " (when(t.revoked_at))
+                                } @else {
+                                    form.inline method="post" action={ "/admin/tokens/" (t.id) "/revoke" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button.quiet type="submit" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub fn template_preview(
@@ -996,8 +1025,64 @@ pub fn reports(
     monthly: &crate::pipeline::reports::Report,
     query: &str,
 ) -> Markup {
-    use super::charts::{self, Bar};
+    layout(
+        "Outcomes",
+        Some((coach, csrf)),
+        html! {
+            h1 { "Outcomes" }
+            p.meta {
+                "Episodes reached in the period (counted in the month of their first send); outcomes within "
+                (report.window_days) " days of the first send, credited to the message sent last before them. "
+                @if coach.is_admin() { "Every coach's clients." } @else { "Your clients, and those you cover for." }
+            }
+            (report_form(report, query))
+            @if report.undecided {
+                p.error role="status" {
+                    "The intervals overlap: these numbers cannot yet tell the "
+                    (report.by) "s apart. Keep going before choosing one."
+                }
+            }
+            (funnel_chart(report))
+            (rate_charts(report, monthly))
+            (workload(report))
+        },
+    )
+}
+
+/// The report's settings: compare by, the period, and the CSV of the same.
+fn report_form(report: &crate::pipeline::reports::Report, query: &str) -> Markup {
     use crate::domain::outcomes::By;
+    let options = [
+        By::Step,
+        By::Channel,
+        By::Template,
+        By::Variant,
+        By::Edited,
+        By::Language,
+        By::Coach,
+        By::Month,
+    ];
+    html! {
+        form method="get" action="/reports" {
+            label for="by" { "Compare by" }
+            select #by name="by" {
+                @for by in options {
+                    option value=(by) selected[by == report.by] { (by) }
+                }
+            }
+            label for="since" { "From (first send on or after)" }
+            input #since type="date" name="since" value=(report.since.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default());
+            label for="until" { "Until" }
+            // The last day the report covers: `until` is the exclusive end.
+            input #until type="date" name="until" value=((report.until - chrono::Duration::seconds(1)).format("%Y-%m-%d"));
+            p { button type="submit" { "Show" } " " a href={ "/reports.csv?" (query) } download { "Download CSV" } }
+        }
+    }
+}
+
+/// From opened to returned, and why episodes fell out.
+fn funnel_chart(report: &crate::pipeline::reports::Report) -> Markup {
+    use super::charts::{self, Bar};
     let f = &report.funnel;
     let opened = f.opened.max(1) as f64;
     let funnel: Vec<Bar> = [
@@ -1017,6 +1102,34 @@ pub fn reports(
         text: n.to_string(),
     })
     .collect();
+    let d = &f.dropped;
+    html! {
+        (charts::bars(
+            "funnel",
+            "From opened to returned",
+            &format!(
+                "{} episodes opened; {} sent, {} replied, {} returned. Fell out: {} rejected, {} expired unseen, {} cancelled, {} failed, {} undelivered.",
+                f.opened, f.sent, f.replied, f.returned, d.rejected, d.expired,
+                d.cancelled.values().sum::<u64>(), d.failed, d.undelivered
+            ),
+            ["stage", "episodes"],
+            &funnel,
+        ))
+        @if !d.cancelled.is_empty() {
+            p.meta {
+                "Cancelled, by reason: "
+                (d.cancelled.iter().map(|(why, n)| format!("{} {n}", why.replace('_', " "))).collect::<Vec<_>>().join(", "))
+            }
+        }
+    }
+}
+
+/// Came back and replied, by the report's dimension, and came back by month.
+fn rate_charts(
+    report: &crate::pipeline::reports::Report,
+    monthly: &crate::pipeline::reports::Report,
+) -> Markup {
+    use super::charts::{self, Bar};
     let rate_bars = |rate: RateOf, rows: &[crate::domain::outcomes::Row]| {
         rows.iter()
             .map(|r| {
@@ -1040,108 +1153,56 @@ pub fn reports(
         &monthly.rows,
     );
     let reached: u64 = report.rows.iter().map(|r| r.episodes).max().unwrap_or(0);
-    let options = [
-        By::Step,
-        By::Channel,
-        By::Template,
-        By::Variant,
-        By::Edited,
-        By::Language,
-        By::Coach,
-        By::Month,
-    ];
-    let d = &f.dropped;
-    layout(
-        "Outcomes",
-        Some((coach, csrf)),
-        html! {
-            h1 { "Outcomes" }
-            p.meta {
-                "Episodes reached in the period (counted in the month of their first send); outcomes within "
-                (report.window_days) " days of the first send, credited to the message sent last before them. "
-                @if coach.is_admin() { "Every coach's clients." } @else { "Your clients, and those you cover for." }
-            }
-            form method="get" action="/reports" {
-                label for="by" { "Compare by" }
-                select #by name="by" {
-                    @for by in options {
-                        option value=(by) selected[by == report.by] { (by) }
+    html! {
+        (charts::bars(
+            "returns",
+            &format!("Came back, by {}", report.by),
+            &format!(
+                "Share of reached episodes (at most {reached} in a row) whose client checked in or attended a session, with the 95% interval."
+            ),
+            [report.by.to_string().as_str(), "returned"],
+            &returns,
+        ))
+        (charts::bars(
+            "replies",
+            &format!("Replied, by {}", report.by),
+            "Share of reached episodes whose client wrote back (not a bare keyword, not an automatic reply).",
+            [report.by.to_string().as_str(), "replied"],
+            &replies,
+        ))
+        (charts::bars(
+            "trend",
+            "Came back, by month",
+            "The return rate of the episodes first sent in each month, with the 95% interval.",
+            ["month", "returned"],
+            &trend,
+        ))
+    }
+}
+
+/// Each coach's queue, and how long replies and returns took.
+fn workload(report: &crate::pipeline::reports::Report) -> Markup {
+    html! {
+        h2.section { "Coaches' queues" }
+        table {
+            thead { tr { th { "coach" } th { "drafts" } th { "decided" } th { "median time to decide" } th { "expired unseen" } } }
+            tbody {
+                @for w in &report.workload {
+                    tr {
+                        td { (w.coach) } td { (w.drafts) } td { (w.decided) }
+                        td { (w.time_to_decision.map(|s| format!("{:.1} h", s.median_hours)).unwrap_or_else(|| "-".into())) }
+                        td { (w.expired) }
                     }
                 }
-                label for="since" { "From (first send on or after)" }
-                input #since type="date" name="since" value=(report.since.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default());
-                label for="until" { "Until" }
-                // The last day the report covers: `until` is the exclusive end.
-                input #until type="date" name="until" value=((report.until - chrono::Duration::seconds(1)).format("%Y-%m-%d"));
-                p { button type="submit" { "Show" } " " a href={ "/reports.csv?" (query) } download { "Download CSV" } }
             }
-            @if report.undecided {
-                p.error role="status" {
-                    "The intervals overlap: these numbers cannot yet tell the "
-                    (report.by) "s apart. Keep going before choosing one."
-                }
-            }
-            (charts::bars(
-                "funnel",
-                "From opened to returned",
-                &format!(
-                    "{} episodes opened; {} sent, {} replied, {} returned. Fell out: {} rejected, {} expired unseen, {} cancelled, {} failed, {} undelivered.",
-                    f.opened, f.sent, f.replied, f.returned, d.rejected, d.expired,
-                    d.cancelled.values().sum::<u64>(), d.failed, d.undelivered
-                ),
-                ["stage", "episodes"],
-                &funnel,
-            ))
-            @if !d.cancelled.is_empty() {
+        }
+        @for (what, spread) in [("reply", &report.time_to_reply), ("return", &report.time_to_return)] {
+            @if let Some(s) = spread {
                 p.meta {
-                    "Cancelled, by reason: "
-                    (d.cancelled.iter().map(|(why, n)| format!("{} {n}", why.replace('_', " "))).collect::<Vec<_>>().join(", "))
+                    "Time to " (what) ": median " (format!("{:.1}", s.median_hours)) " hours (quartiles "
+                    (format!("{:.1}", s.q1_hours)) "–" (format!("{:.1}", s.q3_hours)) ", " (s.count) " episodes)."
                 }
             }
-            (charts::bars(
-                "returns",
-                &format!("Came back, by {}", report.by),
-                &format!(
-                    "Share of reached episodes (at most {reached} in a row) whose client checked in or attended a session, with the 95% interval."
-                ),
-                [report.by.to_string().as_str(), "returned"],
-                &returns,
-            ))
-            (charts::bars(
-                "replies",
-                &format!("Replied, by {}", report.by),
-                "Share of reached episodes whose client wrote back (not a bare keyword, not an automatic reply).",
-                [report.by.to_string().as_str(), "replied"],
-                &replies,
-            ))
-            (charts::bars(
-                "trend",
-                "Came back, by month",
-                "The return rate of the episodes first sent in each month, with the 95% interval.",
-                ["month", "returned"],
-                &trend,
-            ))
-            h2.section { "Coaches' queues" }
-            table {
-                thead { tr { th { "coach" } th { "drafts" } th { "decided" } th { "median time to decide" } th { "expired unseen" } } }
-                tbody {
-                    @for w in &report.workload {
-                        tr {
-                            td { (w.coach) } td { (w.drafts) } td { (w.decided) }
-                            td { (w.time_to_decision.map(|s| format!("{:.1} h", s.median_hours)).unwrap_or_else(|| "-".into())) }
-                            td { (w.expired) }
-                        }
-                    }
-                }
-            }
-            @for (what, spread) in [("reply", &report.time_to_reply), ("return", &report.time_to_return)] {
-                @if let Some(s) = spread {
-                    p.meta {
-                        "Time to " (what) ": median " (format!("{:.1}", s.median_hours)) " hours (quartiles "
-                        (format!("{:.1}", s.q1_hours)) "–" (format!("{:.1}", s.q3_hours)) ", " (s.count) " episodes)."
-                    }
-                }
-            }
-        },
-    )
+        }
+    }
 }

@@ -16,6 +16,8 @@ use crate::app::context::AppContext;
 use crate::store::coaches::{self, CoachRow};
 use crate::store::{Scope, sessions};
 
+use super::pages;
+
 pub const SESSION_COOKIE: &str = "reengage_session";
 pub const LOGIN_CSRF_COOKIE: &str = "reengage_login_csrf";
 
@@ -86,7 +88,7 @@ impl FromRequestParts<AppContext> for UiCoach {
                 token,
             }),
             Ok(None) => Err(to_login()),
-            Err(e) => Err(super::pages::internal_error(e)),
+            Err(e) => Err(pages::internal_error(e)),
         }
     }
 }
@@ -95,6 +97,27 @@ impl FromRequestParts<AppContext> for UiCoach {
 pub trait WithCsrf {
     fn csrf(&self) -> &str;
 }
+
+/// Every form of the UI carries the session's CSRF token as `csrf`; each
+/// page's file names its forms here.
+macro_rules! with_csrf {
+    ($($form:ty),* $(,)?) => {$(
+        impl $crate::web::ui::session::WithCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
+}
+pub(super) use with_csrf;
+
+/// A form with nothing but the token: a button.
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+with_csrf!(CsrfForm);
 
 /// A form posted by a signed-in coach whose CSRF token matched the session's.
 /// Every form of the UI arrives through it: a missing or forged token is 403
@@ -114,7 +137,7 @@ where
             .await
             .map_err(IntoResponse::into_response)?;
         if !same_token(form.csrf(), &ui.csrf) {
-            return Err(super::forbidden());
+            return Err(pages::forbidden());
         }
         Ok(CheckedForm(ui, form))
     }
