@@ -405,6 +405,62 @@ impl Settings {
                 "must start with `sqlite:` or `postgres://`",
             ));
         }
+        if !matches!(self.http.public_url.scheme(), "http" | "https") {
+            return Err(ConfigError::new(
+                "http.public_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        self.validate_schedule()?;
+        self.validate_cadence()?;
+        if self.sending.lease_seconds < 10 {
+            return Err(ConfigError::new(
+                "sending.lease_seconds",
+                "must be at least 10 seconds",
+            ));
+        }
+        phonenumber::country::Id::from_str(&self.defaults.phone_region).map_err(|_| {
+            ConfigError::new(
+                "defaults.phone_region",
+                format!(
+                    "`{}` is not an ISO 3166 region code like `US`",
+                    self.defaults.phone_region
+                ),
+            )
+        })?;
+        self.validate_counts()?;
+        let secret_key = self.security.secret_key.expose_secret();
+        if !secret_key.is_empty() && secret_key.chars().count() < 32 {
+            return Err(ConfigError::new(
+                "security.secret_key",
+                "must be at least 32 characters (or empty, to have one made)",
+            ));
+        }
+        self.validate_help_text()?;
+        self.validate_inbound()?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("`{}` is not a level like info or debug", self.log.level),
+            ));
+        }
+        if self.retention.send_log_years < 6 {
+            return Err(ConfigError::new(
+                "retention.send_log_years",
+                "must be at least 6: consent and opt-out evidence is kept 6 years (HIPAA)",
+            ));
+        }
+        if self.email.transport == EmailTransportKind::Smtp {
+            self.validate_smtp()?;
+        }
+        if self.sms.transport == SmsTransportKind::Twilio {
+            self.validate_twilio()?;
+        }
+        Ok(())
+    }
+
+    /// The numbers that must be at least 1.
+    fn validate_counts(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             (
                 "http.request_timeout_seconds",
@@ -415,17 +471,29 @@ impl Settings {
                 self.http.header_read_timeout_seconds,
             ),
             ("http.body_limit_bytes", self.http.body_limit_bytes as u64),
+            ("sending.max_attempts", u64::from(self.sending.max_attempts)),
+            ("sending.batch_size", u64::from(self.sending.batch_size)),
+            (
+                "sending.max_per_client_per_day",
+                u64::from(self.sending.max_per_client_per_day),
+            ),
+            (
+                "sending.max_per_client_per_week",
+                u64::from(self.sending.max_per_client_per_week),
+            ),
+            ("email.concurrency", u64::from(self.email.concurrency)),
+            ("sms.concurrency", u64::from(self.sms.concurrency)),
+            ("reports.window_days", u64::from(self.reports.window_days)),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));
             }
         }
-        if !matches!(self.http.public_url.scheme(), "http" | "https") {
-            return Err(ConfigError::new(
-                "http.public_url",
-                "must be an http:// or https:// URL",
-            ));
-        }
+        Ok(())
+    }
+
+    /// Every job's cron string, as the scheduler will read it.
+    fn validate_schedule(&self) -> Result<(), ConfigError> {
         for (key, cron) in [
             ("schedule.detect", &self.schedule.detect),
             ("schedule.dispatch", &self.schedule.dispatch),
@@ -437,6 +505,12 @@ impl Settings {
                 check_cron(cron).map_err(|problem| ConfigError::new(key, problem))?;
             }
         }
+        Ok(())
+    }
+
+    /// The cadence's steps: at least one, the first after a day or more,
+    /// strictly increasing.
+    fn validate_cadence(&self) -> Result<(), ConfigError> {
         let cadence = &self.detection.cadence;
         if cadence.is_empty() {
             return Err(ConfigError::new(
@@ -458,79 +532,6 @@ impl Settings {
                 "detection.cadence",
                 "steps must be in strictly increasing order of after_days",
             ));
-        }
-        if self.sending.max_attempts == 0 {
-            return Err(ConfigError::new(
-                "sending.max_attempts",
-                "must be at least 1",
-            ));
-        }
-        if self.sending.batch_size == 0 {
-            return Err(ConfigError::new("sending.batch_size", "must be at least 1"));
-        }
-        if self.sending.lease_seconds < 10 {
-            return Err(ConfigError::new(
-                "sending.lease_seconds",
-                "must be at least 10 seconds",
-            ));
-        }
-        phonenumber::country::Id::from_str(&self.defaults.phone_region).map_err(|_| {
-            ConfigError::new(
-                "defaults.phone_region",
-                format!(
-                    "`{}` is not an ISO 3166 region code like `US`",
-                    self.defaults.phone_region
-                ),
-            )
-        })?;
-        for (key, value) in [
-            (
-                "sending.max_per_client_per_day",
-                self.sending.max_per_client_per_day,
-            ),
-            (
-                "sending.max_per_client_per_week",
-                self.sending.max_per_client_per_week,
-            ),
-            ("email.concurrency", self.email.concurrency),
-            ("sms.concurrency", self.sms.concurrency),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::new(key, "must be at least 1"));
-            }
-        }
-        let secret_key = self.security.secret_key.expose_secret();
-        if !secret_key.is_empty() && secret_key.chars().count() < 32 {
-            return Err(ConfigError::new(
-                "security.secret_key",
-                "must be at least 32 characters (or empty, to have one made)",
-            ));
-        }
-        self.validate_help_text()?;
-        self.validate_inbound()?;
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(ConfigError::new(
-                "log.level",
-                format!("`{}` is not a level like info or debug", self.log.level),
-            ));
-        }
-        if self.reports.window_days == 0 {
-            return Err(ConfigError::new(
-                "reports.window_days",
-                "must be at least 1",
-            ));
-        }
-        if self.retention.send_log_years < 6 {
-            return Err(ConfigError::new(
-                "retention.send_log_years",
-                "must be at least 6: consent and opt-out evidence is kept 6 years (HIPAA)",
-            ));
-        }
-        if self.email.transport == EmailTransportKind::Smtp {
-            self.validate_smtp()?;
-        }
-        if self.sms.transport == SmsTransportKind::Twilio {
-            self.validate_twilio()?;
         }
         Ok(())
     }

@@ -92,112 +92,109 @@ pub struct Metrics {
     http_seconds: Family<RouteLabels, Histogram>,
 }
 
+/// Registers `metric` under `name` and gives it back, to keep.
+fn registered<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("reengage");
-        let messages = Family::<StatusLabels, Gauge>::default();
-        let send_attempts = Family::<SendLabels, Gauge>::default();
-        let channel_paused = Family::<ChannelLabels, Gauge>::default();
-        let job_runs = Family::<JobLabels, Counter>::default();
-        let job_seconds = Family::<JobNameLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.01, 4.0, 8))
-        });
-        registry.register(
-            "messages",
-            "Messages (drafts and sends) by status",
-            messages.clone(),
-        );
-        registry.register(
-            "send_log_rows",
-            "Rows in the send log (one per attempt, kept for send_log_years) by channel and outcome",
-            send_attempts.clone(),
-        );
-        let sends = Family::<SendLabels, Counter>::default();
-        registry.register(
-            "send_attempts",
-            "Send attempts made by this process by channel and outcome",
-            sends.clone(),
-        );
-        let inbound = Family::<ClassLabels, Counter>::default();
-        registry.register(
-            "inbound",
-            "Messages received by this process (SMS and email) by first classification \
-             (or auto_reply, bounce, unreadable)",
-            inbound.clone(),
-        );
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered by this process by matched route and status",
-            http_requests.clone(),
-        );
-        let http_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.001, 4.0, 8))
-        });
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request durations by matched route",
-            http_seconds.clone(),
-        );
+        let r = &mut registry;
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
             .get_or_create(&VersionLabels {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             })
             .set(1);
-        registry.register("build_info", "1, labelled with the version", build_info);
-        registry.register(
-            "channel_paused",
-            "1 while a channel is stopped for an operator to fix (for example refused credentials)",
-            channel_paused.clone(),
-        );
-        registry.register("job_runs", "Scheduled job runs by result", job_runs.clone());
-        registry.register(
-            "job_duration_seconds",
-            "Scheduled job run durations",
-            job_seconds.clone(),
-        );
-        let oldest_pending = Gauge::default();
-        registry.register(
-            "oldest_pending_draft_age_seconds",
-            "Age of the oldest draft waiting for a coach (0 when none)",
-            oldest_pending.clone(),
-        );
-        let crisis_open = Gauge::default();
-        registry.register(
-            "crisis_alerts_open",
-            "Crisis replies nobody has acknowledged yet (\"I'm on it\")",
-            crisis_open.clone(),
-        );
-        let crisis_oldest = Gauge::default();
-        registry.register(
-            "crisis_alert_oldest_age_seconds",
-            "Age of the oldest crisis reply nobody has acknowledged (0 when none)",
-            crisis_oldest.clone(),
-        );
-        let episodes = Family::<OutcomeLabels, Gauge>::default();
-        registry.register(
-            "episodes_total",
-            "Reached episodes by outcome within reports.window_days of the first send \
-             (returned, replied, reached_personally, opted_out, none: the first that applies)",
-            episodes.clone(),
-        );
+        r.register("build_info", "1, labelled with the version", build_info);
         Self {
-            episodes,
+            messages: registered(
+                r,
+                "messages",
+                "Messages (drafts and sends) by status",
+                Family::default(),
+            ),
+            send_attempts: registered(
+                r,
+                "send_log_rows",
+                "Rows in the send log (one per attempt, kept for send_log_years) by channel and outcome",
+                Family::default(),
+            ),
+            sends: registered(
+                r,
+                "send_attempts",
+                "Send attempts made by this process by channel and outcome",
+                Family::default(),
+            ),
+            inbound: registered(
+                r,
+                "inbound",
+                "Messages received by this process (SMS and email) by first classification \
+                 (or auto_reply, bounce, unreadable)",
+                Family::default(),
+            ),
+            http_requests: registered(
+                r,
+                "http_requests",
+                "HTTP requests answered by this process by matched route and status",
+                Family::default(),
+            ),
+            http_seconds: registered(
+                r,
+                "http_request_duration_seconds",
+                "HTTP request durations by matched route",
+                Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 4.0, 8))),
+            ),
+            channel_paused: registered(
+                r,
+                "channel_paused",
+                "1 while a channel is stopped for an operator to fix (for example refused credentials)",
+                Family::default(),
+            ),
+            job_runs: registered(
+                r,
+                "job_runs",
+                "Scheduled job runs by result",
+                Family::default(),
+            ),
+            job_seconds: registered(
+                r,
+                "job_duration_seconds",
+                "Scheduled job run durations",
+                Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 4.0, 8))),
+            ),
+            oldest_pending: registered(
+                r,
+                "oldest_pending_draft_age_seconds",
+                "Age of the oldest draft waiting for a coach (0 when none)",
+                Gauge::default(),
+            ),
+            crisis_open: registered(
+                r,
+                "crisis_alerts_open",
+                "Crisis replies nobody has acknowledged yet (\"I'm on it\")",
+                Gauge::default(),
+            ),
+            crisis_oldest: registered(
+                r,
+                "crisis_alert_oldest_age_seconds",
+                "Age of the oldest crisis reply nobody has acknowledged (0 when none)",
+                Gauge::default(),
+            ),
+            episodes: registered(
+                r,
+                "episodes_total",
+                "Reached episodes by outcome within reports.window_days of the first send \
+                 (returned, replied, reached_personally, opted_out, none: the first that applies)",
+                Family::default(),
+            ),
             episodes_read_at: std::sync::Mutex::new(None),
-            sends,
-            inbound,
-            http_requests,
-            http_seconds,
-            crisis_open,
-            crisis_oldest,
             registry,
-            messages,
-            send_attempts,
-            channel_paused,
-            job_runs,
-            job_seconds,
-            oldest_pending,
         }
     }
 }

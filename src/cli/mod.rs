@@ -12,6 +12,7 @@ use secrecy::ExposeSecret as _;
 
 use crate::app::config::Settings;
 use crate::app::context::{AppContext, Migrations};
+use crate::pipeline::replies::alerts;
 use crate::pipeline::{detect, dispatch};
 
 /// Prints to stdout. A reader that went away (`reengage drafts list | head`) is
@@ -304,6 +305,8 @@ async fn run_detect(
 async fn run_dispatch(ctx: &AppContext, now: Option<DateTime<Utc>>) -> anyhow::Result<ExitCode> {
     ctx.settings.validate_sending()?;
     let now = now.unwrap_or_else(|| ctx.clock.now());
+    // Without `serve`, this command is the crisis follow-up's tick too.
+    say!("{}", alerts::run(ctx, now).await?);
     say!("{}", dispatch::run_once(ctx, now).await?);
     Ok(ExitCode::SUCCESS)
 }

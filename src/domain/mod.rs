@@ -154,7 +154,7 @@ macro_rules! compares_as_text {
     )*};
 }
 
-compares_as_text!(Channel, MessageStatus, SendOutcome, LogEvent);
+compares_as_text!(Channel, MessageStatus, SendOutcome, LogEvent, AuditAction);
 
 /// A message's place in its life; see the state diagram in docs/architecture.md.
 #[derive(
@@ -219,6 +219,64 @@ impl EventKind {
     pub fn is_engagement(self) -> bool {
         !matches!(self, EventKind::SessionMissed)
     }
+}
+
+/// What an audit-log entry records. The names are what the log holds and
+/// shows; an entry is only ever added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum AuditAction {
+    // A coach's decisions on a draft or a message in doubt.
+    Approve,
+    Edit,
+    Reject,
+    Snooze,
+    Resend,
+    ResolveSent,
+    // A coach's own message.
+    CoachMessage,
+    // A coach's casework on a client.
+    Pause,
+    Hold,
+    Discharge,
+    Resume,
+    CoachContact,
+    ConfirmPhone,
+    DismissOutreach,
+    Reassign,
+    // Consent, from a coach, a reply, a link or the provider.
+    OptOut,
+    OptIn,
+    // What a client's reply did.
+    CrisisHold,
+    WrongNumber,
+    WrongPerson,
+    Help,
+    Reply,
+    // A coach's action on a reply.
+    ReplyHandled,
+    CrisisAcknowledged,
+    // Telling people about replies.
+    CrisisAlert,
+    CrisisEscalation,
+    ReplyNotice,
+    // Mail that did not arrive.
+    EmailBounced,
+    // Imports.
+    ImportClients,
+    ImportEvents,
+    // Coaches, cover, sign-in and tokens.
+    CoachAdded,
+    CoachActivated,
+    CoachDeactivated,
+    CoachAway,
+    CoachBack,
+    PasswordReset,
+    Login,
+    LoginFailed,
+    Logout,
+    TokenCreated,
+    TokenRevoked,
 }
 
 /// What a coach does with a reply, named as its URLs name it.

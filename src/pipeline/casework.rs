@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::client::Client;
 use crate::domain::{Channel, ClientStatus, EventKind};
 use crate::store::audit::{self, Actor};
@@ -87,10 +88,10 @@ pub async fn act(
         CaseAction::SetStatus(status) => {
             episodes::change_status(&mut tx, client.id, *status, now).await?;
             let name = match status {
-                ClientStatus::Active => "resume",
-                ClientStatus::Paused => "pause",
-                ClientStatus::Hold => "hold",
-                ClientStatus::Discharged => "discharge",
+                ClientStatus::Active => AuditAction::Resume,
+                ClientStatus::Paused => AuditAction::Pause,
+                ClientStatus::Hold => AuditAction::Hold,
+                ClientStatus::Discharged => AuditAction::Discharge,
             };
             (name, None)
         }
@@ -104,23 +105,26 @@ pub async fn act(
             };
             let first_step = ctx.settings.first_step_after();
             events::record(&mut tx, &(&client).into(), &contact, first_step, now).await?;
-            ("coach_contact", None)
+            (AuditAction::CoachContact, None)
         }
         CaseAction::OptOut(channel) => {
             clients::opt_out(&mut tx, client.id, *channel, now).await?;
-            ("opt_out", Some(channel.to_string()))
+            (AuditAction::OptOut, Some(channel.to_string()))
         }
         CaseAction::OptIn(channel) => {
             clients::record_opt_in(&mut tx, client.id, *channel, now).await?;
-            ("opt_in", Some(format!("{channel}, recorded by the coach")))
+            (
+                AuditAction::OptIn,
+                Some(format!("{channel}, recorded by the coach")),
+            )
         }
         CaseAction::ConfirmPhone => {
             clients::set_phone_wrong(&mut tx, client.id, false, now).await?;
-            ("confirm_phone", client.phone.clone())
+            (AuditAction::ConfirmPhone, client.phone.clone())
         }
         CaseAction::DismissOutreach => {
             episodes::finish_outreach(&mut tx, &[client.id], now).await?;
-            ("dismiss_outreach", None)
+            (AuditAction::DismissOutreach, None)
         }
         CaseAction::Reassign(email) => {
             if !coach.is_admin() {
@@ -133,7 +137,7 @@ pub async fn act(
                 return Err(CaseError::UnknownCoach(email.clone()));
             };
             clients::reassign(&mut tx, client.id, to.id, now).await?;
-            ("reassign", Some(format!("to {}", to.email)))
+            (AuditAction::Reassign, Some(format!("to {}", to.email)))
         }
     };
     audit::record(
@@ -194,7 +198,7 @@ async fn away_target(
 async fn record_away(
     mut tx: sqlx::Transaction<'static, sqlx::Any>,
     actor: Option<&CoachRow>,
-    action: &str,
+    action: AuditAction,
     text: String,
     now: DateTime<Utc>,
 ) -> Result<String, AwayError> {
@@ -269,7 +273,7 @@ pub async fn set_away(
         coach.email,
         end.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
     );
-    record_away(tx, actor, "coach_away", text, now).await
+    record_away(tx, actor, AuditAction::CoachAway, text, now).await
 }
 
 /// Ends `email`'s away period now; the backup stays, for escalations.
@@ -283,5 +287,5 @@ pub async fn set_back(
     let mut tx = ctx.store.begin().await?;
     coaches::set_away(&mut tx, coach.id, None, coach.backup_coach_id).await?;
     let text = format!("{} is back", coach.email);
-    record_away(tx, actor, "coach_back", text, now).await
+    record_away(tx, actor, AuditAction::CoachBack, text, now).await
 }

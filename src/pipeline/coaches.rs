@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::app::auth;
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::{EmailAddress, PhoneNumber, Role, limits};
 use crate::store::audit::{self, Actor};
 use crate::store::coaches::{self, CoachRow};
@@ -154,7 +155,7 @@ pub async fn add(
     record(
         &mut tx,
         actor,
-        "coach_added",
+        AuditAction::CoachAdded,
         checked.email.to_string(),
         now,
     )
@@ -192,9 +193,13 @@ pub async fn change(
         return Err(CoachError::Yourself);
     }
     let (action, active, password_hash) = match change {
-        Change::Activate => ("coach_activated", Some(true), None),
-        Change::Deactivate => ("coach_deactivated", Some(false), None),
-        Change::Password(password) => ("password_reset", None, Some(hash(password).await?)),
+        Change::Activate => (AuditAction::CoachActivated, Some(true), None),
+        Change::Deactivate => (AuditAction::CoachDeactivated, Some(false), None),
+        Change::Password(password) => (
+            AuditAction::PasswordReset,
+            None,
+            Some(hash(password).await?),
+        ),
     };
     let mut tx = ctx.store.begin().await?;
     if let Some(active) = active {
@@ -212,7 +217,7 @@ pub async fn change(
 pub(super) async fn record(
     conn: &mut sqlx::AnyConnection,
     actor: Actor<'_>,
-    action: &str,
+    action: AuditAction,
     detail: String,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {

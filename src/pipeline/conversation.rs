@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::channels::email::new_message_id;
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::Channel;
 use crate::domain::client::Client;
 use crate::domain::compose::lint::{self, Severity};
@@ -102,31 +103,61 @@ pub async fn answer(
     let mut conn = ctx.store.conn().await?;
     let last = inbound::last_from_client(&mut conn, client.id).await?;
     drop(conn);
+    let written = write(ctx, &client, answer, last).await?;
+    let id = store_answer(ctx, coach, &client, &written, now).await?;
+    ctx.dispatch_now.notify_one();
+    let mut conn = ctx.store.conn().await?;
+    Ok(messages::view(&mut conn, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("message {id} vanished after it was stored"))?)
+}
+
+/// A coach's message that passed the rules, ready to store.
+struct Written<'a> {
+    channel: Channel,
+    recipient: &'a str,
+    subject: Option<String>,
+    body: String,
+    findings: Vec<lint::Finding>,
+    /// Error findings the coach confirmed past.
+    errors: usize,
+    /// The client's last message on this channel, which this answers.
+    answered: Option<inbound::Latest>,
+    /// When the client last wrote, on any channel.
+    answered_any: Option<i64>,
+}
+
+/// Checks the coach's message: the channel (the one asked for, else the
+/// client's last, else their preferred), the rule for who may be written
+/// to, the rule for text, and the lint.
+async fn write<'a>(
+    ctx: &AppContext,
+    client: &'a Client,
+    answer: &Answer<'_>,
+    last: Option<inbound::Latest>,
+) -> Result<Written<'a>, AnswerError> {
     let channel = answer
         .channel
         .or(last.as_ref().map(|r| r.channel))
         .unwrap_or(client.preferred_channel);
-    let recipient = writable(&client, channel)?;
+    let recipient = writable(client, channel)?;
     let text = MessageText::parse(channel, answer.subject, answer.body).map_err(|p| {
         AnswerError::Invalid {
             field: p.field,
             problem: p.problem,
         }
     })?;
-    let body = text.body.as_str();
-    // The email it answers: the client's last email to us, if that is where
-    // this goes.
     let answered_any = last.as_ref().map(|r| r.received_at);
     let answered = last.filter(|r| r.channel == channel);
     let subject = match (channel, text.subject) {
         (Channel::Sms, _) => None,
         (Channel::Email, Some(subject)) => Some(subject),
-        (Channel::Email, None) => Some(default_subject(ctx, &client, answered.as_ref()).await?),
+        (Channel::Email, None) => Some(default_subject(ctx, client, answered.as_ref()).await?),
     };
     let findings = ctx.lint.check(&lint::Draft {
         channel,
         subject: subject.as_deref(),
-        body,
+        body: &text.body,
         discreet: client.discreet,
         first_of_episode: false,
     });
@@ -138,19 +169,44 @@ pub async fn answer(
     if held && !answer.confirm {
         return Err(AnswerError::NeedsConfirmation { errors, findings });
     }
+    Ok(Written {
+        channel,
+        recipient,
+        subject,
+        body: text.body,
+        findings,
+        errors,
+        answered,
+        answered_any,
+    })
+}
+
+/// Stores the message, approved by its author and due by the rules of a
+/// conversation, marks the replies it answers, and audits it.
+async fn store_answer(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    client: &Client,
+    written: &Written<'_>,
+    now: DateTime<Utc>,
+) -> Result<i64, AnswerError> {
+    let Written {
+        channel, errors, ..
+    } = *written;
+    let subject = written.subject.as_deref();
     let (html, email_message_id) = match channel {
         Channel::Email => (
             Some(ctx.composer.html_of_text(
                 &client.language,
-                subject.as_deref().unwrap_or_default(),
-                body,
+                subject.unwrap_or_default(),
+                &written.body,
             )?),
             Some(new_message_id(&ctx.settings.email.from)),
         ),
         Channel::Sms => (None, None),
     };
+    let answered = written.answered.as_ref();
     let in_reply_to = answered
-        .as_ref()
         .filter(|r| r.channel == Channel::Email)
         .and_then(|r| r.provider_id.clone())
         .filter(|id| id.starts_with('<'));
@@ -161,7 +217,7 @@ pub async fn answer(
     let due_at = ctx.settings.quiet_hours().conversation_due(
         tz,
         now,
-        answered_any.map(from_ts),
+        written.answered_any.map(from_ts),
         ctx.settings.conversation_window(),
     );
     let mut tx = ctx.store.begin().await?;
@@ -172,14 +228,14 @@ pub async fn answer(
             coach_id: client.coach_id,
             author_id: coach.id,
             channel,
-            recipient,
-            subject: subject.as_deref(),
-            body,
+            recipient: written.recipient,
+            subject,
+            body: &written.body,
             html: html.as_deref(),
             email_message_id: email_message_id.as_deref(),
-            answers_id: answered.as_ref().map(|r| r.id),
+            answers_id: answered.map(|r| r.id),
             email_in_reply_to: in_reply_to.as_deref(),
-            lint: &serde_json::to_string(&findings).map_err(anyhow::Error::from)?,
+            lint: &serde_json::to_string(&written.findings).map_err(anyhow::Error::from)?,
             due_at,
         },
         now,
@@ -203,7 +259,7 @@ pub async fn answer(
         &mut tx,
         audit::Entry {
             actor: Actor::coach(coach),
-            action: "coach_message",
+            action: AuditAction::CoachMessage,
             client_id: Some(client.id),
             message_id: Some(id),
             detail,
@@ -212,11 +268,7 @@ pub async fn answer(
     )
     .await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
-    ctx.dispatch_now.notify_one();
-    let mut conn = ctx.store.conn().await?;
-    Ok(messages::view(&mut conn, id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("message {id} vanished after it was stored"))?)
+    Ok(id)
 }
 
 /// The client's address on `channel`, if a coach may write to them there.

@@ -24,6 +24,7 @@ use sqlx::AnyConnection;
 
 use crate::app::config::Settings;
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::client::Client;
 use crate::domain::eligibility::Refusal;
 use crate::domain::limits;
@@ -395,8 +396,11 @@ pub async fn import(
         now,
     };
     let (report, action) = match table {
-        Table::Clients => (run.clients(&mut tx, input).await?, "import_clients"),
-        Table::Events => (run.events(&mut tx, input).await?, "import_events"),
+        Table::Clients => (
+            run.clients(&mut tx, input).await?,
+            AuditAction::ImportClients,
+        ),
+        Table::Events => (run.events(&mut tx, input).await?, AuditAction::ImportEvents),
     };
     finish(tx, options, report, action, now).await
 }
@@ -561,6 +565,50 @@ impl ClientRules {
                 id
             }
         };
+        let (email, phone, preferred_channel) = self.contact(row, &mut reasons);
+        let (language, timezone) = self.locale(row, &mut reasons);
+        let consent_email = flag("consent_email", &row.consent_email, &mut reasons);
+        let consent_sms = flag("consent_sms", &row.consent_sms, &mut reasons);
+        let discreet = flag("discreet", &row.discreet, &mut reasons);
+        let status = match present(&row.status) {
+            None => ClientStatus::Active,
+            Some(s) => ClientStatus::from_str(&s.to_ascii_lowercase()).unwrap_or_else(|_| {
+                reasons.push(format!(
+                    "status `{s}` is not active, paused, hold or discharged"
+                ));
+                ClientStatus::Active
+            }),
+        };
+        let (Some(external_id), Some(first_name), Some(coach_id), true) =
+            (external_id, first_name, coach_id, reasons.is_empty())
+        else {
+            return Err(reasons);
+        };
+        Ok(ClientFields {
+            external_id,
+            first_name,
+            preferred_name: present(&row.preferred_name).map(str::to_owned),
+            email,
+            phone,
+            preferred_channel,
+            language,
+            timezone,
+            coach_id,
+            consent_email,
+            consent_sms,
+            discreet,
+            status,
+        })
+    }
+
+    /// The client's addresses and the channel to prefer: a number means SMS
+    /// unless the row says otherwise, and the preferred channel needs its
+    /// address.
+    fn contact(
+        &self,
+        row: &ClientRecord,
+        reasons: &mut Vec<String>,
+    ) -> (Option<EmailAddress>, Option<PhoneNumber>, Channel) {
         let email = present(&row.email).and_then(|e| match EmailAddress::parse(e) {
             Ok(e) => Some(e),
             Err(err) => {
@@ -594,6 +642,11 @@ impl ClientRules {
                 Channel::Sms => "phone is empty, and the preferred channel is sms".to_owned(),
             });
         }
+        (email, phone, preferred_channel)
+    }
+
+    /// The language (one with templates) and the timezone, or the defaults.
+    fn locale(&self, row: &ClientRecord, reasons: &mut Vec<String>) -> (String, Tz) {
         let language = present(&row.language)
             .map(str::to_ascii_lowercase)
             .unwrap_or_else(|| self.settings.defaults.language.clone());
@@ -616,38 +669,7 @@ impl ClientRules {
                 self.settings.defaults.timezone
             }),
         };
-        let consent_email = flag("consent_email", &row.consent_email, &mut reasons);
-        let consent_sms = flag("consent_sms", &row.consent_sms, &mut reasons);
-        let discreet = flag("discreet", &row.discreet, &mut reasons);
-        let status = match present(&row.status) {
-            None => ClientStatus::Active,
-            Some(s) => ClientStatus::from_str(&s.to_ascii_lowercase()).unwrap_or_else(|_| {
-                reasons.push(format!(
-                    "status `{s}` is not active, paused, hold or discharged"
-                ));
-                ClientStatus::Active
-            }),
-        };
-        let (Some(external_id), Some(first_name), Some(coach_id), true) =
-            (external_id, first_name, coach_id, reasons.is_empty())
-        else {
-            return Err(reasons);
-        };
-        Ok(ClientFields {
-            external_id,
-            first_name,
-            preferred_name: present(&row.preferred_name).map(str::to_owned),
-            email,
-            phone,
-            preferred_channel,
-            language,
-            timezone,
-            coach_id,
-            consent_email,
-            consent_sms,
-            discreet,
-            status,
-        })
+        (language, timezone)
     }
 }
 
@@ -774,7 +796,7 @@ async fn finish(
     mut tx: sqlx::Transaction<'static, sqlx::Any>,
     options: ImportOptions,
     mut report: ImportReport,
-    action: &str,
+    action: AuditAction,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportReport> {
     // Rows that could not be read are reported as they are met, the others

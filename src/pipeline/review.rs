@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::compose::lint::{self, Severity};
 use crate::domain::compose::text::MessageText;
 use crate::domain::{Channel, MessageStatus, limits};
@@ -118,7 +119,7 @@ pub async fn edit(
         }
         .into());
     }
-    record_action(&mut tx, coach, "edit", &draft, None, now).await?;
+    record_action(&mut tx, coach, AuditAction::Edit, &draft, None, now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(())
 }
@@ -149,7 +150,7 @@ pub async fn snooze(
     record_action(
         &mut tx,
         coach,
-        "snooze",
+        AuditAction::Snooze,
         &draft,
         Some(until.to_rfc3339()),
         now,
@@ -184,10 +185,13 @@ pub async fn decide_in_doubt(
     let message = visible_draft(ctx, coach, id).await?;
     let mut tx = ctx.store.begin().await?;
     let (changed, action) = match decision {
-        InDoubtDecision::Resend => (messages::retry_in_doubt(&mut tx, id, now).await?, "resend"),
+        InDoubtDecision::Resend => (
+            messages::retry_in_doubt(&mut tx, id, now).await?,
+            AuditAction::Resend,
+        ),
         InDoubtDecision::Resolve => (
             messages::resolve_in_doubt_as_sent(&mut tx, id, None, now).await?,
-            "resolve_sent",
+            AuditAction::ResolveSent,
         ),
     };
     if !changed {
@@ -213,7 +217,7 @@ pub async fn decide_in_doubt(
 async fn record_action(
     conn: &mut sqlx::AnyConnection,
     coach: &CoachRow,
-    action: &str,
+    action: AuditAction,
     draft: &MessageView,
     detail: Option<String>,
     now: DateTime<Utc>,
@@ -287,7 +291,7 @@ pub async fn approve(
     }
     let detail =
         (errors > 0).then(|| format!("approved despite {errors} error finding(s) of the lint"));
-    record_action(&mut tx, coach, "approve", &draft, detail, now).await?;
+    record_action(&mut tx, coach, AuditAction::Approve, &draft, detail, now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(())
 }
@@ -320,7 +324,7 @@ pub async fn reject(
     record_action(
         &mut tx,
         coach,
-        "reject",
+        AuditAction::Reject,
         &draft,
         reason.map(str::to_owned),
         now,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::coaches::{manager, record};
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::store::coaches::{self, CoachRow};
 use crate::store::tokens::{self, TokenRow};
 
@@ -45,7 +46,7 @@ pub async fn create(
     let mut tx = ctx.store.begin().await?;
     let token = tokens::create(&mut tx, coach.id, expires, now).await?;
     let detail = format!("API token for {}", coach.email);
-    record(&mut tx, actor, "token_created", detail, now).await?;
+    record(&mut tx, actor, AuditAction::TokenCreated, detail, now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(token)
 }
@@ -76,7 +77,7 @@ pub async fn revoke(
     record(
         &mut tx,
         actor,
-        "token_revoked",
+        AuditAction::TokenRevoked,
         format!("API token {id}"),
         now,
     )

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::Channel;
 use crate::store::audit::{self, Actor};
 use crate::store::clients;
@@ -22,7 +23,7 @@ pub async fn opt_out(ctx: &AppContext, token: &str, now: DateTime<Utc>) -> anyho
         clients::opt_out(&mut tx, client.id, Channel::Email, now).await?;
         let entry = audit::Entry {
             actor: Actor::System("unsubscribe link"),
-            action: "opt_out",
+            action: AuditAction::OptOut,
             client_id: Some(client.id),
             message_id: None,
             detail: Some("email".into()),

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::AnyConnection;
 
 use super::time::ts;
+use crate::domain::AuditAction;
 
 /// Who acted: a coach, or reengage itself (an import run by an operator, a job).
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +26,7 @@ impl<'a> Actor<'a> {
 
 pub struct Entry<'a> {
     pub actor: Actor<'a>,
-    pub action: &'a str,
+    pub action: AuditAction,
     pub client_id: Option<i64>,
     pub message_id: Option<i64>,
     pub detail: Option<String>,
@@ -47,7 +48,7 @@ pub async fn record(
     .bind(ts(at))
     .bind(coach_id)
     .bind(actor)
-    .bind(entry.action)
+    .bind(entry.action.as_ref())
     .bind(entry.client_id)
     .bind(entry.message_id)
     .bind(entry.detail)
@@ -60,7 +61,8 @@ pub async fn record(
 pub struct AuditRow {
     pub at: i64,
     pub actor: String,
-    pub action: String,
+    #[sqlx(try_from = "String")]
+    pub action: AuditAction,
     pub client_id: Option<i64>,
     pub message_id: Option<i64>,
     pub detail: Option<String>,

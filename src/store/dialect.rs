@@ -12,7 +12,7 @@ pub(crate) fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
 
 /// Whether the connection is to SQLite, for the two places the statements
 /// differ by database: [`Placeholders`] and [`packed`].
-fn is_sqlite(conn: &AnyConnection) -> bool {
+pub(super) fn is_sqlite(conn: &AnyConnection) -> bool {
     conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::dialect::{Placeholders, id_list};
+use super::dialect::{Placeholders, id_list, is_sqlite};
 use super::scope::Scope;
 use super::stored;
 use super::time::{from_opt_ts, from_ts, ts};
@@ -576,22 +576,31 @@ pub async fn claim_due(
     channels: &[Channel],
 ) -> anyhow::Result<Vec<ClaimedMessage>> {
     let wants = |c: Channel| i64::from(channels.contains(&c));
-    Ok(sqlx::query_as(
+    // PostgreSQL: two dispatchers at once each lock the rows they pick, and
+    // skip those the other holds; without it, each could wait on a row the
+    // other locked first (a deadlock). SQLite has one writer at a time.
+    let lock = if is_sqlite(conn) {
+        ""
+    } else {
+        " FOR UPDATE SKIP LOCKED"
+    };
+    let sql = format!(
         "UPDATE messages SET status = 'sending', lease_until = $2 \
          WHERE status = 'approved' AND id IN ( \
            SELECT id FROM messages WHERE status = 'approved' AND next_attempt_at <= $1 \
              AND ((channel = 'email' AND $4 = 1) OR (channel = 'sms' AND $5 = 1)) \
-           ORDER BY next_attempt_at, id LIMIT $3) \
+           ORDER BY next_attempt_at, id LIMIT $3{lock}) \
          RETURNING id, client_id, coach_id, channel, recipient, subject, body, html, \
-           email_message_id, attempts, created_at, author_id, email_in_reply_to",
-    )
-    .bind(ts(now))
-    .bind(ts(lease_until))
-    .bind(limit)
-    .bind(wants(Channel::Email))
-    .bind(wants(Channel::Sms))
-    .fetch_all(conn)
-    .await?)
+           email_message_id, attempts, created_at, author_id, email_in_reply_to"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(ts(now))
+        .bind(ts(lease_until))
+        .bind(limit)
+        .bind(wants(Channel::Email))
+        .bind(wants(Channel::Sms))
+        .fetch_all(conn)
+        .await?)
 }
 
 /// An SMS whose last attempt is in doubt, with when that attempt began.

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use crate::domain::eligibility::Refusal;
-use crate::domain::{Channel, EventKind, MessageStatus, Role};
+use crate::domain::{AuditAction, Channel, EventKind, MessageStatus, Role};
 
 /// A stored value no enum variant has.
 #[derive(Debug, thiserror::Error)]
@@ -58,4 +58,5 @@ reads_from_text!(
     Refusal => "messages" . "cancel_reason",
     Role => "coaches" . "role",
     EventKind => "engagement_events" . "kind",
+    AuditAction => "audit_log" . "action",
 );

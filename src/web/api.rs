@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 
 use crate::app::context::AppContext;
 use crate::domain::client::Client;
+use crate::domain::eligibility::Refusal;
 use crate::domain::{Channel, MessageStatus};
 use crate::pipeline;
 use crate::pipeline::conversation::AnswerError;
@@ -311,7 +312,7 @@ async fn scope(ctx: &AppContext, coach: &CoachRow) -> Result<Scope, ApiError> {
 /// stranger's (until a coach confirms it or the number changes).
 async fn client_json(ctx: &AppContext, client: Client) -> anyhow::Result<Value> {
     let phone_status = if client.phone_is_wrong() {
-        "wrong_number"
+        Refusal::WrongNumber.as_ref()
     } else {
         "ok"
     };

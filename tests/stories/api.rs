@@ -247,7 +247,7 @@ async fn drafts_are_edited_snoozed_approved_and_rejected_through_the_api(app: Te
     let audit = reengage::store::audit::recent(&mut conn, 10).await.unwrap();
     let actions: Vec<(&str, &str)> = audit
         .iter()
-        .map(|a| (a.action.as_str(), a.actor.as_str()))
+        .map(|a| (a.action.as_ref(), a.actor.as_str()))
         .collect();
     for expected in [
         ("edit", COACH),

@@ -223,7 +223,7 @@ async fn a_connection_dropped_after_data_leaves_the_email_in_doubt_for_a_coach()
     let mut conn = app.ctx.store.conn().await.unwrap();
     let audit = reengage::store::audit::recent(&mut conn, 5).await.unwrap();
     assert_eq!(
-        (audit[0].action.as_str(), audit[0].actor.as_str()),
+        (audit[0].action.as_ref(), audit[0].actor.as_str()),
         ("resolve_sent", COACH)
     );
 }

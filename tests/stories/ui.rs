@@ -33,7 +33,7 @@ async fn audit_actions(app: &TestApp) -> Vec<(String, String)> {
         .await
         .unwrap()
         .into_iter()
-        .map(|a| (a.action, a.actor))
+        .map(|a| (a.action.to_string(), a.actor))
         .collect()
 }
 
@@ -1052,7 +1052,7 @@ async fn a_coach_added_from_the_command_line_is_audited_like_one_added_on_the_ad
         audit
             .iter()
             .find(|a| a.detail.as_deref() == Some(email))
-            .map(|a| (a.action.clone(), a.actor.clone()))
+            .map(|a| (a.action.to_string(), a.actor.clone()))
     };
     assert_eq!(
         entry("sam@example.org"),

@@ -103,13 +103,15 @@ pub(super) struct Rule {
 /// the rule.
 pub(super) fn compile(file: &WordFile, normaliser: &Normaliser) -> anyhow::Result<Vec<Rule>> {
     let mut rules = Vec::new();
-    for (class, name, lists) in [
-        (Class::Crisis, "crisis", &file.crisis),
-        (Class::OptOut, "opt_out", &file.opt_out),
-        (Class::WrongNumber, "wrong_number", &file.wrong_number),
-        (Class::Help, "help", &file.help),
-        (Class::OptIn, "opt_in", &file.opt_in),
+    for (class, lists) in [
+        (Class::Crisis, &file.crisis),
+        (Class::OptOut, &file.opt_out),
+        (Class::WrongNumber, &file.wrong_number),
+        (Class::Help, &file.help),
+        (Class::OptIn, &file.opt_in),
     ] {
+        // The list's name in the word file is the class's own.
+        let name = class.as_ref();
         let plain = ByLang {
             en: lists.en.clone(),
             es: lists.es.clone(),

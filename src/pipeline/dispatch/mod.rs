@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::app::channels::{Delivery, Outgoing, Reconciliation};
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::client::Client;
 use crate::domain::eligibility::{Purpose, Refusal, eligibility};
 use crate::domain::window::Caps;
@@ -423,7 +424,7 @@ impl Run<'_> {
                 &mut tx,
                 audit::Entry {
                     actor: Actor::System("sms provider"),
-                    action: "opt_out",
+                    action: AuditAction::OptOut,
                     client_id: Some(client.id),
                     message_id: Some(message.id),
                     detail: Some(
@@ -447,7 +448,7 @@ impl Run<'_> {
                 &mut tx,
                 audit::Entry {
                     actor: Actor::System("email server"),
-                    action: "email_bounced",
+                    action: AuditAction::EmailBounced,
                     client_id: Some(client.id),
                     message_id: Some(message.id),
                     detail: finish.error.map(str::to_owned),

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::app::channels::{Delivery, Outgoing};
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::Channel;
 use crate::domain::client::Client;
 use crate::store::audit::{self, Actor};
@@ -173,7 +174,7 @@ fn replies_link(ctx: &AppContext) -> String {
 
 async fn note(
     ctx: &AppContext,
-    action: &str,
+    action: AuditAction,
     client_id: Option<i64>,
     detail: String,
     now: DateTime<Utc>,
@@ -236,7 +237,14 @@ pub async fn alert_crisis(
         if !failures.is_empty() {
             detail.push_str(&format!(" (not delivered: {})", failures.join("; ")));
         }
-        note(ctx, "crisis_alert", client.map(|c| c.id), detail, now).await?;
+        note(
+            ctx,
+            AuditAction::CrisisAlert,
+            client.map(|c| c.id),
+            detail,
+            now,
+        )
+        .await?;
         Ok(true)
     } else {
         let error = if failures.is_empty() {
@@ -334,7 +342,14 @@ pub async fn escalate(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<u6
         if !failures.is_empty() {
             detail.push_str(&format!(" (not delivered: {})", failures.join("; ")));
         }
-        note(ctx, "crisis_escalation", client.map(|c| c.id), detail, now).await?;
+        note(
+            ctx,
+            AuditAction::CrisisEscalation,
+            client.map(|c| c.id),
+            detail,
+            now,
+        )
+        .await?;
         escalated += 1;
     }
     Ok(escalated)
@@ -429,7 +444,7 @@ pub async fn notify_replies(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Res
         }
         note(
             ctx,
-            "reply_notice",
+            AuditAction::ReplyNotice,
             None,
             format!(
                 "{} repl(ies) of {n} client(s), to {}",

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::ReplyAction;
 use crate::store::audit::{self, Actor};
 use crate::store::clients;
@@ -52,8 +53,8 @@ pub async fn act(
         });
     }
     let name = match action {
-        ReplyAction::Handled => "reply_handled",
-        ReplyAction::Acknowledge => "crisis_acknowledged",
+        ReplyAction::Handled => AuditAction::ReplyHandled,
+        ReplyAction::Acknowledge => AuditAction::CrisisAcknowledged,
     };
     let client = match &reply.client_external_id {
         Some(external_id) => clients::by_external_id(&mut tx, external_id).await?,

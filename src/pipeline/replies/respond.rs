@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::alerts;
 use super::incoming::Incoming;
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::domain::client::Client;
 use crate::domain::eligibility::{Purpose, Refusal, eligibility};
 use crate::domain::mail::Bounce;
@@ -29,7 +30,7 @@ struct Reply<'a> {
 #[derive(Default)]
 struct Done {
     answers: Vec<String>,
-    audit: Vec<(&'static str, Option<String>)>,
+    audit: Vec<(AuditAction, Option<String>)>,
 }
 
 impl Done {
@@ -71,8 +72,10 @@ pub async fn person(
     }
     if class.is(Class::OptIn) && !class.is(Class::OptOut) {
         clients::record_opt_in(&mut tx, client.id, channel, now).await?;
-        done.audit
-            .push(("opt_in", Some(format!("{channel}, from the client"))));
+        done.audit.push((
+            AuditAction::OptIn,
+            Some(format!("{channel}, from the client")),
+        ));
     }
     if class.is(Class::Help) {
         // Answered by SMS only; never to a phone a stranger holds, nor to
@@ -81,7 +84,7 @@ pub async fn person(
             let text = &ctx.settings.replies.help_text;
             done.answer(client, channel, Purpose::Answer, text);
         }
-        done.audit.push(("help", None));
+        done.audit.push((AuditAction::Help, None));
     }
     if done.audit.is_empty() {
         let reply = NewEvent {
@@ -93,7 +96,7 @@ pub async fn person(
         };
         let first_step = ctx.settings.first_step_after();
         events::record(&mut tx, &client.into(), &reply, first_step, now).await?;
-        done.audit.push(("reply", None));
+        done.audit.push((AuditAction::Reply, None));
     }
     for (action, detail) in done.audit {
         audit::record(
@@ -141,7 +144,7 @@ async fn crisis(
         done.answer(client, channel, Purpose::CrisisResource, text);
     }
     done.audit.push((
-        "crisis_hold",
+        AuditAction::CrisisHold,
         Some(format!(
             "matched {}; the client is on hold until a coach resumes them",
             rules_of(class, Class::Crisis)
@@ -173,7 +176,7 @@ async fn wrong_number(
     match incoming.channel {
         Channel::Email => {
             clients::set_email_bad(tx, client.id, EmailProblem::WrongPerson, now).await?;
-            done.audit.push(("wrong_person", detail));
+            done.audit.push((AuditAction::WrongPerson, detail));
         }
         Channel::Sms => {
             let first = !client.phone_is_wrong();
@@ -184,7 +187,7 @@ async fn wrong_number(
                 let text = &ctx.settings.replies.wrong_number_reply;
                 done.answer(client, Channel::Sms, Purpose::Confirmation, text);
             }
-            done.audit.push((Refusal::WrongNumber.into(), detail));
+            done.audit.push((AuditAction::WrongNumber, detail));
         }
     }
     Ok(())
@@ -219,7 +222,7 @@ async fn opt_out(
         )
     };
     done.audit
-        .push(("opt_out", Some(format!("{channel}, {how}"))));
+        .push((AuditAction::OptOut, Some(format!("{channel}, {how}"))));
     Ok(())
 }
 
@@ -273,7 +276,7 @@ pub async fn bounced(
             &mut tx,
             audit::Entry {
                 actor: Actor::System("email bounce"),
-                action: "email_bounced",
+                action: AuditAction::EmailBounced,
                 client_id: Some(client.id),
                 message_id: None,
                 detail: Some(body.to_owned()),

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::app::auth;
 use crate::app::context::AppContext;
+use crate::domain::AuditAction;
 use crate::store::audit::{self, Actor};
 use crate::store::{coaches, sessions};
 
@@ -108,9 +109,9 @@ async fn try_login(ctx: &AppContext, form: &LoginForm) -> Result<String, FormErr
     let ok = known && matched;
     let mut conn = ctx.store.conn().await?;
     let (actor, action) = match (&coach, ok) {
-        (Some(c), true) => (Actor::coach(c), "login"),
-        (Some(c), false) => (Actor::coach(c), "login_failed"),
-        (None, _) => (Actor::System("unknown email"), "login_failed"),
+        (Some(c), true) => (Actor::coach(c), AuditAction::Login),
+        (Some(c), false) => (Actor::coach(c), AuditAction::LoginFailed),
+        (None, _) => (Actor::System("unknown email"), AuditAction::LoginFailed),
     };
     audit::record(
         &mut conn,
@@ -151,7 +152,7 @@ pub(super) async fn logout(
         &mut conn,
         audit::Entry {
             actor: Actor::coach(&ui.coach),
-            action: "logout",
+            action: AuditAction::Logout,
             client_id: None,
             message_id: None,
             detail: None,
