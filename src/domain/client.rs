@@ -71,6 +71,37 @@ impl Client {
     }
 }
 
+#[cfg(test)]
+impl Client {
+    /// An active client who consented to both channels and has both
+    /// addresses, preferring SMS, last engaged at 1,000 s.
+    pub fn example() -> Self {
+        Client {
+            id: 1,
+            external_id: "c-1".into(),
+            first_name: "Ana".into(),
+            preferred_name: None,
+            email: Some("ana@example.org".into()),
+            phone: Some("+14155550123".into()),
+            preferred_channel: Channel::Sms,
+            language: "en".into(),
+            timezone: "America/New_York".into(),
+            coach_id: 1,
+            consent_email: true,
+            consent_sms: true,
+            discreet: false,
+            status: ClientStatus::Active,
+            opted_out_email_at: None,
+            opted_out_sms_at: None,
+            last_engaged_at: Some(1_000),
+            next_detect_at: None,
+            created_at: 0,
+            phone_wrong_at: None,
+            email_problem: None,
+        }
+    }
+}
+
 /// Unix seconds (how rows hold time) as an instant.
 fn from_ts(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or_default()

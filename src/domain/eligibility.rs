@@ -11,21 +11,9 @@ use super::{Channel, ClientStatus, EmailProblem};
 
 /// Why nothing may go to a client, for a purpose, on a channel. The names
 /// are stable: they are API error codes, cancel reasons and metric labels.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    strum::AsRefStr,
-    strum::IntoStaticStr,
-    strum::Display,
-    strum::EnumString,
-    strum::EnumIter,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(strum::AsRefStr, strum::IntoStaticStr, strum::Display)]
+#[derive(strum::EnumString, strum::EnumIter)]
 pub enum Refusal {
     /// The client is paused: the cadence leaves them alone for now.
     #[strum(serialize = "paused")]
@@ -215,29 +203,7 @@ mod tests {
     use strum::IntoEnumIterator;
 
     fn client() -> Client {
-        Client {
-            id: 1,
-            external_id: "c-1".into(),
-            first_name: "Ana".into(),
-            preferred_name: None,
-            email: Some("ana@example.org".into()),
-            phone: Some("+14155550123".into()),
-            preferred_channel: Channel::Sms,
-            language: "en".into(),
-            timezone: "UTC".into(),
-            coach_id: 1,
-            consent_email: true,
-            consent_sms: true,
-            discreet: false,
-            status: ClientStatus::Active,
-            opted_out_email_at: None,
-            opted_out_sms_at: None,
-            last_engaged_at: Some(1_000),
-            next_detect_at: None,
-            created_at: 0,
-            phone_wrong_at: None,
-            email_problem: None,
-        }
+        Client::example()
     }
 
     const CADENCE: Purpose = Purpose::Cadence { drafted_at: None };

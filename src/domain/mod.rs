@@ -84,19 +84,8 @@ impl fmt::Display for EmailAddress {
     }
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Display,
-    EnumString,
-    AsRefStr,
-    Serialize,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Display, EnumString, AsRefStr, Serialize, utoipa::ToSchema)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -113,7 +102,9 @@ impl Channel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ClientStatus {
@@ -124,7 +115,9 @@ pub enum ClientStatus {
 }
 
 /// Why a client's email address is not to be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum EmailProblem {
@@ -134,7 +127,9 @@ pub enum EmailProblem {
     WrongPerson,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -157,9 +152,8 @@ macro_rules! compares_as_text {
 compares_as_text!(Channel, MessageStatus, SendOutcome, LogEvent, AuditAction);
 
 /// A message's place in its life; see the state diagram in docs/architecture.md.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString)]
+#[derive(AsRefStr, Serialize, utoipa::ToSchema)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
@@ -177,9 +171,8 @@ pub enum MessageStatus {
 }
 
 /// The outcome of one send attempt, as written to the send log.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString)]
+#[derive(AsRefStr, Serialize, utoipa::ToSchema)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum SendOutcome {
@@ -191,9 +184,8 @@ pub enum SendOutcome {
 
 /// What a send-log row records: an attempt, what reconciling an in-doubt
 /// message found, or a provider's delivery callback.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString)]
+#[derive(AsRefStr, Serialize, utoipa::ToSchema)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum LogEvent {
@@ -202,7 +194,9 @@ pub enum LogEvent {
     Callback,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize
+)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {

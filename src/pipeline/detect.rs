@@ -464,7 +464,6 @@ async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ClientStatus;
     use crate::domain::client::Client;
 
     fn cadence() -> Vec<CadenceStep> {
@@ -480,27 +479,9 @@ mod tests {
     fn candidate(quiet_days: i64, now: DateTime<Utc>) -> DetectionCandidate {
         DetectionCandidate {
             client: Client {
-                id: 1,
-                external_id: "c1".into(),
-                first_name: "Sam".into(),
-                preferred_name: None,
-                email: Some("sam@example.org".into()),
-                phone: Some("+14155552671".into()),
-                preferred_channel: Channel::Sms,
-                language: "en".into(),
-                timezone: "America/New_York".into(),
-                coach_id: 1,
-                consent_email: true,
-                consent_sms: true,
-                discreet: false,
-                status: ClientStatus::Active,
-                opted_out_email_at: None,
-                opted_out_sms_at: None,
                 last_engaged_at: Some(ts(now - Duration::days(quiet_days))),
                 next_detect_at: Some(ts(now)),
-                created_at: 0,
-                phone_wrong_at: None,
-                email_problem: None,
+                ..Client::example()
             },
             coach_name: "Rosa Diaz".into(),
             episode_id: None,

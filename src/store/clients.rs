@@ -338,18 +338,9 @@ async fn record_opt_out(
     channel: Channel,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let sql = match channel {
-        Channel::Email => {
-            "UPDATE clients SET opted_out_email_at = COALESCE(opted_out_email_at, $2), \
-             next_detect_at = $2, updated_at = $2 WHERE id = $1"
-        }
-        Channel::Sms => {
-            "UPDATE clients SET opted_out_sms_at = COALESCE(opted_out_sms_at, $2), \
-             next_detect_at = $2, updated_at = $2 WHERE id = $1"
-        }
-    };
-    sqlx::query(sql).bind(id).bind(ts(at)).execute(conn).await?;
-    Ok(())
+    let (opted_out, _) = consent_columns(channel);
+    let set = format!("{opted_out} = COALESCE({opted_out}, $2)");
+    update_consent(conn, id, &set, at).await
 }
 
 /// Marks the client's phone as a stranger's (`wrong`: no SMS goes to it until
@@ -411,11 +402,11 @@ pub async fn set_status(
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE clients SET status = $2, next_detect_at = $3, updated_at = $3 WHERE id = $1",
+        "UPDATE clients SET status = $3, next_detect_at = $2, updated_at = $2 WHERE id = $1",
     )
     .bind(id)
-    .bind(status.as_ref())
     .bind(ts(now))
+    .bind(status.as_ref())
     .execute(conn)
     .await?;
     Ok(())
@@ -485,18 +476,36 @@ pub async fn record_opt_in(
     channel: Channel,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let sql = match channel {
-        Channel::Email => {
-            "UPDATE clients SET opted_out_email_at = NULL, consent_email = 1, \
-             next_detect_at = $2, updated_at = $2 WHERE id = $1"
-        }
-        Channel::Sms => {
-            "UPDATE clients SET opted_out_sms_at = NULL, consent_sms = 1, \
-             next_detect_at = $2, updated_at = $2 WHERE id = $1"
-        }
-    };
-    sqlx::query(sql).bind(id).bind(ts(at)).execute(conn).await?;
+    let (opted_out, consent) = consent_columns(channel);
+    let set = format!("{opted_out} = NULL, {consent} = 1");
+    update_consent(conn, id, &set, at).await
+}
+
+/// Applies `set` (fixed column names only) at `at`; detection looks at the
+/// client again, since who may be written to has changed.
+async fn update_consent(
+    conn: &mut AnyConnection,
+    id: i64,
+    set: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let sql =
+        format!("UPDATE clients SET {set}, next_detect_at = $2, updated_at = $2 WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(ts(at))
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+/// A channel's opt-out time and consent flag columns. Only these fixed
+/// names go into the statements' text.
+fn consent_columns(channel: Channel) -> (&'static str, &'static str) {
+    match channel {
+        Channel::Email => ("opted_out_email_at", "consent_email"),
+        Channel::Sms => ("opted_out_sms_at", "consent_sms"),
+    }
 }
 
 /// Sets when detection should next look at each client (`None`: not until

@@ -13,7 +13,8 @@ use crate::domain::Channel;
 
 const BUILT_IN: &str = include_str!("../../../config/tone.toml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,

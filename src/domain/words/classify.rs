@@ -13,22 +13,10 @@ use super::normalise::{Normaliser, Token};
 use super::rules::{self, Literal, Node, Rule, Starts, starts};
 
 /// What a reply is, in order of precedence.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::AsRefStr,
-    strum::Display,
-    strum::EnumString,
-    utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, strum::AsRefStr, strum::Display)]
+#[derive(strum::EnumString)]
+#[derive(utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Class {

@@ -1,7 +1,9 @@
 //! What a stored message calls for, class by class (a text may be several).
 //! A person's reply to their client record; a stranger's; a bounce.
 
+use anyhow::Result;
 use chrono::{DateTime, Utc};
+use sqlx::AnyConnection;
 
 use super::alerts;
 use super::incoming::Incoming;
@@ -19,6 +21,8 @@ use crate::store::{clients, inbound, messages};
 
 /// The reply being acted on.
 struct Reply<'a> {
+    ctx: &'a AppContext,
+    now: DateTime<Utc>,
     client: &'a Client,
     class: &'a Classification,
     incoming: &'a Incoming<'a>,
@@ -53,6 +57,8 @@ pub async fn person(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
     let reply = Reply {
+        ctx,
+        now,
         client,
         class,
         incoming,
@@ -62,13 +68,13 @@ pub async fn person(
     let mut tx = ctx.store.begin().await?;
     let channel = incoming.channel;
     if class.is(Class::Crisis) {
-        crisis(ctx, &mut tx, &reply, &mut done, now).await?;
+        crisis(&reply, &mut tx, &mut done).await?;
     }
     if class.is(Class::WrongNumber) {
-        wrong_number(ctx, &mut tx, &reply, &mut done, now).await?;
+        wrong_number(&reply, &mut tx, &mut done).await?;
     }
     if class.is(Class::OptOut) {
-        opt_out(ctx, &mut tx, &reply, &mut done, now).await?;
+        opt_out(&reply, &mut tx, &mut done).await?;
     }
     if class.is(Class::OptIn) && !class.is(Class::OptOut) {
         clients::record_opt_in(&mut tx, client.id, channel, now).await?;
@@ -125,13 +131,8 @@ pub async fn person(
 /// The client goes on hold; the resources go once, by SMS only (an email
 /// crisis alerts, and its coach writes back; an email one must not count as
 /// sent).
-async fn crisis(
-    ctx: &AppContext,
-    tx: &mut sqlx::AnyConnection,
-    reply: &Reply<'_>,
-    done: &mut Done,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
+async fn crisis(reply: &Reply<'_>, tx: &mut AnyConnection, done: &mut Done) -> Result<()> {
+    let (ctx, now) = (reply.ctx, reply.now);
     let Reply { client, class, .. } = *reply;
     let channel = reply.incoming.channel;
     episodes::change_status(tx, client.id, ClientStatus::Hold, now).await?;
@@ -155,13 +156,8 @@ async fn crisis(
 
 /// The address or phone is a stranger's: nothing more goes there, and a
 /// phone's holder gets one short apology.
-async fn wrong_number(
-    ctx: &AppContext,
-    tx: &mut sqlx::AnyConnection,
-    reply: &Reply<'_>,
-    done: &mut Done,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
+async fn wrong_number(reply: &Reply<'_>, tx: &mut AnyConnection, done: &mut Done) -> Result<()> {
+    let (ctx, now) = (reply.ctx, reply.now);
     let Reply {
         client,
         class,
@@ -195,13 +191,8 @@ async fn wrong_number(
 
 /// The channel closes; one confirmation, unless the provider sends its own
 /// for a bare STOP (and it was not told otherwise).
-async fn opt_out(
-    ctx: &AppContext,
-    tx: &mut sqlx::AnyConnection,
-    reply: &Reply<'_>,
-    done: &mut Done,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
+async fn opt_out(reply: &Reply<'_>, tx: &mut AnyConnection, done: &mut Done) -> Result<()> {
+    let (ctx, now) = (reply.ctx, reply.now);
     let Reply { client, class, .. } = *reply;
     let channel = reply.incoming.channel;
     let first = client.opted_out_at(channel).is_none();

@@ -88,8 +88,8 @@ pub(super) async fn csv(
     Query(query): Query<ReportsQuery>,
 ) -> Result<Response, UiError> {
     let (span, scope) = match asked(&ctx, &ui, &query).await? {
-        Ok(asked) => asked,
         Err(page) => return Ok(page),
+        Ok(asked) => asked,
     };
     let report = reports::outcomes(&ctx, &scope, span.by, span.since, span.until).await?;
     Ok((
