@@ -109,7 +109,7 @@ pub struct Client {
     pub consent_email: bool,
     pub consent_sms: bool,
     pub discreet: bool,
-    /// `active`, `hold` or `discharged`.
+    /// `active`, `paused`, `hold` or `discharged`.
     pub status: String,
     pub last_engaged_at: Option<DateTime<Utc>>,
     pub opted_out_email_at: Option<DateTime<Utc>>,
