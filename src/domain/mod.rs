@@ -153,7 +153,7 @@ compares_as_text!(Channel, MessageStatus, SendOutcome, LogEvent, AuditAction);
 
 /// A message's place in its life; see the state diagram in docs/architecture.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString)]
-#[derive(AsRefStr, Serialize, utoipa::ToSchema)]
+#[derive(AsRefStr, strum::IntoStaticStr, Serialize, utoipa::ToSchema)]
 #[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {

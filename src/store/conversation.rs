@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 
 use super::stored;
 use super::time::{from_ts, ts};
-use crate::domain::Channel;
+use crate::domain::{Channel, MessageStatus};
 
 /// Which way a conversation item went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,37 @@ pub enum Direction {
     In,
     /// To the client.
     Out,
+}
+
+/// Where a reply stands: waiting for a person, handled, or mail no person
+/// wrote (`auto_reply`, `bounce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, strum::EnumString, strum::AsRefStr, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ReplyState {
+    Waiting,
+    Handled,
+    AutoReply,
+    Bounce,
+}
+
+/// An item's state: a message's status, or a reply's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ItemStatus {
+    Message(MessageStatus),
+    Reply(ReplyState),
+}
+
+impl ItemStatus {
+    /// The state's name, as the API writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ItemStatus::Message(status) => status.into(),
+            ItemStatus::Reply(state) => state.into(),
+        }
+    }
 }
 
 /// One message of a conversation (the item JSON of
@@ -34,7 +65,8 @@ pub struct Item {
     pub body: String,
     /// Out: the message's state. In: `waiting` (for a person), `handled`,
     /// `auto_reply` or `bounce`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ItemStatus,
     /// Out: the provider's latest delivery report.
     pub delivery_status: Option<String>,
     /// Out, approved: when it may go (after the client's quiet hours, say).
@@ -77,7 +109,12 @@ impl TryFrom<ItemRow> for Item {
             at: from_ts(r.at),
             subject: r.subject,
             body: r.body,
-            status: r.status,
+            status: match direction {
+                Direction::Out => {
+                    ItemStatus::Message(stored::read("messages", "status", &r.status)?)
+                }
+                Direction::In => ItemStatus::Reply(stored::read("inbound", "status", &r.status)?),
+            },
             delivery_status: r.delivery_status,
             due_at: r.due_at.map(from_ts),
             classification: r.classification,

@@ -439,7 +439,7 @@ fn thread(coach: &CoachRow, items: &[conversation::Item]) -> Markup {
                         p.meta {
                             (coach_time(coach, item.at)) " · " (item.channel) " · "
                             @if incoming { "from " (item.author) } @else { "by " (item.author) }
-                            " · " (item.status.replace('_', " "))
+                            " · " (item.status.name().replace('_', " "))
                             @if let Some(delivery) = &item.delivery_status { " · " (delivery) }
                             @if let Some(class) = item.classification.as_deref().filter(|c| *c != "reply") {
                                 " · " strong { (class.replace('_', " ")) }
