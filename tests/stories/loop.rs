@@ -368,13 +368,7 @@ async fn a_message_due_at_23_00_waits_for_09_00_across_fall_back(app: TestApp) {
 
 async fn a_second_message_the_same_day_waits_for_the_next_day(app: TestApp) {
     let now = at("2026-06-01T14:00:00Z"); // 10:00 in New York
-    app.import_clients(
-        &clients_csv(&[ClientCsv::default()]),
-        now - Duration::days(10),
-    )
-    .await;
-    app.detect(now).await;
-    let first = app.pending().await.pop().unwrap();
+    let first = app.one_draft(now).await;
     app.approve(first.id, COACH, now).await.unwrap();
     assert_eq!(app.dispatch(now).await.sent, 1);
 
@@ -553,13 +547,7 @@ async fn a_bad_csv_imports_nothing_and_names_every_bad_line(app: TestApp) {
 
 async fn a_coach_cannot_approve_another_coachs_draft(app: TestApp) {
     let now = at("2026-06-01T15:00:00Z");
-    app.import_clients(
-        &clients_csv(&[ClientCsv::default()]),
-        now - Duration::days(10),
-    )
-    .await;
-    app.detect(now).await;
-    let draft = app.pending().await.pop().unwrap();
+    let draft = app.one_draft(now).await;
     assert!(matches!(
         app.approve(draft.id, OTHER_COACH, now).await,
         Err(ActionError::NotYours { id, coach }) if id == draft.id && coach == OTHER_COACH
@@ -632,13 +620,7 @@ async fn a_draft_no_one_acts_on_expires_and_the_cadence_moves_on(app: TestApp) {
 
 async fn after_shutdown_begins_dispatch_claims_nothing_new(app: TestApp) {
     let now = at("2026-06-01T15:00:00Z");
-    app.import_clients(
-        &clients_csv(&[ClientCsv::default()]),
-        now - Duration::days(10),
-    )
-    .await;
-    app.detect(now).await;
-    let draft = app.pending().await.pop().unwrap();
+    let draft = app.one_draft(now).await;
     app.approve(draft.id, COACH, now).await.unwrap();
     app.ctx.shutdown.cancel();
     let summary = app.dispatch(now).await;
@@ -696,13 +678,7 @@ async fn dispatch_never_sends_past_a_no(app: TestApp) {
 /// Two drafts for one client approved together: one goes today, one waits.
 async fn the_caps_hold_when_several_drafts_are_approved_at_once(app: TestApp) {
     let now = at("2026-06-01T14:00:00Z");
-    app.import_clients(
-        &clients_csv(&[ClientCsv::default()]),
-        now - Duration::days(10),
-    )
-    .await;
-    app.detect(now).await;
-    let first = app.pending().await.pop().unwrap();
+    let first = app.one_draft(now).await;
     app.approve(first.id, COACH, now).await.unwrap();
     let second = queue_follow_up(&app, "c-1", now).await;
     // Both due in the same run: the first is sent, the second waits for tomorrow.
@@ -1035,13 +1011,7 @@ async fn a_file_that_fails_to_read_part_way_imports_nothing(app: TestApp) {
 /// value being matched as text later and taken for something else.
 async fn a_status_this_version_does_not_know_names_its_table_and_value(app: TestApp) {
     let now = at("2026-06-01T14:00:00Z");
-    app.import_clients(
-        &clients_csv(&[ClientCsv::default()]),
-        now - Duration::days(10),
-    )
-    .await;
-    app.detect(now).await;
-    let draft = app.pending().await.pop().unwrap();
+    let draft = app.one_draft(now).await;
     let mut conn = app.ctx.store.conn().await.unwrap();
     // The schema forbids the value, as it should; a newer schema might not.
     let sqlite = sqlx::query("PRAGMA ignore_check_constraints = ON")

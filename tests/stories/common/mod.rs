@@ -272,6 +272,18 @@ impl TestApp {
         sqlx::query_scalar(sql).fetch_one(&mut *conn).await.unwrap()
     }
 
+    /// One client, quiet for ten days at `now`, and the draft detection
+    /// writes for them.
+    pub async fn one_draft(&self, now: DateTime<Utc>) -> MessageView {
+        self.import_clients(
+            &clients_csv(&[ClientCsv::default()]),
+            now - chrono::Duration::days(10),
+        )
+        .await;
+        self.detect(now).await;
+        self.pending().await.pop().expect("a draft")
+    }
+
     pub async fn pending(&self) -> Vec<MessageView> {
         self.messages(Some(MessageStatus::Pending)).await
     }
