@@ -1,7 +1,7 @@
 //! May this client be written to, now, on this channel, for this purpose?
 //! The one rule for detection, dispatch, a coach's own message and the
 //! answers to a client's text; its [`Refusal`] names are what the API, the
-//! send log's cancel reasons and the metrics show.
+//! messages' cancel reasons and detection's skips show.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,7 +10,7 @@ use super::client::Client;
 use super::{Channel, ClientStatus, EmailProblem};
 
 /// Why nothing may go to a client, for a purpose, on a channel. The names
-/// are stable: they are API error codes, cancel reasons and metric labels.
+/// are stable: they are API error codes, cancel reasons and skip reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[derive(strum::AsRefStr, strum::IntoStaticStr, strum::Display)]
 #[derive(strum::EnumString, strum::EnumIter)]

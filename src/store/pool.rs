@@ -119,7 +119,7 @@ impl Store {
     pub async fn backup_to(&self, path: &Path) -> anyhow::Result<()> {
         if self.backend != Backend::Sqlite {
             anyhow::bail!(
-                "backup copies SQLite databases; for PostgreSQL use pg_dump (see the README)"
+                "backup copies SQLite databases; for PostgreSQL use pg_dump (see docs/operating.md, Backups)"
             );
         }
         if path.exists() {

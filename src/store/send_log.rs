@@ -10,6 +10,7 @@ use sqlx::AnyConnection;
 use super::dialect::id_list;
 use super::pool::Store;
 use super::scope::Scope;
+use super::stored;
 use super::time::{from_opt_ts, from_ts, ts};
 use crate::domain::{Channel, LogEvent, MessageStatus, SendOutcome};
 
@@ -262,26 +263,21 @@ pub async fn list(
     .bind(filter.since.map(ts))
     .fetch_all(conn)
     .await?;
-    rows.into_iter().map(SendLogEntry::try_from).collect()
+    Ok(rows
+        .into_iter()
+        .map(SendLogEntry::try_from)
+        .collect::<Result<_, _>>()?)
 }
 
 impl TryFrom<SendLogRow> for SendLogEntry {
-    type Error = anyhow::Error;
+    type Error = stored::Unknown;
 
     /// The schema's CHECK constraints keep event, channel and outcome valid; a
     /// row that is not is an error, never a guess.
-    fn try_from(r: SendLogRow) -> anyhow::Result<Self> {
-        let bad =
-            |what: &str, text: &str| anyhow::anyhow!("send log {}: `{text}` is not {what}", r.id);
-        let event = r.event.parse().map_err(|_| bad("an event", &r.event))?;
-        let channel = r
-            .channel
-            .parse()
-            .map_err(|_| bad("a channel", &r.channel))?;
-        let outcome = match r.outcome.as_deref() {
-            None => None,
-            Some(text) => Some(text.parse().map_err(|_| bad("an outcome", text))?),
-        };
+    fn try_from(r: SendLogRow) -> Result<Self, stored::Unknown> {
+        let event = stored::read("send_log", "event", &r.event)?;
+        let channel = stored::read("send_log", "channel", &r.channel)?;
+        let outcome = stored::read_opt("send_log", "outcome", r.outcome.as_deref())?;
         Ok(SendLogEntry {
             id: r.id,
             message_id: r.message_id,

@@ -813,7 +813,7 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
 
 /// The classifier against the labelled corpora: `replies.csv`, written for
 /// the classifier, and `replies-more.csv`, written apart from it by other
-/// hands (see the README for how each was used).
+/// hands (see docs/coaching.md for how each was used).
 #[test]
 fn the_classifier_meets_its_recall_goals_on_the_corpus() {
     use reengage::pipeline::replies::Class;
