@@ -377,6 +377,7 @@ on_both_backends!(
     a_plain_reply_waits_for_a_person_and_its_coach_gets_one_notice_without_its_words,
     a_crisis_alert_escalates_to_the_admins_until_someone_is_on_it,
     a_wrong_number_gets_no_more_sms_until_the_number_changes,
+    who_is_this_from_someone_with_no_coach_is_a_wrong_number_not_a_question,
     while_a_coach_is_away_their_backup_hears_and_acts_for_them,
 );
 
@@ -711,6 +712,28 @@ async fn a_wrong_number_gets_no_more_sms_until_the_number_changes(app: TestApp) 
     let mut conn = app.ctx.store.conn().await.unwrap();
     let audit = reengage::store::audit::recent(&mut conn, 50).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "wrong_number"));
+}
+
+/// "Who is this?" with "I don't have a coach" is a stranger saying the
+/// number is wrong: the phone is marked, and no help text (which names the
+/// program) goes to them.
+async fn who_is_this_from_someone_with_no_coach_is_a_wrong_number_not_a_question(app: TestApp) {
+    clients_with_phones(&app, &[("w-2", "+12015550232"), ("w-3", "+12015550233")]).await;
+    for (phone, text, sid) in [
+        ("+12015550232", "who is this? i dont have a coach", "SMw21"),
+        ("+12015550233", "quien es? yo no tengo coach", "SMw31"),
+    ] {
+        let (status, twiml) = post_sms(&app, phone, text, sid, false).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(twiml.contains("Sorry for the mix-up"), "{twiml}");
+        assert!(!twiml.contains("Reply STOP"), "no help text: {twiml}");
+        for word in ["recovery", "coach", "Riverside"] {
+            assert!(!twiml.contains(word), "{twiml}");
+        }
+    }
+    for id in ["w-2", "w-3"] {
+        assert!(client_by(&app, id).await.phone_is_wrong(), "{id}");
+    }
 }
 
 async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp) {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::file::{Signals, WordFile};
 use super::lang::{LANGS, Lang};
+use super::model::Model;
 use super::normalise::{Normaliser, Token};
 use super::rules::{self, Literal, Node, Rule, Starts, starts};
 
@@ -164,16 +165,23 @@ pub struct Words {
     signals: Vec<(Literal, f64)>,
     signal_threshold: f64,
     signals_by: HashMap<String, Vec<usize>>,
+    /// The learned second opinion on crisis (the built-in lists have it; a
+    /// list compiled alone, to test its rules, does not).
+    model: Option<Model>,
 }
 
 impl Words {
     /// The built-in lists, extended by the agency's `file` if it is set.
     pub fn load(file: &Path) -> anyhow::Result<Self> {
-        Self::compile(&WordFile::load(file)?).with_context(|| {
+        let words = Self::compile(&WordFile::load(file)?).with_context(|| {
             format!(
                 "config key `replies.words_file` ({}) or the built-in lists",
                 file.display()
             )
+        })?;
+        Ok(Self {
+            model: Some(Model::built_in()?),
+            ..words
         })
     }
 
@@ -204,6 +212,7 @@ impl Words {
             signals: Vec::new(),
             signal_threshold: file.signals.threshold.unwrap_or(0.0),
             signals_by: HashMap::new(),
+            model: None,
         };
         words.add_signals(&file.signals)?;
         words.index_rules();
@@ -302,6 +311,21 @@ impl Words {
         {
             matched.push(signal);
             classes.push(Class::Crisis);
+        }
+        if !classes.contains(&Class::Crisis)
+            && let Some((p, words)) = self.model.as_ref().and_then(|m| m.crisis(text))
+        {
+            matched.push(Match {
+                class: Class::Crisis,
+                rule: format!("the crisis model, {:.0}% sure", p * 100.0),
+                text: words.join(", "),
+            });
+            classes.push(Class::Crisis);
+        }
+        // "Who is this?" from a stranger is part of saying the number is
+        // wrong, not a question about the program: wrong number comes first.
+        if classes.contains(&Class::WrongNumber) {
+            classes.retain(|c| *c != Class::Help);
         }
         classes.sort_unstable();
         classes.dedup();

@@ -35,6 +35,7 @@ mod file;
 #[cfg(test)]
 mod fixtures;
 mod lang;
+mod model;
 mod normalise;
 mod rules;
 
