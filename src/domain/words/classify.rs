@@ -165,8 +165,9 @@ pub struct Words {
     signals: Vec<(Literal, f64)>,
     signal_threshold: f64,
     signals_by: HashMap<String, Vec<usize>>,
-    /// The learned second opinion on crisis (the built-in lists have it; a
-    /// list compiled alone, to test its rules, does not).
+    /// The learned second opinion on crisis, opt-out and wrong number (the
+    /// built-in lists have it; a list compiled alone, to test its rules,
+    /// does not).
     model: Option<Model>,
 }
 
@@ -312,15 +313,21 @@ impl Words {
             matched.push(signal);
             classes.push(Class::Crisis);
         }
-        if !classes.contains(&Class::Crisis)
-            && let Some((p, words)) = self.model.as_ref().and_then(|m| m.crisis(text))
-        {
-            matched.push(Match {
-                class: Class::Crisis,
-                rule: format!("the crisis model, {:.0}% sure", p * 100.0),
-                text: words.join(", "),
-            });
-            classes.push(Class::Crisis);
+        // The model's opinion where the rules found nothing of its classes.
+        // A bare keyword (STOP, HELP) is what it says.
+        let opinions = match &self.model {
+            Some(model) if !keyword => model.opinions(text),
+            _ => Vec::new(),
+        };
+        for opinion in opinions {
+            if !classes.contains(&opinion.class) {
+                matched.push(Match {
+                    class: opinion.class,
+                    rule: format!("the reply model, {:.0}% sure", opinion.probability * 100.0),
+                    text: opinion.words.join(", "),
+                });
+                classes.push(opinion.class);
+            }
         }
         // "Who is this?" from a stranger is part of saying the number is
         // wrong, not a question about the program: wrong number comes first.

@@ -1,10 +1,11 @@
-//! The crisis model: a learned second opinion beside the rules. A logistic
-//! regression over character n-grams (2 to 5, within words) and word
-//! unigrams and bigrams, trained by `scripts/train-crisis-model` on the
-//! labelled corpora and built into the binary from `config/crisis-model.tsv`.
-//! It catches wording no rule foresaw; a crisis is what the rules or the
-//! model say. Every step here mirrors scikit-learn's `TfidfVectorizer`
-//! (`char_wb`, `word`, `sublinear_tf`, L2 norm) as the script uses it.
+//! The reply model: a learned second opinion beside the rules on crisis,
+//! opt-out and wrong number. For each, a logistic regression over character
+//! n-grams (2 to 5, within words) and word unigrams and bigrams, trained by
+//! `scripts/train-reply-model` on the labelled corpora and built into the
+//! binary from `config/reply-model.tsv`. It hears wording no rule foresaw; a
+//! text is of a class if the rules or the model say so. Every step here
+//! mirrors scikit-learn's `TfidfVectorizer` (`char_wb`, `word`,
+//! `sublinear_tf`, L2 norm) as the script uses it.
 
 use std::collections::HashMap;
 
@@ -12,73 +13,104 @@ use anyhow::Context as _;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-const BUILT_IN: &str = include_str!("../../../config/crisis-model.tsv");
+use super::classify::Class;
 
-/// A feature's inverse document frequency and its weight in the model.
+const BUILT_IN: &str = include_str!("../../../config/reply-model.tsv");
+
+/// The classes the model has an opinion on, in the file's column order.
+const CLASSES: [Class; 3] = [Class::Crisis, Class::OptOut, Class::WrongNumber];
+
+/// A feature's inverse document frequency and its weight for each class.
 #[derive(Debug, Clone, Copy)]
 struct Feature {
     idf: f64,
-    weight: f64,
+    weights: [f64; CLASSES.len()],
 }
 
 #[derive(Debug, Clone)]
 pub struct Model {
-    intercept: f64,
-    /// A text is a crisis at this probability or more.
-    threshold: f64,
+    intercepts: [f64; CLASSES.len()],
+    /// A text is of a class at this probability or more.
+    thresholds: [f64; CLASSES.len()],
     chars: HashMap<String, Feature>,
     words: HashMap<String, Feature>,
+}
+
+/// What the model holds a text to be: the class, how sure it is, and the
+/// words that weighed most towards it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opinion {
+    pub class: Class,
+    pub probability: f64,
+    pub words: Vec<String>,
 }
 
 impl Model {
     /// The model built into reengage.
     pub fn built_in() -> anyhow::Result<Self> {
-        Self::parse(BUILT_IN).context("config/crisis-model.tsv")
+        Self::parse(BUILT_IN).context("config/reply-model.tsv")
     }
 
-    /// Reads the model file: `kind<TAB>n-gram<TAB>idf<TAB>weight` lines, with
-    /// `intercept` and `threshold` given in the last column.
+    /// Reads the model file: `class<TAB>name<TAB>intercept<TAB>threshold`
+    /// lines in column order, then `kind<TAB>n-gram<TAB>idf<TAB>weight…`
+    /// with a weight for each class.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let mut model = Model {
-            intercept: 0.0,
-            threshold: 1.0,
+            intercepts: [0.0; CLASSES.len()],
+            thresholds: [1.0; CLASSES.len()],
             chars: HashMap::new(),
             words: HashMap::new(),
         };
+        let mut classes = 0;
         for (i, line) in text.lines().enumerate() {
             if line.starts_with('#') || line.is_empty() {
                 continue;
             }
             let fields: Vec<&str> = line.split('\t').collect();
-            let [kind, gram, idf, weight] = fields[..] else {
-                anyhow::bail!("line {}: expected 4 tab-separated fields", i + 1);
-            };
             let number = |text: &str| {
                 text.parse::<f64>()
                     .with_context(|| format!("line {}: `{text}` is not a number", i + 1))
             };
-            match kind {
-                "intercept" => model.intercept = number(weight)?,
-                "threshold" => model.threshold = number(weight)?,
-                "char" | "word" => {
-                    let feature = Feature {
+            match fields[..] {
+                ["class", name, intercept, threshold] => {
+                    anyhow::ensure!(
+                        CLASSES.get(classes).is_some_and(|c| c.as_ref() == name),
+                        "line {}: class `{name}` out of order",
+                        i + 1
+                    );
+                    model.intercepts[classes] = number(intercept)?;
+                    model.thresholds[classes] = number(threshold)?;
+                    classes += 1;
+                }
+                [kind @ ("char" | "word"), gram, idf, ref weights @ ..] => {
+                    anyhow::ensure!(
+                        weights.len() == CLASSES.len(),
+                        "line {}: expected a weight for each of {} classes",
+                        i + 1,
+                        CLASSES.len()
+                    );
+                    let mut feature = Feature {
                         idf: number(idf)?,
-                        weight: number(weight)?,
+                        weights: [0.0; CLASSES.len()],
                     };
+                    for (slot, weight) in feature.weights.iter_mut().zip(weights) {
+                        *slot = number(weight)?;
+                    }
                     let table = match kind {
                         "char" => &mut model.chars,
                         _ => &mut model.words,
                     };
                     table.insert(gram.to_owned(), feature);
                 }
-                other => anyhow::bail!("line {}: unknown kind `{other}`", i + 1),
+                _ => anyhow::bail!("line {}: not a class or a feature", i + 1),
             }
         }
+        anyhow::ensure!(classes == CLASSES.len(), "a `class` line is missing");
         Ok(model)
     }
 
-    /// How likely `text` is a crisis, from 0 to 1.
-    pub fn probability(&self, text: &str) -> f64 {
+    /// How likely `text` is of each class, from 0 to 1, in [`CLASSES`] order.
+    fn probabilities(&self, text: &str) -> [f64; CLASSES.len()] {
         let text = normalise(text);
         let mut char_counts: HashMap<&str, u32> = HashMap::new();
         let padded: Vec<String> = text.split_whitespace().map(|w| format!(" {w} ")).collect();
@@ -89,64 +121,81 @@ impl Model {
                 }
             });
         }
-        let tokens = word_tokens(&text);
-        let mut grams: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
-        grams.extend(tokens.windows(2).map(|pair| pair.join(" ")));
+        let grams = word_grams(&text);
         let mut word_counts: HashMap<&str, u32> = HashMap::new();
         for gram in &grams {
             if self.words.contains_key(gram.as_str()) {
                 *word_counts.entry(gram.as_str()).or_default() += 1;
             }
         }
-        let score = self.intercept
-            + block_score(&self.chars, &char_counts)
-            + block_score(&self.words, &word_counts);
-        1.0 / (1.0 + (-score).exp())
+        let chars = block_scores(&self.chars, &char_counts);
+        let words = block_scores(&self.words, &word_counts);
+        std::array::from_fn(|c| {
+            let score = self.intercepts[c] + chars[c] + words[c];
+            1.0 / (1.0 + (-score).exp())
+        })
     }
 
-    /// Whether the model holds `text` a crisis: how sure it is, and the
-    /// words that weighed most towards it.
-    pub fn crisis(&self, text: &str) -> Option<(f64, Vec<String>)> {
-        let p = self.probability(text);
-        (p >= self.threshold).then(|| (p, self.telling_words(text)))
+    /// Every class the model holds `text` to be.
+    pub fn opinions(&self, text: &str) -> Vec<Opinion> {
+        let probabilities = self.probabilities(text);
+        CLASSES
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| probabilities[*c] >= self.thresholds[*c])
+            .map(|(c, class)| Opinion {
+                class: *class,
+                probability: probabilities[c],
+                words: self.telling_words(text, c),
+            })
+            .collect()
     }
 
-    /// Up to three of the text's words (or pairs) that weigh towards a crisis,
-    /// the heaviest first.
-    fn telling_words(&self, text: &str) -> Vec<String> {
-        let text = normalise(text);
-        let tokens = word_tokens(&text);
-        let mut grams: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
-        grams.extend(tokens.windows(2).map(|pair| pair.join(" ")));
-        let mut weighed: Vec<(f64, String)> = grams
+    /// Up to three of the text's words (or pairs) that weigh most towards
+    /// class `c`, the heaviest first.
+    fn telling_words(&self, text: &str, c: usize) -> Vec<String> {
+        let mut weighed: Vec<(f64, String)> = word_grams(&normalise(text))
             .into_iter()
             .filter_map(|g| {
                 let feature = self.words.get(&g)?;
-                let weight = feature.weight * feature.idf;
+                let weight = feature.weights[c] * feature.idf;
                 (weight > 0.0).then_some((weight, g))
             })
             .collect();
-        weighed.sort_by(|a, b| b.0.total_cmp(&a.0));
+        weighed.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         weighed.dedup_by(|a, b| a.1 == b.1);
         weighed.into_iter().take(3).map(|(_, g)| g).collect()
     }
 }
 
-/// One block's contribution: sublinear counts times idf, L2-normalised,
-/// dotted with the weights.
-fn block_score(table: &HashMap<String, Feature>, counts: &HashMap<&str, u32>) -> f64 {
-    let values: Vec<(f64, f64)> = counts
+/// One block's contribution to each class: sublinear counts times idf,
+/// L2-normalised, dotted with the class's weights.
+fn block_scores(
+    table: &HashMap<String, Feature>,
+    counts: &HashMap<&str, u32>,
+) -> [f64; CLASSES.len()] {
+    let values: Vec<(f64, &Feature)> = counts
         .iter()
         .filter_map(|(gram, n)| {
             let feature = table.get(*gram)?;
-            Some(((1.0 + f64::from(*n).ln()) * feature.idf, feature.weight))
+            Some(((1.0 + f64::from(*n).ln()) * feature.idf, feature))
         })
         .collect();
     let norm = values.iter().map(|(v, _)| v * v).sum::<f64>().sqrt();
-    if norm == 0.0 {
-        return 0.0;
-    }
-    values.iter().map(|(v, w)| v * w).sum::<f64>() / norm
+    std::array::from_fn(|c| {
+        if norm == 0.0 {
+            return 0.0;
+        }
+        values.iter().map(|(v, f)| v * f.weights[c]).sum::<f64>() / norm
+    })
+}
+
+/// A text's words and pairs of words, as the model's word features are.
+fn word_grams(text: &str) -> Vec<String> {
+    let tokens = word_tokens(text);
+    let mut grams: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
+    grams.extend(tokens.windows(2).map(|pair| pair.join(" ")));
+    grams
 }
 
 /// Lower case, accents and apostrophes dropped, a character repeated three
@@ -224,11 +273,24 @@ mod tests {
     #[test]
     fn the_built_in_model_reads_and_leans_the_right_way() {
         let model = Model::built_in().unwrap();
-        assert!(model.crisis("i dont want to be alive anymore").is_some());
-        assert!(
-            model
-                .crisis("thanks, see you at group on tuesday")
-                .is_none()
+        let classes = |text: &str| -> Vec<Class> {
+            model.opinions(text).into_iter().map(|o| o.class).collect()
+        };
+        assert_eq!(classes("i dont want to be alive anymore"), [Class::Crisis]);
+        assert_eq!(
+            classes("please stop sending me these messages"),
+            [Class::OptOut]
         );
+        assert_eq!(
+            classes("i think you have the wrong number"),
+            [Class::WrongNumber]
+        );
+        assert!(classes("thanks, see you at group on tuesday").is_empty());
+    }
+
+    #[test]
+    fn a_damaged_model_file_is_an_error_that_says_where() {
+        let error = Model::parse("class\tcrisis\t0\t0.7\nchar\tab\t1.0\t0.5\n").unwrap_err();
+        assert!(format!("{error:#}").contains("line 2"), "{error:#}");
     }
 }
