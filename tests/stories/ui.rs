@@ -545,10 +545,21 @@ async fn replies_put_a_crisis_first_and_the_queue_points_to_them(app: TestApp) {
     );
     assert!(queue.body.contains("1 h ago"), "each reply shows its age");
     assert!(
-        queue.body.contains("can not go on"),
-        "what matched is shown"
+        queue.body.contains("Why: crisis: “cant go on”"),
+        "the client's words that matched are shown: {}",
+        queue.body
+    );
+    assert!(
+        !queue.body.contains("can not go on"),
+        "a coach reads words, not the rules"
     );
     assert!(!queue.body.contains("Marcus's client writes"));
+    let mut admin = Browser::new(&app);
+    admin.log_in(ADMIN, PASSWORD).await;
+    assert!(
+        admin.get("/replies").await.body.contains("can not go on"),
+        "an admin, who keeps the word lists, sees the rule"
+    );
     let page = rosa.get("/replies").await;
     let crisis = page
         .body

@@ -719,18 +719,15 @@ fn reply_card(
             @if let Some(subject) = &r.subject { p { strong { (subject) } } }
             p.text { (r.body) }
             @if !r.matched.is_empty() {
-                p.meta {
-                    "Why: "
-                    @for (i, m) in r.matched.iter().enumerate() {
-                        @if i > 0 { "; " }
-                        (m.class.as_ref().replace('_', " ")) " “" (m.text) "”"
-                    }
-                }
-                details.meta {
-                    summary { "The rules that matched" }
-                    ul {
-                        @for m in &r.matched {
-                            li { (m.class.as_ref().replace('_', " ")) ": " code.wrap-anywhere { (m.rule) } }
+                p.meta { "Why: " (why(&r.matched)) }
+                // The rules' own text is for whoever keeps the word lists.
+                @if coach.is_admin() {
+                    details.meta {
+                        summary { "The rules that matched" }
+                        ul {
+                            @for m in &r.matched {
+                                li { (m.class.as_ref().replace('_', " ")) ": " code.wrap-anywhere { (m.rule) } }
+                            }
                         }
                     }
                 }
@@ -1204,5 +1201,63 @@ fn workload(report: &crate::pipeline::reports::Report) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// What a reply was read as and the client's words that said so, each class
+/// and each phrase once: `crisis: “want to die”, “pills”; opt out: “stop”`.
+fn why(matched: &[crate::domain::words::Match]) -> String {
+    let mut classes: Vec<(crate::domain::words::Class, Vec<String>)> = Vec::new();
+    for m in matched {
+        let at = match classes.iter().position(|(c, _)| *c == m.class) {
+            Some(at) => at,
+            None => {
+                classes.push((m.class, Vec::new()));
+                classes.len() - 1
+            }
+        };
+        let phrases = &mut classes[at].1;
+        for phrase in m.text.split(", ").map(str::trim).filter(|p| !p.is_empty()) {
+            if !phrases.iter().any(|p| p.eq_ignore_ascii_case(phrase)) {
+                phrases.push(phrase.to_owned());
+            }
+        }
+    }
+    classes
+        .iter()
+        .map(|(class, phrases)| {
+            let quoted: Vec<String> = phrases.iter().map(|p| format!("“{p}”")).collect();
+            format!(
+                "{}: {}",
+                class.as_ref().replace('_', " "),
+                quoted.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::why;
+    use crate::domain::words::{Class, Match};
+
+    #[test]
+    fn why_names_each_class_and_phrase_once() {
+        let m = |class, text: &str| Match {
+            class,
+            rule: "a rule".into(),
+            text: text.into(),
+        };
+        let matched = [
+            m(Class::Crisis, "want to die"),
+            m(Class::Crisis, "Want to die"),
+            m(Class::OptOut, "stop"),
+            m(Class::Crisis, "want to die, pills"),
+        ];
+        assert_eq!(
+            why(&matched),
+            "crisis: “want to die”, “pills”; opt out: “stop”"
+        );
     }
 }
