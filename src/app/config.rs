@@ -104,7 +104,19 @@ pub struct ReportSettings {
 pub struct CrisisSettings {
     pub auto_reply: bool,
     pub resources_message: String,
+    /// The resources message in other languages, by the client's language.
+    #[serde(default)]
+    pub resources_messages: std::collections::BTreeMap<String, String>,
     pub escalate_after_minutes: u32,
+}
+
+impl CrisisSettings {
+    /// The resources message in `language`, or the default one.
+    pub fn resources_for(&self, language: &str) -> &str {
+        self.resources_messages
+            .get(language)
+            .unwrap_or(&self.resources_message)
+    }
 }
 
 #[derive(Debug, Deserialize)]

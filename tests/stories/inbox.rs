@@ -10,6 +10,65 @@ use reengage::pipeline::inbox::{self, InboxSummary};
 use reengage::store::clients;
 
 on_both_backends!(
+    with resources_by_email;
+    a_crisis_email_gets_the_resources_once_in_the_clients_language,
+);
+
+/// The folder inbox, and the crisis resources sent to a client in crisis.
+fn resources_by_email() -> String {
+    format!("{}[crisis]\nauto_reply = true\n", inbound_settings())
+}
+
+/// A Spanish-speaking client writes twice in crisis by email: the resources
+/// go once, by email, in Spanish, threaded under what they wrote.
+async fn a_crisis_email_gets_the_resources_once_in_the_clients_language(app: TestApp) {
+    app.import_clients(
+        &clients_csv(&[ClientCsv {
+            email: "lucia@example.com",
+            channel: "email",
+            language: "es",
+            ..Default::default()
+        }]),
+        morning() - Duration::days(8),
+    )
+    .await;
+    for (name, id) in [
+        ("c1.eml", "<c1@mail.example.com>"),
+        ("c2.eml", "<c2@mail.example.com>"),
+    ] {
+        app.deliver(
+            name,
+            &format!(
+                "From: lucia@example.com\n\
+                 To: {REPLIES}\n\
+                 Subject: hola\n\
+                 Message-ID: {id}\n\
+                 \n\
+                 ya no puedo mas, me quiero morir\n"
+            ),
+        );
+        poll(&app, morning() + Duration::hours(1)).await;
+    }
+    let resources: Vec<String> = app
+        .outbox_files()
+        .into_iter()
+        .filter(|f| f.starts_with("resources-"))
+        .collect();
+    assert_eq!(resources.len(), 1, "once: {:?}", app.outbox_files());
+    let raw = app.outbox_file(&resources[0]);
+    let email = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(
+        email.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("lucia@example.com")
+    );
+    assert_eq!(email.in_reply_to().as_text(), Some("c1@mail.example.com"));
+    let text = email.body_text(0).unwrap();
+    assert!(text.contains("Si estás en peligro"), "in Spanish: {text}");
+    assert!(text.contains("988"), "{text}");
+    assert_eq!(client(&app).await.status, ClientStatus::Hold);
+}
+
+on_both_backends!(
     with inbound_settings;
     an_email_reply_to_step_one_closes_the_episode_so_step_two_is_never_drafted,
     a_crisis_email_holds_the_client_and_alerts_the_coach,

@@ -44,9 +44,10 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// A note to a coach (an alert, a digest): not a client message, so no
-    /// send-log row, no unsubscribe link, no reply-to. `reference` names it.
-    pub fn to_coach(
+    /// A note outside the queue (an alert or digest to a coach, crisis
+    /// resources to a client): no draft, so no send-log row, no unsubscribe
+    /// link, no reply-to. `reference` names it.
+    pub fn note(
         channel: Channel,
         reference: String,
         to: String,

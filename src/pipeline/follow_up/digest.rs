@@ -80,7 +80,7 @@ pub async fn run(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<DigestS
                 first_names.join(", ")
             ));
         }
-        let message = Outgoing::to_coach(
+        let message = Outgoing::note(
             Channel::Email,
             format!("digest-{}-{day}", coach.id),
             coach.email.clone(),

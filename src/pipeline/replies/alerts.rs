@@ -138,7 +138,7 @@ async fn tell(
             outgoing.push((Channel::Sms, phone.to_owned()));
         }
         for (channel, to) in outgoing {
-            let message = Outgoing::to_coach(
+            let message = Outgoing::note(
                 channel,
                 format!("{reference}-{}", person.id),
                 to,

@@ -7,6 +7,7 @@ use sqlx::AnyConnection;
 
 use super::alerts;
 use super::incoming::Incoming;
+use crate::app::channels::{Delivery, Outgoing};
 use crate::app::context::AppContext;
 use crate::domain::AuditAction;
 use crate::domain::client::Client;
@@ -34,6 +35,8 @@ struct Reply<'a> {
 #[derive(Default)]
 struct Done {
     answers: Vec<String>,
+    /// The crisis resources, to send by email once the reply is committed.
+    resources_email: Option<String>,
     audit: Vec<(AuditAction, Option<String>)>,
 }
 
@@ -125,24 +128,70 @@ pub async fn person(
     if class.is(Class::Crisis) {
         alerts::alert_crisis(ctx, reply_id, Some(client), now).await?;
     }
+    if let Some(text) = done.resources_email {
+        email_resources(ctx, client, incoming, reply_id, text, now).await;
+    }
     Ok(done.answers)
 }
 
-/// The client goes on hold; the resources go once, by SMS only (an email
-/// crisis alerts, and its coach writes back; an email one must not count as
-/// sent).
+/// The crisis resources by email, in answer to the client's email (threaded
+/// under it). A failure is logged: the alert has gone to a person already.
+async fn email_resources(
+    ctx: &AppContext,
+    client: &Client,
+    incoming: &Incoming<'_>,
+    reply_id: i64,
+    text: String,
+    now: DateTime<Utc>,
+) {
+    let subject = match incoming.subject.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) if s.to_ascii_lowercase().starts_with("re:") => s.to_owned(),
+        Some(s) => format!("Re: {s}"),
+        None => "Re: your message".to_owned(),
+    };
+    let mut message = Outgoing::note(
+        Channel::Email,
+        format!("resources-{reply_id}"),
+        incoming.from.to_owned(),
+        Some(subject),
+        text,
+        &ctx.settings.email.from,
+        now,
+    );
+    message.in_reply_to = incoming
+        .provider_id
+        .filter(|id| id.starts_with('<'))
+        .map(str::to_owned);
+    message.discreet = client.discreet;
+    match ctx
+        .channels
+        .deliver_gated(&ctx.clock, Channel::Email, &message)
+        .await
+    {
+        Delivery::Sent { .. } => {}
+        failed => tracing::error!(reply = reply_id, "crisis resources not emailed: {failed:?}"),
+    }
+}
+
+/// The client goes on hold; if the agency turned it on, the resources go
+/// once, in the client's language: in answer to a text, or by email to an
+/// email (sent once the reply is committed).
 async fn crisis(reply: &Reply<'_>, tx: &mut AnyConnection, done: &mut Done) -> Result<()> {
     let (ctx, now) = (reply.ctx, reply.now);
     let Reply { client, class, .. } = *reply;
     let channel = reply.incoming.channel;
     episodes::change_status(tx, client.id, ClientStatus::Hold, now).await?;
-    if channel == Channel::Sms
-        && ctx.settings.crisis.auto_reply
+    let resources = &ctx.settings.crisis;
+    if resources.auto_reply
+        && eligibility(client, channel, Purpose::CrisisResource).is_ok()
         && !inbound::resources_sent(tx, client.id).await?
     {
         inbound::mark_resources_sent(tx, reply.id).await?;
-        let text = &ctx.settings.crisis.resources_message;
-        done.answer(client, channel, Purpose::CrisisResource, text);
+        let text = resources.resources_for(&client.language).to_owned();
+        match channel {
+            Channel::Sms => done.answers.push(text),
+            Channel::Email => done.resources_email = Some(text),
+        }
     }
     done.audit.push((
         AuditAction::CrisisHold,
