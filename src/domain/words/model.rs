@@ -27,13 +27,17 @@ struct Feature {
     weights: [f64; CLASSES.len()],
 }
 
+/// An n-gram's feature, by the n-gram. foldhash: a text looks up a few
+/// thousand short n-grams, and the default hasher made that most of the cost.
+type Index = HashMap<String, Feature, foldhash::fast::FixedState>;
+
 #[derive(Debug, Clone)]
 pub struct Model {
     intercepts: [f64; CLASSES.len()],
     /// A text is of a class at this probability or more.
     thresholds: [f64; CLASSES.len()],
-    chars: HashMap<String, Feature>,
-    words: HashMap<String, Feature>,
+    chars: Index,
+    words: Index,
 }
 
 /// What the model holds a text to be: the class, how sure it is, and the
@@ -58,8 +62,8 @@ impl Model {
         let mut model = Model {
             intercepts: [0.0; CLASSES.len()],
             thresholds: [1.0; CLASSES.len()],
-            chars: HashMap::new(),
-            words: HashMap::new(),
+            chars: Index::default(),
+            words: Index::default(),
         };
         let mut classes = 0;
         for (i, line) in text.lines().enumerate() {
@@ -112,24 +116,30 @@ impl Model {
     /// How likely `text` is of each class, from 0 to 1, in [`CLASSES`] order.
     fn probabilities(&self, text: &str) -> [f64; CLASSES.len()] {
         let text = normalise(text);
-        let mut char_counts: HashMap<&str, u32> = HashMap::new();
-        let padded: Vec<String> = text.split_whitespace().map(|w| format!(" {w} ")).collect();
-        for word in &padded {
-            char_ngrams(word, |gram| {
-                if self.chars.contains_key(gram) {
-                    *char_counts.entry(gram).or_default() += 1;
-                }
-            });
+        let mut chars: Vec<&Feature> = Vec::new();
+        let mut padded = String::new();
+        for word in text.split_whitespace() {
+            padded.clear();
+            padded.push(' ');
+            padded.push_str(word);
+            padded.push(' ');
+            char_ngrams(&padded, |gram| chars.extend(self.chars.get(gram)));
         }
-        let grams = word_grams(&text);
-        let mut word_counts: HashMap<&str, u32> = HashMap::new();
-        for gram in &grams {
-            if self.words.contains_key(gram.as_str()) {
-                *word_counts.entry(gram.as_str()).or_default() += 1;
+        let mut words: Vec<&Feature> = Vec::new();
+        let tokens = word_tokens(&text);
+        let mut pair = String::new();
+        for (i, token) in tokens.iter().enumerate() {
+            words.extend(self.words.get(*token));
+            if let Some(next) = tokens.get(i + 1) {
+                pair.clear();
+                pair.push_str(token);
+                pair.push(' ');
+                pair.push_str(next);
+                words.extend(self.words.get(pair.as_str()));
             }
         }
-        let chars = block_scores(&self.chars, &char_counts);
-        let words = block_scores(&self.words, &word_counts);
+        let chars = block_scores(chars);
+        let words = block_scores(words);
         std::array::from_fn(|c| {
             let score = self.intercepts[c] + chars[c] + words[c];
             1.0 / (1.0 + (-score).exp())
@@ -169,18 +179,15 @@ impl Model {
 }
 
 /// One block's contribution to each class: sublinear counts times idf,
-/// L2-normalised, dotted with the class's weights.
-fn block_scores(
-    table: &HashMap<String, Feature>,
-    counts: &HashMap<&str, u32>,
-) -> [f64; CLASSES.len()] {
-    let values: Vec<(f64, &Feature)> = counts
-        .iter()
-        .filter_map(|(gram, n)| {
-            let feature = table.get(*gram)?;
-            Some(((1.0 + f64::from(*n).ln()) * feature.idf, feature))
-        })
-        .collect();
+/// L2-normalised, dotted with the class's weights. `found` holds a feature
+/// once for each time the text has it.
+fn block_scores(mut found: Vec<&Feature>) -> [f64; CLASSES.len()] {
+    found.sort_unstable_by_key(|f| std::ptr::from_ref(*f));
+    let mut values: Vec<(f64, &Feature)> = Vec::new();
+    for run in found.chunk_by(|a, b| std::ptr::eq(*a, *b)) {
+        let n = run.len() as f64;
+        values.push(((1.0 + n.ln()) * run[0].idf, run[0]));
+    }
     let norm = values.iter().map(|(v, _)| v * v).sum::<f64>().sqrt();
     std::array::from_fn(|c| {
         if norm == 0.0 {
@@ -224,7 +231,7 @@ fn normalise(text: &str) -> String {
 /// The n-grams (2 to 5 characters) of one space-padded word, as
 /// scikit-learn's `char_wb` takes them: a word shorter than `n` gives
 /// itself once, and no longer n-grams.
-fn char_ngrams<'a>(padded: &'a str, mut each: impl FnMut(&'a str)) {
+fn char_ngrams(padded: &str, mut each: impl FnMut(&str)) {
     let bounds: Vec<usize> = padded
         .char_indices()
         .map(|(i, _)| i)
@@ -256,10 +263,10 @@ mod tests {
     #[test]
     fn words_are_cut_into_ngrams_as_scikit_learn_cuts_them() {
         let mut grams = Vec::new();
-        char_ngrams(" a ", |g| grams.push(g));
+        char_ngrams(" a ", |g| grams.push(g.to_owned()));
         assert_eq!(grams, [" a", "a ", " a "]);
         grams.clear();
-        char_ngrams(" hey ", |g| grams.push(g));
+        char_ngrams(" hey ", |g| grams.push(g.to_owned()));
         assert_eq!(
             grams,
             [
@@ -292,5 +299,35 @@ mod tests {
     fn a_damaged_model_file_is_an_error_that_says_where() {
         let error = Model::parse("class\tcrisis\t0\t0.7\nchar\tab\t1.0\t0.5\n").unwrap_err();
         assert!(format!("{error:#}").contains("line 2"), "{error:#}");
+    }
+
+    /// The probabilities `scripts/train-reply-model --sample TEXT` prints
+    /// for the model it wrote: the two read a text alike.
+    #[test]
+    fn the_model_reads_a_text_as_scikit_learn_does() {
+        let model = Model::built_in().unwrap();
+        for (text, expected) in [
+            (
+                "Sooo tired of everything, I can't keep going 😔",
+                [0.9988, 0.0021, 0.0045],
+            ),
+            (
+                "please STOP texting me, wrong number",
+                [0.0006, 0.9998, 0.9723],
+            ),
+            (
+                "Ya no quiero vivir, gracias por todo",
+                [0.9613, 0.1866, 0.0017],
+            ),
+            ("see you tuesday at group", [0.006, 0.0051, 0.0081]),
+        ] {
+            let got = model.probabilities(text);
+            for (g, e) in got.iter().zip(expected) {
+                assert!(
+                    (g - e).abs() < 0.002,
+                    "{text}: {got:?} against {expected:?}"
+                );
+            }
+        }
     }
 }
