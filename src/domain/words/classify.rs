@@ -7,27 +7,12 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use super::class::Class;
 use super::file::{Signals, WordFile};
 use super::lang::{LANGS, Lang};
 use super::model::Model;
 use super::normalise::{Normaliser, Token};
 use super::rules::{self, Literal, Node, Rule, Starts, starts};
-
-/// What a reply is, in order of precedence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[derive(Serialize, Deserialize, strum::AsRefStr, strum::Display)]
-#[derive(strum::EnumString)]
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Class {
-    Crisis,
-    OptOut,
-    WrongNumber,
-    Help,
-    OptIn,
-    Reply,
-}
 
 /// One rule that matched, for the coach to see why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -14,7 +14,8 @@ use std::io::Read;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use super::{Class, Words};
+use super::class::Class;
+use super::classify::Words;
 
 const CLASSES: [Class; 6] = [
     Class::Crisis,

@@ -1,8 +1,9 @@
 //! The word lists the unit tests compile: small, so that a test shows the
 //! rule it means.
 
+use super::class::Class;
+use super::classify::Words;
 use super::file::WordFile;
-use super::{Class, Words};
 
 pub(super) fn words(file: &str) -> Words {
     Words::compile(&WordFile::parse(file).unwrap()).unwrap()

@@ -29,6 +29,7 @@
 //! language, `classify` indexes the rules and reads a text with them, and
 //! `file` is the word file they are compiled from.
 
+mod class;
 mod classify;
 pub mod evaluate;
 mod file;
@@ -39,4 +40,5 @@ mod model;
 mod normalise;
 mod rules;
 
-pub use classify::{Class, Classification, Match, Words};
+pub use class::Class;
+pub use classify::{Classification, Match, Words};

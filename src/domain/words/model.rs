@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-use super::classify::Class;
+use super::class::Class;
 
 const BUILT_IN: &str = include_str!("../../../config/reply-model.tsv");
 

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::Class;
+use super::class::Class;
 use super::file::{ByLang, WordFile};
 use super::lang::Lang;
 use super::normalise::{Normaliser, Token, words};
