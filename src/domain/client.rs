@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::timestamp::{from_opt_ts, from_ts};
 use super::{Channel, ClientStatus, EmailProblem};
 
 /// A client as the rest of reengage sees it: statuses and channels as domain
@@ -100,13 +101,4 @@ impl Client {
             email_problem: None,
         }
     }
-}
-
-/// Unix seconds (how rows hold time) as an instant.
-fn from_ts(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(secs, 0).unwrap_or_default()
-}
-
-fn from_opt_ts(secs: Option<i64>) -> Option<DateTime<Utc>> {
-    secs.map(from_ts)
 }

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod local_time;
 pub mod mail;
 pub mod outcomes;
+pub mod timestamp;
 pub mod window;
 pub mod words;
 

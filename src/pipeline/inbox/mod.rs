@@ -15,6 +15,7 @@
 pub mod folder;
 pub mod imap;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -126,27 +127,21 @@ pub async fn receive(ctx: &AppContext, raw: &[u8], now: DateTime<Utc>) -> anyhow
     let answered = messages::client_of_email_ids(&mut conn, &email.answers).await?;
     drop(conn);
     let from = email.from.as_deref();
-    let (sender, kind, body) = match (&email.automatic, answered) {
-        (Some(Automatic::Bounce(bounce)), _) => {
-            let sender = match (answered, bounce.recipient.as_deref()) {
-                (Some(id), _) => Sender::Client(id),
-                (None, Some(to)) => Sender::Email(to),
-                (None, None) => Sender::Nobody,
-            };
-            (sender, Kind::Bounce(bounce), bounce_text(bounce))
-        }
-        (automatic, answered) => {
-            let sender = match (answered, from) {
-                (Some(id), _) => Sender::Client(id),
-                (None, Some(from)) => Sender::Email(from),
-                (None, None) => Sender::Nobody,
-            };
-            let kind = match automatic {
-                Some(Automatic::AutoReply) => Kind::AutoReply,
-                _ => Kind::Person,
-            };
-            (sender, kind, email.text.clone())
-        }
+    // A bounce is about the address it could not reach; other mail, about
+    // its sender.
+    let (kind, address_of, body) = match &email.automatic {
+        Some(Automatic::Bounce(bounce)) => (
+            Kind::Bounce(bounce),
+            bounce.recipient.as_deref(),
+            Cow::Owned(bounce_text(bounce)),
+        ),
+        Some(Automatic::AutoReply) => (Kind::AutoReply, from, Cow::Borrowed(email.text.as_str())),
+        None => (Kind::Person, from, Cow::Borrowed(email.text.as_str())),
+    };
+    let sender = match (answered, address_of) {
+        (Some(id), _) => Sender::Client(id),
+        (None, Some(address)) => Sender::Email(address),
+        (None, None) => Sender::Nobody,
     };
     let incoming = Incoming {
         channel: Channel::Email,
