@@ -59,8 +59,9 @@ async fn list(ctx: &AppContext, coach: Option<&str>) -> Result<(), TokenError> {
         at.and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
             .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
     };
+    let listed = tokens::list(ctx, coach).await?;
     say!("id\tcoach\tcreated\tlast used\texpires\trevoked");
-    for t in tokens::list(ctx, coach).await? {
+    for t in listed {
         say!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             t.id,

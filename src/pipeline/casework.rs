@@ -34,8 +34,19 @@ pub async fn visible_client(
     external_id: &str,
 ) -> Result<Client, CaseError> {
     let mut conn = ctx.store.conn().await?;
-    let scope = coaches::scope_for(&mut conn, coach, ctx.clock.now()).await?;
-    clients::by_external_id(&mut conn, external_id)
+    visible_client_on(&mut conn, coach, external_id, ctx.clock.now()).await
+}
+
+/// [`visible_client`] on `conn`, for a workflow that reads it in its own
+/// transaction.
+pub async fn visible_client_on(
+    conn: &mut sqlx::AnyConnection,
+    coach: &CoachRow,
+    external_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Client, CaseError> {
+    let scope = coaches::scope_for(conn, coach, now).await?;
+    clients::by_external_id(conn, external_id)
         .await?
         .filter(|c| scope.includes(c.coach_id))
         .ok_or(CaseError::NotFound)

@@ -141,6 +141,14 @@ pub async fn add(
         None => None,
     };
     let mut tx = ctx.store.begin().await?;
+    // Emails are one coach whatever their case (the column's own UNIQUE is
+    // case-sensitive; every lookup is not).
+    if coaches::by_email(&mut tx, checked.email.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(CoachError::Exists);
+    }
     let row = coaches::NewCoach {
         email: checked.email.as_str(),
         name: checked.name,
@@ -183,12 +191,11 @@ pub async fn change(
 ) -> Result<(), CoachError> {
     let actor = manager(by).ok_or(CoachError::AdminOnly)?;
     let email = email.trim();
-    let target = {
-        let mut conn = ctx.store.conn().await?;
-        coaches::by_email(&mut conn, email)
-            .await?
-            .ok_or(CoachError::Unknown)?
-    };
+    // The lookup, the change and its audit entry in one transaction.
+    let mut tx = ctx.store.begin().await?;
+    let target = coaches::by_email(&mut tx, email)
+        .await?
+        .ok_or(CoachError::Unknown)?;
     if matches!(change, Change::Deactivate) && by.is_some_and(|b| b.id == target.id) {
         return Err(CoachError::Yourself);
     }
@@ -201,7 +208,6 @@ pub async fn change(
             Some(hash(password).await?),
         ),
     };
-    let mut tx = ctx.store.begin().await?;
     if let Some(active) = active {
         coaches::set_active(&mut tx, target.id, active).await?;
     }

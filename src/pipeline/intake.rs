@@ -876,16 +876,12 @@ pub async fn put_client(
         ]));
     }
     record.coach_email = Some(coach_email);
-    let visible = match casework::visible_client(ctx, coach, &external_id).await {
-        Ok(_) => true,
-        Err(CaseError::NotFound) => false,
-        Err(e) => return Err(e.into()),
-    };
     let mut tx = ctx.store.begin().await?;
-    if !visible
-        && clients::by_external_id(&mut tx, &external_id)
-            .await?
-            .is_some()
+    // Another coach's client is not there to change (nor to learn of).
+    let scope = coaches::scope_for(&mut tx, coach, now).await?;
+    if clients::by_external_id(&mut tx, &external_id)
+        .await?
+        .is_some_and(|c| !scope.includes(c.coach_id))
     {
         return Err(RecordError::NotFound);
     }
@@ -919,9 +915,11 @@ pub async fn record_event(
     record: &EventRecord,
     now: DateTime<Utc>,
 ) -> Result<events::Recorded, RecordError> {
+    // The client read, and the event recorded, in one transaction.
+    let mut tx = ctx.store.begin().await?;
     let client = match record.external_id.as_deref().map(str::trim) {
         Some(external_id) if !external_id.is_empty() => {
-            let client = casework::visible_client(ctx, coach, external_id).await?;
+            let client = casework::visible_client_on(&mut tx, coach, external_id, now).await?;
             Some(EventTarget::from(&client))
         }
         _ => None,
@@ -935,7 +933,6 @@ pub async fn record_event(
         note: record.note.as_deref(),
         by: Some(coach.id),
     };
-    let mut tx = ctx.store.begin().await?;
     let first_step = ctx.settings.first_step_after();
     let outcome = events::record(&mut tx, &client, &event, first_step, now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;

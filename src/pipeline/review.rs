@@ -239,10 +239,9 @@ async fn record_action(
 /// Finds the acting coach by email; inactive coaches cannot act.
 pub async fn acting_coach(ctx: &AppContext, email: &str) -> Result<CoachRow, ActionError> {
     let mut conn = ctx.store.conn().await?;
-    match coaches::by_email(&mut conn, email).await? {
-        Some(coach) if coach.is_active() => Ok(coach),
-        _ => Err(ActionError::UnknownCoach(email.to_owned())),
-    }
+    coaches::active_by_email(&mut conn, email)
+        .await?
+        .ok_or_else(|| ActionError::UnknownCoach(email.to_owned()))
 }
 
 /// The draft, if `coach` may see it.

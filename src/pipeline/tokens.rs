@@ -24,9 +24,8 @@ pub enum TokenError {
 
 async fn active_coach(ctx: &AppContext, email: &str) -> Result<CoachRow, TokenError> {
     let mut conn = ctx.store.conn().await?;
-    coaches::by_email(&mut conn, email)
+    coaches::active_by_email(&mut conn, email)
         .await?
-        .filter(|c| c.is_active())
         .ok_or_else(|| TokenError::UnknownCoach(email.to_owned()))
 }
 

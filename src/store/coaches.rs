@@ -91,6 +91,14 @@ pub async fn insert(
     Ok(id)
 }
 
+/// The coach with `email` (any case), if they may act (active).
+pub async fn active_by_email(
+    conn: &mut AnyConnection,
+    email: &str,
+) -> anyhow::Result<Option<CoachRow>> {
+    Ok(by_email(conn, email).await?.filter(CoachRow::is_active))
+}
+
 pub async fn by_email(conn: &mut AnyConnection, email: &str) -> anyhow::Result<Option<CoachRow>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COACH_COLUMNS} FROM coaches c WHERE lower(c.email) = lower($1)"

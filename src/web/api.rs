@@ -21,10 +21,11 @@ use crate::domain::client::Client;
 use crate::domain::eligibility::Refusal;
 use crate::domain::{Channel, MessageStatus};
 use crate::pipeline;
+use crate::pipeline::casework::{self, CaseError};
 use crate::pipeline::conversation::AnswerError;
 use crate::pipeline::intake::{self, ClientRecord, EventRecord};
+use crate::pipeline::replies;
 use crate::pipeline::review::{self, ActionError, EditError};
-use crate::pipeline::{casework, replies};
 use crate::store::clients;
 use crate::store::coaches::{self, CoachRow};
 use crate::store::messages::{self, MessageView};
@@ -124,6 +125,17 @@ impl From<intake::RecordError> for ApiError {
             intake::RecordError::NotFound => ApiError::NotFound,
             intake::RecordError::Invalid(reasons) => ApiError::from_reasons(reasons),
             intake::RecordError::Unexpected(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A client the caller may not see is one that is not there: 404 either way.
+/// (The API's client routes ask nothing only an admin may do.)
+impl From<CaseError> for ApiError {
+    fn from(e: CaseError) -> Self {
+        match e {
+            CaseError::Unexpected(e) => ApiError::Internal(e),
+            _ => ApiError::NotFound,
         }
     }
 }
@@ -353,9 +365,7 @@ async fn get_client(
     ApiCoach(coach): ApiCoach,
     Path(external_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let client = casework::visible_client(&ctx, &coach, &external_id)
-        .await
-        .map_err(intake::RecordError::from)?;
+    let client = casework::visible_client(&ctx, &coach, &external_id).await?;
     Ok(Json(client_json(&ctx, client).await?))
 }
 
@@ -797,11 +807,7 @@ async fn confirm_phone(
         &casework::CaseAction::ConfirmPhone,
         now,
     )
-    .await
-    .map_err(|e| match e {
-        casework::CaseError::Unexpected(e) => ApiError::Internal(e),
-        _ => ApiError::NotFound,
-    })?;
+    .await?;
     let mut conn = ctx.store.conn().await?;
     let client = clients::by_external_id(&mut conn, &external_id)
         .await?

@@ -1094,5 +1094,21 @@ async fn a_coach_added_from_the_command_line_is_audited_like_one_added_on_the_ad
         said.contains("`superuser` is not a role: coach or admin"),
         "{said}"
     );
+    // An email that differs only in case is the same coach, from both.
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend(add("Sam@Example.org", "coach"));
+    let page = admin.post("/admin/coaches", &fields).await;
+    assert!(
+        page.body.contains("a coach with this email exists"),
+        "{}",
+        page.body
+    );
+    let again = cli_add_coach(&app, "LEE@example.org", "coach");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM coaches").await, coaches);
 }
