@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 #[strum(serialize_all = "snake_case")]
 pub enum Class {
     Crisis,
+    /// The reply says the client has died.
+    Deceased,
     OptOut,
     WrongNumber,
     Help,

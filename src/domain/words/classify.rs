@@ -292,7 +292,12 @@ impl Words {
         let keyword = self.keywords(text, &tokens, &mut classes, &mut matched);
         let found = self.find(&subject);
         self.rule_matches(text, &tokens, &found, &mut classes, &mut matched);
+        // A death report reads as loss: the net and the model, which were
+        // not taught to tell it from danger, keep out of it; the crisis rules
+        // still speak for the writer ("I can't live without him").
+        let death = classes.contains(&Class::Deceased);
         if !classes.contains(&Class::Crisis)
+            && !death
             && let Some(signal) = self.signal_match(text, &tokens, &found)
         {
             matched.push(signal);
@@ -305,7 +310,8 @@ impl Words {
             _ => Vec::new(),
         };
         for opinion in opinions {
-            if !classes.contains(&opinion.class) {
+            let beside_death = !death || opinion.class == Class::OptOut;
+            if !classes.contains(&opinion.class) && beside_death {
                 matched.push(Match {
                     class: opinion.class,
                     rule: format!("the reply model, {:.0}% sure", opinion.probability * 100.0),
@@ -400,17 +406,36 @@ impl Words {
         classes: &mut Vec<Class>,
         matched: &mut Vec<Match>,
     ) {
+        // An exception takes back the matches of its own class it overlaps.
+        let excepted = |r: usize, start: usize, end: usize| {
+            found.iter().any(|&(x, s, e)| {
+                let other = &self.rules[x];
+                other.exception && other.class == self.rules[r].class && s < end && start < e
+            })
+        };
+        let deaths: Vec<(usize, usize)> = found
+            .iter()
+            .filter(|&&(r, s, e)| {
+                let rule = &self.rules[r];
+                rule.class == Class::Deceased && !rule.exception && !excepted(r, s, e)
+            })
+            .map(|&(_, s, e)| (s, e))
+            .collect();
+        // Beside a reported death, crisis words inside the report, or a
+        // single word of them ("overdose", "fentanyl"), tell how the client
+        // died; a phrase ("I can't go on without him") still speaks for the
+        // writer.
+        let of_the_death = |start: usize, end: usize| {
+            !deaths.is_empty()
+                && (end - start == 1 || deaths.iter().any(|&(s, e)| s < end && start < e))
+        };
         let mut shown = HashSet::new();
         for &(r, start, end) in found {
             let rule = &self.rules[r];
-            if rule.exception || shown.contains(&r) {
+            if rule.exception || shown.contains(&r) || excepted(r, start, end) {
                 continue;
             }
-            let excused = found.iter().any(|&(x, s, e)| {
-                let other = &self.rules[x];
-                other.exception && other.class == rule.class && s < end && start < e
-            });
-            if excused {
+            if rule.class == Class::Crisis && of_the_death(start, end) {
                 continue;
             }
             shown.insert(r);

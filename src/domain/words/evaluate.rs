@@ -17,8 +17,9 @@ use serde::Deserialize;
 use super::class::Class;
 use super::classify::Words;
 
-const CLASSES: [Class; 6] = [
+const CLASSES: [Class; 7] = [
     Class::Crisis,
+    Class::Deceased,
     Class::OptOut,
     Class::WrongNumber,
     Class::Help,

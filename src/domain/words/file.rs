@@ -92,6 +92,8 @@ pub(super) struct WordFile {
     #[serde(default)]
     pub(super) crisis: ClassRules,
     #[serde(default)]
+    pub(super) deceased: ClassRules,
+    #[serde(default)]
     pub(super) opt_out: ClassRules,
     #[serde(default)]
     pub(super) wrong_number: ClassRules,
@@ -148,6 +150,7 @@ impl WordFile {
         self.keywords.help.extend(other.keywords.help);
         for (mine, theirs) in [
             (&mut self.crisis, other.crisis),
+            (&mut self.deceased, other.deceased),
             (&mut self.opt_out, other.opt_out),
             (&mut self.wrong_number, other.wrong_number),
             (&mut self.help, other.help),

@@ -105,6 +105,7 @@ pub(super) fn compile(file: &WordFile, normaliser: &Normaliser) -> anyhow::Resul
     let mut rules = Vec::new();
     for (class, lists) in [
         (Class::Crisis, &file.crisis),
+        (Class::Deceased, &file.deceased),
         (Class::OptOut, &file.opt_out),
         (Class::WrongNumber, &file.wrong_number),
         (Class::Help, &file.help),
