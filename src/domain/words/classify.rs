@@ -476,15 +476,21 @@ impl Words {
             let keys = std::iter::once(&token.raw)
                 .chain(std::iter::once(&token.squeezed))
                 .chain(token.stems.iter().flatten());
+            // A word weighs once, as its heaviest signal ("muerto" is also
+            // a form of "muerte" and "muerta").
+            let mut heaviest: Option<f64> = None;
             for key in keys {
                 for &s in self.signals_by.get(key).into_iter().flatten() {
                     let (literal, weight) = &self.signals[s];
                     if !hit[s] && literal.matches(token) {
                         hit[s] = true;
-                        score += weight;
-                        words.push(excerpt(text, std::slice::from_ref(token)));
+                        heaviest = Some(heaviest.map_or(*weight, |h| h.max(*weight)));
                     }
                 }
+            }
+            if let Some(weight) = heaviest {
+                score += weight;
+                words.push(excerpt(text, std::slice::from_ref(token)));
             }
         }
         (score >= self.signal_threshold).then(|| Match {
