@@ -204,7 +204,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replies(command) => {
             let settings = from.settings()?;
             let words = crate::pipeline::replies::Words::load(&settings.replies.words_file)?;
-            replies::run(&words, &command)
+            replies::run(words, &command)
         }
         Command::Migrate => migrate(&from).await,
         Command::Serve => {

@@ -171,6 +171,15 @@ impl Words {
         })
     }
 
+    /// The same lists without the reply model: the rules alone, to measure
+    /// or test them.
+    pub fn without_model(self) -> Self {
+        Self {
+            model: None,
+            ..self
+        }
+    }
+
     /// Compiles a word file. An error names the list and the rule.
     pub(super) fn compile(file: &WordFile) -> anyhow::Result<Self> {
         let normaliser = Normaliser::new(file);
@@ -296,6 +305,13 @@ impl Words {
         // not taught to tell it from danger, keep out of it; the crisis rules
         // still speak for the writer ("I can't live without him").
         let death = classes.contains(&Class::Deceased);
+        // A benign idiom the crisis exceptions know ("won't be around next
+        // week, going to a wedding") is the agency's word against the
+        // model's guess: the model's crisis opinion is not taken then.
+        let benign_idiom = found.iter().any(|&(r, ..)| {
+            let rule = &self.rules[r];
+            rule.exception && rule.class == Class::Crisis
+        });
         if !classes.contains(&Class::Crisis)
             && !death
             && let Some(signal) = self.signal_match(text, &tokens, &found)
@@ -311,7 +327,8 @@ impl Words {
         };
         for opinion in opinions {
             let beside_death = !death || opinion.class == Class::OptOut;
-            if !classes.contains(&opinion.class) && beside_death {
+            let idiom = benign_idiom && opinion.class == Class::Crisis;
+            if !classes.contains(&opinion.class) && beside_death && !idiom {
                 matched.push(Match {
                     class: opinion.class,
                     rule: format!("the reply model, {:.0}% sure", opinion.probability * 100.0),
