@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::timestamp::{from_opt_ts, from_ts};
-use super::{Channel, ClientStatus, EmailProblem};
+use super::{Channel, ClientStatus, EmailProblem, StatusReason};
 
 /// A client as the rest of reengage sees it: statuses and channels as domain
 /// types, flags as booleans. Read from a row (or a packed JSON object) of
@@ -25,6 +25,9 @@ pub struct Client {
     pub consent_sms: bool,
     pub discreet: bool,
     pub status: ClientStatus,
+    /// Why the client is on hold or discharged, when a reply or a coach said
+    /// (a reported death).
+    pub status_reason: Option<StatusReason>,
     pub opted_out_email_at: Option<i64>,
     pub opted_out_sms_at: Option<i64>,
     pub last_engaged_at: Option<i64>,
@@ -92,6 +95,7 @@ impl Client {
             consent_sms: true,
             discreet: false,
             status: ClientStatus::Active,
+            status_reason: None,
             opted_out_email_at: None,
             opted_out_sms_at: None,
             last_engaged_at: Some(1_000),

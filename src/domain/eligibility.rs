@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::client::Client;
-use super::{Channel, ClientStatus, EmailProblem};
+use super::{Channel, ClientStatus, EmailProblem, StatusReason};
 
 /// Why nothing may go to a client, for a purpose, on a channel. The names
 /// are stable: they are API error codes, cancel reasons and skip reasons.
@@ -42,6 +42,14 @@ pub enum Refusal {
     /// The client has no address or number on the channel.
     #[strum(serialize = "no_address")]
     NoAddress,
+    /// A reply said the client has died, and no coach has confirmed or
+    /// undone it yet: nothing goes, on any channel, for any purpose but
+    /// crisis resources.
+    #[strum(serialize = "reported_deceased")]
+    ReportedDeceased,
+    /// A coach confirmed the client has died.
+    #[strum(serialize = "deceased")]
+    Deceased,
     /// The client was back in touch after the cadence's draft was written.
     #[strum(serialize = "re_engaged")]
     ReEngaged,
@@ -71,6 +79,10 @@ impl Refusal {
             }
             Refusal::NoConsent => format!("the client has not consented to {channel}"),
             Refusal::NoAddress => format!("the client has no {channel} address"),
+            Refusal::ReportedDeceased => {
+                "a reply said the client has died; confirm or undo it on the client page".to_owned()
+            }
+            Refusal::Deceased => "the client has died".to_owned(),
             Refusal::ReEngaged => "the client was back in touch since it was drafted".to_owned(),
         }
     }
@@ -95,6 +107,15 @@ impl Refusal {
             ClientStatus::Paused => Some(Refusal::Paused),
             ClientStatus::Hold => Some(Refusal::Hold),
             ClientStatus::Discharged => Some(Refusal::Discharged),
+        }
+    }
+}
+
+impl From<StatusReason> for Refusal {
+    fn from(reason: StatusReason) -> Self {
+        match reason {
+            StatusReason::ReportedDeceased => Refusal::ReportedDeceased,
+            StatusReason::Deceased => Refusal::Deceased,
         }
     }
 }
@@ -135,6 +156,14 @@ pub enum Purpose {
 /// the first reason why: the client's standing, then the channel (opt-out,
 /// a bad number or address, consent), then the address, then the timing.
 pub fn eligibility(client: &Client, channel: Channel, purpose: Purpose) -> Result<(), Refusal> {
+    // A reported death stops everything, even the answers and confirmations
+    // the law asks for: nobody is to be written to in the client's name.
+    // Crisis resources still go: the writer may be the one in danger.
+    if let Some(reason) = client.status_reason
+        && purpose != Purpose::CrisisResource
+    {
+        return Err(reason.into());
+    }
     match purpose {
         Purpose::CrisisResource | Purpose::Confirmation => Ok(()),
         Purpose::Answer => match channel {
@@ -283,6 +312,36 @@ mod tests {
             Ok(())
         );
         assert_eq!(eligibility(&c, Channel::Email, CADENCE), Ok(()));
+    }
+
+    #[test]
+    fn a_reported_death_stops_every_purpose_on_every_channel_but_crisis_resources() {
+        for (reason, refusal) in [
+            (StatusReason::ReportedDeceased, Refusal::ReportedDeceased),
+            (StatusReason::Deceased, Refusal::Deceased),
+        ] {
+            let c = Client {
+                status: ClientStatus::Hold,
+                status_reason: Some(reason),
+                ..client()
+            };
+            for channel in [Channel::Sms, Channel::Email] {
+                for purpose in [
+                    CADENCE,
+                    Purpose::CoachMessage,
+                    Purpose::Answer,
+                    Purpose::Confirmation,
+                ] {
+                    assert_eq!(
+                        eligibility(&c, channel, purpose),
+                        Err(refusal),
+                        "{purpose:?}"
+                    );
+                }
+                assert_eq!(eligibility(&c, channel, Purpose::CrisisResource), Ok(()));
+            }
+            assert_eq!(cadence_channel(&c), Err(refusal));
+        }
     }
 
     #[test]

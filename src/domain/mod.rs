@@ -115,6 +115,20 @@ pub enum ClientStatus {
     Discharged,
 }
 
+/// Why a client is on hold or discharged, when a reply or a coach said.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize
+)]
+#[strum(serialize_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum StatusReason {
+    /// A reply said the client has died; on hold until a coach confirms or
+    /// undoes it.
+    ReportedDeceased,
+    /// A coach confirmed the client's death; discharged.
+    Deceased,
+}
+
 /// Why a client's email address is not to be used.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, AsRefStr, Serialize
@@ -237,6 +251,8 @@ pub enum AuditAction {
     Resume,
     CoachContact,
     ConfirmPhone,
+    ConfirmDeceased,
+    UndoDeceased,
     DismissOutreach,
     Reassign,
     // Consent, from a coach, a reply, a link or the provider.
@@ -244,6 +260,7 @@ pub enum AuditAction {
     OptIn,
     // What a client's reply did.
     CrisisHold,
+    ReportedDeceased,
     WrongNumber,
     WrongPerson,
     Help,
@@ -253,6 +270,7 @@ pub enum AuditAction {
     CrisisAcknowledged,
     // Telling people about replies.
     CrisisAlert,
+    DeceasedAlert,
     CrisisEscalation,
     ReplyNotice,
     // Mail that did not arrive.

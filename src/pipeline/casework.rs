@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::app::context::AppContext;
 use crate::domain::AuditAction;
 use crate::domain::client::Client;
-use crate::domain::{Channel, ClientStatus, EventKind};
+use crate::domain::eligibility::Refusal;
+use crate::domain::{Channel, ClientStatus, EventKind, StatusReason};
 use crate::store::audit::{self, Actor};
 use crate::store::clients::{self};
 use crate::store::coaches::{self, CoachRow};
@@ -22,6 +23,10 @@ pub enum CaseError {
     AdminOnly,
     #[error("no active coach has the email {0}")]
     UnknownCoach(String),
+    #[error("a reply said this client has died: confirm or undo that first")]
+    ReportedDeceased,
+    #[error("no reply has said this client died")]
+    NoDeathReported,
     /// The database or something else failed; the cause is logged, never shown.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -81,6 +86,12 @@ pub enum CaseAction {
     DismissOutreach,
     /// The phone a reply called a wrong number is the client's after all.
     ConfirmPhone,
+    /// A reply said the client died, and it is so: the client is discharged
+    /// and nothing goes to them again.
+    ConfirmDeceased,
+    /// A reply said the client died, and it is not so: the client is active
+    /// again and outreach resumes.
+    UndoDeceased,
 }
 
 /// Applies `action` to the client as `coach`. Pausing, holding or discharging
@@ -96,6 +107,31 @@ pub async fn act(
     let client = visible_client(ctx, coach, external_id).await?;
     let mut tx = ctx.store.begin().await?;
     let (name, detail) = match action {
+        CaseAction::SetStatus(_) if client.status_reason.is_some() => {
+            return Err(CaseError::ReportedDeceased);
+        }
+        CaseAction::ConfirmDeceased | CaseAction::UndoDeceased
+            if client.status_reason.is_none() =>
+        {
+            return Err(CaseError::NoDeathReported);
+        }
+        CaseAction::ConfirmDeceased => {
+            let reason = Some(StatusReason::Deceased);
+            clients::set_status_for(&mut tx, client.id, ClientStatus::Discharged, reason, now)
+                .await?;
+            episodes::wind_down(&mut tx, &[client.id], Refusal::Deceased, now).await?;
+            (
+                AuditAction::ConfirmDeceased,
+                Some("discharged; nothing goes to the client again".to_owned()),
+            )
+        }
+        CaseAction::UndoDeceased => {
+            clients::set_status_for(&mut tx, client.id, ClientStatus::Active, None, now).await?;
+            (
+                AuditAction::UndoDeceased,
+                Some("the client is active again; outreach resumes".to_owned()),
+            )
+        }
         CaseAction::SetStatus(status) => {
             episodes::change_status(&mut tx, client.id, *status, now).await?;
             let name = match status {

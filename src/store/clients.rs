@@ -9,7 +9,7 @@ use super::stored;
 use super::time::{from_ts, ts};
 use crate::domain::client::Client;
 use crate::domain::eligibility::Refusal;
-use crate::domain::{Channel, ClientStatus, EmailAddress, EmailProblem, PhoneNumber};
+use crate::domain::{Channel, ClientStatus, EmailAddress, EmailProblem, PhoneNumber, StatusReason};
 
 /// A `clients` row as the database holds it (0/1 flags, text statuses).
 #[derive(Debug, sqlx::FromRow, serde::Deserialize)]
@@ -28,6 +28,8 @@ struct ClientRecord {
     consent_sms: i64,
     discreet: i64,
     status: String,
+    #[serde(default)]
+    status_reason: Option<String>,
     opted_out_email_at: Option<i64>,
     opted_out_sms_at: Option<i64>,
     last_engaged_at: Option<i64>,
@@ -46,6 +48,10 @@ impl TryFrom<ClientRecord> for Client {
     fn try_from(r: ClientRecord) -> Result<Self, stored::Unknown> {
         let status = stored::read("clients", "status", &r.status)?;
         let preferred_channel = stored::read("clients", "preferred_channel", &r.preferred_channel)?;
+        let status_reason = match r.status_reason {
+            Some(reason) => Some(stored::read("clients", "status_reason", &reason)?),
+            None => None,
+        };
         let email_problem = match (r.email_bad_reason, r.email_bad_at) {
             (Some(reason), Some(at)) => {
                 Some((stored::read("clients", "email_bad_reason", &reason)?, at))
@@ -67,6 +73,7 @@ impl TryFrom<ClientRecord> for Client {
             consent_sms: r.consent_sms != 0,
             discreet: r.discreet != 0,
             status,
+            status_reason,
             opted_out_email_at: r.opted_out_email_at,
             opted_out_sms_at: r.opted_out_sms_at,
             last_engaged_at: r.last_engaged_at,
@@ -97,7 +104,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Client {
 const CLIENT_COLUMNS: &str = "id, external_id, first_name, preferred_name, email, phone, \
      preferred_channel, language, timezone, coach_id, consent_email, consent_sms, discreet, \
      status, opted_out_email_at, opted_out_sms_at, last_engaged_at, next_detect_at, created_at, \
-     phone_wrong_at, email_bad_at, email_bad_reason";
+     phone_wrong_at, email_bad_at, email_bad_reason, status_reason";
 
 /// A client's fields as the agency gives them (CSV row or API body), validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +138,9 @@ impl ClientFields {
             && row.consent_email == self.consent_email
             && row.consent_sms == self.consent_sms
             && row.discreet == self.discreet
-            && row.status == self.status
+            // A reported death is the coach's to confirm or undo, never
+            // the roster's: its status stands.
+            && (row.status == self.status || row.status_reason.is_some())
     }
 }
 
@@ -291,7 +300,9 @@ pub async fn insert_many(
 }
 
 /// Replaces a client's agency-given fields and asks detection to look again now,
-/// since consent, contact or status may have changed what is due.
+/// since consent, contact or status may have changed what is due. The status
+/// of a client reported to have died is left alone: only a coach confirms or
+/// undoes that.
 pub async fn update(
     conn: &mut AnyConnection,
     id: i64,
@@ -301,7 +312,8 @@ pub async fn update(
     let query = sqlx::query(
         "UPDATE clients SET first_name = $2, preferred_name = $3, email = $4, phone = $5, \
          preferred_channel = $6, language = $7, timezone = $8, coach_id = $9, consent_email = $10, \
-         consent_sms = $11, discreet = $12, status = $13, next_detect_at = $14, updated_at = $14, \
+         consent_sms = $11, discreet = $12, \
+         status = CASE WHEN status_reason IS NULL THEN $13 ELSE status END, next_detect_at = $14, updated_at = $14, \
          phone_wrong_at = CASE WHEN phone = $5 THEN phone_wrong_at ELSE NULL END, \
          email_bad_at = CASE WHEN lower(email) = lower($4) THEN email_bad_at ELSE NULL END, \
          email_bad_reason = CASE WHEN lower(email) = lower($4) THEN email_bad_reason ELSE NULL END \
@@ -407,6 +419,28 @@ pub async fn set_status(
     .bind(id)
     .bind(ts(now))
     .bind(status.as_ref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets the client's status with the reason for it (a reported or confirmed
+/// death), or clears the reason (`None`); detection looks at them again now.
+pub async fn set_status_for(
+    conn: &mut AnyConnection,
+    id: i64,
+    status: ClientStatus,
+    reason: Option<StatusReason>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE clients SET status = $3, status_reason = $4, next_detect_at = $2, \
+         updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(ts(now))
+    .bind(status.as_ref())
+    .bind(reason.map(|r| r.as_ref().to_owned()))
     .execute(conn)
     .await?;
     Ok(())

@@ -415,9 +415,14 @@ pub async fn alert_failed(
     Ok(())
 }
 
-const ALERT_PENDING: &str = concat!(open_crisis!(""), " AND alerted_at IS NULL");
+/// An alert (of an open crisis, or of a reported death) that has not gone out.
+const ALERT_PENDING: &str = concat!(
+    "((",
+    open_crisis!(""),
+    ") OR classification = 'deceased') AND alerted_at IS NULL"
+);
 
-/// How many crisis alerts have not gone out.
+/// How many alerts (of a crisis or a death) have not gone out.
 pub async fn count_alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<i64> {
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM inbound WHERE {ALERT_PENDING}"
@@ -425,12 +430,20 @@ pub async fn count_alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<i6
     Ok(sqlx::query_scalar(sql).fetch_one(conn).await?)
 }
 
-/// Crisis replies whose first alert has not gone out: (reply, client).
-pub async fn alerts_pending(conn: &mut AnyConnection) -> anyhow::Result<Vec<(i64, Option<i64>)>> {
+/// Replies whose first alert has not gone out: (reply, client, class).
+pub async fn alerts_pending(
+    conn: &mut AnyConnection,
+) -> anyhow::Result<Vec<(i64, Option<i64>, Class)>> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT id, client_id FROM inbound WHERE {ALERT_PENDING} ORDER BY id"
+        "SELECT id, client_id, classification FROM inbound WHERE {ALERT_PENDING} ORDER BY id"
     ));
-    Ok(sqlx::query_as(sql).fetch_all(conn).await?)
+    let rows: Vec<(i64, Option<i64>, String)> = sqlx::query_as(sql).fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|(id, client, class)| {
+            let class = stored::read("inbound", "classification", &class)?;
+            Ok((id, client, class))
+        })
+        .collect()
 }
 
 /// Open crisis alerts (nobody has said "I'm on it"): how many, and when the
@@ -539,7 +552,8 @@ pub async fn unnoticed(conn: &mut AnyConnection) -> anyhow::Result<Vec<Unnoticed
     Ok(sqlx::query_as(
         "SELECT i.id, i.client_id, c.coach_id, i.received_at FROM inbound i \
          JOIN clients c ON c.id = i.client_id \
-         WHERE i.needs_reply = 1 AND i.notified_at IS NULL AND i.classification <> 'crisis' \
+         WHERE i.needs_reply = 1 AND i.notified_at IS NULL \
+           AND i.classification NOT IN ('crisis', 'deceased') \
          ORDER BY i.received_at",
     )
     .fetch_all(conn)

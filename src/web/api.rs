@@ -45,6 +45,7 @@ pub fn routes() -> OpenApiRouter<AppContext> {
         .routes(routes!(list_replies))
         .routes(routes!(reply_action))
         .routes(routes!(confirm_phone))
+        .routes(routes!(reported_death))
         .routes(routes!(get_conversation))
         .routes(routes!(post_message))
         .routes(routes!(get_outcomes))
@@ -135,6 +136,9 @@ impl From<CaseError> for ApiError {
     fn from(e: CaseError) -> Self {
         match e {
             CaseError::Unexpected(e) => ApiError::Internal(e),
+            e @ (CaseError::ReportedDeceased | CaseError::NoDeathReported) => {
+                ApiError::Conflict(e.to_string())
+            }
             _ => ApiError::NotFound,
         }
     }
@@ -347,6 +351,7 @@ async fn client_json(ctx: &AppContext, client: Client) -> anyhow::Result<Value> 
         "consent_sms": client.consent_sms,
         "discreet": client.discreet,
         "status": client.status.to_string(),
+        "status_reason": client.status_reason.map(|r| r.to_string()),
         "last_engaged_at": from_opt_ts(client.last_engaged_at),
         "opted_out_email_at": from_opt_ts(client.opted_out_email_at),
         "opted_out_sms_at": from_opt_ts(client.opted_out_sms_at),
@@ -712,8 +717,9 @@ async fn list_sends(
 struct RepliesQuery {
     /// Only those waiting for a person (or only those not).
     needs_reply: Option<bool>,
-    /// `crisis`, `opt_out`, `wrong_number`, `help`, `opt_in` or `reply`.
-    #[param(pattern = "^(crisis|opt_out|wrong_number|help|opt_in|reply)?$")]
+    /// `crisis`, `deceased`, `opt_out`, `wrong_number`, `help`, `opt_in` or
+    /// `reply`.
+    #[param(pattern = "^(crisis|deceased|opt_out|wrong_number|help|opt_in|reply)?$")]
     classification: Option<String>,
     /// The `next_after` of the page before.
     #[serde(default)]
@@ -743,7 +749,7 @@ async fn list_replies(
                 .map_err(|_| ApiError::BadRequest {
                     field: Some("classification".into()),
                     detail: format!(
-                        "classification: `{c}` is not one of crisis, opt_out, wrong_number, \
+                        "classification: `{c}` is not one of crisis, deceased, opt_out, wrong_number, \
                          help, opt_in, reply"
                     ),
                 })?
@@ -799,21 +805,60 @@ async fn confirm_phone(
     ApiCoach(coach): ApiCoach,
     Path(external_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let now = ctx.clock.now();
-    casework::act(
-        &ctx,
-        &coach,
-        &external_id,
-        &casework::CaseAction::ConfirmPhone,
-        now,
-    )
-    .await?;
+    let action = casework::CaseAction::ConfirmPhone;
+    act_and_show(&ctx, &coach, &external_id, &action).await
+}
+
+/// A coach's decision on a reply that said the client died.
+#[derive(Deserialize, utoipa::ToSchema)]
+struct DeathDecision {
+    /// `confirm` (it is so: the client is discharged and nothing goes to them
+    /// again) or `undo` (it is not: the client is active and outreach resumes).
+    #[schema(example = "undo")]
+    decision: String,
+}
+
+/// A coach confirms or undoes what a reply said: that the client has died.
+/// Until then the client is on hold with `status_reason`
+/// `reported_deceased`, and nothing goes to them on any channel.
+#[utoipa::path(post, path = "/clients/{external_id}/reported-death", tag = "clients",
+    params(("external_id" = String, Path, description = "The agency's id for the client", example = "c-1")),
+    request_body = DeathDecision,
+    responses((status = 200, description = "The client after the decision", body = openapi::Client), openapi::Failures))]
+async fn reported_death(
+    State(ctx): State<AppContext>,
+    ApiCoach(coach): ApiCoach,
+    Path(external_id): Path<String>,
+    body: Result<Json<DeathDecision>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    let action = match body.decision.as_str() {
+        "confirm" => casework::CaseAction::ConfirmDeceased,
+        "undo" => casework::CaseAction::UndoDeceased,
+        other => {
+            return Err(ApiError::BadRequest {
+                field: Some("decision".into()),
+                detail: format!("decision: `{other}` is not `confirm` or `undo`"),
+            });
+        }
+    };
+    act_and_show(&ctx, &coach, &external_id, &action).await
+}
+
+/// Applies a coach's casework action and shows the client after it.
+async fn act_and_show(
+    ctx: &AppContext,
+    coach: &CoachRow,
+    external_id: &str,
+    action: &casework::CaseAction,
+) -> Result<Json<Value>, ApiError> {
+    casework::act(ctx, coach, external_id, action, ctx.clock.now()).await?;
     let mut conn = ctx.store.conn().await?;
-    let client = clients::by_external_id(&mut conn, &external_id)
+    let client = clients::by_external_id(&mut conn, external_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     drop(conn);
-    Ok(Json(client_json(&ctx, client).await?))
+    Ok(Json(client_json(ctx, client).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -111,6 +111,10 @@ pub struct Client {
     pub discreet: bool,
     /// `active`, `paused`, `hold` or `discharged`.
     pub status: String,
+    /// Why, when a reply or a coach said: `reported_deceased` (on hold: a
+    /// reply said the client died; a coach confirms or undoes it) or
+    /// `deceased` (discharged: a coach confirmed it).
+    pub status_reason: Option<String>,
     pub last_engaged_at: Option<DateTime<Utc>>,
     pub opted_out_email_at: Option<DateTime<Utc>>,
     pub opted_out_sms_at: Option<DateTime<Utc>>,

@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod conversation;
 mod crash;
+mod deceased;
 mod delivery;
 mod inbox;
 mod r#loop;

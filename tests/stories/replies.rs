@@ -95,7 +95,7 @@ fn settings() -> String {
     )
 }
 
-async fn post_sms(
+pub(crate) async fn post_sms(
     app: &TestApp,
     from: &str,
     body: &str,
@@ -222,7 +222,10 @@ async fn stop_in_any_form_opts_out_and_start_opts_back_in(app: TestApp) {
     }
 }
 
-async fn client_by(app: &TestApp, external_id: &str) -> reengage::domain::client::Client {
+pub(crate) async fn client_by(
+    app: &TestApp,
+    external_id: &str,
+) -> reengage::domain::client::Client {
     let mut conn = app.ctx.store.conn().await.unwrap();
     clients::by_external_id(&mut conn, external_id)
         .await
@@ -382,7 +385,7 @@ on_both_backends!(
 );
 
 /// Everything through the file outbox; the webhook's signing key set.
-fn hearing_settings() -> String {
+pub(crate) fn hearing_settings() -> String {
     "[sms.twilio]\nauth_token = \"test-auth-token\"\n".to_owned()
 }
 
@@ -403,7 +406,11 @@ async fn clients_with_phones(app: &TestApp, phones: &[(&str, &str)]) {
 }
 
 /// The replies the token's coach sees, for a query such as `needs_reply=true`.
-async fn replies_seen(app: &TestApp, token: &str, query: &str) -> Vec<serde_json::Value> {
+pub(crate) async fn replies_seen(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+) -> Vec<serde_json::Value> {
     let (status, body) = call(
         app,
         Method::GET,

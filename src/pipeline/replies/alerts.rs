@@ -1,5 +1,7 @@
 //! Telling people about replies: the crisis alert (at once), its escalation
-//! (until someone says "I'm on it"), and the "replies waiting" notice. None
+//! (until someone says "I'm on it"), the alert that a reply reports a
+//! client's death (at once, never escalated), and the "replies waiting"
+//! notice. None
 //! of them carries a client's words or name: a lock screen may be seen by
 //! anyone, and an alert only needs to bring a person to reengage.
 //!
@@ -19,6 +21,7 @@ use crate::app::context::AppContext;
 use crate::domain::AuditAction;
 use crate::domain::Channel;
 use crate::domain::client::Client;
+use crate::domain::words::Class;
 use crate::store::audit::{self, Actor};
 use crate::store::clients;
 use crate::store::coaches::{self, CoachRow};
@@ -199,11 +202,58 @@ fn emails(people: &[CoachRow]) -> String {
     list.join(", ")
 }
 
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concern {
+    /// A reply that may signal danger.
+    Crisis,
+    /// A reply that says the client has died.
+    Death,
+}
+
+impl Concern {
+    /// The concern of a stored reply's class, if it is one.
+    pub fn of(class: Class) -> Option<Self> {
+        match class {
+            Class::Crisis => Some(Concern::Crisis),
+            Class::Deceased => Some(Concern::Death),
+            _ => None,
+        }
+    }
+
+    fn subject(self) -> &'static str {
+        match self {
+            Concern::Crisis => "A reply needs you now",
+            Concern::Death => "A reply says a client of yours may have died",
+        }
+    }
+
+    fn text(self, link: &str) -> String {
+        match self {
+            Concern::Crisis => {
+                format!("A reply needs you now. Please look as soon as you can: {link}")
+            }
+            Concern::Death => format!(
+                "A reply says a client of yours may have died. Nothing more goes to them \
+                 until you confirm or undo it on their page: {link}"
+            ),
+        }
+    }
+
+    fn audit(self) -> AuditAction {
+        match self {
+            Concern::Crisis => AuditAction::CrisisAlert,
+            Concern::Death => AuditAction::DeceasedAlert,
+        }
+    }
+}
+
 /// Tells whoever is on duty for the client, at once, by email and SMS. A
 /// failure is recorded, shown on `/healthz`, and retried by the next
 /// dispatch run. Returns whether the alert went out.
-pub async fn alert_crisis(
+pub async fn alert(
     ctx: &AppContext,
+    concern: Concern,
     reply_id: i64,
     client: Option<&Client>,
     now: DateTime<Utc>,
@@ -215,15 +265,12 @@ pub async fn alert_crisis(
             None => coaches::admins(&mut conn).await?,
         }
     };
-    let text = format!(
-        "A reply needs you now. Please look as soon as you can: {}",
-        replies_link(ctx)
-    );
+    let text = concern.text(&replies_link(ctx));
     let (sent, failures) = tell(
         ctx,
         &people,
         &format!("alert-{reply_id}"),
-        "A reply needs you now",
+        concern.subject(),
         &text,
         true,
         now,
@@ -237,14 +284,7 @@ pub async fn alert_crisis(
         if !failures.is_empty() {
             detail.push_str(&format!(" (not delivered: {})", failures.join("; ")));
         }
-        note(
-            ctx,
-            AuditAction::CrisisAlert,
-            client.map(|c| c.id),
-            detail,
-            now,
-        )
-        .await?;
+        note(ctx, concern.audit(), client.map(|c| c.id), detail, now).await?;
         Ok(true)
     } else {
         let error = if failures.is_empty() {
@@ -252,20 +292,24 @@ pub async fn alert_crisis(
         } else {
             failures.join("; ")
         };
-        tracing::error!(reply = reply_id, "crisis alert not delivered: {error}");
+        tracing::error!(reply = reply_id, ?concern, "alert not delivered: {error}");
         inbound::alert_failed(&mut conn, reply_id, &error).await?;
         Ok(false)
     }
 }
 
-/// Tries again every crisis alert that has not gone out. Returns how many went.
+/// Tries again every alert (of a crisis or a death) that has not gone out.
+/// Returns how many went.
 pub async fn retry_alerts(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Result<u64> {
     let pending = {
         let mut conn = ctx.store.conn().await?;
         inbound::alerts_pending(&mut conn).await?
     };
     let mut sent = 0;
-    for (reply_id, client_id) in pending {
+    for (reply_id, client_id, class) in pending {
+        let Some(concern) = Concern::of(class) else {
+            continue;
+        };
         let client = match client_id {
             Some(id) => {
                 let mut conn = ctx.store.conn().await?;
@@ -273,7 +317,7 @@ pub async fn retry_alerts(ctx: &AppContext, now: DateTime<Utc>) -> anyhow::Resul
             }
             None => None,
         };
-        if alert_crisis(ctx, reply_id, client.as_ref(), now).await? {
+        if alert(ctx, concern, reply_id, client.as_ref(), now).await? {
             sent += 1;
         }
     }

@@ -14,7 +14,7 @@ use crate::domain::client::Client;
 use crate::domain::eligibility::{Purpose, Refusal, eligibility};
 use crate::domain::mail::Bounce;
 use crate::domain::words::{Class, Classification};
-use crate::domain::{Channel, ClientStatus, EmailProblem, EventKind};
+use crate::domain::{Channel, ClientStatus, EmailProblem, EventKind, StatusReason};
 use crate::store::audit::{self, Actor};
 use crate::store::episodes;
 use crate::store::events::{self, NewEvent};
@@ -59,6 +59,19 @@ pub async fn person(
     reply_id: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
+    // A reported death is the client's standing from here on: every answer
+    // below asks eligibility, which now refuses all but crisis resources.
+    let reported;
+    let client = if class.is(Class::Deceased) {
+        reported = Client {
+            status: ClientStatus::Hold,
+            status_reason: Some(StatusReason::ReportedDeceased),
+            ..client.clone()
+        };
+        &reported
+    } else {
+        client
+    };
     let reply = Reply {
         ctx,
         now,
@@ -72,6 +85,9 @@ pub async fn person(
     let channel = incoming.channel;
     if class.is(Class::Crisis) {
         crisis(&reply, &mut tx, &mut done).await?;
+    }
+    if class.is(Class::Deceased) {
+        deceased(&reply, &mut tx, &mut done).await?;
     }
     if class.is(Class::WrongNumber) {
         wrong_number(&reply, &mut tx, &mut done).await?;
@@ -125,8 +141,14 @@ pub async fn person(
         inbound::set_answer(&mut tx, reply_id, &done.answers.join("\n")).await?;
     }
     tx.commit().await?;
-    if class.is(Class::Crisis) {
-        alerts::alert_crisis(ctx, reply_id, Some(client), now).await?;
+    match class.primary() {
+        Class::Crisis => {
+            alerts::alert(ctx, alerts::Concern::Crisis, reply_id, Some(client), now).await?;
+        }
+        Class::Deceased => {
+            alerts::alert(ctx, alerts::Concern::Death, reply_id, Some(client), now).await?;
+        }
+        _ => {}
     }
     if let Some(text) = done.resources_email {
         email_resources(ctx, client, incoming, reply_id, text, now).await;
@@ -198,6 +220,45 @@ async fn crisis(reply: &Reply<'_>, tx: &mut AnyConnection, done: &mut Done) -> R
         Some(format!(
             "matched {}; the client is on hold until a coach resumes them",
             rules_of(class, Class::Crisis)
+        )),
+    ));
+    Ok(())
+}
+
+/// A reply says the client has died. Everything stops on every channel: the
+/// client goes on hold with the reason `reported_deceased` until a coach
+/// confirms or undoes it, and every unsent message is cancelled, a coach's
+/// own too. If the text also asks us to stop, the address it came from is
+/// marked as not the client's. Nothing is said back.
+async fn deceased(reply: &Reply<'_>, tx: &mut AnyConnection, done: &mut Done) -> Result<()> {
+    let now = reply.now;
+    let Reply {
+        client,
+        class,
+        incoming,
+        ..
+    } = *reply;
+    let reason = Some(StatusReason::ReportedDeceased);
+    clients::set_status_for(tx, client.id, ClientStatus::Hold, reason, now).await?;
+    let refusal = Refusal::ReportedDeceased;
+    episodes::wind_down(tx, &[client.id], refusal, now).await?;
+    for channel in [Channel::Sms, Channel::Email] {
+        let all = messages::Unsent::On(channel);
+        messages::cancel_unsent(tx, &[client.id], all, refusal, now).await?;
+    }
+    if class.is(Class::OptOut) && !class.is(Class::WrongNumber) {
+        match incoming.channel {
+            Channel::Sms => clients::set_phone_wrong(tx, client.id, true, now).await?,
+            Channel::Email => {
+                clients::set_email_bad(tx, client.id, EmailProblem::WrongPerson, now).await?;
+            }
+        }
+    }
+    done.audit.push((
+        AuditAction::ReportedDeceased,
+        Some(format!(
+            "matched {}; nothing goes to the client until a coach confirms or undoes it",
+            rules_of(class, Class::Deceased)
         )),
     ));
     Ok(())
@@ -278,7 +339,11 @@ pub async fn stranger(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
     let mut answers = Vec::new();
-    if incoming.channel == Channel::Sms && class.is(Class::WrongNumber) {
+    // A death reported from a number we do not know is answered by nobody.
+    if incoming.channel == Channel::Sms
+        && class.is(Class::WrongNumber)
+        && !class.is(Class::Deceased)
+    {
         let mut conn = ctx.store.conn().await?;
         if !inbound::wrong_number_answered(&mut conn, incoming.from).await? {
             answers.push(ctx.settings.replies.wrong_number_reply.clone());
@@ -286,7 +351,7 @@ pub async fn stranger(
         }
     }
     if class.is(Class::Crisis) {
-        alerts::alert_crisis(ctx, reply_id, None, now).await?;
+        alerts::alert(ctx, alerts::Concern::Crisis, reply_id, None, now).await?;
     }
     Ok(answers)
 }

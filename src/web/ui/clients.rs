@@ -184,6 +184,8 @@ pub(super) async fn client_action(
         "opt_in_sms" => CaseAction::OptIn(Channel::Sms),
         "opt_in_email" => CaseAction::OptIn(Channel::Email),
         "confirm_phone" => CaseAction::ConfirmPhone,
+        "confirm_deceased" => CaseAction::ConfirmDeceased,
+        "undo_deceased" => CaseAction::UndoDeceased,
         _ => {
             return pages::message(
                 StatusCode::BAD_REQUEST,
@@ -196,9 +198,12 @@ pub(super) async fn client_action(
         Ok(()) => Redirect::to(&pages::client_path(&external_id)).into_response(),
         Err(CaseError::NotFound) => not_found(),
         Err(CaseError::Unexpected(e)) => pages::internal_error(e),
-        Err(e @ (CaseError::AdminOnly | CaseError::UnknownCoach(_))) => {
-            pages::message(StatusCode::BAD_REQUEST, "Not done", &e.to_string())
-        }
+        Err(
+            e @ (CaseError::AdminOnly
+            | CaseError::UnknownCoach(_)
+            | CaseError::ReportedDeceased
+            | CaseError::NoDeathReported),
+        ) => pages::message(StatusCode::BAD_REQUEST, "Not done", &e.to_string()),
     }
 }
 

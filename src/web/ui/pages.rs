@@ -529,8 +529,24 @@ pub fn client(coach: &CoachRow, csrf: &str, page: ClientPage<'_>) -> Markup {
         html! {
             h1 { (c.greeting_name()) }
             p.meta {
-                (c.external_id) " · " (c.status) " · coach " (coach_email) " · " (c.timezone)
+                (c.external_id) " · " (c.status)
+                @if let Some(reason) = c.status_reason { " (" (reason) ")" }
+                " · coach " (coach_email) " · " (c.timezone)
                 @if c.discreet { " · discreet" }
+            }
+            @if c.status_reason == Some(crate::domain::StatusReason::ReportedDeceased) {
+                div.card.error role="alert" {
+                    p {
+                        strong { "A reply said this client has died." }
+                        " Nothing goes to them on any channel until you confirm it or undo it. "
+                        "Read the reply below before you choose."
+                    }
+                    (action("confirm_deceased", "Confirm: they have died"))
+                    (action("undo_deceased", "Undo: they have not died; resume outreach"))
+                }
+            }
+            @if c.status_reason == Some(crate::domain::StatusReason::Deceased) {
+                p.meta role="status" { "This client has died. Nothing goes to them." }
             }
             div.card {
                 p { "Email: " (c.email.as_deref().unwrap_or("none")) " · consent " (yes(c.consent_email))
@@ -555,7 +571,8 @@ pub fn client(coach: &CoachRow, csrf: &str, page: ClientPage<'_>) -> Markup {
             }
             div {
                 (action("reached", "I reached them personally"))
-                @if c.status == crate::domain::ClientStatus::Active {
+                @if c.status_reason.is_some() {
+                } @else if c.status == crate::domain::ClientStatus::Active {
                     (action("pause", "Pause"))
                     (action("hold", "Put on hold"))
                 } @else {
