@@ -811,10 +811,10 @@ async fn confirm_phone(
 
 /// A coach's decision on a reply that said the client died.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"decision": "undo"}))]
 struct DeathDecision {
     /// `confirm` (it is so: the client is discharged and nothing goes to them
     /// again) or `undo` (it is not: the client is active and outreach resumes).
-    #[schema(example = "undo")]
     decision: String,
 }
 

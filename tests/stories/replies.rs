@@ -848,10 +848,16 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
 fn the_classifier_meets_its_recall_goals_on_the_corpus() {
     use reengage::pipeline::replies::Class;
     let words = reengage::pipeline::replies::Words::load(std::path::Path::new("")).unwrap();
-    for (file, at_least) in [("replies.csv", 400), ("replies-more.csv", 1000)] {
+    let batches = (1..=6).map(|n| (format!("replies-batch-{n}.csv"), 200));
+    let deaths = (1..=2).map(|n| (format!("deceased-batch-{n}.csv"), 50));
+    let corpora = [
+        ("replies.csv".to_owned(), 400),
+        ("replies-more.csv".to_owned(), 1000),
+    ];
+    for (file, at_least) in corpora.into_iter().chain(batches).chain(deaths) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data")
-            .join(file);
+            .join(&file);
         let corpus = std::fs::File::open(&path).unwrap();
         let report = reengage::domain::words::evaluate::evaluate(&words, corpus).unwrap();
         println!("{file}: {report}");
@@ -866,8 +872,16 @@ fn the_classifier_meets_its_recall_goals_on_the_corpus() {
             "{file} has {} texts",
             report.texts
         );
-        assert!(report.counts(Class::Crisis).recall() >= 0.98, "{file}");
-        assert!(report.counts(Class::OptOut).recall() >= 0.98, "{file}");
-        assert!(report.lookalike_crisis_rate() <= 0.10, "{file}");
+        // The goals, on every text once it is in the corpus.
+        for (class, goal) in [
+            (Class::Crisis, 0.95),
+            (Class::OptOut, 0.95),
+            (Class::WrongNumber, 0.90),
+            (Class::Deceased, 0.85),
+        ] {
+            let recall = report.counts(class).recall();
+            assert!(recall >= goal, "{file}: {class} recall {recall:.3}");
+        }
+        assert!(report.lookalike_crisis_rate() <= 0.05, "{file}");
     }
 }

@@ -423,12 +423,16 @@ impl Words {
         classes: &mut Vec<Class>,
         matched: &mut Vec<Match>,
     ) {
-        // An exception takes back the matches of its own class it overlaps.
+        // An exception takes back the matches of its own class it overlaps,
+        // but not a firm rule's ("I write to tell you my father died" is
+        // news, though "my father died" alone is the writer's own loss).
         let excepted = |r: usize, start: usize, end: usize| {
-            found.iter().any(|&(x, s, e)| {
-                let other = &self.rules[x];
-                other.exception && other.class == self.rules[r].class && s < end && start < e
-            })
+            let rule = &self.rules[r];
+            !rule.firm
+                && found.iter().any(|&(x, s, e)| {
+                    let other = &self.rules[x];
+                    other.exception && other.class == rule.class && s < end && start < e
+                })
         };
         let deaths: Vec<(usize, usize)> = found
             .iter()

@@ -43,6 +43,9 @@ pub(super) struct ClassRules {
     pub(super) es: Vec<String>,
     #[serde(default)]
     pub(super) except: ByLang,
+    /// Rules no exception takes back.
+    #[serde(default)]
+    pub(super) firm: ByLang,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +162,7 @@ impl WordFile {
             mine.en.extend(theirs.en);
             mine.es.extend(theirs.es);
             mine.except.extend(theirs.except);
+            mine.firm.extend(theirs.firm);
         }
     }
 }

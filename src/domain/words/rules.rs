@@ -97,6 +97,8 @@ pub(super) struct Rule {
     pub(super) text: String,
     pub(super) nodes: Vec<Node>,
     pub(super) exception: bool,
+    /// No exception takes it back (a class's `firm` list).
+    pub(super) firm: bool,
 }
 
 /// Compiles every class's rules and exceptions. An error names the list and
@@ -117,14 +119,15 @@ pub(super) fn compile(file: &WordFile, normaliser: &Normaliser) -> anyhow::Resul
             en: lists.en.clone(),
             es: lists.es.clone(),
         };
-        for (exception, list) in [(false, &plain), (true, &lists.except)] {
+        let lists = [
+            ("", false, false, &plain),
+            ("firm.", false, true, &lists.firm),
+            ("except.", true, false, &lists.except),
+        ];
+        for (prefix, exception, firm, list) in lists {
             for (lang, text, lang_name) in list.each() {
                 let mut parser = Parser::new(text, normaliser, &file.sets, lang, 0);
-                let place = if exception {
-                    format!("{name}.except.{lang_name}")
-                } else {
-                    format!("{name}.{lang_name}")
-                };
+                let place = format!("{name}.{prefix}{lang_name}");
                 let alternatives = parser
                     .alternatives(None)
                     .map_err(|e| anyhow::anyhow!("word list `{place}`: `{text}`: {e}"))?;
@@ -147,6 +150,7 @@ pub(super) fn compile(file: &WordFile, normaliser: &Normaliser) -> anyhow::Resul
                     text: text.trim().to_owned(),
                     nodes,
                     exception,
+                    firm,
                 });
             }
         }
