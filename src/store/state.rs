@@ -84,7 +84,8 @@ pub async fn open_crisis_alerts(store: &Store) -> anyhow::Result<(i64, Option<Da
     inbound::open_crisis(&mut conn).await
 }
 
-/// How many crisis alerts have not gone out, for `/healthz`.
+/// How many alerts (of a crisis or a reported death) have not gone out, for
+/// `/healthz`.
 pub async fn inbound_alerts_pending(store: &Store) -> anyhow::Result<i64> {
     let mut conn = store.conn().await?;
     inbound::count_alerts_pending(&mut conn).await

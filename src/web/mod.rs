@@ -91,7 +91,8 @@ async fn healthz(State(ctx): State<AppContext>) -> (StatusCode, String) {
         Ok(n) => {
             healthy = false;
             body.push_str(&format!(
-                "crisis alerts: {n} not delivered yet (retried by dispatch)\n"
+                "crisis alerts: {n} not delivered yet (of a crisis or a reported death; \
+                 retried by dispatch)\n"
             ));
         }
         Err(e) => tracing::error!(error = format!("{e:#}"), "health check of alerts failed"),

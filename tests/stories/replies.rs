@@ -848,7 +848,7 @@ async fn while_a_coach_is_away_their_backup_hears_and_acts_for_them(app: TestApp
 fn the_classifier_meets_its_recall_goals_on_the_corpus() {
     use reengage::pipeline::replies::Class;
     let words = reengage::pipeline::replies::Words::load(std::path::Path::new("")).unwrap();
-    let batches = (1..=6).map(|n| (format!("replies-batch-{n}.csv"), 200));
+    let batches = (1..=7).map(|n| (format!("replies-batch-{n}.csv"), 200));
     let deaths = (1..=2).map(|n| (format!("deceased-batch-{n}.csv"), 50));
     let corpora = [
         ("replies.csv".to_owned(), 400),

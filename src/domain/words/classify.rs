@@ -1,7 +1,7 @@
 //! Classifying: the compiled word lists, indexed by where each rule can
 //! start, read against a text, and what the text is found to be.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -118,12 +118,17 @@ impl Subject<'_> {
                 .filter(|g| i + g <= self.tokens.len())
                 .any(|g| self.match_at(rest, i + g, then)),
             Node::Group {
+                words,
                 alternatives,
                 optional,
             } => {
-                alternatives
-                    .iter()
-                    .any(|a| self.match_at(a, i, &mut |j| self.match_at(rest, j, then)))
+                let word = words
+                    .as_ref()
+                    .is_some_and(|w| token.is_some_and(|t| w.matches(t)));
+                (word && self.match_at(rest, i + 1, then))
+                    || alternatives
+                        .iter()
+                        .any(|a| self.match_at(a, i, &mut |j| self.match_at(rest, j, then)))
                     || (*optional && self.match_at(rest, i, then))
             }
         }
@@ -198,15 +203,15 @@ impl Words {
             help_keywords: keywords(&file.keywords.help),
             normaliser,
             rules,
-            by_raw: HashMap::new(),
-            by_squeezed: HashMap::new(),
-            by_stem: [HashMap::new(), HashMap::new()],
+            by_raw: HashMap::default(),
+            by_squeezed: HashMap::default(),
+            by_stem: [HashMap::default(), HashMap::default()],
             by_prefix: Vec::new(),
             by_number: Vec::new(),
             anywhere: Vec::new(),
             signals: Vec::new(),
             signal_threshold: file.signals.threshold.unwrap_or(0.0),
-            signals_by: HashMap::new(),
+            signals_by: HashMap::default(),
             model: None,
         };
         words.add_signals(&file.signals)?;
@@ -450,7 +455,7 @@ impl Words {
             !deaths.is_empty()
                 && (end - start == 1 || deaths.iter().any(|&(s, e)| s < end && start < e))
         };
-        let mut shown = HashSet::new();
+        let mut shown = HashSet::default();
         for &(r, start, end) in found {
             let rule = &self.rules[r];
             if rule.exception || shown.contains(&r) || excepted(r, start, end) {

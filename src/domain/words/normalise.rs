@@ -1,7 +1,7 @@
 //! Normalising: a text, or a word of a rule, as tokens in the forms rules
 //! compare, folded, squeezed, expanded by the shortcuts and stemmed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rust_stemmers::Stemmer;
 
@@ -166,10 +166,10 @@ pub(super) fn words(text: &str, symbols: &HashSet<char>) -> Vec<Word> {
 
 /// Turns text into tokens: shortcuts, fillers, numbers and stems.
 pub(super) struct Normaliser {
-    shortcuts: HashMap<String, Vec<String>>,
+    shortcuts: foldhash::HashMap<String, Vec<String>>,
     symbols: HashSet<char>,
-    ignore: HashSet<String>,
-    numbers: HashMap<String, u32>,
+    ignore: foldhash::HashSet<String>,
+    numbers: foldhash::HashMap<String, u32>,
     stemmers: [Stemmer; 2],
 }
 
@@ -179,7 +179,7 @@ impl Normaliser {
         let fold_word = |w: &str| -> Vec<String> {
             words(w, &no_symbols).into_iter().map(|w| w.text).collect()
         };
-        let mut shortcuts = HashMap::new();
+        let mut shortcuts = foldhash::HashMap::default();
         let mut symbols = HashSet::new();
         for (from, to) in &file.shortcuts {
             let from = from.trim();
@@ -219,7 +219,7 @@ impl Normaliser {
 
     pub(super) fn tokens(&self, text: &str) -> Vec<Token> {
         let mut out = Vec::new();
-        let mut stems_seen = HashMap::new();
+        let mut stems_seen = foldhash::HashMap::default();
         for word in words(text, &self.symbols) {
             let plain = word.text.replace('\'', "");
             let (collapsed, stretched) = collapse_runs(&plain);
@@ -256,7 +256,7 @@ impl Normaliser {
     fn push(
         &self,
         out: &mut Vec<Token>,
-        stems_seen: &mut HashMap<String, [Vec<String>; 2]>,
+        stems_seen: &mut foldhash::HashMap<String, [Vec<String>; 2]>,
         raw: &str,
         stretched: bool,
         word: &Word,

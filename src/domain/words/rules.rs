@@ -73,11 +73,72 @@ pub(super) enum Node {
     Start,
     /// `$`: the end of a clause (or of the text).
     End,
-    /// `(a|b c)`, or `[a|b c]` when it may be left out.
+    /// `(a|b c)`, or `[a|b c]` when it may be left out. Its one-word
+    /// alternatives are looked up in `words` at once; the longer ones are
+    /// tried in turn.
     Group {
+        words: Option<WordSet>,
         alternatives: Vec<Vec<Node>>,
         optional: bool,
     },
+}
+
+impl Node {
+    /// A group of these alternatives, its one-word ones gathered into a
+    /// [`WordSet`] (a set such as `@drug` has a hundred).
+    fn group(alternatives: Vec<Vec<Node>>, optional: bool) -> Self {
+        let mut single = Vec::new();
+        let mut longer = Vec::new();
+        for alternative in alternatives {
+            match alternative.as_slice() {
+                [Node::Literal(l)] => single.push(l.clone()),
+                _ => longer.push(alternative),
+            }
+        }
+        Node::Group {
+            words: (!single.is_empty()).then(|| WordSet::new(single)),
+            alternatives: longer,
+            optional,
+        }
+    }
+}
+
+/// One-word alternatives, by each form a token is compared in: a token is
+/// one of them if [`Literal::matches`] would say so of any, found by hashing
+/// instead of comparing with each in turn.
+#[derive(Debug, Clone)]
+pub(super) struct WordSet {
+    pub(super) literals: Vec<Literal>,
+    raw: foldhash::HashSet<String>,
+    squeezed: foldhash::HashSet<String>,
+    stems: [foldhash::HashSet<String>; 2],
+}
+
+impl WordSet {
+    fn new(literals: Vec<Literal>) -> Self {
+        let mut set = Self {
+            raw: literals.iter().map(|l| l.raw.clone()).collect(),
+            squeezed: literals.iter().map(|l| l.squeezed.clone()).collect(),
+            stems: Default::default(),
+            literals,
+        };
+        for l in &set.literals {
+            if !l.stem.is_empty() {
+                set.stems[l.lang.index()].insert(l.stem.clone());
+            }
+        }
+        set
+    }
+
+    pub(super) fn matches(&self, token: &Token) -> bool {
+        self.raw.contains(&token.raw)
+            || self.squeezed.contains(&token.squeezed)
+            || self
+                .stems
+                .iter()
+                .zip(&token.stems)
+                .any(|(set, stems)| stems.iter().any(|s| set.contains(s)))
+    }
 }
 
 /// A rule as compiled: its class, its text as written, its pieces.
@@ -212,10 +273,7 @@ impl<'a> Parser<'a> {
                     .filter(|nodes| !nodes.is_empty()),
             );
         }
-        Ok(Node::Group {
-            alternatives,
-            optional: false,
-        })
+        Ok(Node::group(alternatives, false))
     }
 
     /// Alternatives up to `close` (or the end, when `close` is `None`), each
@@ -334,10 +392,7 @@ fn group(alternatives: Vec<(Vec<Node>, bool)>, optional: bool) -> Option<Node> {
         .map(|(nodes, _)| nodes)
         .filter(|nodes| !nodes.is_empty())
         .collect();
-    (!alternatives.is_empty()).then_some(Node::Group {
-        alternatives,
-        optional,
-    })
+    (!alternatives.is_empty()).then(|| Node::group(alternatives, optional))
 }
 
 /// Where a rule can start: the words it can begin with, or anywhere.
@@ -379,9 +434,11 @@ pub(super) fn starts<'a>(nodes: &'a [Node], into: &mut Starts<'a>) -> bool {
                 false
             }
             Node::Group {
+                words,
                 alternatives,
                 optional,
             } => {
+                into.literals.extend(words.iter().flat_map(|w| &w.literals));
                 let mut nullable = *optional;
                 for alternative in alternatives {
                     nullable |= starts(alternative, into);
