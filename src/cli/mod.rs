@@ -219,7 +219,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sends(command) => drafts::sends(&from.ready().await?, command).await,
         Command::Coaches(command) => coaches::run(&from.ready().await?, command).await,
         Command::Tokens(command) => tokens::run(&from.ready().await?, command).await,
-        Command::Templates(command) => Ok(templates::run(&from.ready().await?, &command)),
+        Command::Templates(command) => templates::run(&from.settings()?, &command),
         Command::Backup { file } => backup(&from.ready().await?, &file).await,
         Command::Report {
             since,

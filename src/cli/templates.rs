@@ -1,10 +1,12 @@
-//! `reengage templates check`.
+//! `reengage templates check`. It reads files only: no database.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::app::context::AppContext;
+use crate::app::config::Settings;
+use crate::domain::compose::Composer;
+use crate::domain::compose::lint::Lint;
 
 #[derive(Debug, Subcommand)]
 pub enum TemplatesCommand {
@@ -12,25 +14,26 @@ pub enum TemplatesCommand {
     Check,
 }
 
-pub fn run(ctx: &AppContext, command: &TemplatesCommand) -> ExitCode {
+pub fn run(settings: &Settings, command: &TemplatesCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TemplatesCommand::Check => check(ctx),
+        TemplatesCommand::Check => {
+            let composer = Composer::load(&settings.templates.dir)?;
+            let lint = Lint::load(&settings.templates.tone_file)?;
+            Ok(check(settings, &composer, &lint))
+        }
     }
 }
 
 /// Renders every template in every language for a regular and a discreet sample
 /// client, runs the lint, and prints each finding at its template's file and
 /// line. Exit 1 on a template that fails to render or an error finding.
-fn check(ctx: &AppContext) -> ExitCode {
+fn check(settings: &Settings, composer: &Composer, tone: &Lint) -> ExitCode {
     use crate::domain::Channel;
     use crate::domain::compose::lint::{self, Severity};
     let mut failed = false;
-    let first_step = &ctx.settings.detection.cadence[0].template;
-    let dir = ctx.settings.templates.dir.display().to_string();
-    let samples = ctx.composer.render_samples(
-        &ctx.settings.agency.name,
-        ctx.settings.http.public_url.as_str(),
-    );
+    let first_step = &settings.detection.cadence[0].template;
+    let dir = settings.templates.dir.display().to_string();
+    let samples = composer.render_samples(&settings.agency.name, settings.http.public_url.as_str());
     for sample in samples {
         let (language, template, channel, discreet) = (
             &sample.language,
@@ -51,7 +54,7 @@ fn check(ctx: &AppContext) -> ExitCode {
                 continue;
             }
         };
-        let findings = ctx.lint.check(&lint::Draft {
+        let findings = tone.check(&lint::Draft {
             channel,
             subject: rendered.subject.as_deref(),
             body: &rendered.body,
@@ -79,7 +82,7 @@ fn check(ctx: &AppContext) -> ExitCode {
             };
             let matched = part.and_then(|p| p.get(f.start..f.end)).unwrap_or_default();
             let line = if f.end - f.start < 40 {
-                ctx.composer.line_of(&file, matched)
+                composer.line_of(&file, matched)
             } else {
                 1
             };

@@ -511,6 +511,37 @@ fn templates_check_passes_on_the_shipped_templates_and_fails_on_a_broken_one() {
     );
 }
 
+/// `templates check` reads files only: it runs before `migrate`, and it
+/// fails an agency template that names the no-show, in either language.
+#[test]
+fn templates_check_needs_no_database_and_refuses_blame_in_both_languages() {
+    let op = Operator::new("");
+    let ok = op.run(&["templates", "check"]);
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+    std::fs::create_dir_all(op.path().join("templates/en")).unwrap();
+    std::fs::create_dir_all(op.path().join("templates/es")).unwrap();
+    op.file(
+        "templates/en/checkin-2.sms.hbs",
+        "Hi {{client.name}}, you missed your appointment on Tuesday. Reply STOP to opt out.",
+    );
+    op.file(
+        "templates/es/checkin-2.sms.hbs",
+        "Hola {{client.name}}, faltaste a tu cita del martes. Responde STOP para no recibir más.",
+    );
+    let out = op.run(&["templates", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    for expected in [
+        "en/checkin-2.sms.hbs:1 (regular): blame \"you missed\"",
+        "es/checkin-2.sms.hbs:1 (regular): blame \"faltaste\"",
+    ] {
+        assert!(
+            stdout(&out).contains(expected),
+            "{expected}: {}",
+            stdout(&out)
+        );
+    }
+}
+
 #[test]
 fn backup_writes_a_working_copy_and_logs_can_be_json() {
     let op = Operator::migrated("[log]\nformat = \"json\"\n");

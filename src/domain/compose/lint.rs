@@ -311,10 +311,22 @@ mod tests {
             rules("you must come", false),
             [("punitive".into(), Severity::Warning)]
         );
-        assert_eq!(
-            rules("You missed group", false),
-            [("dwelling".into(), Severity::Warning)]
-        );
+        for blame in [
+            "You missed group on Tuesday",
+            "Sorry we had a no-show",
+            "you skipped your dose",
+            "you didn't show up",
+            "Vimos que faltaste a la cita",
+            "No te presentaste el martes",
+            "recaíste otra vez",
+        ] {
+            assert_eq!(
+                rules(blame, false),
+                [("blame".into(), Severity::Error)],
+                "{blame}"
+            );
+        }
+        assert!(rules("We'd love to see you at group", false).is_empty());
         assert_eq!(
             rules("it's been 3 sessions", false),
             [("dwelling".into(), Severity::Warning)]

@@ -366,6 +366,18 @@ impl Words {
         let mut found = Vec::new();
         let mut tried = vec![usize::MAX; self.rules.len()];
         let mut candidates = Vec::new();
+        // Every form of every word in the text: a rule one of whose required
+        // words is not among them cannot match, and is never tried.
+        let forms: HashSet<&str> = subject
+            .tokens
+            .iter()
+            .flat_map(|t| {
+                [t.raw.as_str(), t.squeezed.as_str()]
+                    .into_iter()
+                    .chain(t.stems.iter().flatten().map(String::as_str))
+            })
+            .collect();
+        let mut possible: Vec<Option<bool>> = vec![None; self.rules.len()];
         for (i, token) in subject.tokens.iter().enumerate() {
             self.candidates(token, &mut candidates);
             for &r in &candidates {
@@ -373,6 +385,18 @@ impl Words {
                     continue;
                 }
                 tried[r] = i;
+                let required = &self.rules[r].required;
+                let possible = *possible[r].get_or_insert_with(|| {
+                    required.is_empty()
+                        || required.iter().any(|l| {
+                            forms.contains(l.raw.as_str())
+                                || forms.contains(l.squeezed.as_str())
+                                || (!l.stem.is_empty() && forms.contains(l.stem.as_str()))
+                        })
+                });
+                if !possible {
+                    continue;
+                }
                 let mut end = None;
                 if subject.match_at(&self.rules[r].nodes, i, &mut |j| {
                     end = Some(j);

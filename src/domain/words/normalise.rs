@@ -2,6 +2,7 @@
 //! compare, folded, squeezed, expanded by the shortcuts and stemmed.
 
 use std::collections::HashSet;
+use std::rc::Rc;
 
 use rust_stemmers::Stemmer;
 
@@ -17,8 +18,9 @@ pub(super) struct Token {
     pub(super) raw: String,
     /// With every run of a letter cut to one ("pleeease" → "please").
     pub(super) squeezed: String,
-    /// Stems by language (two when the word was stretched for emphasis).
-    pub(super) stems: [Vec<String>; 2],
+    /// Stems by language (two when the word was stretched for emphasis),
+    /// shared by every token of the same word.
+    pub(super) stems: Rc<[Vec<String>; 2]>,
     pub(super) number: Option<u32>,
     /// Written with a capital and then small letters ("Devon"), as a name is.
     pub(super) capitalized: bool,
@@ -256,7 +258,7 @@ impl Normaliser {
     fn push(
         &self,
         out: &mut Vec<Token>,
-        stems_seen: &mut foldhash::HashMap<String, [Vec<String>; 2]>,
+        stems_seen: &mut foldhash::HashMap<String, Rc<[Vec<String>; 2]>>,
         raw: &str,
         stretched: bool,
         word: &Word,
@@ -267,17 +269,17 @@ impl Normaliser {
         let squeezed = squeeze(raw);
         // A long text says the same words again: each is stemmed once.
         let stems = match stems_seen.get(raw) {
-            Some(stems) if !stretched => stems.clone(),
+            Some(stems) if !stretched => Rc::clone(stems),
             _ => {
-                let stems = LANGS.map(|lang| {
+                let stems = Rc::new(LANGS.map(|lang| {
                     let mut stems = vec![self.stem(lang, raw)];
                     if stretched {
                         stems.push(self.stem(lang, &squeezed));
                     }
                     stems
-                });
+                }));
                 if !stretched {
-                    stems_seen.insert(raw.to_owned(), stems.clone());
+                    stems_seen.insert(raw.to_owned(), Rc::clone(&stems));
                 }
                 stems
             }

@@ -136,7 +136,7 @@ impl WordSet {
             || self
                 .stems
                 .iter()
-                .zip(&token.stems)
+                .zip(token.stems.iter())
                 .any(|(set, stems)| stems.iter().any(|s| set.contains(s)))
     }
 }
@@ -160,6 +160,28 @@ pub(super) struct Rule {
     pub(super) exception: bool,
     /// No exception takes it back (a class's `firm` list).
     pub(super) firm: bool,
+    /// Words one of which any text it matches must hold: its most selective
+    /// word or one-word group that cannot be left out (empty if it has none).
+    /// A text without any of them is not tried against the rule at all.
+    pub(super) required: Vec<Literal>,
+}
+
+/// The most selective node a match of `nodes` cannot do without: a word, or
+/// a group of single words that is not optional (the one with the fewest).
+fn required(nodes: &[Node]) -> Vec<Literal> {
+    nodes
+        .iter()
+        .filter_map(|node| match node {
+            Node::Literal(l) => Some(vec![l.clone()]),
+            Node::Group {
+                words: Some(words),
+                alternatives,
+                optional: false,
+            } if alternatives.is_empty() => Some(words.literals.clone()),
+            _ => None,
+        })
+        .min_by_key(Vec::len)
+        .unwrap_or_default()
 }
 
 /// Compiles every class's rules and exceptions. An error names the list and
@@ -209,6 +231,7 @@ pub(super) fn compile(file: &WordFile, normaliser: &Normaliser) -> anyhow::Resul
                 rules.push(Rule {
                     class,
                     text: text.trim().to_owned(),
+                    required: required(&nodes),
                     nodes,
                     exception,
                     firm,
