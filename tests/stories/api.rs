@@ -396,6 +396,7 @@ async fn a_draft_with_error_findings_is_approved_only_when_confirmed(app: TestAp
     for expected in [
         ("punitive", "error"),
         ("sms_opt_out", "error"),
+        ("blame", "error"),
         ("dwelling", "warning"),
     ] {
         assert!(rules.contains(&expected), "{expected:?} not in {rules:?}");
@@ -431,7 +432,7 @@ async fn a_draft_with_error_findings_is_approved_only_when_confirmed(app: TestAp
             .detail
             .as_deref()
             .unwrap()
-            .contains("despite 2 error finding"),
+            .contains("despite 3 error finding"),
         "{:?}",
         approve.detail
     );

@@ -320,10 +320,10 @@ mod tests {
             "No te presentaste el martes",
             "recaíste otra vez",
         ] {
-            assert_eq!(
-                rules(blame, false),
-                [("blame".into(), Severity::Error)],
-                "{blame}"
+            let found = rules(blame, false);
+            assert!(
+                found.contains(&("blame".into(), Severity::Error)),
+                "{blame}: {found:?}"
             );
         }
         assert!(rules("We'd love to see you at group", false).is_empty());
