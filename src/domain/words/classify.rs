@@ -14,6 +14,9 @@ use super::model::Model;
 use super::normalise::{Normaliser, Token};
 use super::rules::{self, Literal, Node, Rule, Starts, starts};
 
+/// How many words the crisis net's signals must fall within.
+const SIGNAL_WINDOW: usize = 15;
+
 /// One rule that matched, for the coach to see why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Match {
@@ -516,37 +519,61 @@ impl Words {
                 rule.exception && rule.class == Class::Crisis && s <= i && i < e
             })
         };
-        let mut hit = vec![false; self.signals.len()];
-        let mut score = 0.0;
-        let mut words = Vec::new();
-        for (i, token) in tokens.iter().enumerate() {
-            if excused(i) {
-                continue;
-            }
-            let keys = std::iter::once(&token.raw)
-                .chain(std::iter::once(&token.squeezed))
-                .chain(token.stems.iter().flatten());
-            // A word weighs once, as its heaviest signal ("muerto" is also
-            // a form of "muerte" and "muerta").
-            let mut heaviest: Option<f64> = None;
-            for key in keys {
-                for &s in self.signals_by.get(key).into_iter().flatten() {
-                    let (literal, weight) = &self.signals[s];
-                    if !hit[s] && literal.matches(token) {
-                        hit[s] = true;
-                        heaviest = Some(heaviest.map_or(*weight, |h| h.max(*weight)));
-                    }
+        // Each word's signals: (token, the signals it is a form of).
+        let hits: Vec<(usize, Vec<usize>)> = tokens
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !excused(i))
+            .filter_map(|(i, token)| {
+                let keys = std::iter::once(&token.raw)
+                    .chain(std::iter::once(&token.squeezed))
+                    .chain(token.stems.iter().flatten());
+                let mut signals: Vec<usize> = keys
+                    .flat_map(|key| self.signals_by.get(key).into_iter().flatten().copied())
+                    .filter(|&s| self.signals[s].0.matches(token))
+                    .collect();
+                signals.sort_unstable();
+                signals.dedup();
+                (!signals.is_empty()).then_some((i, signals))
+            })
+            .collect();
+        // The words must come together: within SIGNAL_WINDOW words of the
+        // first, each signal counting once, and a word once, as its heaviest
+        // signal not yet counted ("muerto" is also a form of "muerte"). A
+        // long letter about an ordinary week holds many such words, apart.
+        let mut best: Option<(f64, Vec<usize>)> = None;
+        for (a, &(first, _)) in hits.iter().enumerate() {
+            let mut counted = HashSet::default();
+            let mut score = 0.0;
+            let mut words = Vec::new();
+            for (i, signals) in hits[a..]
+                .iter()
+                .take_while(|(i, _)| *i < first + SIGNAL_WINDOW)
+            {
+                let heaviest = signals
+                    .iter()
+                    .filter(|s| !counted.contains(*s))
+                    .map(|&s| self.signals[s].1)
+                    .reduce(f64::max);
+                if let Some(weight) = heaviest {
+                    counted.extend(signals.iter().copied());
+                    score += weight;
+                    words.push(*i);
                 }
             }
-            if let Some(weight) = heaviest {
-                score += weight;
-                words.push(excerpt(text, std::slice::from_ref(token)));
+            if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                best = Some((score, words));
             }
         }
+        let (score, words) = best?;
         (score >= self.signal_threshold).then(|| Match {
             class: Class::Crisis,
             rule: format!("signals {score:.1} of {}", self.signal_threshold),
-            text: words.join(", "),
+            text: words
+                .iter()
+                .map(|&i| excerpt(text, std::slice::from_ref(&tokens[i])))
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 
