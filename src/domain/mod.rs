@@ -220,13 +220,21 @@ pub enum EventKind {
     CoachContact,
     MessageReply,
     SessionMissed,
+    /// A missed dose or refill in a medication program.
+    DoseMissed,
+    /// Leaving a level of care (residential, detox, hospital) or release
+    /// from jail; the note says from what.
+    Discharged,
 }
 
 impl EventKind {
-    /// Whether the event shows the client is engaged. A missed session is
-    /// recorded but is not engagement.
+    /// Whether the event shows the client is engaged. A missed session or
+    /// dose, or a discharge, is recorded but is not engagement.
     pub fn is_engagement(self) -> bool {
-        !matches!(self, EventKind::SessionMissed)
+        !matches!(
+            self,
+            EventKind::SessionMissed | EventKind::DoseMissed | EventKind::Discharged
+        )
     }
 }
 

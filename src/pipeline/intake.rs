@@ -733,7 +733,7 @@ pub fn check_event(
             .map_err(|_| {
                 reasons.push(format!(
                     "kind `{k}` is not one of check_in, session_attended, coach_contact, \
-                     message_reply, session_missed"
+                     message_reply, session_missed, dose_missed, discharged"
                 ))
             })
             .ok(),

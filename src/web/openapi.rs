@@ -132,7 +132,9 @@ pub struct Client {
 pub struct EventBody {
     #[schema(min_length = 1, max_length = 100)]
     pub external_id: String,
-    #[schema(pattern = "^(check_in|session_attended|session_missed|message_reply|coach_contact)$")]
+    #[schema(
+        pattern = "^(check_in|session_attended|session_missed|dose_missed|discharged|message_reply|coach_contact)$"
+    )]
     pub kind: String,
     /// RFC 3339, or a date and time (or a date) in the agency's time zone;
     /// not in the future.

@@ -600,9 +600,14 @@ fn replies_test_shows_the_class_and_the_rule_and_an_agency_file_extends_the_list
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("opt_out"), "{}", stdout(&out));
     assert!(stdout(&out).contains("the whole text is a keyword"));
-    // The built-in lists (and the reply model) do not hold the agency's
-    // wording for a place it knows.
-    let out = op.run(&["replies", "test", "thinking of the old mill again"]);
+    // The built-in lists do not hold the agency's wording for a place it
+    // knows (the reply model may guess; `--rules-only` leaves it out).
+    let out = op.run(&[
+        "replies",
+        "test",
+        "--rules-only",
+        "thinking of the old mill again",
+    ]);
     assert!(stdout(&out).starts_with("reply"), "{}", stdout(&out));
 
     // An agency's own rule, and a typo in one that names the list and the rule.
@@ -622,7 +627,12 @@ fn replies_test_shows_the_class_and_the_rule_and_an_agency_file_extends_the_list
             .into(),
         dir: op.dir,
     };
-    let out = with_words.run(&["replies", "test", "thinking of the old mill again"]);
+    let out = with_words.run(&[
+        "replies",
+        "test",
+        "--rules-only",
+        "thinking of the old mill again",
+    ]);
     assert!(stdout(&out).starts_with("crisis"), "{}", stdout(&out));
     assert!(stdout(&out).contains("old mill"), "{}", stdout(&out));
     std::fs::write(&words, "[crisis]\nen = [\"want to (die\"]\n").unwrap();

@@ -168,7 +168,11 @@ async fn detecting_twice_or_reimporting_changes_nothing(app: TestApp) {
             ..Default::default()
         },
     ]);
-    let events = "external_id,kind,occurred_at,note\na,check_in,2026-05-01,\nb,check_in,2026-05-10,\nb,session_missed,2026-05-17,\n";
+    // A missed session, a missed dose and a discharge are recorded, and are
+    // not engagement: b is still quiet since May 10.
+    let events = "external_id,kind,occurred_at,note\na,check_in,2026-05-01,\nb,check_in,2026-05-10,\n\
+                  b,session_missed,2026-05-17,\nb,dose_missed,2026-05-28,morning dose\n\
+                  b,discharged,2026-05-29,residential\n";
     app.import_clients(&csv, now - Duration::days(60)).await;
     app.import_events(events, now).await;
     assert_eq!(app.detect(now).await.drafted, 2);
@@ -188,7 +192,7 @@ async fn detecting_twice_or_reimporting_changes_nothing(app: TestApp) {
         (0, 0, 2)
     );
     let events_again = app.import_events(events, now).await;
-    assert_eq!((events_again.created, events_again.unchanged), (0, 3));
+    assert_eq!((events_again.created, events_again.unchanged), (0, 5));
     assert_eq!(app.detect(now).await.drafted, 0);
 
     let after: Vec<(i64, String, String)> = app

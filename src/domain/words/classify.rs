@@ -336,7 +336,10 @@ impl Words {
         for opinion in opinions {
             let beside_death = !death || opinion.class == Class::OptOut;
             let idiom = benign_idiom && opinion.class == Class::Crisis;
-            if !classes.contains(&opinion.class) && beside_death && !idiom {
+            // "Who is this?" the rules read as a question; the model, having
+            // seen strangers ask it, would mark a client's own phone wrong.
+            let question = opinion.class == Class::WrongNumber && classes.contains(&Class::Help);
+            if !classes.contains(&opinion.class) && beside_death && !idiom && !question {
                 matched.push(Match {
                     class: opinion.class,
                     rule: format!("the reply model, {:.0}% sure", opinion.probability * 100.0),
