@@ -104,8 +104,10 @@ pub async fn act(
     action: &CaseAction,
     now: DateTime<Utc>,
 ) -> Result<(), CaseError> {
-    let client = visible_client(ctx, coach, external_id).await?;
+    // The client is read in the transaction that acts: a death reported a
+    // moment ago must stop a resume that was pressed before it arrived.
     let mut tx = ctx.store.begin().await?;
+    let client = visible_client_on(&mut tx, coach, external_id, now).await?;
     let (name, detail) = match action {
         CaseAction::SetStatus(_) if client.status_reason.is_some() => {
             return Err(CaseError::ReportedDeceased);

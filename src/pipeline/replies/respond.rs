@@ -141,14 +141,9 @@ pub async fn person(
         inbound::set_answer(&mut tx, reply_id, &done.answers.join("\n")).await?;
     }
     tx.commit().await?;
-    match class.primary() {
-        Class::Crisis => {
-            alerts::alert(ctx, alerts::Concern::Crisis, reply_id, Some(client), now).await?;
-        }
-        Class::Deceased => {
-            alerts::alert(ctx, alerts::Concern::Death, reply_id, Some(client), now).await?;
-        }
-        _ => {}
+    // One alert, of what the reply is called: a crisis, or a death.
+    if let Some(concern) = alerts::Concern::of(class.primary()) {
+        alerts::alert(ctx, concern, reply_id, Some(client), now).await?;
     }
     if let Some(text) = done.resources_email {
         email_resources(ctx, client, incoming, reply_id, text, now).await;
